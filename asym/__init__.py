@@ -1,0 +1,7 @@
+"""asym: perceptual optimisation and image quality assessment toolkit."""
+
+from .backbones import BACKBONES, create_backbone, list_backbones
+from .perceptual import DISTS, LPIPS, FeatureLoss, GramTextureLoss
+
+__version__ = "0.1.0"
+__all__ = ["BACKBONES", "DISTS", "LPIPS", "FeatureLoss", "GramTextureLoss", "create_backbone", "list_backbones"]

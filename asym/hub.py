@@ -1,0 +1,123 @@
+"""Hub persistence shared by every asym model: safetensors + ``config.json`` + a ``README.md`` model card.
+
+Built on ``huggingface_hub.PyTorchModelHubMixin`` (so ``save_pretrained``, ``from_pretrained`` and
+``push_to_hub`` work on local folders and Hub ids alike), with two asym rules:
+
+* a frozen backbone whose weights can be re-obtained by name (``weights_source == "pretrained"``) is
+  not duplicated into the checkpoint; any other backbone (random, fallback, robust file) is stored, so a
+  reloaded model is bit-identical wherever it is loaded;
+* checkpoints are written to a temporary folder and renamed into place, so a killed run never leaves a
+  half-written model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file, save_file
+
+WEIGHTS_NAME = "model.safetensors"
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ title | default("asym model", true) }}
+
+{{ description | default("", true) }}
+
+Saved with [asym](https://github.com/asym-iqa/asym). Load it back with:
+
+```python
+from asym import {{ class_name | default("DISTS", true) }}
+model = {{ class_name | default("DISTS", true) }}.from_pretrained("<this folder or Hub id>")
+```
+"""
+
+
+class HubModel(
+    PyTorchModelHubMixin,
+    library_name="asym",
+    tags=["asym", "image-quality-assessment"],
+    model_card_template=CARD_TEMPLATE,
+):
+    """Mixin for ``nn.Module`` subclasses; a module's frozen backbone is expected at ``self.backbone``."""
+
+    def card_description(self) -> str:
+        """Markdown paragraph for the model card; subclasses describe what they are."""
+        return ""
+
+    def _backbone_is_stored(self) -> bool:
+        backbone = getattr(self, "backbone", None)
+        return backbone is not None and getattr(backbone, "weights_source", "") != "pretrained"
+
+    def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None, **kwargs):
+        """Write config, weights and model card atomically (temp folder, then rename)."""
+        config = dict(config or self._hub_mixin_config or {})
+        backbone = getattr(self, "backbone", None)
+        if backbone is not None:
+            config["weights_source"] = backbone.weights_source  # provenance, shown in the card too
+            if self._backbone_is_stored() and "weights" in config:
+                config["weights"] = "random"  # rebuilt offline, then overwritten by the stored tensors
+        card = dict(kwargs.pop("model_card_kwargs", None) or {})
+        card.setdefault("title", f"{type(self).__name__} ({getattr(backbone, 'name', '')})")
+        card.setdefault("description", self.card_description())
+        card.setdefault("class_name", type(self).__name__)
+        save_directory = Path(save_directory)
+        if kwargs.get("push_to_hub"):  # the mixin uploads from a temp folder of its own
+            return super().save_pretrained(save_directory, config=config, model_card_kwargs=card, **kwargs)
+        save_directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{save_directory.name}.", dir=save_directory.parent))
+        try:
+            super().save_pretrained(tmp, config=config, model_card_kwargs=card)
+            if save_directory.exists():
+                old = save_directory.with_name(f".{save_directory.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(save_directory, old)
+                os.replace(tmp, save_directory)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, save_directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return None
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        state = {
+            k: v.detach().contiguous().cpu()
+            for k, v in self.state_dict().items()
+            if self._backbone_is_stored() or not k.startswith("backbone.")
+        }
+        save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
+
+    @classmethod
+    def _from_pretrained(
+        cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, local_files_only=False,
+        token=None, map_location: str = "cpu", strict: bool = False, **model_kwargs,
+    ):  # fmt: skip
+        model_kwargs.pop("weights_source", None)
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            path = os.path.join(model_id, WEIGHTS_NAME)
+        else:
+            path = hf_hub_download(
+                model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                local_files_only=local_files_only, token=token,
+            )  # fmt: skip
+        state = load_file(path, device=map_location)
+        result = model.load_state_dict(state, strict=False)
+        backbone_stored = any(k.startswith("backbone.") for k in state)
+        missing = [k for k in result.missing_keys if backbone_stored or not k.startswith("backbone.")]
+        if result.unexpected_keys or missing:
+            raise ValueError(
+                f"{path} does not fit {cls.__name__}: missing {missing[:4]}, unexpected {result.unexpected_keys[:4]}"
+            )
+        if backbone_stored:
+            model.backbone.weights_source = f"stored in {model_id}"
+        return model.eval()
+
+
+__all__ = ["HubModel"]

@@ -1,0 +1,345 @@
+"""Perceptual metrics and losses on any registered backbone.
+
+* ``DISTS``: texture (mean) and structure (covariance) similarity per stage and channel, weighted by
+  alpha/beta (Ding et al. 2020); the ``vgg16`` case is the reference DISTS.
+* ``LPIPS``: unit-normalised features, squared difference, per-channel linear weights (Zhang et al. 2018).
+* ``FeatureLoss``: weighted MSE between chosen stages (the classic "VGG loss").
+* ``GramTextureLoss``: weighted distance between Gram matrices of 16x16 patches (EnhanceNet's texture loss).
+
+All take ``(x, y)`` = (output, reference), images in [0, 1], and return one value per image (B,), lower
+is better. The reference features are computed without autograd and the backbone is frozen, so a loss
+back-propagates only through ``x``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+from torch import nn
+
+from .backbones import Backbone, check_images, create_backbone
+from .hub import HubModel
+
+RANGE_TOLERANCE = 0.5  # inputs may overshoot [0, 1] a little (raw generator outputs), not be in [0, 255] or [-1, 1]
+
+
+def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int) -> None:
+    """Raise a clear ``ValueError`` for a malformed (output, reference) pair."""
+    check_images(x, min_size, "x (output)")
+    check_images(y, min_size, "y (reference)")
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    for name, t in (("x", x), ("y", y)):
+        lo, hi = torch.aminmax(t.detach())
+        if lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            raise ValueError(
+                f"{name} values must lie in [0, 1], got [{lo.item():.3g}, {hi.item():.3g}]: "
+                "rescale images from [0, 255] (x / 255) or [-1, 1] ((x + 1) / 2)"
+            )
+
+
+def _fp32(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision features (autocast) are upcast: the statistics and sums here need fp32."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+class FeatureMetric(nn.Module):
+    """A frozen backbone plus the (output, reference) feature pass every metric here shares."""
+
+    def __init__(self, backbone: str, weights: str, backbone_kwargs: dict | None):
+        super().__init__()
+        self.backbone: Backbone = create_backbone(backbone, weights, **(backbone_kwargs or {}))
+        self.backbone.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.backbone.eval()  # never update BatchNorm statistics or use dropout of a frozen backbone
+        return self
+
+    def features(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Backbone features of output and reference; autograd records only what can need gradients."""
+        check_pair(x, y, self.backbone.min_size)
+        tuned = any(p.requires_grad for p in self.backbone.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (x.requires_grad or tuned)):
+            fx = self.backbone(x)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and (y.requires_grad or tuned)):
+            fy = self.backbone(y)
+        return fx, fy
+
+
+def _official_dists_weights() -> tuple[torch.Tensor, torch.Tensor]:
+    """alpha/beta of the DISTS release, read from the ``dists-pytorch`` package (no download)."""
+    spec = importlib.util.find_spec("DISTS_pytorch")
+    if spec is None or spec.origin is None:
+        raise ValueError("alpha_beta='dists' needs the dists-pytorch package: pip install dists-pytorch")
+    path = os.path.join(os.path.dirname(spec.origin), "weights.pt")
+    weights = torch.load(path, map_location="cpu", weights_only=True)
+    return weights["alpha"].flatten().float(), weights["beta"].flatten().float()
+
+
+class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perceptual-loss"]):
+    """DISTS-style distance ``D = 1 - sum_ij (alpha_ij l_ij + beta_ij s_ij)`` over backbone stages i, channels j.
+
+    Args:
+        backbone: registry name (``vgg16`` reproduces the reference DISTS).
+        weights: backbone weights (see ``create_backbone``).
+        alpha_beta: ``"auto"`` (official DISTS values for ``vgg16``, a seeded random draw for ``vgg16-r``,
+            uniform otherwise), ``"dists"``, ``"uniform"`` or ``"random"``.
+        seed: seed of the random draw.
+        trainable: whether alpha/beta receive gradients (``vgg16-r`` defaults to fixed).
+        backbone_kwargs: extra arguments of the backbone constructor.
+    """
+
+    c1 = c2 = 1e-6
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        weights: str = "auto",
+        alpha_beta: str = "auto",
+        seed: int = 0,
+        trainable: bool | None = None,
+        backbone_kwargs: dict | None = None,
+    ):
+        super().__init__(backbone, weights, backbone_kwargs)
+        n = sum(self.backbone.channels)
+        if alpha_beta == "auto":
+            alpha_beta = {"vgg16": "dists", "vgg16-r": "random"}.get(backbone, "uniform")
+        if alpha_beta == "dists":
+            if self.backbone.channels != [3, 64, 128, 256, 512, 512]:
+                raise ValueError(f"alpha_beta='dists' needs the vgg16 backbone, not {backbone!r}")
+            alpha, beta = _official_dists_weights()
+        elif alpha_beta == "uniform":
+            alpha = beta = torch.full((n,), 1.0 / (2 * n))
+        elif alpha_beta == "random":
+            g = torch.Generator().manual_seed(seed)
+            alpha, beta = torch.rand(n, generator=g), torch.rand(n, generator=g)
+        else:
+            raise ValueError(f"alpha_beta must be 'auto', 'dists', 'uniform' or 'random', got {alpha_beta!r}")
+        total = alpha.sum() + beta.sum()
+        trainable = backbone != "vgg16-r" if trainable is None else trainable
+        self.alpha = nn.Parameter((alpha / total).clone(), requires_grad=trainable)
+        self.beta = nn.Parameter((beta / total).clone(), requires_grad=trainable)
+
+    def card_description(self) -> str:
+        return (
+            f"DISTS-style metric on the `{self.backbone.name}` backbone (weights: {self.backbone.weights_source}); "
+            f"{self.alpha.numel()} alpha and beta weights over stages with channels {self.backbone.channels}. "
+            "Lower is better; 0 for identical images."
+        )
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Distance per image, shape (B,)."""
+        fx, fy = self.features(x, y)
+        total = self.alpha.sum() + self.beta.sum()
+        alphas = torch.split(self.alpha / total, self.backbone.channels)
+        betas = torch.split(self.beta / total, self.backbone.channels)
+        similarity = _fp32(x).new_zeros(x.shape[0])
+        for a, b, f0, f1 in zip(alphas, betas, fx, fy):
+            # statistics in fp32 even under autocast; (B, C) each
+            texture, structure = TextureStructure.apply(_fp32(f0), _fp32(f1), self.c1, self.c2)
+            similarity = similarity + texture @ a + structure @ b
+        return 1 - similarity
+
+    @torch.no_grad()
+    def project_(self, stage0_bounds: tuple[float, float] = (0.02, 1.0)) -> None:
+        """Project alpha/beta back onto the constraint set after an optimiser step.
+
+        Non-negative, summing to one, and the zeroth-stage (raw image) weights inside ``stage0_bounds``
+        (the paper's [0.02, 1]); the other stages are rescaled so the total stays one.
+        """
+        weights = torch.cat([self.alpha, self.beta]).clamp_(min=0)
+        weights /= weights.sum().clamp_min(1e-12)
+        n, c0 = self.alpha.numel(), self.backbone.channels[0]
+        stage0 = torch.zeros_like(weights, dtype=torch.bool)
+        stage0[:c0] = stage0[n : n + c0] = True
+        weights[stage0] = weights[stage0].clamp(*stage0_bounds)
+        rest = weights[~stage0].sum()
+        remaining = 1 - weights[stage0].sum()
+        if rest > 0:
+            weights[~stage0] *= remaining / rest
+        else:
+            weights[~stage0] = remaining / (~stage0).sum()
+        self.alpha.copy_(weights[:n])
+        self.beta.copy_(weights[n:])
+
+
+class TextureStructure(torch.autograd.Function):
+    """Per-channel DISTS texture ``l`` and structure ``s`` of two (B, C, H, W) maps, with a fused backward.
+
+    Autograd through ``var_mean``/``mean`` would run ~10 full-size element-wise kernels per stage; the
+    gradient is in fact affine in the maps, ``dL/df0 = A*f0 + B*f1 + C`` with (B, C, 1, 1) coefficients,
+    which costs two passes (the main reason the DISTS loss beats the reference implementation).
+    """
+
+    @staticmethod
+    def forward(ctx, f0: torch.Tensor, f1: torch.Tensor, c1: float, c2: float):
+        mx, my = f0.mean([2, 3]), f1.mean([2, 3])
+        # Centred moments: E[f0 f1] - mx my would cancel catastrophically on flat regions, so identical
+        # inputs would not score exactly 1 (the reference DISTS has that flaw).
+        d0, d1 = f0 - mx[..., None, None], f1 - my[..., None, None]
+        vx, vy, cov = d0.square().mean([2, 3]), d1.square().mean([2, 3]), (d0 * d1).mean([2, 3])
+        del d0, d1
+        tn, td = 2 * mx * my + c1, mx.square() + my.square() + c1
+        sn, sd = 2 * cov + c2, vx + vy + c2
+        ctx.save_for_backward(f0, f1, mx, my, tn, td, sn, sd)
+        return tn / td, sn / sd
+
+    @staticmethod
+    def backward(ctx, g_texture: torch.Tensor, g_structure: torch.Tensor):
+        f0, f1, mx, my, tn, td, sn, sd = ctx.saved_tensors
+        n = f0.shape[2] * f0.shape[3]
+        d_var = -g_structure * sn / sd.square()  # dL/d(var) for either map
+        d_cov = g_structure * 2 / sd
+
+        def affine_grad(m_self, m_other, f_self, f_other):
+            d_mean = g_texture * (2 * m_other * td - tn * 2 * m_self) / td.square()
+            a, b = 2 * d_var / n, d_cov / n  # coefficients of f_self and f_other
+            c = d_mean / n - a * m_self - b * m_other
+            return torch.addcmul(c[..., None, None] + b[..., None, None] * f_other, a[..., None, None], f_self)
+
+        g0 = affine_grad(mx, my, f0, f1) if ctx.needs_input_grad[0] else None
+        g1 = affine_grad(my, mx, f1, f0) if ctx.needs_input_grad[1] else None
+        return g0, g1, None, None
+
+
+def _official_lpips_weights(net: str = "vgg") -> list[torch.Tensor]:
+    """Per-channel linear weights of the LPIPS v0.1 release, read from the ``lpips`` package."""
+    spec = importlib.util.find_spec("lpips")
+    if spec is None or spec.origin is None:
+        raise ValueError("linear='lpips' needs the lpips package: pip install lpips")
+    path = os.path.join(os.path.dirname(spec.origin), "weights", "v0.1", f"{net}.pth")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return [state[f"lin{i}.model.1.weight"].flatten().float() for i in range(5)]
+
+
+class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perceptual-loss"]):
+    """LPIPS-style distance: ``sum_k mean_hw sum_c w_kc (x̂_kc - ŷ_kc)^2`` with x̂ unit-normalised over channels.
+
+    Args:
+        backbone: registry name; VGG backbones use max-pooling here, as LPIPS does.
+        weights: backbone weights.
+        linear: ``"auto"`` (the LPIPS release for ``vgg16``, ones otherwise), ``"lpips"`` or ``"ones"``.
+        stages: which backbone stages to compare (default: all but the raw image).
+        backbone_kwargs: extra arguments of the backbone constructor.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        weights: str = "auto",
+        linear: str = "auto",
+        stages: list[int] | None = None,
+        backbone_kwargs: dict | None = None,
+    ):
+        if backbone.startswith("vgg"):
+            backbone_kwargs = {"pooling": "max", **(backbone_kwargs or {})}
+        super().__init__(backbone, weights, backbone_kwargs)
+        self.stages = list(stages or range(1, len(self.backbone.channels)))
+        if linear == "auto":
+            linear = "lpips" if backbone == "vgg16" and self.stages == [1, 2, 3, 4, 5] else "ones"
+        if linear == "lpips":
+            if backbone != "vgg16" or self.stages != [1, 2, 3, 4, 5]:
+                raise ValueError("linear='lpips' needs backbone 'vgg16' with stages 1-5")
+            lins = _official_lpips_weights("vgg")
+        elif linear == "ones":
+            lins = [torch.ones(self.backbone.channels[k]) for k in self.stages]
+        else:
+            raise ValueError(f"linear must be 'auto', 'lpips' or 'ones', got {linear!r}")
+        self.lins = nn.ParameterList([nn.Parameter(w.clone()) for w in lins])
+
+    def card_description(self) -> str:
+        return f"LPIPS-style metric on `{self.backbone.name}` stages {self.stages}. Lower is better."
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Distance per image, shape (B,)."""
+        fx, fy = self.features(x, y)
+        distance = _fp32(x).new_zeros(x.shape[0])
+        for k, w in zip(self.stages, self.lins):
+            f0, f1 = _fp32(fx[k]), _fp32(fy[k])
+            f0 = f0 / (f0.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            f1 = f1 / (f1.square().sum(1, keepdim=True).sqrt() + 1e-10)
+            distance = distance + torch.einsum("bchw,c->b", (f0 - f1).square(), w) / (f0.shape[2] * f0.shape[3])
+        return distance
+
+
+class FeatureLoss(FeatureMetric):
+    """Weighted MSE between backbone stages: ``sum_k w_k mean((phi_k(x) - phi_k(y))^2)``.
+
+    The default is the robust-loss study's P term: VGG-19 after ReLU, block 2 weight 0.2, block 5 weight 0.02.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg19",
+        weights: str = "auto",
+        layers: dict[int, float] | None = None,
+        backbone_kwargs: dict | None = None,
+    ):
+        super().__init__(backbone, weights, backbone_kwargs)
+        self.layers = _check_layers(layers or {2: 0.2, 5: 0.02}, self.backbone)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx, fy = self.features(x, y)
+        loss = _fp32(x).new_zeros(x.shape[0])
+        for k, w in self.layers.items():
+            loss = loss + w * (_fp32(fx[k]) - _fp32(fy[k])).square().mean([1, 2, 3])
+        return loss
+
+
+class GramTextureLoss(FeatureMetric):
+    """EnhanceNet's texture loss: squared Frobenius distance of Gram matrices of 16x16-pixel patches.
+
+    Each stage's map is cut into the cells that cover ``patch_size`` x ``patch_size`` input pixels
+    (a ``patch_size / stride`` square, at least one position); per cell ``G = F F^T`` with F the
+    (C, positions) features, unnormalised as in EnhanceNet, hence the tiny default weights
+    (layers 1/3/5: 3e-7, 1e-6, 1e-6). The per-image loss averages over cells and sums over layers.
+    Incomplete border cells are dropped.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg19",
+        weights: str = "auto",
+        layers: dict[int, float] | None = None,
+        patch_size: int = 16,
+        backbone_kwargs: dict | None = None,
+    ):
+        super().__init__(backbone, weights, backbone_kwargs)
+        self.layers = _check_layers(layers or {1: 3e-7, 3: 1e-6, 5: 1e-6}, self.backbone)
+        self.patch_size = patch_size
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.patch_size:
+            raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than one {self.patch_size}px texture patch")
+        fx, fy = self.features(x, y)
+        loss = _fp32(x).new_zeros(x.shape[0])
+        for k, w in self.layers.items():
+            cell = max(1, round(self.patch_size * fx[k].shape[-1] / x.shape[-1]))
+            gx, gy = _patch_grams(_fp32(fx[k]), cell), _patch_grams(_fp32(fy[k]), cell)
+            loss = loss + w * (gx - gy).square().sum([2, 3]).mean(1)
+        return loss
+
+
+def _patch_grams(f: torch.Tensor, cell: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, cells, C, C) Gram matrices of non-overlapping ``cell`` x ``cell`` windows."""
+    b, c, h, w = f.shape
+    rows, cols = h // cell, w // cell
+    f = f[:, :, : rows * cell, : cols * cell].reshape(b, c, rows, cell, cols, cell)
+    f = f.permute(0, 2, 4, 1, 3, 5).reshape(b, rows * cols, c, cell * cell)
+    return f @ f.transpose(-1, -2)
+
+
+def _check_layers(layers: dict[int, float], backbone: Backbone) -> dict[int, float]:
+    layers = {int(k): float(v) for k, v in layers.items()}
+    bad = [k for k in layers if not 0 <= k < len(backbone.channels)]
+    if bad:
+        raise ValueError(
+            f"layers {bad} do not exist: backbone {backbone.name!r} has stages 0..{len(backbone.channels) - 1}"
+        )
+    return layers
+
+
+__all__ = ["DISTS", "LPIPS", "FeatureLoss", "GramTextureLoss", "FeatureMetric", "check_pair"]
