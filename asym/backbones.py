@@ -80,7 +80,7 @@ class Backbone(nn.Module):
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.channels = [3, *channels]
         self.min_size = min_size
-        # oneDNN and cuDNN run convolutions ~1.5x faster in NHWC: conv nets keep activations channels-last.
+        # oneDNN and cuDNN run convolutions faster in NHWC (~1.2x for VGG-16 on CPU): conv nets stay channels-last.
         self.channels_last = channels_last
 
     def extract(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -29,7 +29,7 @@ CARD_TEMPLATE = """---
 
 {{ description | default("", true) }}
 
-Saved with [asym](https://github.com/asym-iqa/asym). Load it back with:
+Saved with `asym` (perceptual optimisation and IQA toolkit). Load it back with:
 
 ```python
 from asym import {{ class_name | default("DISTS", true) }}

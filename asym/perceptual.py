@@ -198,7 +198,9 @@ class TextureStructure(torch.autograd.Function):
             d_mean = g_texture * (2 * m_other * td - tn * 2 * m_self) / td.square()
             a, b = 2 * d_var / n, d_cov / n  # coefficients of f_self and f_other
             c = d_mean / n - a * m_self - b * m_other
-            return torch.addcmul(c[..., None, None] + b[..., None, None] * f_other, a[..., None, None], f_self)
+            a, b, c = a[..., None, None], b[..., None, None], c[..., None, None]
+            grad = torch.empty_like(f_self)  # keeps f_self's memory format (channels-last): no copy downstream
+            return torch.addcmul(c, b, f_other, out=grad).addcmul_(a, f_self)  # two passes over the map
 
         g0 = affine_grad(mx, my, f0, f1) if ctx.needs_input_grad[0] else None
         g1 = affine_grad(my, mx, f1, f0) if ctx.needs_input_grad[1] else None

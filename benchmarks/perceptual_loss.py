@@ -28,7 +28,7 @@ def parse_args(input_args=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--batch_size", type=int, default=4, help="images per batch")
     parser.add_argument("--resolution", type=int, default=256, help="image height and width")
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per implementation")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per implementation")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype")
     return parser.parse_args(input_args)

@@ -20,3 +20,27 @@ def test_ci_runs_the_readme_install_and_test_commands():
 def test_requirements_install_the_package_itself():
     lines = ROOT.joinpath("requirements.txt").read_text().splitlines()
     assert "-e ." in lines
+
+
+def _load_script(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmarks_run_and_compare_like_for_like(capsys):
+    """Smoke run at toy size (speed itself is measured by the scripts, never asserted in tests)."""
+    bench = _load_script(ROOT / "benchmarks" / "perceptual_loss.py")
+    ratio = bench.main(bench.parse_args(["--device", "cpu", "--batch_size", "1", "--resolution", "32",
+                                         "--steps", "1", "--warmup", "0"]))  # fmt: skip
+    out = capsys.readouterr().out
+    assert ratio > 0 and "speed-up asym vs pyiqa" in out
+    gap = float(out.split("max|asym-pyiqa|=")[1].split()[0])
+    assert gap < 1e-5  # both sides really hold the same weights
+    backbones = _load_script(ROOT / "benchmarks" / "backbones.py")
+    backbones.main(backbones.parse_args(["--device", "cpu", "--backbones", "resnet50", "--dtypes", "fp32", "bf16",
+                                         "--batch_size", "1", "--resolution", "32", "--steps", "1"]))  # fmt: skip
+    assert "resnet50   bf16" in capsys.readouterr().out
