@@ -18,6 +18,7 @@ adversarially trained VGG-19 is plugged in). The source actually used is ``backb
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -327,7 +328,7 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
             warnings.warn(
                 f"pretrained weights for backbone {name!r} are unavailable ({type(err).__name__}); "
                 "falling back to RANDOM weights",
-                stacklevel=2,
+                stacklevel=_user_stacklevel(),
             )
             backbone, source = build(False, **kwargs), "random (pretrained unavailable)"
     elif weights in WEIGHT_MODES:
@@ -338,6 +339,14 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
         source = weights
     backbone.name, backbone.weights_source = name, source
     return backbone
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` that makes a warning point at the first caller outside the asym package."""
+    package, frame, level = os.path.dirname(os.path.abspath(__file__)), sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _read_state_dict(source: str) -> dict[str, torch.Tensor]:

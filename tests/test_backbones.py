@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from asym import create_backbone, list_backbones
+from asym import DISTS, create_backbone, list_backbones
 from asym.backbones import TransformersBackbone
 
 
@@ -113,6 +113,10 @@ def test_auto_falls_back_to_random_with_one_warning(monkeypatch):
     messages = [str(w.message) for w in caught if "RANDOM" in str(w.message)]
     assert len(messages) == 1 and "resnet50" in messages[0]
     assert backbone.weights_source == "random (pretrained unavailable)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DISTS("resnet50", weights="auto")  # built inside a metric: the warning still points here
+    assert [w.filename for w in caught if "RANDOM" in str(w.message)] == [__file__]
 
 
 def test_pretrained_that_cannot_be_obtained_fails_clearly(monkeypatch):
