@@ -6,8 +6,8 @@ Built on ``huggingface_hub.PyTorchModelHubMixin`` (so ``save_pretrained``, ``fro
 * a frozen backbone whose weights can be re-obtained by name (``weights_source == "pretrained"``) is
   not duplicated into the checkpoint; any other backbone (random, fallback, robust file) is stored, so a
   reloaded model is bit-identical wherever it is loaded;
-* checkpoints are written to a temporary folder and renamed into place, so a killed run never leaves a
-  half-written model.
+* files are written to a temporary folder and each renamed into place, so a killed run never leaves a
+  half-written file, and whatever else the folder holds (checkpoints, logs) is left alone.
 """
 
 from __future__ import annotations
@@ -50,37 +50,37 @@ class HubModel(
         """Markdown paragraph for the model card; subclasses describe what they are."""
         return ""
 
+    def extra_config(self) -> dict:
+        """Entries added to ``config.json`` at save time (state that changed after ``__init__``)."""
+        return {}
+
     def _backbone_is_stored(self) -> bool:
         backbone = getattr(self, "backbone", None)
         return backbone is not None and getattr(backbone, "weights_source", "") != "pretrained"
 
     def save_pretrained(self, save_directory: str | Path, *, config: dict | None = None, **kwargs):
-        """Write config, weights and model card atomically (temp folder, then rename)."""
-        config = dict(config or self._hub_mixin_config or {})
+        """Write config, weights and model card, each file atomically (temp folder, then rename)."""
+        config = {**(config or self._hub_mixin_config or {}), **self.extra_config()}
         backbone = getattr(self, "backbone", None)
         if backbone is not None:
             config["weights_source"] = backbone.weights_source  # provenance, shown in the card too
             if self._backbone_is_stored() and "weights" in config:
                 config["weights"] = "random"  # rebuilt offline, then overwritten by the stored tensors
         card = dict(kwargs.pop("model_card_kwargs", None) or {})
-        card.setdefault("title", f"{type(self).__name__} ({getattr(backbone, 'name', '')})")
+        card.setdefault(
+            "title", f"{type(self).__name__} ({getattr(backbone, 'name', getattr(self, 'model_name', ''))})"
+        )
         card.setdefault("description", self.card_description())
         card.setdefault("class_name", type(self).__name__)
         save_directory = Path(save_directory)
         if kwargs.get("push_to_hub"):  # the mixin uploads from a temp folder of its own
             return super().save_pretrained(save_directory, config=config, model_card_kwargs=card, **kwargs)
-        save_directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{save_directory.name}.", dir=save_directory.parent))
+        save_directory.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=save_directory))
         try:
             super().save_pretrained(tmp, config=config, model_card_kwargs=card)
-            if save_directory.exists():
-                old = save_directory.with_name(f".{save_directory.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(save_directory, old)
-                os.replace(tmp, save_directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, save_directory)
+            for file in tmp.iterdir():  # each file replaced whole; the folder's other contents are kept
+                os.replace(file, save_directory / file.name)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return None

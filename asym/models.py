@@ -1,0 +1,114 @@
+"""Super-resolution generators: architectures from ``spandrel``, saved and loaded the Hub way.
+
+``SRModel(model="swinir", scale=4)`` wraps one of the configurations below; ``SRModel.from_pretrained``
+loads a model saved by ``train_sr.py`` (safetensors + config.json), and ``SRModel.from_checkpoint``
+loads an official release (SwinIR, ESRGAN/Real-ESRGAN, ... anything spandrel auto-detects).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from .hub import HubModel
+
+# The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
+# its lightweight configuration; `tiny` exists for tests and CPU demos.
+GENERATORS: dict[str, dict] = {
+    "swinir": dict(
+        arch="swinir", embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,
+        upsampler="pixelshuffle", img_size=64,
+    ),
+    "swinir-light": dict(
+        arch="swinir", embed_dim=60, depths=[6] * 4, num_heads=[6] * 4, window_size=8, mlp_ratio=2.0,
+        upsampler="pixelshuffledirect", img_size=64,
+    ),
+    "rrdb": dict(arch="rrdb", num_filters=64, num_blocks=23),
+    "tiny": dict(
+        arch="swinir", embed_dim=12, depths=[1], num_heads=[2], window_size=4, mlp_ratio=2.0,
+        upsampler="pixelshuffledirect", img_size=16,
+    ),
+}  # fmt: skip
+SCALES = (2, 3, 4)
+
+
+def build_generator(model: str, scale: int) -> nn.Module:
+    """A freshly initialised generator of a ``GENERATORS`` configuration."""
+    if model not in GENERATORS:
+        raise ValueError(f"unknown generator {model!r}: choose one of {', '.join(GENERATORS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unsupported scale x{scale}: choose one of {', '.join(map(str, SCALES))}")
+    config = dict(GENERATORS[model])
+    arch = config.pop("arch")
+    if arch == "swinir":
+        from spandrel.architectures.SwinIR import SwinIR
+
+        return SwinIR(upscale=scale, img_range=1.0, resi_connection="1conv", **config)
+    from spandrel.architectures.ESRGAN import ESRGAN as RRDBNet
+
+    return RRDBNet(scale=scale, upsampler="pixel_shuffle" if scale == 3 else "upconv", **config)
+
+
+class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"]):
+    """A super-resolution generator: (B, 3, h, w) LR images in [0, 1] -> (B, 3, scale*h, scale*w).
+
+    Args:
+        model: a ``GENERATORS`` name.
+        scale: up-scaling factor (2, 3 or 4).
+        card: free-form facts about training, shown in the model card (set by ``train_sr.py``).
+    """
+
+    def __init__(self, model: str = "swinir", scale: int = 4, card: dict | None = None):
+        super().__init__()
+        self.model_name, self.scale, self.card = model, scale, dict(card or {})
+        self.net = build_generator(model, scale)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.net(lr)
+
+    def extra_config(self) -> dict:
+        return {"card": self.card}
+
+    def card_description(self) -> str:
+        lines = [f"`{self.model_name}` super-resolution generator, x{self.scale}.", ""]
+        lines += [f"- **{key}**: {value}" for key, value in self.card.items()]
+        return "\n".join(lines)
+
+    @classmethod
+    def from_checkpoint(cls, path: str) -> nn.Module:
+        """An official release checkpoint (``.pth`` / ``.safetensors``) through spandrel's auto-detection."""
+        import spandrel
+
+        if not os.path.isfile(path):
+            raise ValueError(f"generator checkpoint {path!r} does not exist")
+        descriptor = spandrel.ModelLoader().load_from_file(path)
+        if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+            raise ValueError(f"{path} is not a single-image model (spandrel found {descriptor.architecture.name})")
+        return descriptor.model
+
+
+def load_generator(source: str, model: str, scale: int) -> SRModel:
+    """``--init_generator``: a saved ``SRModel`` (folder or Hub id) or an official checkpoint file."""
+    if os.path.isfile(source):
+        generator = SRModel(model, scale)
+        net = SRModel.from_checkpoint(source)
+        try:
+            generator.net.load_state_dict(net.state_dict())
+        except RuntimeError as err:
+            raise ValueError(
+                f"{source} does not fit --model {model} --scale {scale}: {str(err).splitlines()[0]}"
+            ) from err
+        return generator
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
+        raise ValueError(f"{source} holds no config.json: pass a folder written by train_sr.py or a checkpoint file")
+    generator = SRModel.from_pretrained(source)
+    if (generator.model_name, generator.scale) != (model, scale):
+        raise ValueError(
+            f"{source} is a {generator.model_name} x{generator.scale} model, not --model {model} --scale {scale}"
+        )
+    return generator
+
+
+__all__ = ["GENERATORS", "SRModel", "build_generator", "load_generator"]

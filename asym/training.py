@@ -1,0 +1,192 @@
+"""What the training scripts share: common flags, the Accelerator, atomic checkpoints, resume, data order.
+
+Kept out of the scripts so ``train_sr.py``, ``train_metric.py`` and ``train_iqa.py`` stay readable top to
+bottom without copying boilerplate between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+
+import torch
+
+logger = logging.getLogger("asym")
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class UserError(Exception):
+    """A mistake in the command line or the data: reported as one line, exit status 2."""
+
+
+def run_cli(main: Callable, args: argparse.Namespace) -> None:
+    """Run ``main(args)``; user mistakes end with one clear line on stderr instead of a traceback."""
+    try:
+        main(args)
+    except (UserError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Flags every training script has, with the diffusers/transformers examples' names."""
+    g = parser.add_argument_group("training run")
+    g.add_argument("--output_dir", default="output", help="where the model, checkpoints and logs are written")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (weights, data order, crops)")
+    g.add_argument("--train_batch_size", type=int, default=4, help="batch size per device")
+    g.add_argument("--max_train_steps", type=int, default=1000, help="optimisation steps in total")
+    g.add_argument("--learning_rate", type=float, default=2e-4, help="initial learning rate (Adam)")
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="batches per optimiser step")
+    g.add_argument("--max_grad_norm", type=float, default=0.0, help="gradient clipping norm (0: off)")
+    g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None,
+                   help="autocast dtype; default: what `accelerate config` says")  # fmt: skip
+    g.add_argument("--dataloader_num_workers", type=int, default=0, help="data loading processes")
+    g.add_argument("--checkpointing_steps", type=int, default=500, help="save a resumable state every N steps")
+    g.add_argument("--checkpoints_total_limit", type=int, default=None, help="keep at most this many checkpoints")
+    g.add_argument("--resume_from_checkpoint", default=None, help="'latest' or a checkpoint-N folder")
+    g.add_argument("--report_to", default="tensorboard", help="tensorboard, wandb, all or none")
+    g.add_argument("--logging_dir", default="logs", help="log folder, relative to --output_dir")
+    g.add_argument("--push_to_hub", action="store_true", help="upload the final model to the Hub")
+    g.add_argument("--hub_model_id", default=None, help="Hub repo for --push_to_hub (default: output_dir name)")
+
+
+def create_accelerator(args: argparse.Namespace):
+    """An ``Accelerator`` set up from the common flags (tracker folder under ``output_dir``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    report_to = None if args.report_to == "none" else args.report_to
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with=report_to,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
+        ),
+    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    if not accelerator.is_main_process:
+        logger.setLevel(logging.WARNING)
+    return accelerator
+
+
+def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """Complete checkpoints as (step, path), oldest first; half-written temporary folders are ignored."""
+    folder = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(folder):
+        return []
+    found = [
+        (int(m.group(1)), os.path.join(folder, name)) for name in os.listdir(folder) if (m := CHECKPOINT.match(name))
+    ]
+    return sorted(found)
+
+
+def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | None) -> str:
+    """Write ``checkpoints/checkpoint-<step>`` atomically, then drop the oldest beyond ``total_limit``.
+
+    The state goes to a temporary folder that is renamed into place only when complete, so a run killed
+    mid-save leaves the previous checkpoint as ``latest``.
+    """
+    folder = os.path.join(output_dir, "checkpoints")
+    final = os.path.join(folder, f"checkpoint-{step}")
+    tmp = os.path.join(folder, f".checkpoint-{step}.tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(folder, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(tmp)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        if total_limit is not None:
+            for _, old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resume(accelerator, args: argparse.Namespace) -> int:
+    """Load ``--resume_from_checkpoint`` (``latest`` or a folder) and return the step it was saved at."""
+    if not args.resume_from_checkpoint:
+        return 0
+    if args.resume_from_checkpoint == "latest":
+        checkpoints = list_checkpoints(args.output_dir)
+        if not checkpoints:
+            logger.info("no checkpoint in %s: starting from scratch", args.output_dir)
+            return 0
+        step, path = checkpoints[-1]
+    else:
+        path = args.resume_from_checkpoint.rstrip("/")
+        match = CHECKPOINT.match(os.path.basename(path))
+        if not os.path.isdir(path) or not match:
+            raise UserError(f"--resume_from_checkpoint {path!r} is not a checkpoint-N folder (or use 'latest')")
+        step = int(match.group(1))
+    accelerator.load_state(path)
+    logger.info("resumed from %s (step %d)", path, step)
+    return step
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Batches of indices as a pure function of (seed, step): resuming at step N replays exactly.
+
+    Every epoch is a fresh permutation seeded by ``seed + epoch``; process ``rank`` of ``world`` takes
+    every ``world``-th index, so the processes of a multi-GPU run see disjoint samples.
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.start_step, self.rank, self.world = start_step, rank, world
+
+    def __iter__(self) -> Iterator[list[int]]:
+        per_step = self.batch_size * self.world
+        steps_per_epoch = max(1, self.length // per_step)
+        step = self.start_step
+        while True:
+            epoch, position = divmod(step, steps_per_epoch)
+            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + epoch))
+            if self.length < per_step:  # tiny sets: repeat the permutation to fill a step
+                order = order.repeat(per_step // self.length + 1)
+            chunk = order[position * per_step : (position + 1) * per_step]
+            yield chunk[self.rank :: self.world].tolist()
+            step += 1
+
+
+def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
+    """The run settings shown in a model card, as ``{flag: value}`` for the given flag names."""
+    return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+
+
+def push_to_hub(model, args: argparse.Namespace, folder: str) -> None:
+    """Upload ``folder``; without network the local copy stays and the failure is one clear line."""
+    from huggingface_hub import upload_folder
+
+    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
+    try:
+        from huggingface_hub import create_repo
+
+        create_repo(repo_id, exist_ok=True)
+        upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload asym model")
+    except Exception as err:  # noqa: BLE001 - any Hub/network failure
+        raise UserError(
+            f"--push_to_hub to {repo_id!r} failed ({type(err).__name__}); the model is kept in {folder}"
+        ) from err
+
+
+__all__ = [
+    "StepSampler",
+    "UserError",
+    "add_common_args",
+    "create_accelerator",
+    "list_checkpoints",
+    "model_card_facts",
+    "push_to_hub",
+    "resume",
+    "run_cli",
+    "save_checkpoint",
+]

@@ -1,0 +1,257 @@
+"""Perceptual super-resolution training: generator + composite loss (+ relativistic discriminator).
+
+    accelerate launch train_sr.py --loss rec+per+adv          # builtin photographs, SwinIR x4
+
+Loss (the asymmetry paper): l = lambda_rec * L1(x, y) + lambda_per * l_per(x, y) + lambda_adv * l_adv, with
+l_per a DISTS-style distance on --per_backbone (or a saved metric, --per_metric) and l_adv the ESRGAN
+relativistic loss against a --disc_type discriminator on --disc_backbone. Generator and discriminator
+are updated alternately. Stage 1 of the paper is `--loss rec`; stage 2 starts from it with --init_generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid, save_image
+from tqdm.auto import tqdm
+
+from asym import DISTS, list_backbones
+from asym.adversarial import DISC_TYPES, Discriminator, relativistic_discriminator_loss, relativistic_generator_loss
+from asym.data import SRPairDataset, load_sr_images, split_train_validation
+from asym.metrics import psnr, ssim
+from asym.models import GENERATORS, SRModel, load_generator
+from asym.training import (
+    StepSampler,
+    UserError,
+    add_common_args,
+    create_accelerator,
+    logger,
+    model_card_facts,
+    push_to_hub,
+    resume,
+    run_cli,
+    save_checkpoint,
+)
+
+LOSS_TERMS = ("rec", "per", "adv")
+
+
+def parse_args(input_args=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = parser.add_argument_group("model and loss")
+    g.add_argument("--model", choices=list(GENERATORS), default="swinir", help="generator architecture")
+    g.add_argument("--scale", type=int, default=4, choices=[2, 3, 4], help="up-scaling factor")
+    g.add_argument("--init_generator", default=None, help="saved generator folder / Hub id / official checkpoint")
+    g.add_argument("--loss", default="rec+per+adv", help="terms joined by '+': rec (L1), per, adv")
+    g.add_argument("--lambda_rec", type=float, default=1e-2, help="weight of the L1 term")
+    g.add_argument("--lambda_per", type=float, default=1.0, help="weight of the perceptual term")
+    g.add_argument("--lambda_adv", type=float, default=5e-3, help="weight of the adversarial term")
+    g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
+    g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
+    g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, file")
+    g.add_argument("--disc_type", choices=DISC_TYPES, default="vanilla", help="one logit per image or per location")
+    g.add_argument("--disc_backbone", default="vgg16", help="discriminator backbone (any registry name)")
+    g.add_argument("--disc_weights", default="random", help="discriminator backbone initialisation")
+    g.add_argument("--lr_milestones", default="150000,300000,350000,375000", help="steps where the lr halves")
+    g.add_argument("--use_ema", action="store_true", help="keep an EMA of the generator and save it")
+    g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay")
+    d = parser.add_argument_group("data")
+    d.add_argument("--dataset_name", default="builtin", help="'builtin', a Hub dataset id or a local dataset path")
+    d.add_argument("--train_data_dir", default=None, help="folder of HR images (e.g. DIV2K_train_HR)")
+    d.add_argument("--validation_data_dir", default=None, help="folder of HR validation images")
+    d.add_argument("--image_column", default="image", help="image column of a Hub/local dataset")
+    d.add_argument("--crop_size", type=int, default=256, help="HR crop size (LR crops are crop_size / scale)")
+    d.add_argument("--num_validation_images", type=int, default=2, help="held out when no validation folder")
+    d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
+    add_common_args(parser)
+    args = parser.parse_args(input_args)
+    args.terms = [t.strip() for t in args.loss.split("+")]
+    unknown = [t for t in args.terms if t not in LOSS_TERMS]
+    if unknown or not args.terms:
+        parser.error(f"--loss {args.loss!r}: unknown term(s) {unknown}; join rec, per and adv with '+'")
+    return args
+
+
+def evaluate(generator, loader, accelerator, scale: int, grid_path: str | None = None) -> dict[str, float]:
+    """Mean PSNR/SSIM on the validation crops; optionally save an LR | SR | HR grid of the first batch."""
+    scores = {"psnr": [], "ssim": []}
+    generator.eval()
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            lr, hr = batch["lr"].to(accelerator.device), batch["hr"].to(accelerator.device)
+            sr = generator(lr).float().clamp(0, 1)
+            scores["psnr"].append(psnr(sr, hr, border=scale).cpu())
+            scores["ssim"].append(ssim(sr, hr, border=scale))
+            if i == 0 and grid_path:
+                upsampled = F.interpolate(lr, scale_factor=scale, mode="nearest")
+                grid = make_grid(torch.cat([upsampled, sr, hr]), nrow=lr.shape[0])
+                save_image(grid, grid_path)
+    generator.train()
+    return {k: torch.cat(v).mean().item() for k, v in scores.items()}
+
+
+def main(args):
+    accelerator = create_accelerator(args)
+    torch.manual_seed(args.seed)
+    use_rec, use_per, use_adv = (term in args.terms for term in LOSS_TERMS)
+    if args.crop_size % args.scale:
+        raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} (e.g. 256 for x4)")
+
+    # Data: HR crops with bicubic LR made on the fly; a held-out validation set.
+    images = load_sr_images(args.dataset_name, args.train_data_dir, args.image_column)
+    if args.validation_data_dir:
+        train_images, val_images = images, load_sr_images(train_data_dir=args.validation_data_dir)
+    else:
+        train_images, val_images = split_train_validation(images, args.num_validation_images, seed=args.seed)
+    train_set = SRPairDataset(train_images, args.scale, args.crop_size, train=True)
+    val_set = SRPairDataset(val_images, args.scale, args.crop_size, train=False)
+
+    # Models: generator, optional perceptual loss and discriminator.
+    if args.init_generator:
+        generator = load_generator(args.init_generator, args.model, args.scale)
+    else:
+        generator = SRModel(args.model, args.scale)
+    per_loss = None
+    if use_per:
+        if args.per_metric:
+            per_loss = DISTS.from_pretrained(args.per_metric)
+        else:
+            alpha_beta = "random" if args.per_backbone == "vgg16-r" else "uniform"
+            per_loss = DISTS(args.per_backbone, weights=args.weights, alpha_beta=alpha_beta)
+        per_loss.requires_grad_(False).to(accelerator.device)
+    discriminator = Discriminator(args.disc_backbone, args.disc_type, weights=args.disc_weights) if use_adv else None
+
+    # Optimisers and the paper's step schedule (lr halved at each milestone).
+    milestones = [int(m) for m in args.lr_milestones.split(",") if m]
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate)
+    sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestones, gamma=0.5)
+    models, optimizers, schedulers = [generator], [opt_g], [sched_g]
+    if discriminator is not None:
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate)
+        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestones, gamma=0.5)
+        models, optimizers, schedulers = models + [discriminator], optimizers + [opt_d], schedulers + [sched_d]
+    ema = None
+    if args.use_ema:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(generator.parameters(), decay=args.ema_decay)
+        ema.to(accelerator.device)
+
+    # Prepare everything with accelerator. Schedulers are stepped by hand once per optimiser step
+    # (Accelerate would step them once per process), and checkpointed alongside.
+    prepared = accelerator.prepare(*models, *optimizers)
+    generator, opt_g = prepared[0], prepared[len(models)]
+    if discriminator is not None:
+        discriminator, opt_d = prepared[1], prepared[len(models) + 1]
+    for obj in schedulers + ([ema] if ema is not None else []):
+        accelerator.register_for_checkpointing(obj)
+    global_step = resume(accelerator, args)
+
+    # The data order is a function of (seed, step): a resumed run replays the very same batches.
+    start = global_step * args.gradient_accumulation_steps
+    rank, world = accelerator.process_index, accelerator.num_processes
+    sampler = StepSampler(len(train_set), args.train_batch_size, args.seed, start, rank, world)
+    # Own generator: creating the loader must not draw from the global RNG that resume restored.
+    loader_rng = torch.Generator().manual_seed(args.seed)
+    train_loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, num_workers=args.dataloader_num_workers, generator=loader_rng
+    )
+    val_loader = torch.utils.data.DataLoader(val_set, batch_size=args.train_batch_size)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_sr", config={k: v for k, v in vars(args).items() if k != "terms"})
+        os.makedirs(os.path.join(args.output_dir, "validation"), exist_ok=True)
+
+    # Train!
+    logger.info("loss %s, %d training images, %d steps", args.loss, len(train_images), args.max_train_steps)
+    progress = tqdm(range(args.max_train_steps), initial=global_step, disable=not accelerator.is_main_process)
+    plain_d = accelerator.unwrap_model(discriminator) if discriminator is not None else None
+    batches, history = iter(train_loader), []
+    while global_step < args.max_train_steps:
+        batch = next(batches)
+        lr_img, hr = batch["lr"].to(accelerator.device), batch["hr"].to(accelerator.device)
+        with accelerator.accumulate(*models):
+            # Generator step: the discriminator is only read (its plain module, frozen, so no DDP sync).
+            with accelerator.autocast():
+                sr = generator(lr_img)
+                losses = {}
+                if use_rec:
+                    losses["rec"] = F.l1_loss(sr.float(), hr)
+                if use_per:
+                    losses["per"] = per_loss(sr.float(), hr).mean()
+                if use_adv:
+                    plain_d.requires_grad_(False)
+                    real_logits = plain_d(hr).detach()
+                    losses["adv"] = relativistic_generator_loss(real_logits, plain_d(sr))
+                    plain_d.requires_grad_(True)
+                weights = {"rec": args.lambda_rec, "per": args.lambda_per, "adv": args.lambda_adv}
+                loss_g = sum(weights[k] * v for k, v in losses.items())
+            accelerator.backward(loss_g)
+            if accelerator.sync_gradients and args.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
+            opt_g.step()
+            opt_g.zero_grad(set_to_none=True)
+
+            # Discriminator step on the same batch, the generator output detached.
+            if use_adv:
+                with accelerator.autocast():
+                    loss_d = relativistic_discriminator_loss(discriminator(hr), discriminator(sr.detach()))
+                accelerator.backward(loss_d)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
+                opt_d.step()
+                opt_d.zero_grad(set_to_none=True)
+                losses["disc"] = loss_d
+
+        if not accelerator.sync_gradients:
+            continue
+        for scheduler in schedulers:
+            scheduler.step()
+        if ema is not None:
+            ema.step(accelerator.unwrap_model(generator).parameters())
+        global_step += 1
+        progress.update(1)
+        logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
+        progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items()})
+        accelerator.log(logs, step=global_step)
+        history.append(logs)
+
+        if global_step % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+        if accelerator.is_main_process and (global_step % args.validation_steps == 0):
+            grid = os.path.join(args.output_dir, "validation", f"step-{global_step}.png")
+            scores = evaluate(accelerator.unwrap_model(generator), val_loader, accelerator, args.scale, grid)
+            accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
+
+    # Save the generator (EMA weights if kept) at the root, the discriminator in discriminator/.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        generator = accelerator.unwrap_model(generator)
+        if ema is not None:
+            ema.copy_to(generator.parameters())
+        grid = os.path.join(args.output_dir, "validation", "final.png")
+        final = evaluate(generator, val_loader, accelerator, args.scale, grid)
+        logger.info("final validation PSNR %.2f dB, SSIM %.4f", final["psnr"], final["ssim"])
+        facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
+                                        "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
+                                        "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
+        if per_loss is not None:
+            facts["perceptual loss"] = f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source})"
+        if plain_d is not None:
+            facts["discriminator"] = f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source})"
+        facts["validation"] = f"PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f} (RGB, border {args.scale})"
+        generator.card = {**facts, "steps trained": global_step}
+        generator.save_pretrained(args.output_dir)
+        if plain_d is not None:
+            plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))
+        accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
+        if args.push_to_hub:
+            push_to_hub(generator, args, args.output_dir)
+    accelerator.end_training()
+    return history
+
+
+if __name__ == "__main__":
+    run_cli(main, parse_args())
