@@ -243,6 +243,8 @@ def main(args):
             facts["discriminator"] = f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source})"
         facts["validation"] = f"PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f} (RGB, border {args.scale})"
         generator.card = {**facts, "steps trained": global_step}
+        if not args.train_data_dir and args.dataset_name != "builtin" and not os.path.exists(args.dataset_name):
+            generator.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
         generator.save_pretrained(args.output_dir)
         if plain_d is not None:
             plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))

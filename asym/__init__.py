@@ -1,6 +1,8 @@
 """asym: perceptual optimisation and image quality assessment toolkit."""
 
+from .adversarial import Discriminator
 from .backbones import BACKBONES, create_backbone, list_backbones
+from .data import SRPairDataset, load_sr_images
 from .models import SRModel
 from .perceptual import DISTS, LPIPS, FeatureLoss, GramTextureLoss
 
@@ -9,6 +11,9 @@ __all__ = [
     "BACKBONES",
     "DISTS",
     "LPIPS",
+    "Discriminator",
+    "SRPairDataset",
+    "load_sr_images",
     "FeatureLoss",
     "GramTextureLoss",
     "SRModel",

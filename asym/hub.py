@@ -50,6 +50,13 @@ class HubModel(
         """Markdown paragraph for the model card; subclasses describe what they are."""
         return ""
 
+    def generate_model_card(self, *args, **kwargs):
+        """The mixin's card, plus the ``datasets`` metadata a model may carry (``self.card_datasets``)."""
+        card = super().generate_model_card(*args, **kwargs)
+        if getattr(self, "card_datasets", None):
+            card.data.datasets = list(self.card_datasets)
+        return card
+
     def extra_config(self) -> dict:
         """Entries added to ``config.json`` at save time (state that changed after ``__init__``)."""
         return {}

@@ -69,9 +69,8 @@ def create_accelerator(args: argparse.Namespace):
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
         ),
     )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    if not accelerator.is_main_process:
-        logger.setLevel(logging.WARNING)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
     return accelerator
 
 
