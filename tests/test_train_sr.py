@@ -21,6 +21,16 @@ FAST = ["--model", "tiny", "--crop_size", "32", "--train_batch_size", "2", "--we
         "--num_validation_images", "1"]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """Each in-process run gets its own Accelerator settings, as a fresh `accelerate launch` would."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+
+
 def run(tmp_path, *extra, name="out"):
     args = train_sr.parse_args([*FAST, "--output_dir", str(tmp_path / name), *extra])
     return args, train_sr.main(args)
@@ -114,3 +124,17 @@ def test_user_errors_are_one_clear_line(tmp_path, capsys, extra, message):
     assert message in err[-1]
     if "--push_to_hub" in extra:  # the local model survives a failed upload
         assert (tmp_path / "o" / "model.safetensors").exists()
+
+
+def test_saved_metric_as_perceptual_loss_and_accelerate_options(tmp_path):
+    from asym import DISTS
+
+    DISTS("resnet50", weights="random", alpha_beta="random").save_pretrained(tmp_path / "metric")
+    args, history = run(
+        tmp_path, "--loss", "rec+per", "--per_metric", str(tmp_path / "metric"), "--max_train_steps", "4",
+        "--mixed_precision", "bf16", "--use_ema", "--gradient_accumulation_steps", "2", "--max_grad_norm", "1",
+        "--lr_milestones", "2,3",
+    )  # fmt: skip
+    assert len(history) == 4 and all(torch.isfinite(torch.tensor(h["loss/per"])) for h in history)
+    assert [h["lr"] for h in history] == pytest.approx([2e-4, 1e-4, 5e-5, 5e-5])
+    assert "DISTS-style on resnet50" in (Path(args.output_dir) / "README.md").read_text()
