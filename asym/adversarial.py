@@ -24,6 +24,7 @@ from torch import nn
 
 from .backbones import Backbone, create_backbone
 from .hub import HubModel
+from .perceptual import upcast_half
 
 DISC_TYPES = ("vanilla", "patch")
 HEAD_WIDTH = 256  # hidden width of both heads
@@ -97,13 +98,8 @@ def _relativistic_terms(real_logits: torch.Tensor, fake_logits: torch.Tensor) ->
             f"real and fake logits must have the same shape, got {tuple(real_logits.shape)} and "
             f"{tuple(fake_logits.shape)}"
         )
-    real, fake = _upcast(real_logits), _upcast(fake_logits)
+    real, fake = upcast_half(real_logits), upcast_half(fake_logits)
     return real - fake.mean(), fake - real.mean()
-
-
-def _upcast(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits (autocast) are upcast so the loss is computed in fp32."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:

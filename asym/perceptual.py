@@ -41,8 +41,8 @@ def check_pair(x: torch.Tensor, y: torch.Tensor, min_size: int) -> None:
             )
 
 
-def _fp32(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision features (autocast) are upcast: the statistics and sums here need fp32."""
+def upcast_half(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors (autocast outputs) in fp32; statistics, sums and losses need it."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
@@ -137,10 +137,10 @@ class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perce
         total = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / total, self.backbone.channels)
         betas = torch.split(self.beta / total, self.backbone.channels)
-        similarity = _fp32(x).new_zeros(x.shape[0])
+        similarity = upcast_half(x).new_zeros(x.shape[0])
         for a, b, f0, f1 in zip(alphas, betas, fx, fy):
             # statistics in fp32 even under autocast; (B, C) each
-            texture, structure = TextureStructure.apply(_fp32(f0), _fp32(f1), self.c1, self.c2)
+            texture, structure = TextureStructure.apply(upcast_half(f0), upcast_half(f1), self.c1, self.c2)
             similarity = similarity + texture @ a + structure @ b
         return 1 - similarity
 
@@ -259,9 +259,9 @@ class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perce
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Distance per image, shape (B,)."""
         fx, fy = self.features(x, y)
-        distance = _fp32(x).new_zeros(x.shape[0])
+        distance = upcast_half(x).new_zeros(x.shape[0])
         for k, w in zip(self.stages, self.lins):
-            f0, f1 = _fp32(fx[k]), _fp32(fy[k])
+            f0, f1 = upcast_half(fx[k]), upcast_half(fy[k])
             f0 = f0 / (f0.square().sum(1, keepdim=True).sqrt() + 1e-10)
             f1 = f1 / (f1.square().sum(1, keepdim=True).sqrt() + 1e-10)
             distance = distance + torch.einsum("bchw,c->b", (f0 - f1).square(), w) / (f0.shape[2] * f0.shape[3])
@@ -286,9 +286,9 @@ class FeatureLoss(FeatureMetric):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         fx, fy = self.features(x, y)
-        loss = _fp32(x).new_zeros(x.shape[0])
+        loss = upcast_half(x).new_zeros(x.shape[0])
         for k, w in self.layers.items():
-            loss = loss + w * (_fp32(fx[k]) - _fp32(fy[k])).square().mean([1, 2, 3])
+            loss = loss + w * (upcast_half(fx[k]) - upcast_half(fy[k])).square().mean([1, 2, 3])
         return loss
 
 
@@ -318,10 +318,10 @@ class GramTextureLoss(FeatureMetric):
         if min(x.shape[-2:]) < self.patch_size:
             raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than one {self.patch_size}px texture patch")
         fx, fy = self.features(x, y)
-        loss = _fp32(x).new_zeros(x.shape[0])
+        loss = upcast_half(x).new_zeros(x.shape[0])
         for k, w in self.layers.items():
             cell = max(1, round(self.patch_size * fx[k].shape[-1] / x.shape[-1]))
-            gx, gy = _patch_grams(_fp32(fx[k]), cell), _patch_grams(_fp32(fy[k]), cell)
+            gx, gy = _patch_grams(upcast_half(fx[k]), cell), _patch_grams(upcast_half(fy[k]), cell)
             loss = loss + w * (gx - gy).square().sum([2, 3]).mean(1)
         return loss
 
