@@ -58,8 +58,12 @@ class HubModel(
         return card
 
     def extra_config(self) -> dict:
-        """Entries added to ``config.json`` at save time (state that changed after ``__init__``)."""
-        return {}
+        """Entries added to ``config.json`` at save time: the training facts in ``self.card``, if any."""
+        return {"card": dict(self.card)} if getattr(self, "card", None) else {}
+
+    def card_facts(self) -> str:
+        """``self.card`` (facts a training script records: settings, data, scores) as a Markdown list."""
+        return "\n".join(f"- **{key}**: {value}" for key, value in (getattr(self, "card", None) or {}).items())
 
     def _backbone_is_stored(self) -> bool:
         backbone = getattr(self, "backbone", None)
@@ -77,7 +81,7 @@ class HubModel(
         card.setdefault(
             "title", f"{type(self).__name__} ({getattr(backbone, 'name', getattr(self, 'model_name', ''))})"
         )
-        card.setdefault("description", self.card_description())
+        card.setdefault("description", "\n\n".join(filter(None, [self.card_description(), self.card_facts()])))
         card.setdefault("class_name", type(self).__name__)
         save_directory = Path(save_directory)
         if kwargs.get("push_to_hub"):  # the mixin uploads from a temp folder of its own

@@ -68,13 +68,8 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.net(lr)
 
-    def extra_config(self) -> dict:
-        return {"card": self.card}
-
     def card_description(self) -> str:
-        lines = [f"`{self.model_name}` super-resolution generator, x{self.scale}.", ""]
-        lines += [f"- **{key}**: {value}" for key, value in self.card.items()]
-        return "\n".join(lines)
+        return f"`{self.model_name}` super-resolution generator, x{self.scale}."
 
     @classmethod
     def from_checkpoint(cls, path: str) -> nn.Module:

@@ -91,6 +91,7 @@ class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perce
         seed: seed of the random draw.
         trainable: whether alpha/beta receive gradients (``vgg16-r`` defaults to fixed).
         backbone_kwargs: extra arguments of the backbone constructor.
+        card: training facts for the model card.
     """
 
     c1 = c2 = 1e-6
@@ -103,8 +104,10 @@ class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perce
         seed: int = 0,
         trainable: bool | None = None,
         backbone_kwargs: dict | None = None,
+        card: dict | None = None,
     ):
         super().__init__(backbone, weights, backbone_kwargs)
+        self.card = dict(card or {})  # training facts shown in the model card (set by train_metric.py)
         n = sum(self.backbone.channels)
         if alpha_beta == "auto":
             alpha_beta = {"vgg16": "dists", "vgg16-r": "random"}.get(backbone, "uniform")

@@ -1,0 +1,105 @@
+"""train_metric.py and evaluate.py end to end on the builtin IQA set, CPU, random backbones."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import evaluate  # noqa: E402
+import train_metric  # noqa: E402
+from asym import DISTS  # noqa: E402
+from asym.training import run_cli  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    yield
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short training run shared by the tests below (random VGG-16, builtin pseudo-MOS)."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    out = tmp_path_factory.mktemp("metric")
+    args = train_metric.parse_args([
+        "--backbone", "vgg16", "--weights", "random", "--output_dir", str(out), "--max_train_steps", "30",
+        "--train_batch_size", "8", "--crop_size", "96", "--learning_rate", "3e-3", "--lr_halving_steps", "1000",
+        "--validation_steps", "30", "--checkpointing_steps", "15", "--report_to", "none",
+    ])  # fmt: skip
+    return args, train_metric.main(args)
+
+
+def test_training_raises_validation_srcc(trained):
+    args, result = trained
+    final = result["history"][-1]["val/srcc"]
+    assert final > result["initial"]["srcc"] + 0.02, (result["initial"], final)
+    assert result["history"][-1]["loss"] < result["history"][0]["loss"]
+
+
+def test_saved_metric_loads_with_identical_scores_and_card(trained):
+    args, _ = trained
+    metric = DISTS.from_pretrained(args.output_dir)
+    assert torch.all(metric.alpha >= 0) and torch.isclose(metric.alpha.sum() + metric.beta.sum(), torch.tensor(1.0))
+    assert (metric.alpha[:3] >= 0.02 - 1e-6).all() and (metric.beta[:3] >= 0.02 - 1e-6).all()
+    again = DISTS.from_pretrained(args.output_dir)
+    x, y = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
+    torch.testing.assert_close(metric(x, y), again(x, y), atol=0, rtol=0)
+    card = (Path(args.output_dir) / "README.md").read_text()
+    assert "test" in card and "SRCC" in card and "1 - PLCC" in card
+
+
+def test_vgg16_r_is_only_evaluated(tmp_path):
+    args = train_metric.parse_args(["--backbone", "vgg16-r", "--output_dir", str(tmp_path), "--max_train_steps", "5",
+                                    "--report_to", "none", "--crop_size", "96"])  # fmt: skip
+    result = train_metric.main(args)
+    assert result["history"] == []
+    saved = DISTS.from_pretrained(tmp_path)
+    assert torch.equal(saved.alpha, DISTS("vgg16-r", seed=0).alpha)
+
+
+def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
+    args, _ = trained
+    argv = ["fr", "--metrics", f"psnr,ssim,{args.output_dir}", "--datasets", "builtin"]
+    records = evaluate.main(evaluate.parse_args([*argv, "--output_dir", str(tmp_path), "--device", "cpu"]))
+    table = capsys.readouterr().out
+    assert "| Metric | builtin SRCC | builtin PLCC | Avg SRCC | Avg PLCC |" in table
+    saved = json.loads((tmp_path / "fr_results.json").read_text())
+    assert saved == records and len(records) == 3
+    assert {"metric", "dataset", "srcc", "plcc", "krcc", "n"} <= set(records[0])
+    assert (tmp_path / "fr_results.csv").read_text().startswith("metric,dataset,srcc,plcc,krcc,n")
+    by_name = {r["metric"]: r for r in records}
+    assert by_name["psnr"]["srcc"] > 0.3  # PSNR tracks the pseudo-MOS of graded distortions
+
+
+def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
+    args, _ = trained
+    evaluate.main(evaluate.parse_args(["recover", "--metric", args.output_dir, "--size", "48", "--steps", "10",
+                                       "--output_dir", str(tmp_path), "--device", "cpu"]))  # fmt: skip
+    assert "PSNR" in capsys.readouterr().out
+    assert list(tmp_path.glob("recover-*.png"))
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fr", "--metrics", "nosuchmetric"], "unknown metric 'nosuchmetric'"),
+        (["fr", "--metrics", "psnr", "--datasets", "/nonexistent/kadid"], "does not exist"),
+        (["recover", "--metric", "psnr", "--image", "nosuchimage"], "neither a file nor a builtin name"),
+    ],
+)
+def test_evaluate_user_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(evaluate.main, evaluate.parse_args([*argv, "--output_dir", str(tmp_path)]))
+    assert exit_info.value.code != 0 and message in capsys.readouterr().err
