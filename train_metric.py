@@ -13,15 +13,15 @@ from __future__ import annotations
 import argparse
 
 import torch
-from asym.iqa_data import load_fr_dataset, split_by_reference
 from tqdm.auto import tqdm
 
 from asym import DISTS, list_backbones
+from asym.iqa_data import load_fr_dataset, split_by_reference
 from asym.metrics import correlations, pearson_loss
 from asym.training import (
-    StepSampler,
     add_common_args,
     create_accelerator,
+    create_train_loader,
     logger,
     model_card_facts,
     push_to_hub,
@@ -90,11 +90,7 @@ def main(args):
         accelerator.register_for_checkpointing(scheduler)
         global_step = resume(accelerator, args)
     plain = accelerator.unwrap_model(metric)
-    start = global_step * args.gradient_accumulation_steps
-    sampler = StepSampler(len(train_set), args.train_batch_size, args.seed, start,
-                          accelerator.process_index, accelerator.num_processes)  # fmt: skip
-    loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, num_workers=args.dataloader_num_workers,
-                                         generator=torch.Generator().manual_seed(args.seed))  # fmt: skip
+    loader = create_train_loader(train_set, args, accelerator, global_step)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_metric", config=vars(args))
 

@@ -24,10 +24,10 @@ from asym.data import SRPairDataset, load_sr_images, split_train_validation
 from asym.metrics import psnr, ssim
 from asym.models import GENERATORS, SRModel, load_generator
 from asym.training import (
-    StepSampler,
     UserError,
     add_common_args,
     create_accelerator,
+    create_train_loader,
     logger,
     model_card_facts,
     push_to_hub,
@@ -151,14 +151,7 @@ def main(args):
     global_step = resume(accelerator, args)
 
     # The data order is a function of (seed, step): a resumed run replays the very same batches.
-    start = global_step * args.gradient_accumulation_steps
-    rank, world = accelerator.process_index, accelerator.num_processes
-    sampler = StepSampler(len(train_set), args.train_batch_size, args.seed, start, rank, world)
-    # Own generator: creating the loader must not draw from the global RNG that resume restored.
-    loader_rng = torch.Generator().manual_seed(args.seed)
-    train_loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=sampler, num_workers=args.dataloader_num_workers, generator=loader_rng
-    )
+    train_loader = create_train_loader(train_set, args, accelerator, global_step)
     val_loader = torch.utils.data.DataLoader(val_set, batch_size=args.train_batch_size)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_sr", config={k: v for k, v in vars(args).items() if k != "terms"})

@@ -156,6 +156,23 @@ class StepSampler(torch.utils.data.Sampler):
             step += 1
 
 
+def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_step: int):
+    """An endless DataLoader whose batches depend only on (seed, step), starting at ``global_step``.
+
+    It has its own ``torch.Generator``: creating it must not draw from the global RNG that ``resume`` restored.
+    """
+    start = global_step * args.gradient_accumulation_steps  # the sampler counts batches, not optimiser steps
+    sampler = StepSampler(
+        len(dataset), args.train_batch_size, args.seed, start, accelerator.process_index, accelerator.num_processes
+    )
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=args.dataloader_num_workers,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+
+
 def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
     """The run settings shown in a model card, as ``{flag: value}`` for the given flag names."""
     return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
@@ -182,6 +199,7 @@ __all__ = [
     "UserError",
     "add_common_args",
     "create_accelerator",
+    "create_train_loader",
     "list_checkpoints",
     "model_card_facts",
     "push_to_hub",

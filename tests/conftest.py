@@ -20,3 +20,17 @@ def pair():
     y = torch.rand(2, 3, 67, 83)
     x = (y + 0.1 * torch.randn_like(y)).clamp(0, 1)
     return x, y
+
+
+def reset_accelerate_state():
+    """Each in-process training run gets fresh Accelerator settings, as a new `accelerate launch` would."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    reset_accelerate_state()
+    yield

@@ -10,28 +10,20 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from conftest import reset_accelerate_state  # noqa: E402
+
 import evaluate  # noqa: E402
 import train_metric  # noqa: E402
 from asym import DISTS  # noqa: E402
 from asym.training import run_cli  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One short training run shared by the tests below (random VGG-16, builtin pseudo-MOS)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate_state()
     out = tmp_path_factory.mktemp("metric")
     args = train_metric.parse_args([
         "--backbone", "vgg16", "--weights", "random", "--output_dir", str(out), "--max_train_steps", "30",

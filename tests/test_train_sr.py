@@ -21,14 +21,7 @@ FAST = ["--model", "tiny", "--crop_size", "32", "--train_batch_size", "2", "--we
         "--num_validation_images", "1"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _fresh_accelerate_state():
-    """Each in-process run gets its own Accelerator settings, as a fresh `accelerate launch` would."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    yield
+pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
 
 def run(tmp_path, *extra, name="out"):
