@@ -20,12 +20,11 @@ import os
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from asym.analysis import recover_from_noise, save_images, synthesize_texture
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
-from asym.iqa_data import load_fr_dataset
-from asym.metrics import FRMetric, correlations
+from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.metrics import FRMetric, correlations, score_pairs
 from asym.training import run_cli
 
 
@@ -35,6 +34,7 @@ def parse_args(input_args=None):
     fr = sub.add_parser("fr", help="score FR metrics against MOS on FR datasets")
     fr.add_argument("--metrics", required=True, help="comma-separated pyiqa names and/or asym metric folders/Hub ids")
     fr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, Hub ids")
+    add_fr_dataset_args(fr)  # columns of Hub / datasets sources, the same for each
     for name in ("recover", "texture"):
         p = sub.add_parser(name, help="recover an image from noise" if name == "recover" else "synthesise a texture")
         p.add_argument("--metric", required=True, help="an asym metric folder / Hub id or a pyiqa FR metric name")
@@ -48,16 +48,6 @@ def parse_args(input_args=None):
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
         p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
     return parser.parse_args(input_args)
-
-
-def score_dataset(metric: FRMetric, dataset, device) -> np.ndarray:
-    """The metric's score of every (distorted, reference) pair, full images, one at a time."""
-    scores = []
-    with torch.no_grad():
-        for i in tqdm(range(len(dataset)), desc=f"{metric.name} on {dataset.name}", leave=False):
-            item = dataset[i]
-            scores.append(metric(item["dist"][None].to(device), item["ref"][None].to(device)).item())
-    return np.asarray(scores)
 
 
 def markdown_table(records: list[dict], metrics: list[str], datasets: list[str]) -> str:
@@ -79,10 +69,10 @@ def run_fr(args) -> list[dict]:
     metrics = [FRMetric(m, args.device) for m in metric_names]  # fail early on a bad name
     records = []
     for dataset_name in dataset_names:
-        dataset = load_fr_dataset(dataset_name)
+        dataset = load_fr_dataset(dataset_name, **fr_dataset_kwargs(args))
         mos = -dataset.scores() if dataset.lower_better else dataset.scores()
         for metric in metrics:
-            scores = score_dataset(metric, dataset, args.device)
+            scores = score_pairs(metric, dataset, args.device, desc=f"{metric.name} on {dataset.name}")
             result = correlations(-scores if metric.lower_better else scores, mos)  # both "higher is better"
             records.append({"metric": metric.name, "dataset": dataset.name, **result})
     os.makedirs(args.output_dir, exist_ok=True)

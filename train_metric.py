@@ -16,8 +16,8 @@ import torch
 from tqdm.auto import tqdm
 
 from asym import DISTS, list_backbones
-from asym.iqa_data import load_fr_dataset, split_by_reference
-from asym.metrics import correlations, pearson_loss
+from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset, split_by_reference
+from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
     add_common_args,
     create_accelerator,
@@ -41,25 +41,31 @@ def parse_args(input_args=None):
     g.add_argument("--stage0_min", type=float, default=0.02, help="lower bound of the raw-image alpha/beta")
     d = parser.add_argument_group("data")
     d.add_argument("--dataset_name", default="builtin", help="builtin, an IQA folder (KADID-10k, ...) or a Hub id")
-    d.add_argument("--image_column", default="dist_image", help="distorted-image column of a Hub dataset")
-    d.add_argument("--ref_column", default="ref_image", help="reference-image column of a Hub dataset")
-    d.add_argument("--score_column", default="score", help="MOS column of a Hub dataset")
-    d.add_argument("--lower_better", action="store_true", help="the dataset's scores are lower-is-better")
     d.add_argument("--crop_size", type=int, default=256, help="training crop (same window in both images)")
     d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
+    d.add_argument(
+        "--max_eval_samples",
+        type=int,
+        default=None,
+        help="evaluate on at most N validation and N test pairs, evenly spaced (quick runs, debugging)",
+    )
+    add_fr_dataset_args(parser)
     add_common_args(parser)
     parser.set_defaults(learning_rate=1e-4, max_train_steps=5000, train_batch_size=32)
     return parser.parse_args(input_args)
 
 
-def evaluate(metric, dataset, device, lower_better: bool) -> dict[str, float]:
-    """SRCC/PLCC/KRCC of -D against MOS over full images, one at a time (sizes may differ)."""
-    preds = []
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            item = dataset[i]
-            preds.append(-metric(item["dist"][None].to(device), item["ref"][None].to(device)).item())
+def _evenly_spaced(indices: list[int], n: int) -> list[int]:
+    """At most ``n`` of ``indices``, spread over the whole list (which is ordered by reference image)."""
+    if len(indices) <= n:
+        return indices
+    return [indices[round(i * (len(indices) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
+def evaluate(metric, dataset, device, lower_better: bool, progress: bool) -> dict[str, float]:
+    """SRCC/PLCC/KRCC of -D against the MOS (oriented "higher is better") over full images."""
     mos = dataset.scores()
+    preds = -score_pairs(metric, dataset, device, desc="evaluating", progress=progress)
     return correlations(preds, -mos if lower_better else mos)
 
 
@@ -68,18 +74,22 @@ def main(args):
     torch.manual_seed(args.seed)
 
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
-    data = load_fr_dataset(args.dataset_name, args.image_column, args.ref_column, args.score_column,
-                           lower_better=True if args.lower_better else None)  # fmt: skip
+    data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     train_idx, val_idx, test_idx = split_by_reference(data, seed=args.seed)
+    split = f"6:2:2 by reference ({len(train_idx)} / {len(val_idx)} / {len(test_idx)} pairs)"
+    if args.max_eval_samples:
+        val_idx, test_idx = (_evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
+        split += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
     train_set = data.subset(train_idx, crop_size=args.crop_size, train=True)
     val_set, test_set = data.subset(val_idx), data.subset(test_idx)
     sign = -1.0 if data.lower_better else 1.0  # MOS oriented "higher is better"
+    show = accelerator.is_main_process  # progress bars
 
     # The metric: frozen backbone, trainable alpha/beta (vgg16-r: random and fixed).
     init = "random" if args.backbone == "vgg16-r" else args.init
     metric = DISTS(args.backbone, weights=args.weights, alpha_beta=init, seed=args.seed)
     trainable = args.backbone != "vgg16-r"
-    initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, data.lower_better)
+    initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, data.lower_better, show)
     logger.info("initial validation SRCC %.4f PLCC %.4f", initial["srcc"], initial["plcc"])
 
     optimizer = torch.optim.Adam([metric.alpha, metric.beta], lr=args.learning_rate)
@@ -115,7 +125,7 @@ def main(args):
         logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
-            val = evaluate(plain, val_set, accelerator.device, data.lower_better)
+            val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
             logs |= {"val/srcc": val["srcc"], "val/plcc": val["plcc"]}
         accelerator.log(logs, step=global_step)
         history.append(logs)
@@ -125,15 +135,15 @@ def main(args):
     # Save the metric with its validation and test agreement in the model card.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        val = evaluate(plain, val_set, accelerator.device, data.lower_better)
-        test = evaluate(plain, test_set, accelerator.device, data.lower_better)
+        val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
+        test = evaluate(plain, test_set, accelerator.device, data.lower_better, show)
         logger.info("validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f",
                     val["srcc"], val["plcc"], test["srcc"], test["plcc"])  # fmt: skip
         plain.card = model_card_facts(args, ["dataset_name", "weights", "init", "learning_rate", "lr_halving_steps",
                                              "max_train_steps", "train_batch_size", "crop_size", "seed"])  # fmt: skip
         plain.card |= {
             "objective": "1 - PLCC(-D, MOS) per batch; alpha/beta projected after each step",
-            "split": f"6:2:2 by reference ({len(train_idx)} / {len(val_idx)} / {len(test_idx)} pairs)",
+            "split": split,
             "initial validation": f"SRCC {initial['srcc']:.4f}, PLCC {initial['plcc']:.4f}",
             "validation": f"SRCC {val['srcc']:.4f}, PLCC {val['plcc']:.4f}",
             "test": f"SRCC {test['srcc']:.4f}, PLCC {test['plcc']:.4f}",

@@ -22,13 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Backbone, create_backbone
+from .backbones import Backbone, create_backbone, max_pooling_kwargs
 from .hub import HubModel
 from .perceptual import upcast_half
 
 DISC_TYPES = ("vanilla", "patch")
 HEAD_WIDTH = 256  # hidden width of both heads
-VGG_BACKBONES = ("vgg16", "vgg16-r", "vgg19")  # built with max pooling here unless backbone_kwargs says otherwise
 
 
 class Discriminator(nn.Module, HubModel, tags=["discriminator", "gan"]):
@@ -56,9 +55,7 @@ class Discriminator(nn.Module, HubModel, tags=["discriminator", "gan"]):
         super().__init__()
         if disc_type not in DISC_TYPES:
             raise ValueError(f"unknown disc_type {disc_type!r}: choose one of {', '.join(map(repr, DISC_TYPES))}")
-        kwargs = dict(backbone_kwargs or {})
-        if backbone in VGG_BACKBONES:
-            kwargs.setdefault("pooling", "max")
+        kwargs = max_pooling_kwargs(backbone, backbone_kwargs)
         self.backbone: Backbone = create_backbone(backbone, weights, **kwargs)  # trainable: not frozen
         self.backbone_name, self.disc_type = backbone, disc_type
         channels = self.backbone.channels[-1]

@@ -272,6 +272,15 @@ def _hf(model_id: str, pretrained: bool, layers: list[int] | None = None) -> Bac
     return TransformersBackbone(model, layers=layers, mean=mean, std=std)
 
 
+def max_pooling_kwargs(name: str, kwargs: dict | None = None) -> dict:
+    """Constructor arguments that build a VGG backbone with max pooling (its classification form, used by LPIPS and
+    ESRGAN-style discriminators) instead of DISTS's L2 pooling, unless ``kwargs`` already chooses a pooling."""
+    kwargs = dict(kwargs or {})
+    if name in ("vgg16", "vgg16-r", "vgg19"):
+        kwargs.setdefault("pooling", "max")
+    return kwargs
+
+
 # name -> constructor(pretrained: bool, **kwargs). The keys double as the CLI's `choices=`.
 BACKBONES: dict[str, Callable[..., Backbone]] = {
     "vgg16": lambda pretrained, **kw: _vgg(16, pretrained, **kw),

@@ -5,8 +5,8 @@ Hub, or ``builtin``; and the split by reference image.
 
 * ``"builtin"``: 8 photographs shipped inside scikit-image with graded synthetic distortions and a pseudo-MOS
   (see ``builtin_fr_items``). A smoke-test set that needs no download, never a benchmark.
-* a folder in a known official layout (``detect_layout``, ``LAYOUTS``): KADID-10k, TID2013, or a pyiqa-style
-  meta-info csv (which is also how Liu13, Ma17 and TQD are read, see below).
+* a folder in a known official layout (``detect_layout``, ``LAYOUTS``): KADID-10k, TID2013, PIPAL (NTIRE 2021
+  release), or a pyiqa-style meta-info csv (which is also how Liu13, Ma17 and TQD are read, see below).
 * otherwise a Hub dataset id or a local path ``datasets`` understands (a ``save_to_disk`` folder, a parquet/arrow
   file, a folder of parquet files) with a distorted-image, a reference-image and a score column.
 
@@ -41,6 +41,7 @@ from asym.data import _decode, _list_names, _name, _to_array, to_tensor
 LAYOUTS = {
     "kadid10k": "dmos.csv (header dist_img,ref_img,dmos,var) + images/",
     "tid2013": "mos_with_names.txt ('<mos> <name>' lines) + distorted_images/ + reference_images/",
+    "pipal": "Train_Label/ (or another *_Label/ folder) of A0001.txt files with 'A0001_00_00.bmp,<elo>' lines",
     "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17, TQD)",
 }
 SCORE_NAMES = ("mos", "dmos", "score")  # accepted score columns of a pyiqa-style csv, in order of preference
@@ -321,24 +322,13 @@ def _pyiqa_csv(path: str) -> list[FRItem]:
     score_column = next((s for s in SCORE_NAMES if s in header), None)
     if score_column is None:
         raise ValueError(f"{path} line 1: header {','.join(header)} has no score column ({', '.join(SCORE_NAMES)})")
-    index: dict[str, list[str]] | None = None
+    files = _FileIndex(folder)
 
     def resolve(name: str, subfolder: str, where: str) -> str:
-        nonlocal index
         for candidate in (os.path.join(folder, name), os.path.join(folder, subfolder, name)):
             if os.path.isfile(candidate):
                 return candidate
-        if index is None:  # built once, on the first name that needs it
-            index = {}
-            for root, _, files in os.walk(folder):
-                for file in sorted(files):
-                    index.setdefault(file.lower(), []).append(os.path.join(root, file))
-        matches = index.get(os.path.basename(name).lower(), [])
-        if len(matches) > 1:
-            raise ValueError(f"{where}: {name} is ambiguous, found {_list_names(sorted(matches), 3)}")
-        if not matches:
-            raise ValueError(f"{where}: image {name} does not exist (looked in {folder}, {subfolder}/, and below)")
-        return matches[0]
+        return files.find(name, where, f"looked in {folder}, {subfolder}/, and below")
 
     items = []
     for line, row in rows:
@@ -346,6 +336,64 @@ def _pyiqa_csv(path: str) -> list[FRItem]:
         ref, dist = (_require_name(row[k], where, k) for k in ("ref_name", "dist_name"))
         score = _score(_require_name(row[score_column], where, score_column), where)
         items.append(FRItem(resolve(dist, "dist", where), resolve(ref, "ref", where), score, ref.lower()))
+    return items
+
+
+class _FileIndex:
+    """Files below a folder by lower-case file name, for releases that scatter images over subfolders. Walked once,
+    on the first look-up."""
+
+    def __init__(self, folder: str):
+        self.folder, self._paths = folder, None
+
+    def find(self, name: str, where: str, looked: str) -> str:
+        if self._paths is None:
+            self._paths = {}
+            for root, _, files in os.walk(self.folder):
+                for file in sorted(files):
+                    self._paths.setdefault(file.lower(), []).append(os.path.join(root, file))
+        matches = self._paths.get(os.path.basename(name).lower(), [])
+        if len(matches) > 1:
+            raise ValueError(f"{where}: {name} is ambiguous, found {_list_names(sorted(matches), 3)}")
+        if not matches:
+            raise ValueError(f"{where}: image {name} does not exist ({looked})")
+        return matches[0]
+
+
+def _pipal_label_files(folder: str) -> list[str]:
+    """PIPAL's score files: the ``*.txt`` in ``Train_Label/`` (and ``Val_Label/``, ``Test_Label/`` or the earlier
+    ``MOS_Scores_train/`` where present)."""
+    found = []
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and (name.lower().endswith("_label") or name.lower().startswith("mos_scores")):
+            found += [os.path.join(path, f) for f in sorted(os.listdir(path)) if f.lower().endswith(".txt")]
+    return found
+
+
+def _pipal(folder: str) -> list[FRItem]:
+    """PIPAL as released for NTIRE 2021: ``Train_Label/A0001.txt`` .. (one file per reference) with lines
+    ``A0001_00_00.bmp,1446.2068`` (distorted name, Elo score: higher is better); references ``Train_Ref/A0001.bmp``,
+    distorted images ``Train_Dis/`` or split over ``Distortion_1/`` .. ``Distortion_4/``. The reference of
+    ``A0001_10_02.bmp`` is ``A0001.bmp`` (the name before the first ``_``); images are found by file name anywhere
+    below the folder, so the way the archives were unpacked does not matter.
+    """
+    files = _FileIndex(folder)
+    items = []
+    for path in _pipal_label_files(folder):
+        with open(path, encoding="utf-8-sig", errors="replace") as file:
+            for line, text in enumerate(file, start=1):
+                if not text.strip():
+                    continue
+                where = f"{path} line {line}"
+                fields = [field.strip() for field in text.split(",")]
+                if len(fields) != 2:
+                    raise ValueError(f"{where}: {len(fields)} fields, expected 2 ('<image>.bmp,<elo score>')")
+                dist = _require_name(fields[0], where, "image name")
+                ref = dist.split("_")[0] + os.path.splitext(dist)[1]
+                looked = f"looked below {folder}"
+                items.append(FRItem(files.find(dist, where, looked), files.find(ref, where, looked),
+                                    _score(fields[1], where), _stem(ref).upper()))  # fmt: skip
     return items
 
 
@@ -362,6 +410,8 @@ def detect_layout(folder: str) -> str:
         return "kadid10k"
     if os.path.isfile(os.path.join(folder, "mos_with_names.txt")):
         return "tid2013"
+    if _pipal_label_files(folder):
+        return "pipal"
     found = _pyiqa_csvs(folder)
     if len(found) > 1:
         raise ValueError(f"{folder} holds {len(found)} pyiqa-style csvs ({_list_names(found, 3)}): "
@@ -424,14 +474,15 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
 
     Args:
         source: ``"builtin"`` (see ``builtin_fr_items``); a folder in a layout of ``LAYOUTS`` (KADID-10k's
-            ``dmos.csv``, TID2013's ``mos_with_names.txt``, a pyiqa-style meta-info csv: the form in which Liu13,
-            Ma17 and TQD are read); the path of a pyiqa-style csv; otherwise a Hub dataset id or a local path
-            ``datasets`` understands (``save_to_disk`` folder, parquet/arrow file, folder of data files).
+            ``dmos.csv``, TID2013's ``mos_with_names.txt``, PIPAL's ``Train_Label/``, a pyiqa-style meta-info csv:
+            the form in which Liu13, Ma17 and TQD are read); the path of a pyiqa-style csv; otherwise a Hub
+            dataset id or a local path ``datasets`` understands (``save_to_disk`` folder, parquet/arrow file,
+            folder of data files).
         image_column: the distorted-image column of a dataset.
         ref_column: the reference-image column of a dataset.
         score_column: the score column of a dataset.
         lower_better: whether lower scores mean better quality. None: the source's own convention (False for
-            builtin, KADID-10k's dmos, TID2013's MOS, a csv's mos, and datasets).
+            builtin, KADID-10k's dmos, TID2013's MOS, PIPAL's Elo, a csv's mos, and datasets).
         split: the split of a dataset.
 
     Raises:
@@ -457,17 +508,36 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
             items = _kadid(source)
         elif layout == "tid2013":
             items = _tid2013(source)
+        elif layout == "pipal":
+            items = _pipal(source)
         elif layout == "pyiqa-csv":
             items = _pyiqa_csv(_pyiqa_csvs(source)[0])
         else:
             items = _hub_items(source, image_column, ref_column, score_column, split)
     elif source.startswith((os.sep, ".", "~")) and not os.path.exists(os.path.expanduser(source)):
         raise ValueError(f"folder {source} does not exist")
-    else:
-        items, name = _hub_items(source, image_column, ref_column, score_column, split), source
+    else:  # a Hub id (named as such) or a saved local dataset (named by its folder, as the layouts above)
+        items = _hub_items(source, image_column, ref_column, score_column, split)
+        name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
     if not items:
         raise ValueError(f"{source} has no distorted images with scores")
     return FRDataset(items, name, bool(lower_better) if lower_better is not None else False)
+
+
+def add_fr_dataset_args(parser) -> None:
+    """The command-line flags that describe a Hub / ``datasets`` FR dataset (shared by train_metric.py and
+    evaluate.py); ``fr_dataset_kwargs(args)`` turns them into ``load_fr_dataset`` keywords."""
+    g = parser.add_argument_group("FR dataset columns (Hub ids and local datasets)")
+    g.add_argument("--image_column", default="dist_image", help="distorted-image column")
+    g.add_argument("--ref_column", default="ref_image", help="reference-image column")
+    g.add_argument("--score_column", default="score", help="subjective score (MOS) column")
+    g.add_argument("--dataset_split", default="train", help="split of a Hub / datasets dataset")
+    g.add_argument("--lower_better", action="store_true", help="the scores are lower-is-better (e.g. a DMOS)")
+
+
+def fr_dataset_kwargs(args) -> dict:
+    return {"image_column": args.image_column, "ref_column": args.ref_column, "score_column": args.score_column,
+            "split": args.dataset_split, "lower_better": True if args.lower_better else None}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------- split

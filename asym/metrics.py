@@ -43,17 +43,23 @@ def logistic4(x, b1: float, b2: float, b3: float, b4: float):
 
     With ``b1 = 100, b2 = 1`` it is the paper's ``N(x)`` that puts NR-IQA scores on a 1..100 scale.
     """
-    return (b1 - b2) / (1 + np.exp(-(np.asarray(x, dtype=np.float64) - b3) / abs(b4))) + b2
+    from scipy.special import expit  # the overflow-free 1 / (1 + exp(-t))
+
+    return (b1 - b2) * expit((np.asarray(x, dtype=np.float64) - b3) / abs(b4)) + b2
 
 
 def fit_logistic4(pred, mos) -> tuple[float, float, float, float]:
     """Least-squares ``logistic4`` parameters mapping predictions onto MOS."""
-    from scipy.optimize import curve_fit
+    import warnings
+
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     pred, mos = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
     p0 = [mos.max(), mos.min(), float(np.median(pred)), float(pred.std()) or 1.0]
     try:
-        params, _ = curve_fit(logistic4, pred, mos, p0=p0, maxfev=20000)
+        with warnings.catch_warnings():  # the parameter covariance is not used: its estimate may fail harmlessly
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(logistic4, pred, mos, p0=p0, maxfev=20000)
     except RuntimeError:  # no convergence (e.g. constant predictions): fall back to the initial guess
         params = p0
     return tuple(float(p) for p in params)
@@ -76,6 +82,20 @@ def correlations(pred, mos) -> dict[str, float]:
         "plcc": float(stats.pearsonr(fitted, mos).statistic) if np.std(fitted) > 0 else 0.0,
         "n": len(pred),
     }
+
+
+def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
+    """``metric(dist, ref)`` for every pair of an FR dataset (``asym.iqa_data.FRDataset``): full images, one pair at a
+    time, as sizes may differ between pairs (and batching does not pay on CPU). A tqdm bar unless ``progress`` is
+    False."""
+    from tqdm.auto import tqdm
+
+    scores = []
+    with torch.no_grad():
+        for i in tqdm(range(len(dataset)), desc=desc, leave=False, disable=not progress):
+            item = dataset[i]
+            scores.append(float(metric(item["dist"][None].to(device), item["ref"][None].to(device)).item()))
+    return np.asarray(scores)
 
 
 def pearson_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -121,4 +141,4 @@ class FRMetric:
         return self.model(x, y).reshape(x.shape[0])
 
 
-__all__ = ["FRMetric", "correlations", "fit_logistic4", "logistic4", "pearson_loss", "psnr", "ssim"]
+__all__ = ["FRMetric", "correlations", "fit_logistic4", "logistic4", "pearson_loss", "psnr", "score_pairs", "ssim"]

@@ -19,7 +19,7 @@ import os
 import torch
 from torch import nn
 
-from .backbones import Backbone, check_images, create_backbone
+from .backbones import Backbone, check_images, create_backbone, max_pooling_kwargs
 from .hub import HubModel
 
 RANGE_TOLERANCE = 0.5  # inputs may overshoot [0, 1] a little (raw generator outputs), not be in [0, 255] or [-1, 1]
@@ -240,9 +240,7 @@ class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perce
         stages: list[int] | None = None,
         backbone_kwargs: dict | None = None,
     ):
-        if backbone.startswith("vgg"):
-            backbone_kwargs = {"pooling": "max", **(backbone_kwargs or {})}
-        super().__init__(backbone, weights, backbone_kwargs)
+        super().__init__(backbone, weights, max_pooling_kwargs(backbone, backbone_kwargs))
         self.stages = list(stages or range(1, len(self.backbone.channels)))
         if linear == "auto":
             linear = "lpips" if backbone == "vgg16" and self.stages == [1, 2, 3, 4, 5] else "ones"

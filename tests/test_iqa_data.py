@@ -1,4 +1,4 @@
-"""FR-IQA data: official layouts (KADID-10k, TID2013, pyiqa csv), malformed inputs, builtin, crops, splits, datasets."""
+"""FR-IQA data: official layouts (KADID-10k, TID2013, PIPAL, pyiqa csv), malformed input, builtin, crops, splits."""
 
 import os
 
@@ -55,6 +55,24 @@ def tid(tmp_path):
     return root
 
 
+@pytest.fixture
+def pipal(tmp_path):
+    """PIPAL (NTIRE 2021): Train_Label/A0001.txt per reference ('A0001_00_00.bmp,<elo>' lines, no header),
+    Train_Ref/A0001.bmp, distorted images split over Distortion_1/ and Distortion_2/ as the archives unpack."""
+    root = tmp_path / "PIPAL"
+    for r in (1, 2):
+        ref = f"A{r:04d}"
+        _write(str(root / "Train_Ref" / f"{ref}.bmp"), seed=r)
+        lines = []
+        for k, (kind, level) in enumerate([(0, 0), (1, 3), (10, 2)]):
+            name = f"{ref}_{kind:02d}_{level:02d}.bmp"
+            _write(str(root / "Train_Dis" / f"Distortion_{1 + k % 2}" / name), seed=10 * r + k)
+            lines.append(f"{name},{1500 - 40.25 * k - r:.4f}")
+        (root / "Train_Label").mkdir(parents=True, exist_ok=True)
+        (root / "Train_Label" / f"{ref}.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
 def _pyiqa_folder(root, header="ref_name,dist_name,mos,std", subfolders=True):
     """A pyiqa-style meta-info csv; images under ref/ and dist/ (names in the csv without the subfolder)."""
     rows = [header]
@@ -92,6 +110,31 @@ def test_tid2013_mixed_case_parses(tid):
     assert data.items[3].dist == str(tid / "distorted_images" / "I25_01_2.BMP")
     np.testing.assert_allclose(data.scores(), [5, 4, 5, 4])
     assert data[3]["dist"].shape == (3, 16, 16)
+
+
+def test_pipal_parses(pipal):
+    assert detect_layout(str(pipal)) == "pipal"
+    data = load_fr_dataset(str(pipal))
+    assert len(data) == 6 and data.lower_better is False  # Elo: higher is better
+    assert [item.ref_id for item in data.items] == ["A0001"] * 3 + ["A0002"] * 3
+    second = data.items[1]
+    assert second.dist == str(pipal / "Train_Dis" / "Distortion_2" / "A0001_01_03.bmp")
+    assert second.ref == str(pipal / "Train_Ref" / "A0001.bmp") and second.score == pytest.approx(1458.75)
+    assert data[5]["dist"].shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("line, problem", [("A0002_01_03.bmp,nan", "nan"), ("A0002_01_03.bmp 1400", "1 fields"),
+                                           ("A0002_09_09.bmp,1400", "A0002_09_09.bmp does not exist")])  # fmt: skip
+def test_pipal_malformed_line(pipal, line, problem):
+    path = pipal / "Train_Label" / "A0002.txt"
+    lines = path.read_text().splitlines()
+    lines[1] = line
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"A0002\.txt line 2: .*{problem}"):
+        load_fr_dataset(str(pipal))
+    os.remove(pipal / "Train_Ref" / "A0001.bmp")
+    with pytest.raises(ValueError, match=r"A0001\.txt line 1: image A0001\.bmp does not exist"):
+        load_fr_dataset(str(pipal))
 
 
 @pytest.mark.parametrize("header", ["ref_name,dist_name,mos,std", "ref_name,dist_name,dmos"])

@@ -52,9 +52,33 @@ def test_saved_metric_loads_with_identical_scores_and_card(trained):
     assert "test" in card and "SRCC" in card and "1 - PLCC" in card
 
 
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    def run(name, steps, *extra):
+        reset_accelerate_state()
+        args = train_metric.parse_args([
+            "--backbone", "vgg16", "--weights", "random", "--output_dir", str(tmp_path / name), "--crop_size", "64",
+            "--train_batch_size", "4", "--learning_rate", "1e-2", "--lr_halving_steps", "2", "--validation_steps",
+            "100", "--max_eval_samples", "8", "--checkpointing_steps", "3", "--report_to", "none",
+            "--max_train_steps", str(steps), *extra,
+        ])  # fmt: skip
+        return train_metric.main(args)["history"]
+
+    straight = run("straight", 6)
+    run("split", 3)
+    resumed = run("split", 6, "--resume_from_checkpoint", "latest")
+    assert len(resumed) == 3  # steps 4..6 only
+    assert [h["lr"] for h in resumed] == [h["lr"] for h in straight[3:]]  # the halving schedule resumed too
+    for a, b in zip(straight[3:], resumed):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)  # same batches, same alpha/beta
+    a, b = DISTS.from_pretrained(tmp_path / "straight"), DISTS.from_pretrained(tmp_path / "split")
+    torch.testing.assert_close(a.alpha, b.alpha, atol=1e-7, rtol=0)
+    torch.testing.assert_close(a.beta, b.beta, atol=1e-7, rtol=0)
+    assert not torch.equal(a.alpha, DISTS("vgg16", weights="random", alpha_beta="uniform").alpha)  # it did train
+
+
 def test_vgg16_r_is_only_evaluated(tmp_path):
     args = train_metric.parse_args(["--backbone", "vgg16-r", "--output_dir", str(tmp_path), "--max_train_steps", "5",
-                                    "--report_to", "none", "--crop_size", "96"])  # fmt: skip
+                                    "--report_to", "none", "--crop_size", "96", "--max_eval_samples", "8"])  # fmt: skip
     result = train_metric.main(args)
     assert result["history"] == []
     saved = DISTS.from_pretrained(tmp_path)
@@ -73,6 +97,32 @@ def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
     assert (tmp_path / "fr_results.csv").read_text().startswith("metric,dataset,srcc,plcc,krcc,n")
     by_name = {r["metric"]: r for r in records}
     assert by_name["psnr"]["srcc"] > 0.3  # PSNR tracks the pseudo-MOS of graded distortions
+
+
+def test_evaluate_fr_reads_dataset_columns_and_lower_better(tmp_path, capsys):
+    """A saved `datasets` table with its own column names and a DMOS (higher = worse): PSNR agrees once oriented."""
+    import datasets
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = {"distorted": [], "pristine": [], "dmos": []}
+    for _ in range(3):
+        ref = rng.integers(0, 256, (32, 32, 3)).astype(np.float64)
+        for level in (1, 2, 3, 4):
+            noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
+            rows["distorted"].append(Image.fromarray(noisy))
+            rows["pristine"].append(Image.fromarray(ref.astype(np.uint8)))
+            rows["dmos"].append(float(level))
+    features = datasets.Features(
+        {"distorted": datasets.Image(), "pristine": datasets.Image(), "dmos": datasets.Value("float32")}
+    )
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(tmp_path / "noisy"))
+    argv = ["fr", "--metrics", "psnr", "--datasets", str(tmp_path / "noisy"), "--image_column", "distorted",
+            "--ref_column", "pristine", "--score_column", "dmos", "--output_dir", str(tmp_path)]  # fmt: skip
+    oriented = evaluate.main(evaluate.parse_args([*argv, "--lower_better"]))[0]
+    assert oriented["dataset"] == "noisy" and oriented["n"] == 12 and oriented["srcc"] > 0.6
+    assert evaluate.main(evaluate.parse_args(argv))[0]["srcc"] == pytest.approx(-oriented["srcc"])
 
 
 def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
