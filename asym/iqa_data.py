@@ -6,12 +6,12 @@ Hub, or ``builtin``; and the split by reference image.
 * ``"builtin"``: 8 photographs shipped inside scikit-image with graded synthetic distortions and a pseudo-MOS
   (see ``builtin_fr_items``). A smoke-test set that needs no download, never a benchmark.
 * a folder in a known official layout (``detect_layout``, ``LAYOUTS``): KADID-10k, TID2013, PIPAL (NTIRE 2021
-  release), or a pyiqa-style meta-info csv (which is also how Liu13, Ma17 and TQD are read, see below).
+  release), TQD, or a pyiqa-style meta-info csv (which is also how Liu13 and Ma17 are read, see below).
 * otherwise a Hub dataset id or a local path ``datasets`` understands (a ``save_to_disk`` folder, a parquet/arrow
   file, a folder of parquet files) with a distorted-image, a reference-image and a score column.
 
-Liu13 (deblurring), Ma17 (super-resolution) and TQD (texture): we could not establish the file layout of their
-official releases, so they are not parsed from the releases. Write their scores into the pyiqa-style meta-info csv
+Liu13 (deblurring) and Ma17 (super-resolution): we could not obtain their releases to check file names against,
+so they are not parsed from the releases. Write their scores into the pyiqa-style meta-info csv
 (``ref_name,dist_name,mos[,std]``, one row per distorted image, paths relative to the folder) and load that folder.
 
     >>> data = load_fr_dataset("builtin")
@@ -28,6 +28,7 @@ import hashlib
 import io
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,7 +43,9 @@ LAYOUTS = {
     "kadid10k": "dmos.csv (header dist_img,ref_img,dmos,var) + images/",
     "tid2013": "mos_with_names.txt ('<mos> <name>' lines) + distorted_images/ + reference_images/",
     "pipal": "Train_Label/ (or another *_Label/ folder) of A0001.txt files with 'A0001_00_00.bmp,<elo>' lines",
-    "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17, TQD)",
+    "tqd": "images/<texture>-0.png references, images/<texture>-<k>.png distorted + a score file of "
+    "'images/<texture>-<k>.png,<mos>' lines",
+    "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17)",
 }
 SCORE_NAMES = ("mos", "dmos", "score")  # accepted score columns of a pyiqa-style csv, in order of preference
 
@@ -322,31 +325,28 @@ def _pyiqa_csv(path: str) -> list[FRItem]:
     score_column = next((s for s in SCORE_NAMES if s in header), None)
     if score_column is None:
         raise ValueError(f"{path} line 1: header {','.join(header)} has no score column ({', '.join(SCORE_NAMES)})")
-    files = _FileIndex(folder)
-
-    def resolve(name: str, subfolder: str, where: str) -> str:
-        for candidate in (os.path.join(folder, name), os.path.join(folder, subfolder, name)):
-            if os.path.isfile(candidate):
-                return candidate
-        return files.find(name, where, f"looked in {folder}, {subfolder}/, and below")
-
+    refs, dists = _FileIndex(folder, ["ref"]), _FileIndex(folder, ["dist"])
     items = []
     for line, row in rows:
         where = f"{path} line {line}"
         ref, dist = (_require_name(row[k], where, k) for k in ("ref_name", "dist_name"))
         score = _score(_require_name(row[score_column], where, score_column), where)
-        items.append(FRItem(resolve(dist, "dist", where), resolve(ref, "ref", where), score, ref.lower()))
+        items.append(FRItem(dists.find(dist, where), refs.find(ref, where), score, ref.lower()))
     return items
 
 
 class _FileIndex:
-    """Files below a folder by lower-case file name, for releases that scatter images over subfolders. Walked once,
-    on the first look-up."""
+    """Finds a release's images: at the listed path (relative to the folder or to one of ``subfolders``), else by
+    file name (case-insensitive) anywhere below the folder, for releases that scatter images over subfolders. The
+    folder is walked once, on the first name that needs it."""
 
-    def __init__(self, folder: str):
-        self.folder, self._paths = folder, None
+    def __init__(self, folder: str, subfolders: Sequence[str] = ()):
+        self.folder, self.subfolders, self._paths = folder, subfolders, None
 
-    def find(self, name: str, where: str, looked: str) -> str:
+    def find(self, name: str, where: str) -> str:
+        for sub in ("", *self.subfolders):
+            if os.path.isfile(candidate := os.path.join(self.folder, sub, name)):
+                return candidate
         if self._paths is None:
             self._paths = {}
             for root, _, files in os.walk(self.folder):
@@ -356,7 +356,8 @@ class _FileIndex:
         if len(matches) > 1:
             raise ValueError(f"{where}: {name} is ambiguous, found {_list_names(sorted(matches), 3)}")
         if not matches:
-            raise ValueError(f"{where}: image {name} does not exist ({looked})")
+            looked = ", ".join([self.folder, *(f"{sub}/" for sub in self.subfolders), "and below"])
+            raise ValueError(f"{where}: image {name} does not exist (looked in {looked})")
         return matches[0]
 
 
@@ -391,9 +392,54 @@ def _pipal(folder: str) -> list[FRItem]:
                     raise ValueError(f"{where}: {len(fields)} fields, expected 2 ('<image>.bmp,<elo score>')")
                 dist = _require_name(fields[0], where, "image name")
                 ref = dist.split("_")[0] + os.path.splitext(dist)[1]
-                looked = f"looked below {folder}"
-                items.append(FRItem(files.find(dist, where, looked), files.find(ref, where, looked),
+                items.append(FRItem(files.find(dist, where), files.find(ref, where),
                                     _score(fields[1], where), _stem(ref).upper()))  # fmt: skip
+    return items
+
+
+TQD_NAME = re.compile(r"(?:^|[/\\])(\d+)-(\d+)\.(?:png|bmp|jpe?g|tiff?)$", re.IGNORECASE)
+
+
+def _tqd_score_file(folder: str) -> str | None:
+    """The TQD score file: a ``*.txt`` / ``*.csv`` in the folder whose first line is ``images/<t>-<k>.png,<mos>``."""
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if name.lower().endswith((".txt", ".csv")) and os.path.isfile(path):
+            with open(path, encoding="utf-8-sig", errors="replace") as file:
+                first = next((line for line in file if line.strip()), "")
+            fields = [f.strip() for f in re.split(r"[,\s]+", first.strip()) if f.strip()]
+            if len(fields) == 2 and TQD_NAME.search(fields[0]):
+                return path
+    return None
+
+
+def _tqd(folder: str) -> list[FRItem]:
+    """TQD (DISTS's texture quality database): 10 reference textures ``images/<t>-0.png`` with 15 distorted versions
+    each, ``images/<t>-1.png`` .. ``images/<t>-15.png`` (resampled, synthesised, and conventionally distorted
+    textures), and a score file with one ``images/<t>-<k>.png,<mos>`` line per distorted image (comma or white
+    space between the two; MOS in 0..1, higher is better).
+    """
+    path = _tqd_score_file(folder)
+    files = _FileIndex(folder)
+    items = []
+    with open(path, encoding="utf-8-sig", errors="replace") as file:
+        for line, text in enumerate(file, start=1):
+            if not text.strip():
+                continue
+            where = f"{path} line {line}"
+            fields = [f for f in re.split(r"[,\s]+", text.strip()) if f]
+            if len(fields) != 2:
+                raise ValueError(f"{where}: {len(fields)} fields, expected 2 ('images/<texture>-<k>.png,<mos>')")
+            match = TQD_NAME.search(fields[0])
+            if match is None:
+                raise ValueError(f"{where}: {fields[0]!r} is not named <texture>-<k>.png")
+            texture, k = match.group(1), int(match.group(2))
+            if k == 0:
+                raise ValueError(f"{where}: {fields[0]} is the reference texture (k = 0), not a distorted image")
+            ref = os.path.join(os.path.dirname(fields[0]), f"{texture}-0{os.path.splitext(fields[0])[1]}")
+            items.append(
+                FRItem(files.find(fields[0], where), files.find(ref, where), _score(fields[1], where), texture)
+            )
     return items
 
 
@@ -412,6 +458,8 @@ def detect_layout(folder: str) -> str:
         return "tid2013"
     if _pipal_label_files(folder):
         return "pipal"
+    if _tqd_score_file(folder):
+        return "tqd"
     found = _pyiqa_csvs(folder)
     if len(found) > 1:
         raise ValueError(f"{folder} holds {len(found)} pyiqa-style csvs ({_list_names(found, 3)}): "
@@ -474,10 +522,10 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
 
     Args:
         source: ``"builtin"`` (see ``builtin_fr_items``); a folder in a layout of ``LAYOUTS`` (KADID-10k's
-            ``dmos.csv``, TID2013's ``mos_with_names.txt``, PIPAL's ``Train_Label/``, a pyiqa-style meta-info csv:
-            the form in which Liu13, Ma17 and TQD are read); the path of a pyiqa-style csv; otherwise a Hub
-            dataset id or a local path ``datasets`` understands (``save_to_disk`` folder, parquet/arrow file,
-            folder of data files).
+            ``dmos.csv``, TID2013's ``mos_with_names.txt``, PIPAL's ``Train_Label/``, TQD's ``images/`` and
+            score file, a pyiqa-style meta-info csv: the form in which Liu13 and Ma17 are read); the
+            path of a pyiqa-style csv; otherwise a Hub dataset id or a local path ``datasets`` understands
+            (``save_to_disk`` folder, parquet/arrow file, folder of data files).
         image_column: the distorted-image column of a dataset.
         ref_column: the reference-image column of a dataset.
         score_column: the score column of a dataset.
@@ -510,6 +558,8 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
             items = _tid2013(source)
         elif layout == "pipal":
             items = _pipal(source)
+        elif layout == "tqd":
+            items = _tqd(source)
         elif layout == "pyiqa-csv":
             items = _pyiqa_csv(_pyiqa_csvs(source)[0])
         else:

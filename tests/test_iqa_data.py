@@ -1,4 +1,4 @@
-"""FR-IQA data: official layouts (KADID-10k, TID2013, PIPAL, pyiqa csv), malformed input, builtin, crops, splits."""
+"""FR-IQA data: official layouts (KADID-10k, TID2013, PIPAL, TQD, pyiqa csv), bad input, builtin, crops, splits."""
 
 import os
 
@@ -73,6 +73,21 @@ def pipal(tmp_path):
     return root
 
 
+@pytest.fixture
+def tqd(tmp_path):
+    """TQD: images/<texture>-0.png references (texture ids are not consecutive: 5, 11, ...), <texture>-<k>.png
+    distorted, and a score file of 'images/<texture>-<k>.png,<mos>' lines in the release's order (k = 1, 2, ..., 10)."""
+    root = tmp_path / "TQD"
+    lines = []
+    for t in (5, 11):
+        _write(str(root / "images" / f"{t}-0.png"), seed=t)
+        for k in (1, 2, 10):
+            _write(str(root / "images" / f"{t}-{k}.png"), seed=100 * t + k)
+            lines.append(f"images/{t}-{k}.png,{0.9 - 0.05 * k:.5f}")
+    (root / "MOS.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
 def _pyiqa_folder(root, header="ref_name,dist_name,mos,std", subfolders=True):
     """A pyiqa-style meta-info csv; images under ref/ and dist/ (names in the csv without the subfolder)."""
     rows = [header]
@@ -137,9 +152,35 @@ def test_pipal_malformed_line(pipal, line, problem):
         load_fr_dataset(str(pipal))
 
 
+def test_tqd_parses(tqd):
+    assert detect_layout(str(tqd)) == "tqd"
+    data = load_fr_dataset(str(tqd))
+    assert len(data) == 6 and data.lower_better is False
+    assert [item.ref_id for item in data.items] == ["5"] * 3 + ["11"] * 3
+    last = data.items[5]
+    assert last.dist == str(tqd / "images" / "11-10.png") and last.ref == str(tqd / "images" / "11-0.png")
+    assert last.score == pytest.approx(0.4)
+    os.rename(tqd / "MOS.txt", tqd / "scores.txt")  # found by its content, whatever its name
+    (tqd / "scores.txt").write_text((tqd / "scores.txt").read_text().replace(",", "  "))  # white space also separates
+    assert load_fr_dataset(str(tqd)).scores().tolist() == data.scores().tolist()
+
+
+@pytest.mark.parametrize(
+    "line, problem",
+    [("images/11-2.png,nan", "nan"), ("images/11-0.png,0.5", "reference texture"),
+     ("images/eleven.png,0.5", "not named"), ("images/11-7.png,0.5", "does not exist")],
+)  # fmt: skip
+def test_tqd_malformed_line(tqd, line, problem):
+    lines = (tqd / "MOS.txt").read_text().splitlines()
+    lines[4] = line
+    (tqd / "MOS.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"MOS\.txt line 5: .*{problem}"):
+        load_fr_dataset(str(tqd))
+
+
 @pytest.mark.parametrize("header", ["ref_name,dist_name,mos,std", "ref_name,dist_name,dmos"])
 def test_pyiqa_csv_parses(tmp_path, header):
-    """Also the form in which Liu13, Ma17 and TQD are read (their scores written to this csv)."""
+    """Also the form in which Liu13 and Ma17 are read (their scores written to this csv)."""
     root = _pyiqa_folder(tmp_path / "liu13", header)
     assert detect_layout(str(root)) == "pyiqa-csv"
     data = load_fr_dataset(str(root))
