@@ -108,6 +108,7 @@ def main(args):
     steps = args.max_train_steps if trainable else 0
     progress = tqdm(range(steps), initial=global_step, disable=not accelerator.is_main_process or not steps)
     batches, history = iter(loader), []
+    val, val_step = initial, 0  # the latest validation, and the step it was taken at
     while global_step < steps:
         batch = next(batches)
         dist, ref = batch["dist"].to(accelerator.device), batch["ref"].to(accelerator.device)
@@ -125,7 +126,7 @@ def main(args):
         logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
-            val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
+            val, val_step = evaluate(plain, val_set, accelerator.device, data.lower_better, show), global_step
             logs |= {"val/srcc": val["srcc"], "val/plcc": val["plcc"]}
         accelerator.log(logs, step=global_step)
         history.append(logs)
@@ -135,7 +136,8 @@ def main(args):
     # Save the metric with its validation and test agreement in the model card.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
+        if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
+            val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
         test = evaluate(plain, test_set, accelerator.device, data.lower_better, show)
         logger.info("validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f",
                     val["srcc"], val["plcc"], test["srcc"], test["plcc"])  # fmt: skip
