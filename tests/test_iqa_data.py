@@ -23,6 +23,13 @@ def _write(path, seed=0, size=16):
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
 
 
+def _replace_line(path, index, text):
+    """Line ``index`` (0-based) of a text file replaced by ``text``: how the malformed-input tests break a file."""
+    lines = path.read_text().splitlines()
+    lines[index] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
 @pytest.fixture
 def kadid(tmp_path):
     """KADID-10k: dmos.csv + images/I01_01_01.png ..., references images/I01.png."""
@@ -141,10 +148,7 @@ def test_pipal_parses(pipal):
 @pytest.mark.parametrize("line, problem", [("A0002_01_03.bmp,nan", "nan"), ("A0002_01_03.bmp 1400", "1 fields"),
                                            ("A0002_09_09.bmp,1400", "A0002_09_09.bmp does not exist")])  # fmt: skip
 def test_pipal_malformed_line(pipal, line, problem):
-    path = pipal / "Train_Label" / "A0002.txt"
-    lines = path.read_text().splitlines()
-    lines[1] = line
-    path.write_text("\n".join(lines) + "\n")
+    _replace_line(pipal / "Train_Label" / "A0002.txt", 1, line)
     with pytest.raises(ValueError, match=rf"A0002\.txt line 2: .*{problem}"):
         load_fr_dataset(str(pipal))
     os.remove(pipal / "Train_Ref" / "A0001.bmp")
@@ -171,9 +175,7 @@ def test_tqd_parses(tqd):
      ("images/eleven.png,0.5", "not named"), ("images/11-7.png,0.5", "does not exist")],
 )  # fmt: skip
 def test_tqd_malformed_line(tqd, line, problem):
-    lines = (tqd / "MOS.txt").read_text().splitlines()
-    lines[4] = line
-    (tqd / "MOS.txt").write_text("\n".join(lines) + "\n")
+    _replace_line(tqd / "MOS.txt", 4, line)
     with pytest.raises(ValueError, match=rf"MOS\.txt line 5: .*{problem}"):
         load_fr_dataset(str(tqd))
 
@@ -208,18 +210,14 @@ def test_pyiqa_csv_relative_paths_and_basename_search(tmp_path):
      ("I01_01_01.png,I01.png,good,0.5", "not a number"), (",I01.png,3.0,0.5", "empty dist_img")],
 )  # fmt: skip
 def test_kadid_malformed_row_names_file_and_line(kadid, row, problem):
-    lines = (kadid / "dmos.csv").read_text().splitlines()
-    lines[5] = row
-    (kadid / "dmos.csv").write_text("\n".join(lines) + "\n")
+    _replace_line(kadid / "dmos.csv", 5, row)
     with pytest.raises(ValueError, match=rf"dmos\.csv line 6: .*{problem}"):
         load_fr_dataset(str(kadid))
 
 
 @pytest.mark.parametrize("line, problem", [("nan i01_01_1.bmp", "nan"), ("5.1", "1 fields"), ("x i01_01_1.bmp", "not")])
 def test_tid2013_malformed_line(tid, line, problem):
-    lines = (tid / "mos_with_names.txt").read_text().splitlines()
-    lines[2] = line
-    (tid / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
+    _replace_line(tid / "mos_with_names.txt", 2, line)
     with pytest.raises(ValueError, match=rf"mos_with_names\.txt line 3: .*{problem}"):
         load_fr_dataset(str(tid))
 
