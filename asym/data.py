@@ -141,7 +141,14 @@ def _builtin_images() -> list[np.ndarray]:
     return [_to_array(image[0] if isinstance(image, tuple) else image) for image in images]  # stereo: left view
 
 
-def _load_dataset(name: str, image_column: str, split: str) -> ImageSequence:
+def open_image_table(name: str, image_columns: Sequence[str], split: str, value_columns: Sequence[str] = ()):
+    """A Hub id or local ``datasets`` path as a table of ``image_columns`` kept encoded (bytes or paths, decoded on
+    access by ``_decode``) and ``value_columns`` as stored. Local paths: a ``save_to_disk`` folder, a parquet/arrow
+    file, or anything ``datasets.load_dataset`` reads (image folders, folders of data files).
+
+    Raises:
+        ValueError: the dataset cannot be loaded, lacks ``split`` or a column, or an image column holds no images.
+    """
     import datasets
 
     if os.path.isdir(name) and any(os.path.isfile(os.path.join(name, f)) for f in ("state.json", "dataset_dict.json")):
@@ -158,13 +165,17 @@ def _load_dataset(name: str, image_column: str, split: str) -> ImageSequence:
             dataset = datasets.load_dataset(**source, split=split)
         except (ConnectionError, FileNotFoundError) as err:
             raise ValueError(f"could not load {name!r}: not a local dataset, nor reachable on the Hub ({err})") from err
-    if image_column not in dataset.column_names:
-        raise ValueError(f"{name} has no column {image_column!r}; available: {', '.join(dataset.column_names)}")
-    if not isinstance(dataset.features[image_column], datasets.Image):
-        raise ValueError(f"column {image_column!r} of {name} is {dataset.features[image_column]}, not an Image")
-    # Keep the encoded bytes (or paths) only: decoding happens in ImageSequence, on access.
-    dataset = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
-    return ImageSequence.checked([(dataset, image_column, i) for i in range(len(dataset))], name)
+    image_columns = list(dict.fromkeys(image_columns))
+    for column in (*image_columns, *value_columns):
+        if column not in dataset.column_names:
+            raise ValueError(f"{name} has no column {column!r}; available: {', '.join(dataset.column_names)}")
+    for column in image_columns:
+        if not isinstance(dataset.features[column], datasets.Image):
+            raise ValueError(f"column {column!r} of {name} is {dataset.features[column]}, not an Image")
+    dataset = dataset.select_columns(list(dict.fromkeys([*image_columns, *value_columns])))
+    for column in image_columns:
+        dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    return dataset
 
 
 def load_sr_images(
@@ -199,7 +210,8 @@ def load_sr_images(
         return ImageSequence.checked(paths, train_data_dir)
     if dataset_name == "builtin":
         return _builtin_images()
-    return _load_dataset(dataset_name, image_column, split)
+    table = open_image_table(dataset_name, [image_column], split)
+    return ImageSequence.checked([(table, image_column, i) for i in range(len(table))], dataset_name)
 
 
 def _size(images, index: int) -> tuple[int, int]:

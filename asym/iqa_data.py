@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from asym.data import _decode, _list_names, _name, _to_array, to_tensor
+from asym.data import _decode, _list_names, _name, _to_array, open_image_table, to_tensor
 
 # Layout name -> what identifies it in a folder (shown in the "unknown layout" error).
 LAYOUTS = {
@@ -471,47 +471,15 @@ def detect_layout(folder: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------- Hub
-def _hf_dataset(name: str, split: str):
-    import datasets
-
-    if os.path.isdir(name) and any(os.path.isfile(os.path.join(name, f)) for f in ("state.json", "dataset_dict.json")):
-        dataset = datasets.load_from_disk(name)
-        if isinstance(dataset, datasets.DatasetDict):
-            if split not in dataset:
-                raise ValueError(f"{name} has no split {split!r}; available: {', '.join(dataset)}")
-            dataset = dataset[split]
-        return dataset
-    builder = {".parquet": "parquet", ".arrow": "arrow"}.get(os.path.splitext(name)[1].lower())
-    source = {"path": builder, "data_files": name} if builder and os.path.isfile(name) else {"path": name}
-    try:
-        return datasets.load_dataset(**source, split=split)
-    except (ConnectionError, FileNotFoundError) as err:
-        raise ValueError(f"could not load {name!r}: not a known IQA layout, a local dataset, "
-                         f"nor reachable on the Hub ({err})") from err  # fmt: skip
-
-
 def _hub_items(name: str, image_column: str, ref_column: str, score_column: str, split: str) -> list[FRItem]:
-    import datasets
-
-    dataset = _hf_dataset(name, split)
-    for column in (image_column, ref_column, score_column):
-        if column not in dataset.column_names:
-            raise ValueError(f"{name} has no column {column!r}; available: {', '.join(dataset.column_names)}")
-    for column in (image_column, ref_column):
-        if not isinstance(dataset.features[column], datasets.Image):
-            raise ValueError(f"column {column!r} of {name} is {dataset.features[column]}, not an Image")
-    # Keep encoded bytes (or paths) only: images are decoded on access, by asym.data._decode.
-    images = dataset.select_columns([image_column, ref_column])
-    images = images.cast_column(image_column, datasets.Image(decode=False))
-    if ref_column != image_column:
-        images = images.cast_column(ref_column, datasets.Image(decode=False))
+    table = open_image_table(name, [image_column, ref_column], split, [score_column])
     items = []
-    for row, (score, ref) in enumerate(zip(dataset[score_column], images[ref_column])):
+    for row, (score, ref) in enumerate(zip(table[score_column], table[ref_column])):
         where = f"{name} row {row}, column {score_column!r}"
         value = _score("None" if score is None else str(score), where)
         # The reference's identity: a hash of its bytes (exact), else its stored path.
         ref_id = hashlib.sha1(ref["bytes"]).hexdigest()[:16] if ref["bytes"] else str(ref["path"])
-        items.append(FRItem((images, image_column, row), (images, ref_column, row), value, ref_id))
+        items.append(FRItem((table, image_column, row), (table, ref_column, row), value, ref_id))
     return items
 
 
