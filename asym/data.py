@@ -141,6 +141,11 @@ def _builtin_images() -> list[np.ndarray]:
     return [_to_array(image[0] if isinstance(image, tuple) else image) for image in images]  # stereo: left view
 
 
+def is_saved_dataset(path: str) -> bool:
+    """Whether ``path`` is a folder written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    return any(os.path.isfile(os.path.join(path, f)) for f in ("state.json", "dataset_dict.json"))
+
+
 def open_image_table(name: str, image_columns: Sequence[str], split: str, value_columns: Sequence[str] = ()):
     """A Hub id or local ``datasets`` path as a table of ``image_columns`` kept encoded (bytes or paths, decoded on
     access by ``_decode``) and ``value_columns`` as stored. Local paths: a ``save_to_disk`` folder, a parquet/arrow
@@ -151,8 +156,8 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     """
     import datasets
 
-    if os.path.isdir(name) and any(os.path.isfile(os.path.join(name, f)) for f in ("state.json", "dataset_dict.json")):
-        dataset = datasets.load_from_disk(name)  # a directory written by save_to_disk
+    if is_saved_dataset(name):
+        dataset = datasets.load_from_disk(name)
         if isinstance(dataset, datasets.DatasetDict):
             if split not in dataset:
                 raise ValueError(f"{name} has no split {split!r}; available: {', '.join(dataset)}")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from asym.data import _decode, _list_names, _name, _to_array, open_image_table, to_tensor
+from asym.data import _decode, _list_names, _name, _to_array, is_saved_dataset, open_image_table, to_tensor
 
 # Layout name -> what identifies it in a folder (shown in the "unknown layout" error).
 LAYOUTS = {
@@ -470,6 +470,16 @@ def detect_layout(folder: str) -> str:
     raise ValueError(f"{folder} is in no known IQA layout. Known layouts: {known}")
 
 
+# Layout name (a key of LAYOUTS) -> the reader of a folder in that layout.
+READERS = {
+    "kadid10k": _kadid,
+    "tid2013": _tid2013,
+    "pipal": _pipal,
+    "tqd": _tqd,
+    "pyiqa-csv": lambda folder: _pyiqa_csv(_pyiqa_csvs(folder)[0]),
+}
+
+
 # ------------------------------------------------------------------------------------------------------------- Hub
 def _hub_items(name: str, image_column: str, ref_column: str, score_column: str, split: str) -> list[FRItem]:
     table = open_image_table(name, [image_column, ref_column], split, [score_column])
@@ -509,9 +519,7 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
         items, name = builtin_fr_items(), "builtin"
     elif os.path.isfile(source) and source.lower().endswith(".csv"):
         items, name = _pyiqa_csv(source), _stem(source)
-    elif os.path.isdir(source) and not any(
-        os.path.isfile(os.path.join(source, f)) for f in ("state.json", "dataset_dict.json")
-    ):
+    elif os.path.isdir(source) and not is_saved_dataset(source):
         try:
             layout = detect_layout(source)
         except ValueError:
@@ -520,16 +528,8 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
                 raise
             layout = None
         name = os.path.basename(os.path.normpath(source))
-        if layout == "kadid10k":
-            items = _kadid(source)
-        elif layout == "tid2013":
-            items = _tid2013(source)
-        elif layout == "pipal":
-            items = _pipal(source)
-        elif layout == "tqd":
-            items = _tqd(source)
-        elif layout == "pyiqa-csv":
-            items = _pyiqa_csv(_pyiqa_csvs(source)[0])
+        if layout:
+            items = READERS[layout](source)
         else:
             items = _hub_items(source, image_column, ref_column, score_column, split)
     elif source.startswith((os.sep, ".", "~")) and not os.path.exists(os.path.expanduser(source)):
