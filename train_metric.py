@@ -153,7 +153,7 @@ def main(args):
         }
         plain.save_pretrained(args.output_dir)
         if args.push_to_hub:
-            push_to_hub(plain, args, args.output_dir)
+            push_to_hub(args)
     accelerator.end_training()
     return {"initial": initial, "history": history}
 

@@ -243,7 +243,7 @@ def main(args):
             plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))
         accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
         if args.push_to_hub:
-            push_to_hub(generator, args, args.output_dir)
+            push_to_hub(args)
     accelerator.end_training()
     return history
 

@@ -178,19 +178,20 @@ def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
     return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
 
 
-def push_to_hub(model, args: argparse.Namespace, folder: str) -> None:
-    """Upload ``folder``; without network the local copy stays and the failure is one clear line."""
-    from huggingface_hub import upload_folder
+def push_to_hub(args: argparse.Namespace) -> None:
+    """Upload ``--output_dir`` to ``--hub_model_id`` (default: the folder's name), without the resumable
+    ``checkpoints/`` (optimiser states, not part of the model). Without network the local copy stays and the
+    failure is one clear line."""
+    from huggingface_hub import create_repo, upload_folder
 
     repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
     try:
-        from huggingface_hub import create_repo
-
         create_repo(repo_id, exist_ok=True)
-        upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload asym model")
+        upload_folder(repo_id=repo_id, folder_path=args.output_dir, commit_message="Upload asym model",
+                      ignore_patterns=["checkpoints/*"])  # fmt: skip
     except Exception as err:  # noqa: BLE001 - any Hub/network failure
         raise UserError(
-            f"--push_to_hub to {repo_id!r} failed ({type(err).__name__}); the model is kept in {folder}"
+            f"--push_to_hub to {repo_id!r} failed ({type(err).__name__}); the model is kept in {args.output_dir}"
         ) from err
 
 
