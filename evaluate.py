@@ -70,7 +70,7 @@ def run_fr(args) -> list[dict]:
     records = []
     for dataset_name in dataset_names:
         dataset = load_fr_dataset(dataset_name, **fr_dataset_kwargs(args))
-        mos = -dataset.scores() if dataset.lower_better else dataset.scores()
+        mos = dataset.quality()
         for metric in metrics:
             scores = score_pairs(metric, dataset, args.device, desc=f"{metric.name} on {dataset.name}")
             result = correlations(-scores if metric.lower_better else scores, mos)  # both "higher is better"

@@ -62,11 +62,10 @@ def _evenly_spaced(indices: list[int], n: int) -> list[int]:
     return [indices[round(i * (len(indices) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
-def evaluate(metric, dataset, device, lower_better: bool, progress: bool) -> dict[str, float]:
+def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
     """SRCC/PLCC/KRCC of -D against the MOS (oriented "higher is better") over full images."""
-    mos = dataset.scores()
     preds = -score_pairs(metric, dataset, device, desc="evaluating", progress=progress)
-    return correlations(preds, -mos if lower_better else mos)
+    return correlations(preds, dataset.quality())
 
 
 def main(args):
@@ -89,7 +88,7 @@ def main(args):
     init = "random" if args.backbone == "vgg16-r" else args.init
     metric = DISTS(args.backbone, weights=args.weights, alpha_beta=init, seed=args.seed)
     trainable = args.backbone != "vgg16-r"
-    initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, data.lower_better, show)
+    initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, show)
     logger.info("initial validation SRCC %.4f PLCC %.4f", initial["srcc"], initial["plcc"])
 
     optimizer = torch.optim.Adam([metric.alpha, metric.beta], lr=args.learning_rate)
@@ -126,7 +125,7 @@ def main(args):
         logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
-            val, val_step = evaluate(plain, val_set, accelerator.device, data.lower_better, show), global_step
+            val, val_step = evaluate(plain, val_set, accelerator.device, show), global_step
             logs |= {"val/srcc": val["srcc"], "val/plcc": val["plcc"]}
         accelerator.log(logs, step=global_step)
         history.append(logs)
@@ -137,8 +136,8 @@ def main(args):
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
-            val = evaluate(plain, val_set, accelerator.device, data.lower_better, show)
-        test = evaluate(plain, test_set, accelerator.device, data.lower_better, show)
+            val = evaluate(plain, val_set, accelerator.device, show)
+        test = evaluate(plain, test_set, accelerator.device, show)
         logger.info("validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f",
                     val["srcc"], val["plcc"], test["srcc"], test["plcc"])  # fmt: skip
         plain.card = model_card_facts(args, ["dataset_name", "weights", "init", "learning_rate", "lr_halving_steps",

@@ -140,6 +140,10 @@ class FRDataset(torch.utils.data.Dataset):
         """All scores, in item order (float64)."""
         return np.array([item.score for item in self.items], dtype=np.float64)
 
+    def quality(self) -> np.ndarray:
+        """All scores oriented so that higher means better quality (negated when ``lower_better``)."""
+        return -self.scores() if self.lower_better else self.scores()
+
 
 # ----------------------------------------------------------------------------------------------------------- builtin
 def _square(image: np.ndarray, size: int) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""Full-reference fidelity scores used to monitor super-resolution: PSNR and SSIM.
+"""Scores and their agreement with people.
 
-Computed on RGB in [0, 1] after cropping ``border`` pixels on each side (the scale factor, as in
-BasicSR), one value per image. SSIM is scikit-image's (Gaussian window, sigma 1.5, as Wang et al.).
+* ``psnr`` / ``ssim``: fidelity used to monitor super-resolution, on RGB in [0, 1] after cropping ``border`` pixels
+  on each side (the scale factor, as in BasicSR), one value per image. SSIM is scikit-image's (Gaussian window,
+  sigma 1.5, as Wang et al.).
+* ``correlations`` (SRCC, KRCC, PLCC after the ``logistic4`` fit), ``pearson_loss`` (metric learning), and
+  ``FRMetric`` / ``score_pairs``: any FR metric by name, scored over an FR dataset.
 """
 
 from __future__ import annotations
