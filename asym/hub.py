@@ -5,13 +5,18 @@ Built on ``huggingface_hub.PyTorchModelHubMixin`` (so ``save_pretrained``, ``fro
 
 * a frozen backbone whose weights can be re-obtained by name (``weights_source == "pretrained"``) is
   not duplicated into the checkpoint; any other backbone (random, fallback, robust file) is stored, so a
-  reloaded model is bit-identical wherever it is loaded;
+  reloaded model is bit-identical wherever it is loaded. A model whose backbone is not stored reloads with
+  exactly those pretrained weights or fails with a ``UserError``: never with substitute (random) features;
+* a folder that is not what the class expects (no ``config.json``, a config of another asym class, unreadable or
+  truncated files, tensors that do not fit) is one ``UserError`` naming it;
 * files are written to a temporary folder and each renamed into place, so a killed run never leaves a
   half-written file, and whatever else the folder holds (checkpoints, logs) is left alone.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +25,12 @@ from pathlib import Path
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors.torch import load_file, save_file
 
+from .errors import UserError, reading
+
 WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CLASS_KEY = "asym_class"  # config.json entry naming the class that wrote it
+BOOKKEEPING_KEYS = {CLASS_KEY, "weights_source", "card"}  # config entries that are not constructor arguments
 CARD_TEMPLATE = """---
 {{ card_data }}
 ---
@@ -58,8 +68,8 @@ class HubModel(
         return card
 
     def extra_config(self) -> dict:
-        """Entries added to ``config.json`` at save time: the training facts in ``self.card``, if any."""
-        return {"card": dict(self.card)} if getattr(self, "card", None) else {}
+        """Entries added to ``config.json`` at save time: the class, and the training facts in ``self.card``."""
+        return {CLASS_KEY: type(self).__name__} | ({"card": dict(self.card)} if getattr(self, "card", None) else {})
 
     def card_facts(self) -> str:
         """``self.card`` (facts a training script records: settings, data, scores) as a Markdown list."""
@@ -75,8 +85,8 @@ class HubModel(
         backbone = getattr(self, "backbone", None)
         if backbone is not None:
             config["weights_source"] = backbone.weights_source  # provenance, shown in the card too
-            if self._backbone_is_stored() and "weights" in config:
-                config["weights"] = "random"  # rebuilt offline, then overwritten by the stored tensors
+            if "weights" in config:  # stored: rebuilt offline, then overwritten; else exactly the pretrained ones
+                config["weights"] = "random" if self._backbone_is_stored() else "pretrained"
         card = dict(kwargs.pop("model_card_kwargs", None) or {})
         card.setdefault(
             "title", f"{type(self).__name__} ({getattr(backbone, 'name', getattr(self, 'model_name', ''))})"
@@ -105,30 +115,109 @@ class HubModel(
         save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt"})
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs):
+        """Load a model saved by ``save_pretrained`` from a folder or a Hub id.
+
+        Raises:
+            UserError: the folder does not exist or holds no ``config.json``, the config is unreadable or written by
+                another class, the Hub id cannot be downloaded, the weights are unreadable or do not fit, or the
+                pretrained backbone weights the model relies on cannot be obtained.
+        """
+        source = str(pretrained_model_name_or_path)
+        if os.path.isdir(source):
+            _check_config(cls, source)
+        elif os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") != 1:
+            raise UserError(f"{source} is not a folder saved by asym (save_pretrained), nor a Hub id (owner/name)")
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except _hub_errors() as err:
+            raise UserError(f"{source} is no local folder and could not be downloaded from the Hub "
+                            f"({type(err).__name__}): check the path, the id and the network") from err  # fmt: skip
+
+    @classmethod
     def _from_pretrained(
         cls, *, model_id: str, revision=None, cache_dir=None, force_download=False, local_files_only=False,
         token=None, map_location: str = "cpu", strict: bool = False, **model_kwargs,
     ):  # fmt: skip
-        model_kwargs.pop("weights_source", None)
-        model = cls(**model_kwargs)
         if os.path.isdir(model_id):
             path = os.path.join(model_id, WEIGHTS_NAME)
+            if not os.path.isfile(path):
+                raise UserError(f"{model_id} holds no {WEIGHTS_NAME}: it was not (completely) saved by asym")
         else:
             path = hf_hub_download(
                 model_id, WEIGHTS_NAME, revision=revision, cache_dir=cache_dir, force_download=force_download,
                 local_files_only=local_files_only, token=token,
             )  # fmt: skip
-        state = load_file(path, device=map_location)
-        result = model.load_state_dict(state, strict=False)
+        state = {k: v.to(map_location) for k, v in read_tensor_file(path, "model weights").items()}
         backbone_stored = any(k.startswith("backbone.") for k in state)
+        source = model_kwargs.pop("weights_source", None)
+        if "weights" in model_kwargs:
+            # A stored backbone is rebuilt randomly and overwritten; one that is not stored must be the pretrained
+            # weights it was saved with: "auto" could fall back to random features under trained alpha/beta.
+            model_kwargs["weights"] = "random" if backbone_stored else "pretrained"
+        try:
+            model = cls(**model_kwargs)
+        except UserError as err:
+            if backbone_stored:
+                raise
+            raise UserError(
+                f"{model_id} relies on pretrained backbone weights it does not store (saved with: "
+                f"{source or 'pretrained'}), and they could not be obtained: {err}"
+            ) from err
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as err:
+            shapes = [line.strip() for line in str(err).splitlines() if "size mismatch" in line][:2]
+            raise UserError(f"{path} does not fit {cls.__name__}({model_kwargs}): {'; '.join(shapes) or err}") from err
         missing = [k for k in result.missing_keys if backbone_stored or not k.startswith("backbone.")]
         if result.unexpected_keys or missing:
-            raise ValueError(
+            raise UserError(
                 f"{path} does not fit {cls.__name__}: missing {missing[:4]}, unexpected {result.unexpected_keys[:4]}"
             )
         if backbone_stored:
             model.backbone.weights_source = f"stored in {model_id}"
+        model.loaded_from = model_id
         return model.eval()
 
 
-__all__ = ["HubModel"]
+def read_tensor_file(path: str, what: str):
+    """What a ``.safetensors`` file holds, or a torch file loaded with ``weights_only=True`` (tensors and plain
+    containers; an arbitrary pickle is refused, never executed). A file that cannot be parsed is one ``UserError``
+    naming ``what`` and the path."""
+    import torch
+
+    with reading(path, what):
+        if path.endswith(".safetensors"):
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _check_config(cls, folder: str) -> None:
+    """A saved folder's ``config.json`` exists, parses, and was written by ``cls`` (or, for folders saved before the
+    class was recorded, holds only arguments ``cls`` takes)."""
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        raise UserError(f"{folder} holds no {CONFIG_NAME}: not a folder written by asym's save_pretrained")
+    with reading(path, "model config"), open(path, encoding="utf-8") as file:
+        config = json.load(file)
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object: not a config written by asym")
+    saved = config.get(CLASS_KEY)
+    if saved is not None and saved != cls.__name__:
+        raise UserError(f"{folder} holds an asym {saved}, not a {cls.__name__}: load it with {saved}.from_pretrained")
+    unknown = set(config) - set(inspect.signature(cls.__init__).parameters) - BOOKKEEPING_KEYS
+    if unknown:
+        raise UserError(f"{path} describes another kind of model (entries {sorted(unknown)} are not "
+                        f"{cls.__name__} arguments)")  # fmt: skip
+
+
+def _hub_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises for an id it cannot download (offline, missing, gated)."""
+    from huggingface_hub import errors
+
+    return tuple(getattr(errors, name) for name in ("HfHubHTTPError", "LocalEntryNotFoundError", "EntryNotFoundError",
+                                                     "OfflineModeIsEnabled", "RepositoryNotFoundError")
+                 if hasattr(errors, name))  # fmt: skip
+
+
+__all__ = ["HubModel", "read_tensor_file"]

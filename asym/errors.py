@@ -1,0 +1,62 @@
+"""User mistakes versus bugs.
+
+A ``UserError`` is a mistake in the command line or the data (a bad path, an unknown name, a malformed csv, a
+truncated checkpoint): the scripts report it as one line and exit with status 2. Anything else is a bug and keeps its
+traceback. ``UserError`` is a ``ValueError``, so library users who catch ``ValueError`` still catch it.
+
+Files named by the user are parsed inside ``reading(path, what)``: whatever the parser raises on a truncated, foreign
+or garbage file becomes one ``UserError`` naming the file, instead of a deserialiser's traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class UserError(ValueError):
+    """A mistake in the command line or the data: reported as one line, exit status 2."""
+
+
+def run_cli(main: Callable, args: argparse.Namespace):
+    """Run ``main(args)``; a ``UserError`` ends with one line on stderr and exit status 2, anything else propagates."""
+    try:
+        return main(args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _parse_errors() -> tuple[type[BaseException], ...]:
+    """What deserialisers raise on a file that is not what it claims to be."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, pickle.UnpicklingError, SafetensorError)
+
+
+@contextmanager
+def reading(path: str, what: str) -> Iterator[None]:
+    """Parse a user-given file: a failure inside the block becomes a ``UserError`` naming ``what`` and ``path``.
+
+    Keep the block to the parsing call itself, so that only the file can be at fault.
+    """
+    try:
+        yield
+    except UserError:
+        raise
+    except _parse_errors() as err:
+        if isinstance(err, pickle.UnpicklingError):  # torch's message would suggest weights_only=False: never
+            reason = "not a tensors-only torch file; only safetensors and weights_only torch files are loaded"
+        else:  # the first line, and the one after it where the first only announces a list ("Error(s) in ...:")
+            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
+            reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+            reason = reason[:300]
+        raise UserError(
+            f"{what} {path} cannot be read ({type(err).__name__}: {reason}); is it truncated or not the right file?"
+        ) from err
+
+
+__all__ = ["UserError", "reading", "run_cli"]
