@@ -122,10 +122,17 @@ class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perce
             alpha, beta = torch.rand(n, generator=g), torch.rand(n, generator=g)
         else:
             raise ValueError(f"alpha_beta must be 'auto', 'dists', 'uniform' or 'random', got {alpha_beta!r}")
+        self.alpha_beta_init = "the DISTS release" if alpha_beta == "dists" else alpha_beta
         total = alpha.sum() + beta.sum()
         trainable = backbone != "vgg16-r" if trainable is None else trainable
         self.alpha = nn.Parameter((alpha / total).clone(), requires_grad=trainable)
         self.beta = nn.Parameter((beta / total).clone(), requires_grad=trainable)
+
+    @property
+    def alpha_beta_source(self) -> str:
+        """Where alpha/beta come from: their initialisation, or the folder / Hub id they were loaded from."""
+        loaded = getattr(self, "loaded_from", None)
+        return f"as saved in {loaded}" if loaded else self.alpha_beta_init
 
     def card_description(self) -> str:
         return (
@@ -140,34 +147,63 @@ class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perce
         total = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / total, self.backbone.channels)
         betas = torch.split(self.beta / total, self.backbone.channels)
-        similarity = upcast_half(x).new_zeros(x.shape[0])
+        # D = 1 - sum(a l + b s) = sum(a (1 - l) + b (1 - s)) as the weights sum to 1. The second form is exactly 0
+        # for identical inputs (l = s = 1 bit for bit), where the first leaves the rounding of a sum of thousands.
+        distance = upcast_half(x).new_zeros(x.shape[0])
         for a, b, f0, f1 in zip(alphas, betas, fx, fy):
             # statistics in fp32 even under autocast; (B, C) each
             texture, structure = TextureStructure.apply(upcast_half(f0), upcast_half(f1), self.c1, self.c2)
-            similarity = similarity + texture @ a + structure @ b
-        return 1 - similarity
+            distance = distance + (1 - texture) @ a + (1 - structure) @ b
+        return distance
 
     @torch.no_grad()
     def project_(self, stage0_bounds: tuple[float, float] = (0.02, 1.0)) -> None:
-        """Project alpha/beta back onto the constraint set after an optimiser step.
+        """Project alpha/beta back onto the constraint set after an optimiser step (projected gradient descent).
 
-        Non-negative, summing to one, and the zeroth-stage (raw image) weights inside ``stage0_bounds``
-        (the paper's [0.02, 1]); the other stages are rescaled so the total stays one.
+        The Euclidean projection onto {w >= 0, sum(w) = 1, stage-0 (raw image) weights in ``stage0_bounds``} (the
+        paper's [0.02, 1]): the feasible point nearest to the current weights, whatever they are.
         """
-        weights = torch.cat([self.alpha, self.beta]).clamp_(min=0)
-        weights /= weights.sum().clamp_min(1e-12)
         n, c0 = self.alpha.numel(), self.backbone.channels[0]
-        stage0 = torch.zeros_like(weights, dtype=torch.bool)
-        stage0[:c0] = stage0[n : n + c0] = True
-        weights[stage0] = weights[stage0].clamp(*stage0_bounds)
-        rest = weights[~stage0].sum()
-        remaining = 1 - weights[stage0].sum()
-        if rest > 0:
-            weights[~stage0] *= remaining / rest
-        else:
-            weights[~stage0] = remaining / (~stage0).sum()
+        lower, upper = torch.zeros(2 * n, dtype=torch.float64), torch.ones(2 * n, dtype=torch.float64)
+        for start in (0, n):  # alpha and beta of stage 0
+            lower[start : start + c0], upper[start : start + c0] = stage0_bounds
+        weights = project_onto_capped_simplex(torch.cat([self.alpha, self.beta]).double().cpu(), lower, upper)
         self.alpha.copy_(weights[:n])
         self.beta.copy_(weights[n:])
+
+
+def project_onto_capped_simplex(v: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """The point of {w : sum(w) = 1, lower <= w <= upper} nearest to ``v`` in Euclidean distance (1-D, float64).
+
+    By the KKT conditions it is ``clip(v - tau, lower, upper)`` for the one ``tau`` at which it sums to 1; the sum is
+    non-increasing and piecewise linear in ``tau``, so bisection brackets the right piece and one linear solve on
+    that piece lands on ``tau`` exactly (up to rounding).
+
+    Raises:
+        ValueError: the set is empty (``sum(lower) > 1``, ``sum(upper) < 1`` or ``lower > upper`` somewhere).
+    """
+    if (lower > upper).any() or lower.sum() > 1 or upper.sum() < 1:
+        raise ValueError(f"no weights satisfy sum = 1 within [{lower.min()}, {upper.max()}]: bounds too tight")
+    if not torch.isfinite(v).all():
+        raise ValueError("cannot project non-finite weights (did the optimiser diverge?)")
+
+    def total(tau):
+        return (v - tau).clamp(lower, upper).sum()
+
+    lo, hi = (v - upper).min().item(), (v - lower).max().item()  # total(lo) = sum(upper) >= 1 >= total(hi)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if total(mid) > 1 else (lo, mid)
+    free = ((v - hi) > lower) & ((v - lo) < upper)  # entries strictly inside their box on the bracketed piece
+    if free.any():
+        clipped = (v - hi).clamp(lower, upper)
+        tau = (v[free].sum() + clipped[~free].sum() - 1) / free.sum()
+        w = (v - tau).clamp(lower, upper)
+    else:
+        w = (v - hi).clamp(lower, upper)
+    return w
 
 
 class TextureStructure(torch.autograd.Function):
