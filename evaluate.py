@@ -14,18 +14,19 @@ prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_r
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 
-import numpy as np
 import torch
 
 from asym.analysis import recover_from_noise, save_images, synthesize_texture
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
+from asym.errors import UserError, reading, run_cli
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.leaderboard import markdown_table, unique_names, write_records
 from asym.metrics import FRMetric, correlations, score_pairs
-from asym.training import run_cli
+from asym.training import check_output_dir
+
+RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
 
 
 def parse_args(input_args=None):
@@ -50,39 +51,29 @@ def parse_args(input_args=None):
     return parser.parse_args(input_args)
 
 
-def markdown_table(records: list[dict], metrics: list[str], datasets: list[str]) -> str:
-    """Metric rows x dataset columns (SRCC / PLCC), plus their averages, like the paper's Table 4."""
-    by_key = {(r["metric"], r["dataset"]): r for r in records}
-    head = "| Metric | " + " | ".join(f"{d} SRCC | {d} PLCC" for d in datasets) + " | Avg SRCC | Avg PLCC |"
-    lines = [head, "|" + " --- |" * (2 * len(datasets) + 3)]
-    for m in metrics:
-        cells = [by_key[(m, d)] for d in datasets]
-        values = [f"{c['srcc']:.3f} | {c['plcc']:.3f}" for c in cells]
-        avg = f"{np.mean([c['srcc'] for c in cells]):.3f} | {np.mean([c['plcc'] for c in cells]):.3f}"
-        lines.append(f"| {m} | " + " | ".join(values) + f" | {avg} |")
-    return "\n".join(lines)
-
-
 def run_fr(args) -> list[dict]:
-    metric_names = [m for m in args.metrics.split(",") if m]
-    dataset_names = [d for d in args.datasets.split(",") if d]
-    metrics = [FRMetric(m, args.device) for m in metric_names]  # fail early on a bad name
-    records = []
-    for dataset_name in dataset_names:
-        dataset = load_fr_dataset(dataset_name, **fr_dataset_kwargs(args))
+    metric_sources = [m for m in args.metrics.split(",") if m]
+    dataset_sources = [d for d in args.datasets.split(",") if d]
+    metric_names = unique_names(metric_sources, "metric")
+    source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
+    metrics = [FRMetric(m, args.device) for m in metric_sources]  # fail early on a bad name
+    datasets, results = [], []
+    for source in dataset_sources:
+        dataset = load_fr_dataset(source, **fr_dataset_kwargs(args))
+        print(f"{dataset.name}: {len(dataset)} pairs, scores {dataset.direction}")
+        datasets.append(dataset)
         mos = dataset.quality()
-        for metric in metrics:
-            scores = score_pairs(metric, dataset, args.device, desc=f"{metric.name} on {dataset.name}")
-            result = correlations(-scores if metric.lower_better else scores, mos)  # both "higher is better"
-            records.append({"metric": metric.name, "dataset": dataset.name, **result})
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "fr_results.json"), "w") as f:
-        json.dump(records, f, indent=2)
-    with open(os.path.join(args.output_dir, "fr_results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["metric", "dataset", "srcc", "plcc", "krcc", "n"])
-        writer.writeheader()
-        writer.writerows(records)
-    print(markdown_table(records, [m.name for m in metrics], [r["dataset"] for r in records[:: len(metrics)]]))
+        for name, metric in zip(metric_names, metrics):
+            scores = score_pairs(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
+            results.append(correlations(-scores if metric.lower_better else scores, mos))  # both "higher is better"
+    # Columns are the datasets' own names, unless two coincide (two folders called kadid10k): then path-based ones.
+    dataset_names = [d.name for d in datasets]
+    if len(set(dataset_names)) < len(dataset_names):
+        dataset_names = source_names
+    rows = [(m, d) for d in dataset_names for m in metric_names]
+    records = [{"metric": m, "dataset": d, **{k: r[k] for k in RESULT_KEYS}} for (m, d), r in zip(rows, results)]
+    write_records(records, args.output_dir, "fr_results")
+    print(markdown_table(records, metric_names, dataset_names))
     return records
 
 
@@ -93,13 +84,13 @@ def load_image(name: str, size: int) -> torch.Tensor:
     elif os.path.isfile(name):
         from PIL import Image
 
-        with Image.open(name) as file:
+        with reading(name, "--image"), Image.open(name) as file:
             image = to_tensor(file)
     else:
-        raise ValueError(f"--image {name!r} is neither a file nor a builtin name ({', '.join(BUILTIN_IMAGES)})")
+        raise UserError(f"--image {name!r} is neither a file nor a builtin name ({', '.join(BUILTIN_IMAGES)})")
     h, w = image.shape[-2:]
     if min(h, w) < size:
-        raise ValueError(f"--image {name} is {h}x{w}, smaller than --size {size}")
+        raise UserError(f"--image {name} is {h}x{w}, smaller than --size {size}")
     top, left = (h - size) // 2, (w - size) // 2
     return image[None, :, top : top + size, left : left + size]
 
@@ -126,6 +117,7 @@ def run_analysis(args) -> dict:
 
 
 def main(args):
+    check_output_dir(args.output_dir)
     return run_fr(args) if args.command == "fr" else run_analysis(args)
 
 

@@ -1,34 +1,75 @@
 """Scores and their agreement with people.
 
-* ``psnr`` / ``ssim``: fidelity used to monitor super-resolution, on RGB in [0, 1] after cropping ``border`` pixels
-  on each side (the scale factor, as in BasicSR), one value per image. SSIM is scikit-image's (Gaussian window,
+* ``psnr`` / ``ssim``: fidelity used to monitor super-resolution, one value per image, on images in [0, 1] after
+  cropping ``border`` pixels on each side (the scale factor, as in BasicSR). RGB by default; ``y_channel=True`` scores
+  the BT.601 luma ``rgb_to_y`` instead, as BasicSR/SwinIR do for SR papers. SSIM is scikit-image's (Gaussian window,
   sigma 1.5, as Wang et al.).
-* ``correlations`` (SRCC, KRCC, PLCC after the ``logistic4`` fit), ``pearson_loss`` (metric learning), and
+* ``correlations``: SRCC, KRCC and signed PLCC after the ``logistic4`` fit (linear PLCC, with a ``FitWarning``, where
+  that fit fails; NaN, with a ``ConstantScoresWarning``, for constant scores). ``pearson_loss`` (metric learning), and
   ``FRMetric`` / ``score_pairs``: any FR metric by name, scored over an FR dataset.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
-
-def _crop(x: torch.Tensor, border: int) -> torch.Tensor:
-    return x[..., border:-border, border:-border] if border > 0 else x
+from .errors import UserError
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, border: int = 0) -> torch.Tensor:
-    """Peak signal-to-noise ratio in dB per image, for (B, 3, H, W) images in [0, 1]."""
-    mse = (_crop(x, border).clamp(0, 1) - _crop(y, border)).double().square().mean([1, 2, 3])
+def _crop(x: torch.Tensor, border: int, min_size: int, what: str) -> torch.Tensor:
+    """``x`` without ``border`` pixels on each of its four sides; a UserError if less than ``min_size`` remains."""
+    h, w = x.shape[-2:]
+    if border < 0 or min(h, w) - 2 * border < min_size:
+        raise UserError(
+            f"{what}: border {border} does not fit a {h}x{w} image (at least {min_size}x{min_size} pixels must remain "
+            f"after cropping {border} on each side)"
+        )
+    return x[..., border : h - border, border : w - border]
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of (..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) in [16/255, 235/255], as BasicSR's ``rgb2ycbcr``
+    (``y_only``): ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``, not rounded."""
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise UserError(f"rgb_to_y needs (..., 3, H, W) RGB images, got shape {tuple(x.shape)}")
+    r, g, b = x.unbind(-3)
+    return ((16 + 65.481 * r + 128.553 * g + 24.966 * b) / 255).unsqueeze(-3)
+
+
+def _prepare(x: torch.Tensor, y: torch.Tensor, border: int, y_channel: bool, min_size: int, what: str):
+    """Checked, cropped float64 copies of output ``x`` (clamped to [0, 1]) and reference ``y``, as luma if asked."""
+    if x.dim() != 4 or x.shape != y.shape:
+        raise UserError(f"{what} needs two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if y_channel and x.shape[1] != 3:
+        raise UserError(f"{what} with y_channel=True needs RGB images, got {x.shape[1]} channels")
+    x = _crop(x.detach(), border, min_size, what).double().clamp(0, 1)
+    y = _crop(y.detach(), border, min_size, what).double()
+    return (rgb_to_y(x), rgb_to_y(y)) if y_channel else (x, y)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = False) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image, for (B, C, H, W) images in [0, 1] (peak 1), computed in float64.
+
+    ``border`` pixels are cropped on each side; ``y_channel=True`` scores the ``rgb_to_y`` luma (SR papers' Y-PSNR).
+    The output ``x`` is clamped to [0, 1] but, unlike BasicSR's uint8 pipeline, neither image is rounded to 8 bits.
+    The MSE is floored at 1e-12, so identical images give 120 dB rather than inf.
+    """
+    a, b = _prepare(x, y, border, y_channel, 1, "psnr")
+    mse = (a - b).square().mean([1, 2, 3])
     return (-10 * torch.log10(mse.clamp_min(1e-12))).float()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, border: int = 0) -> torch.Tensor:
-    """Structural similarity per image, for (B, 3, H, W) images in [0, 1]."""
+def ssim(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = False) -> torch.Tensor:
+    """Structural similarity per image, for (B, C, H, W) images in [0, 1]: the mean over channels of scikit-image's
+    SSIM (11x11 Gaussian window, sigma 1.5, population covariances, the 5-pixel rim that the window cannot cover
+    left out), computed in float64, after cropping ``border`` pixels on each side (at least 11x11 must remain), on
+    the ``rgb_to_y`` luma if ``y_channel``. Same window, constants and valid region as BasicSR's ``calculate_ssim``."""
     from skimage.metrics import structural_similarity
 
-    a = _crop(x, border).clamp(0, 1).detach().float().cpu().numpy()
-    b = _crop(y, border).detach().float().cpu().numpy()
+    a, b = (t.cpu().numpy() for t in _prepare(x, y, border, y_channel, 11, "ssim (11x11 window)"))
     values = [
         structural_similarity(
             p, q, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
@@ -41,10 +82,23 @@ def ssim(x: torch.Tensor, y: torch.Tensor, border: int = 0) -> torch.Tensor:
 # --- Agreement with human judgements --------------------------------------------------------------------------
 
 
+class FitWarning(UserWarning):
+    """The logistic fit behind PLCC failed, so the plain (linear) Pearson correlation is reported instead."""
+
+
+class ConstantScoresWarning(UserWarning):
+    """Predictions or MOS are all equal, so no correlation is defined (NaN)."""
+
+
+_MAXFEV = 20000  # function evaluations for the logistic fit; converging fits need a few hundred to a few thousand
+_SHORTFALL = 1e-4  # a fit this much below |linear PLCC| is a local optimum (converged ones fall short by < 1e-6)
+
+
 def logistic4(x, b1: float, b2: float, b3: float, b4: float):
     """``(b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2``: the monotonic map fitted before PLCC (VQEG practice).
 
-    With ``b1 = 100, b2 = 1`` it is the paper's ``N(x)`` that puts NR-IQA scores on a 1..100 scale.
+    Increasing where ``b1 > b2``, decreasing where ``b1 < b2``. With ``b1 = 100, b2 = 1`` it is the paper's ``N(x)``
+    that puts NR-IQA scores on a 1..100 scale.
     """
     from scipy.special import expit  # the overflow-free 1 / (1 + exp(-t))
 
@@ -52,39 +106,99 @@ def logistic4(x, b1: float, b2: float, b3: float, b4: float):
 
 
 def fit_logistic4(pred, mos) -> tuple[float, float, float, float]:
-    """Least-squares ``logistic4`` parameters mapping predictions onto MOS."""
-    import warnings
+    """Least-squares ``logistic4`` parameters mapping predictions onto MOS (``|b4|`` returned, so ``b4 > 0``).
 
+    The fit runs on standardised scores (an affine change that PLCC ignores; it keeps Levenberg-Marquardt's steps and
+    tolerances meaningful for scores of any scale and offset) and starts from the direction of the linear correlation:
+    ``b1, b2 = max, min`` of the MOS if it is positive, ``min, max`` if negative. Raises ``RuntimeError`` when the fit
+    does not converge (e.g. MOS convex in the predictions: the optimum lies at infinity).
+    """
     from scipy.optimize import OptimizeWarning, curve_fit
 
     pred, mos = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
-    p0 = [mos.max(), mos.min(), float(np.median(pred)), float(pred.std()) or 1.0]
+    if pred.shape != mos.shape or pred.ndim != 1 or len(pred) < 5 or np.ptp(pred) == 0 or np.ptp(mos) == 0:
+        raise ValueError(f"a 4-parameter fit needs at least 5 non-constant paired scores, got {pred.shape} {mos.shape}")
+    p_mid, p_scale, m_mid, m_scale = float(np.median(pred)), float(pred.std()), float(mos.mean()), float(mos.std())
+    z, w = (pred - p_mid) / p_scale, (mos - m_mid) / m_scale
+    ends = [w.max(), w.min()] if np.corrcoef(z, w)[0, 1] >= 0 else [w.min(), w.max()]
     try:
-        with warnings.catch_warnings():  # the parameter covariance is not used: its estimate may fail harmlessly
-            warnings.simplefilter("ignore", OptimizeWarning)
-            params, _ = curve_fit(logistic4, pred, mos, p0=p0, maxfev=20000)
-    except RuntimeError:  # no convergence (e.g. constant predictions): fall back to the initial guess
-        params = p0
-    return tuple(float(p) for p in params)
+        with warnings.catch_warnings(), np.errstate(all="ignore"):  # b4 may pass through 0 on the way
+            warnings.simplefilter("ignore", OptimizeWarning)  # the parameter covariance is not used
+            c, _ = curve_fit(logistic4, z, w, p0=[*ends, 0.0, 1.0], maxfev=_MAXFEV)
+    except RuntimeError as err:
+        raise RuntimeError(f"the logistic4 fit did not converge in {_MAXFEV} evaluations ({err})") from err
+    c1, c2, c3, c4 = (float(v) for v in c)
+    return m_mid + m_scale * c1, m_mid + m_scale * c2, p_mid + p_scale * c3, p_scale * abs(c4)
 
 
-def correlations(pred, mos) -> dict[str, float]:
-    """SRCC, KRCC and PLCC (after a ``logistic4`` fit) between predictions and MOS, plus the count ``n``.
+def _scores(values, what: str) -> np.ndarray:
+    """``values`` as a float64 vector; a UserError naming how many and which entries are NaN/inf."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise UserError(f"{what} must be one score per item (a vector), got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        where = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise UserError(f"{len(bad)} of {len(array)} {what} are NaN/inf (at index {where}); they cannot be correlated")
+    return array
 
-    Both must be oriented "higher is better" (negate distances first); values are signed.
+
+def correlations(pred, mos) -> dict[str, float | int | str]:
+    """SRCC, KRCC (tau-b) and PLCC between predictions and MOS, with ``n`` and ``plcc_fit``.
+
+    Both must be oriented "higher is better" (negate distances first). PLCC is the Pearson correlation between the MOS
+    and the predictions mapped by the fitted ``logistic4`` (VQEG practice), **signed by the direction of that map**:
+    ``sign(b1 - b2) * pearson(logistic4(pred), mos)``, so an anti-correlated metric gets a negative PLCC, as its SRCC
+    (the map itself is always fitted to the MOS, so the unsigned value would be positive). ``plcc_fit`` says how PLCC
+    was computed: ``"logistic"``; ``"linear"`` (plain Pearson correlation of pred and mos, with a ``FitWarning``)
+    where the fit cannot be trusted: fewer than 5 scores, no convergence, a constant map, or a local optimum worse
+    than a straight line; ``"none"`` where predictions or MOS are constant: then SRCC, KRCC and PLCC are NaN, with a
+    ``ConstantScoresWarning``. NaN/inf in either input is a UserError.
     """
     from scipy import stats
 
-    pred, mos = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
-    if len(pred) != len(mos) or len(pred) < 3:
-        raise ValueError(f"need at least 3 paired scores, got {len(pred)} predictions and {len(mos)} MOS")
-    fitted = logistic4(pred, *fit_logistic4(pred, mos))
-    return {
-        "srcc": float(stats.spearmanr(pred, mos).statistic),
-        "krcc": float(stats.kendalltau(pred, mos).statistic),
-        "plcc": float(stats.pearsonr(fitted, mos).statistic) if np.std(fitted) > 0 else 0.0,
-        "n": len(pred),
-    }
+    pred, mos = _scores(pred, "predictions"), _scores(mos, "MOS")
+    n = len(pred)
+    if len(mos) != n or n < 3:
+        raise UserError(f"need at least 3 paired scores, got {n} predictions and {len(mos)} MOS")
+    constant = [what for what, v in (("predictions", pred), ("MOS", mos)) if np.ptp(v) == 0]
+    if constant:
+        warnings.warn(
+            ConstantScoresWarning(
+                f"the {' and the '.join(constant)} are constant (all {n} equal): SRCC, KRCC and PLCC are undefined, "
+                "reported as NaN"
+            ),
+            stacklevel=2,
+        )
+        return {"srcc": float("nan"), "krcc": float("nan"), "plcc": float("nan"), "plcc_fit": "none", "n": n}
+    with warnings.catch_warnings():  # constant inputs were handled above; scipy's own warning would only repeat it
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        srcc = float(stats.spearmanr(pred, mos).statistic)
+        krcc = float(stats.kendalltau(pred, mos).statistic)
+        linear = float(stats.pearsonr(pred, mos).statistic)
+        plcc, failure = float("nan"), None
+        if n < 5:
+            failure = f"needs at least 5 scores, got {n}"
+        else:
+            try:
+                b1, b2, b3, b4 = fit_logistic4(pred, mos)
+            except RuntimeError as err:
+                failure = str(err).removeprefix("the logistic4 fit ")
+            else:
+                fitted = logistic4(pred, b1, b2, b3, b4)
+                if not np.isfinite(fitted).all() or np.ptp(fitted) == 0:
+                    failure = "collapsed to a constant"
+                else:
+                    plcc = float(np.sign(b1 - b2) * stats.pearsonr(fitted, mos).statistic)
+                    if abs(plcc) < abs(linear) - _SHORTFALL:  # the logistic family contains lines in the limit
+                        failure = f"stopped at a local optimum (|PLCC| {abs(plcc):.4f} < linear {abs(linear):.4f})"
+    if failure is not None:
+        warnings.warn(
+            FitWarning(f"the logistic PLCC fit {failure}; the linear PLCC (plain Pearson correlation) is reported"),
+            stacklevel=2,
+        )
+        plcc = linear
+    return {"srcc": srcc, "krcc": krcc, "plcc": plcc, "plcc_fit": "linear" if failure else "logistic", "n": n}
 
 
 def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
@@ -121,7 +235,7 @@ class FRMetric:
         import os
 
         self.name = source.rstrip("/").split("/")[-1] if os.path.isdir(source) else source
-        if os.path.isdir(source) or source.count("/") == 1:
+        if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):  # pyiqa names hold no "/"
             from .perceptual import DISTS
 
             self.model, self.lower_better = DISTS.from_pretrained(source).to(device), True
@@ -130,18 +244,30 @@ class FRMetric:
 
             names = pyiqa.list_models(metric_mode="FR")
             if source not in names:
-                raise ValueError(
+                raise UserError(
                     f"unknown metric {source!r}: pass a saved asym metric folder / Hub id or a pyiqa FR metric "
                     f"({', '.join(names)})"
                 )
             try:
                 self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=as_loss)
             except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
-                raise ValueError(f"pyiqa metric {source!r} could not be created ({type(err).__name__}: {err})") from err
+                raise UserError(f"pyiqa metric {source!r} could not be created ({type(err).__name__}: {err})") from err
             self.lower_better = bool(self.model.lower_better)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.model(x, y).reshape(x.shape[0])
 
 
-__all__ = ["FRMetric", "correlations", "fit_logistic4", "logistic4", "pearson_loss", "psnr", "score_pairs", "ssim"]
+__all__ = [
+    "ConstantScoresWarning",
+    "FRMetric",
+    "FitWarning",
+    "correlations",
+    "fit_logistic4",
+    "logistic4",
+    "pearson_loss",
+    "psnr",
+    "rgb_to_y",
+    "score_pairs",
+    "ssim",
+]

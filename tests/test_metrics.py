@@ -1,51 +1,454 @@
+"""Correlations, PSNR and SSIM against references computed independently of asym.metrics.
+
+Expected values come from textbook formulas (rank formula, pair counting, the Pearson formula, BasicSR's Y), from
+scipy.stats, scikit-image and pyiqa. Tolerances are bounds from the arithmetic, stated where they are used:
+EPS64 = 2**-52 is float64's machine epsilon, a sum of N terms is within ~N * EPS64 relative of the exact one, and
+asym's PSNR/SSIM are returned as float32, i.e. rounded to 2**-24 relative.
+"""
+
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from asym.metrics import correlations, fit_logistic4, logistic4, pearson_loss, psnr, ssim
+from asym.errors import UserError
+from asym.metrics import (
+    ConstantScoresWarning,
+    FitWarning,
+    correlations,
+    fit_logistic4,
+    logistic4,
+    pearson_loss,
+    psnr,
+    rgb_to_y,
+    ssim,
+)
+
+EPS64 = np.finfo(np.float64).eps
+F32_ROUND = 2.0**-24  # relative rounding of a float64 result to float32
 
 
-def test_correlations_equal_scipy():
-    rng = np.random.default_rng(0)
-    mos = rng.uniform(1, 5, 200)
-    pred = np.tanh(mos - 3) + 0.3 * rng.normal(size=200)
-    result = correlations(pred, mos)
-    assert result["srcc"] == pytest.approx(stats.spearmanr(pred, mos).statistic, abs=1e-12)
-    assert result["krcc"] == pytest.approx(stats.kendalltau(pred, mos).statistic, abs=1e-12)
-    fitted = logistic4(pred, *fit_logistic4(pred, mos))
-    assert result["plcc"] == pytest.approx(stats.pearsonr(fitted, mos).statistic, abs=1e-12)
-    assert result["plcc"] >= stats.pearsonr(pred, mos).statistic - 1e-9  # the fit never hurts linearity
-    assert result["n"] == 200
+# --- Independent references --------------------------------------------------------------------------------------
 
 
-def test_logistic_fit_recovers_known_parameters():
+def textbook_srcc(a, b) -> float:
+    """Spearman's rho by 1 - 6 sum d^2 / (n (n^2 - 1)); valid for data without ties."""
+    n = len(a)
+    assert len(np.unique(a)) == n and len(np.unique(b)) == n, "the rank formula needs tie-free data"
+    rank_a, rank_b = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    d2 = int(((rank_a - rank_b) ** 2).sum())  # exact integer arithmetic
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+def pair_count_krcc(a, b) -> float:
+    """Kendall's tau by counting concordant and discordant pairs (tau-a, equal to tau-b without ties)."""
+    n, concordant, discordant = len(a), 0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = (a[i] - a[j]) * (b[i] - b[j])
+            concordant, discordant = concordant + (s > 0), discordant + (s < 0)
+    return (concordant - discordant) / (n * (n - 1) / 2)
+
+
+def formula_pearson(a, b) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    da, db = a - a.mean(), b - b.mean()
+    return float((da * db).sum() / np.sqrt((da * da).sum() * (db * db).sum()))
+
+
+def noisy_scores(n=200, seed=0):
+    """Tie-free predictions that track the MOS through a saturating curve, with noise."""
+    rng = np.random.default_rng(seed)
+    mos = rng.uniform(1, 5, n)
+    return np.tanh(mos - 3) + 0.3 * rng.normal(size=n), mos
+
+
+@contextmanager
+def no_warnings():
+    """Any warning inside fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+# --- SRCC, KRCC, PLCC ------------------------------------------------------------------------------------------------
+
+
+def test_srcc_and_krcc_equal_the_textbook_formulas_and_scipy():
+    pred, mos = noisy_scores()
+    n = len(pred)
+    tol = 10 * n * EPS64  # scipy's rho is a Pearson correlation of ranks: a few float64 sums of n terms
+    with no_warnings():
+        result = correlations(pred, mos)
+    assert result["srcc"] == pytest.approx(textbook_srcc(pred, mos), abs=tol)
+    assert result["krcc"] == pytest.approx(pair_count_krcc(pred, mos), abs=tol)
+    assert result["srcc"] == pytest.approx(stats.spearmanr(pred, mos).statistic, abs=tol)
+    assert result["krcc"] == pytest.approx(stats.kendalltau(pred, mos).statistic, abs=tol)
+    assert result["n"] == n and result["plcc_fit"] == "logistic"
+    # At the least-squares optimum the logistic map is at least as good as the best straight line (lines are its
+    # limit), so the fitted PLCC is no smaller than the linear one.
+    assert result["plcc"] >= formula_pearson(pred, mos) - 1e-6
+
+
+def test_linear_plcc_equals_the_pearson_formula_when_too_few_scores_for_the_fit():
+    # 4 parameters cannot be fitted to 3 or 4 scores (scipy raised TypeError for 3 before): linear PLCC, flagged.
+    for pred, mos in [([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]), ([0.1, 0.5, 0.2, 0.9], [2.0, 3.0, 1.0, 5.0])]:
+        with pytest.warns(FitWarning, match="at least 5 scores.*linear PLCC"):
+            result = correlations(pred, mos)
+        assert result["plcc_fit"] == "linear"
+        assert result["plcc"] == pytest.approx(formula_pearson(pred, mos), abs=100 * EPS64)
+        assert result["plcc"] == pytest.approx(stats.pearsonr(pred, mos).statistic, abs=100 * EPS64)
+    with pytest.warns(FitWarning):
+        assert correlations([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])["plcc"] == pytest.approx(0.5, abs=100 * EPS64)
+
+
+# Noise-free MOS that is exactly a logistic of the predictions, written out (not via asym's logistic4):
+# 5 + 75 / (1 + exp(-(x - 1.2) / 0.7)). The fit then reaches zero residual, so PLCC is 1 up to (a) the fit's stopping
+# tolerance, xtol = 1.49e-8 relative in the parameters: the fitted values are off by <~1e-7 relative, and 1 - PLCC is
+# quadratic in that error (~1e-14), and (b) float64 rounding in the correlation, ~n * EPS64 = 4e-14 for n = 200.
+# 1e-10 bounds both with room to spare.
+EXACT_TOL = 1e-10
+
+
+def exact_logistic_data():
+    x = np.linspace(-3, 5, 200)
+    return x, 5 + 75 / (1 + np.exp(-(x - 1.2) / 0.7))
+
+
+def test_plcc_is_one_for_data_that_is_exactly_logistic():
+    pred, mos = exact_logistic_data()
+    with no_warnings():
+        result = correlations(pred, mos)
+    assert result["plcc_fit"] == "logistic"
+    assert result["plcc"] == pytest.approx(1, abs=EXACT_TOL)
+    assert result["srcc"] == pytest.approx(1, abs=10 * len(pred) * EPS64)
+    assert result["krcc"] == pytest.approx(1, abs=10 * len(pred) * EPS64)
+    b1, b2, b3, b4 = fit_logistic4(pred, mos)  # recovered to the fit's tolerance (1e-6: 100x xtol)
+    assert (b1, b2, b3, b4) == pytest.approx((80, 5, 1.2, 0.7), rel=1e-6)
+
+
+def test_plcc_does_not_depend_on_the_units_of_the_predictions():
+    # PLCC after a logistic fit is invariant to pred -> a * pred + c (a > 0): the logistic family absorbs it. Fitting
+    # raw scores such as 1e6 + 1e-3 x stopped at PLCC 0.978 here (finite-difference steps and tolerances relative to
+    # the 1e6 offset); the fit runs on standardised scores. Storing 1e6 + 1e-3 x rounds x by ulp(1e6) / 1e-3 ~ 1e-7,
+    # 1e-9 of its range, which moves 1 - PLCC by ~1e-18: EXACT_TOL still holds.
+    pred, mos = exact_logistic_data()
+    for scale, offset in [(1e-3, 1e6), (1e3, -5e6), (1e-6, 1.0)]:
+        with no_warnings():
+            result = correlations(scale * pred + offset, mos)
+        assert result["plcc"] == pytest.approx(1, abs=EXACT_TOL), (scale, offset)
+
+
+@pytest.mark.parametrize("negate", ["predictions", "mos"])
+def test_plcc_is_minus_one_for_data_that_is_exactly_a_decreasing_logistic(negate):
+    # The old code reported PLCC = +1 here next to SRCC = -1: Pearson of the fitted values with the MOS is always
+    # positive, the sign has to come from the direction of the fitted map.
+    pred, mos = exact_logistic_data()
+    pred, mos = (-pred, mos) if negate == "predictions" else (pred, -mos)
+    with no_warnings():
+        result = correlations(pred, mos)
+    assert result["plcc_fit"] == "logistic"
+    assert result["plcc"] == pytest.approx(-1, abs=EXACT_TOL)
+    assert result["srcc"] == pytest.approx(-1, abs=10 * len(pred) * EPS64)
+    assert result["krcc"] == pytest.approx(-1, abs=10 * len(pred) * EPS64)
+    b1, b2, _, _ = fit_logistic4(pred, mos)
+    assert b1 < b2  # a decreasing map
+
+
+def test_anticorrelated_noisy_scores_get_a_negative_plcc_of_the_same_size():
+    pred, mos = noisy_scores()
+    positive, negative = correlations(pred, mos), correlations(-pred, mos)
+    assert np.sign(negative["plcc"]) == np.sign(negative["srcc"]) == -1
+    assert negative["srcc"] == pytest.approx(-positive["srcc"], abs=10 * len(pred) * EPS64)
+    # The mirrored problem has the mirrored optimum (b1 <-> b2, b3 -> -b3); both fits stop within xtol of it, whose
+    # first-order effect on PLCC is far below 1e-6.
+    assert negative["plcc"] == pytest.approx(-positive["plcc"], abs=1e-6)
+    assert negative["plcc"] <= formula_pearson(-pred, mos) + 1e-6  # |fitted PLCC| >= |linear PLCC|, as above
+
+
+@pytest.mark.parametrize("constant", ["predictions", "MOS"])
+def test_constant_scores_give_nan_and_one_clear_warning(constant):
+    pred, mos = noisy_scores(n=20)
+    pred, mos = (np.full(20, 0.3), mos) if constant == "predictions" else (pred, np.full(20, 3.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = correlations(pred, mos)
+    assert [type(w.message) for w in caught] == [ConstantScoresWarning]  # no scipy ConstantInputWarning on top
+    assert f"the {constant} are constant" in str(caught[0].message)
+    assert np.isnan(result["srcc"]) and np.isnan(result["krcc"]) and np.isnan(result["plcc"])  # the old code: 0.0
+    assert result["plcc_fit"] == "none" and result["n"] == 20
+
+
+def test_non_finite_scores_are_a_user_error_naming_count_and_place():
+    pred, mos = noisy_scores()
+    pred[[3, 50, 199]] = [np.nan, np.inf, -np.inf]
+    with pytest.raises(UserError, match=r"3 of 200 predictions are NaN/inf \(at index 3, 50, 199\)"):
+        correlations(pred, mos)
+    pred, mos = noisy_scores()
+    mos[7] = np.nan
+    with pytest.raises(UserError, match="1 of 200 MOS are NaN/inf"):
+        correlations(pred, mos)
+
+
+def test_a_fit_that_does_not_converge_reports_the_linear_plcc_with_a_warning():
+    # A real input: MOS convex in the predictions (exponential). The best logistic4 sits in its lower tail with
+    # b3 -> infinity, so there is no finite optimum and Levenberg-Marquardt runs out of evaluations.
+    pred = np.linspace(0, 1, 50)
+    mos = np.exp(3 * pred)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        fit_logistic4(pred, mos)
+    with pytest.warns(FitWarning, match="did not converge.*linear PLCC") as caught:
+        result = correlations(pred, mos)
+    assert len(caught) == 1
+    assert result["plcc_fit"] == "linear"
+    assert result["plcc"] == pytest.approx(formula_pearson(pred, mos), abs=10 * len(pred) * EPS64)
+    with pytest.warns(FitWarning):
+        assert correlations(pred, -mos)["plcc"] == pytest.approx(-formula_pearson(pred, mos), abs=10 * 50 * EPS64)
+
+
+@pytest.mark.parametrize(
+    "params, reason",
+    [([1.0, -1.0, 3.0, 0.1], "local optimum"), ([0.5, 0.5, 0.0, 1.0], "collapsed to a constant")],
+    ids=["local-optimum", "constant-map"],
+)
+def test_a_fit_worse_than_a_line_reports_the_linear_plcc(monkeypatch, params, reason):
+    # No real input found for these (the standardised, direction-aware start point avoids them), so curve_fit is
+    # replaced by one that "converges" to a bad point: a step at z = 3 (standardised units) or a flat map.
+    import scipy.optimize
+
+    monkeypatch.setattr(scipy.optimize, "curve_fit", lambda *args, **kwargs: (np.array(params), None))
+    pred, mos = noisy_scores()
+    with pytest.warns(FitWarning, match=reason):
+        result = correlations(pred, mos)
+    assert result["plcc_fit"] == "linear"
+    assert result["plcc"] == pytest.approx(formula_pearson(pred, mos), abs=10 * len(pred) * EPS64)
+
+
+def test_logistic_fit_recovers_known_parameters_from_noisy_data():
     x = np.linspace(-3, 5, 300)
-    truth = (80.0, 5.0, 1.2, 0.7)
-    noisy = logistic4(x, *truth) + np.random.default_rng(1).normal(0, 0.2, x.size)
+    noisy = 5 + 75 / (1 + np.exp(-(x - 1.2) / 0.7)) + np.random.default_rng(1).normal(0, 0.2, x.size)
     fitted = fit_logistic4(x, noisy)
     assert fitted[0] == pytest.approx(80, rel=0.01) and fitted[1] == pytest.approx(5, abs=0.5)
-    assert fitted[2] == pytest.approx(1.2, abs=0.05) and abs(fitted[3]) == pytest.approx(0.7, rel=0.05)
+    assert fitted[2] == pytest.approx(1.2, abs=0.05) and fitted[3] == pytest.approx(0.7, rel=0.05)
 
 
-def test_too_few_scores_is_an_error():
-    with pytest.raises(ValueError, match="at least 3"):
+def test_logistic4_as_the_papers_1_to_100_normalisation():
+    # N(x) = 99 / (1 + exp(-(x - b3) / |b4|)) + 1: 50.5 at b3, 1 and 100 far below and above, |b4| only.
+    x = np.array([-1e3, 0.2, 0.2 + 0.5 * np.log(3), 1e3])
+    expected = [1, 50.5, 1 + 99 * 0.75, 100]
+    np.testing.assert_allclose(logistic4(x, 100, 1, 0.2, -0.5), expected, rtol=10 * EPS64)
+
+
+def test_malformed_score_lists_are_user_errors():
+    with pytest.raises(UserError, match="at least 3"):
         correlations([1, 2], [1, 2])
+    with pytest.raises(UserError, match="at least 3"):
+        correlations([1, 2, 3, 4], [1, 2, 3])
+    with pytest.raises(UserError, match="vector"):
+        correlations(np.ones((5, 2)), np.arange(5))
 
 
 def test_pearson_loss_matches_scipy_and_has_gradients():
     pred = torch.randn(32, dtype=torch.float64, requires_grad=True)
     target = torch.randn(32, dtype=torch.float64)
     loss = pearson_loss(pred, target)
-    assert loss.item() == pytest.approx(1 - stats.pearsonr(pred.detach(), target).statistic, abs=1e-12)
+    assert loss.item() == pytest.approx(1 - formula_pearson(pred.detach(), target), abs=100 * EPS64)
+    assert loss.item() == pytest.approx(1 - stats.pearsonr(pred.detach(), target).statistic, abs=100 * EPS64)
     loss.backward()
     assert torch.isfinite(pred.grad).all()
-    assert pearson_loss(2 * target + 3, target).item() == pytest.approx(0, abs=1e-12)
+    assert pearson_loss(2 * target + 3, target).item() == pytest.approx(0, abs=100 * EPS64)
+    assert pearson_loss(-target, target).item() == pytest.approx(2, abs=100 * EPS64)
 
 
-def test_psnr_and_ssim():
-    y = torch.rand(2, 3, 32, 32)
-    x = (y + 0.1).clamp(0, 1)
-    expected = -10 * torch.log10(((x - y) ** 2).mean([1, 2, 3]))
-    torch.testing.assert_close(psnr(x, y), expected, rtol=1e-5, atol=1e-4)
+# --- PSNR, SSIM ------------------------------------------------------------------------------------------------------
+
+
+def image_pair(shape=(2, 3, 48, 40), seed=0, positive=False):
+    """Reference and distorted float32 images in [0, 1], H != W so that a swapped crop would show. ``positive``:
+    the distortion raises every channel of every pixel (R, G, B differences share a sign)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.rand(shape, generator=g)
+    noise = 0.05 * torch.rand(shape, generator=g) if positive else 0.05 * torch.randn(shape, generator=g)
+    return (y + noise).clamp(0, 1), y
+
+
+def hand_y(images: np.ndarray) -> np.ndarray:
+    """BasicSR's rgb2ycbcr(y_only=True) luma for (..., 3, H, W) RGB in [0, 1], written out in float64."""
+    r, g, b = images[..., 0, :, :], images[..., 1, :, :], images[..., 2, :, :]
+    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def hand_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def test_rgb_to_y_on_known_colours():
+    colours = torch.tensor([[0.0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    y = rgb_to_y(colours.reshape(5, 3, 1, 1)).flatten()
+    expected = torch.tensor([16, 235, 16 + 65.481, 16 + 128.553, 16 + 24.966], dtype=torch.float64) / 255
+    torch.testing.assert_close(y, expected, rtol=10 * EPS64, atol=0)
+    assert rgb_to_y(torch.rand(2, 3, 5, 7)).shape == (2, 1, 5, 7)
+    with pytest.raises(UserError, match="3, H, W"):
+        rgb_to_y(torch.rand(2, 1, 5, 7))
+
+
+@pytest.mark.parametrize("border", [0, 4])
+def test_rgb_psnr_and_ssim_equal_scikit_image(border):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    x, y = image_pair()
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    a, b = x[crop].double().numpy(), y[crop].double().numpy()
+    n = a[0].size
+    tol = F32_ROUND + 10 * n * EPS64  # float32 output; float64 sums over n values, in another order
+    for i in range(2):
+        expected_psnr = peak_signal_noise_ratio(b[i], a[i], data_range=1.0)
+        assert psnr(x, y, border=border)[i].item() == pytest.approx(expected_psnr, rel=tol)
+        expected_ssim = structural_similarity(
+            b[i].transpose(1, 2, 0), a[i].transpose(1, 2, 0), channel_axis=-1, data_range=1.0,
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        )  # fmt: skip
+        assert ssim(x, y, border=border)[i].item() == pytest.approx(expected_ssim, rel=tol)
+
+
+@pytest.mark.parametrize("border", [0, 4])
+def test_y_psnr_and_ssim_equal_basicsr_formula_by_hand(border):
+    from skimage.metrics import structural_similarity
+
+    x, y = image_pair()
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    ya, yb = hand_y(x[crop].double().numpy()), hand_y(y[crop].double().numpy())
+    tol = F32_ROUND + 10 * ya[0].size * EPS64
+    for i in range(2):
+        assert psnr(x, y, border, y_channel=True)[i].item() == pytest.approx(hand_psnr(ya[i], yb[i]), rel=tol)
+        expected = structural_similarity(
+            yb[i], ya[i], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        assert ssim(x, y, border, y_channel=True)[i].item() == pytest.approx(expected, rel=tol)
+    assert (psnr(x, y, border, y_channel=True) != psnr(x, y, border)).all()  # the option does change the channel
+
+
+# pyiqa 0.1.16 versus BasicSR (the SR papers' convention, which asym follows):
+# * test_y_channel=True converts with color_space="yiq" by default: Y = 0.299 R + 0.587 G + 0.114 B (full range, no
+#   16 offset, no 219/255 scale). BasicSR's Y needs color_space="ycbcr".
+# * PSNR: 10 log10(1 / (mse + 1e-8)) (BasicSR: no eps) and no rounding for data_range 1: comparable.
+# * SSIM (the SSIM class) works on data_range 255 and rounds the channel(s) to integers ("as MATLAB", i.e. uint8 Y);
+#   BasicSR keeps Y unrounded. It also clamps negative contrast-structure values to 0 (relu), and rounds its Gaussian
+#   window to float32, which moves SSIM by up to ~1e-4 in the worst case (|d sigma^2| <= 3 * 2**-24 * 255^2 against
+#   C2 = 58.5). Its MATLAB-style downsampling is off by default, as in BasicSR. So SSIM is compared on grey images
+#   whose Y is already an integer (R = G = B = k/219 gives 255 Y = 16 + 219 k/219 = 16 + k), with distortions small
+#   enough to keep local structure positively correlated, through pyiqa's ssim function (its formula, constants and
+#   valid-region mean) with a float64 window, rather than through the SSIM class.
+# * pyiqa's registered "ssim" and "psnry" metrics are therefore YIQ-luma numbers (SSIM on rounded Y), not BasicSR's.
+
+
+def test_y_psnr_equals_pyiqa_with_ycbcr():
+    from pyiqa.archs.psnr_arch import PSNR
+
+    border = 4
+    x, y = image_pair(positive=True)
+    x, y = x.double(), y.double()  # float64 in pyiqa too, so that only its float32 colour weights round
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    ya, yb = hand_y(x[crop].numpy()), hand_y(y[crop].numpy())
+    mse = ((ya - yb) ** 2).mean(axis=(1, 2))
+    reference = PSNR(test_y_channel=True, color_space="ycbcr", crop_border=border)(x, y)
+    # pyiqa's 65.481, 128.553, 24.966 are float32: each Y difference is off by <= 2**-24 of itself when the R, G, B
+    # differences share a sign (positive=True), so the mse by <= 2 * 2**-24 relative; its +1e-8 eps lowers PSNR by
+    # 10 log10(1 + 1e-8 / mse); then float64 sums and our float32 output.
+    for i in range(2):
+        db_per_rel = 10 / np.log(10)
+        tol = db_per_rel * (2.1 * F32_ROUND + 10 * ya[i].size * EPS64) + 40 * F32_ROUND
+        expected = reference[i].item() + 10 * np.log10(1 + 1e-8 / mse[i])
+        ours = psnr(x.float(), y.float(), border, y_channel=True)[i].item()
+        assert ours < 40 and ours == pytest.approx(expected, abs=tol)
+        assert expected == pytest.approx(hand_psnr(ya[i], yb[i]), abs=tol)
+    # pyiqa's default colour space is not BasicSR's: a different number.
+    default = PSNR(test_y_channel=True, crop_border=border)(x, y)
+    assert (default - reference).abs().min() > 0.1
+
+
+def test_rgb_psnr_equals_pyiqa():
+    from pyiqa.archs.psnr_arch import PSNR
+
+    x, y = image_pair()
+    reference = PSNR(test_y_channel=False, crop_border=4)(x.double(), y.double())
+    diff = (x.double() - y.double())[..., 4:-4, 4:-4]
+    expected = reference + 10 * torch.log10(1 + 1e-8 / diff.square().mean((1, 2, 3)))  # undo pyiqa's eps
+    ours = psnr(x, y, border=4).double()
+    assert (ours < 40).all()  # for the float32 rounding term below
+    tol = 10 / np.log(10) * 10 * diff[0].numel() * EPS64 + 40 * F32_ROUND  # float64 sums, our float32 output
+    torch.testing.assert_close(ours, expected, rtol=0, atol=tol)
+
+
+def test_y_ssim_of_grey_images_equals_pyiqa():
+    from pyiqa.archs.ssim_arch import ssim as pyiqa_ssim
+    from pyiqa.utils.color_util import to_y_channel
+
+    border = 3
+    g = torch.Generator().manual_seed(1)
+    levels_y = torch.randint(20, 200, (2, 1, 40, 36), generator=g)
+    levels_x = (levels_y + torch.randint(-6, 7, levels_y.shape, generator=g)).clamp(0, 219)
+    y, x = (levels.double().expand(-1, 3, -1, -1) / 219 for levels in (levels_y, levels_x))
+    i, j = np.mgrid[-5:6, -5:6]
+    window = np.exp(-(i * i + j * j) / (2 * 1.5**2))
+    window = torch.from_numpy(window / window.sum()).reshape(1, 1, 11, 11)  # Wang et al.'s window, in float64
+    crop = (slice(None), slice(None), slice(border, 40 - border), slice(border, 36 - border))
+    ya, yb = (to_y_channel(t[crop], 255, "ycbcr") for t in (x, y))  # pyiqa's rounded 0..255 luma
+    torch.testing.assert_close(ya, 16 + levels_x[crop].double(), rtol=0, atol=0)  # rounding did nothing
+    reference = pyiqa_ssim(ya, yb, win=window, data_range=255)
+    # Both sides in float64: sigma = E[v^2] - mu^2 over 121 weights loses ~121 * EPS64 * 255^2 ~ 2e-9 absolute,
+    # against C2 = (0.03 * 255)^2 = 58.5 in the denominators; then our float32 output.
+    tol = F32_ROUND + 1e-9
+    torch.testing.assert_close(ssim(x.float(), y.float(), border, y_channel=True).double(), reference, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("y_channel", [False, True])
+def test_border_is_cropped_exactly_on_all_four_sides(y_channel):
+    border = 4
+    _, y = image_pair()
+    strips = {
+        "top": (slice(None), slice(None), slice(0, border)),
+        "bottom": (slice(None), slice(None), slice(48 - border, 48)),
+        "left": (slice(None), slice(None), slice(None), slice(0, border)),
+        "right": (slice(None), slice(None), slice(None), slice(40 - border, 40)),
+    }
+    for side, strip in strips.items():
+        x = y.clone()
+        x[strip] = 1 - x[strip]  # corrupt only this border strip
+        with_border = psnr(x, y, border, y_channel)
+        assert (with_border == 120).all(), side  # identical after the crop: the 1e-12 MSE floor, 120 dB
+        assert (psnr(x, y, 0, y_channel) < 40).all(), side  # without the crop the corruption counts
+        assert ssim(x, y, border, y_channel).tolist() == pytest.approx([1, 1], abs=F32_ROUND), side
+        assert (ssim(x, y, 0, y_channel) < 1 - 1e-3).all(), side
+    x = y.clone()
+    x[..., border, border:-border] = 0.5  # the first row inside the crop must still count
+    assert (psnr(x, y, border, y_channel) < 120).all()
+
+
+def test_bad_border_or_shapes_are_user_errors():
+    x, y = image_pair(shape=(1, 3, 20, 30))
+    assert psnr(x, y, border=9).shape == (1,)  # 2 x 12 pixels remain
+    with pytest.raises(UserError, match="border 10 does not fit a 20x30 image"):
+        psnr(x, y, border=10)  # nothing would remain: not an empty mean (NaN)
+    with pytest.raises(UserError, match="border -1"):
+        psnr(x, y, border=-1)
+    with pytest.raises(UserError, match="11x11"):
+        ssim(x, y, border=5)  # 10 x 20 pixels: smaller than SSIM's window
+    with pytest.raises(UserError, match="one shape"):
+        psnr(x, y[..., :-1])
+    with pytest.raises(UserError, match="one shape"):
+        psnr(x, torch.cat([y, y]))  # would broadcast
+    with pytest.raises(UserError, match="RGB"):
+        ssim(x[:, :1], y[:, :1], y_channel=True)
+
+
+def test_psnr_and_ssim_basic_properties():
+    x, y = image_pair()
+    expected = -10 * torch.log10(((x.double() - y.double()) ** 2).mean([1, 2, 3]))
+    torch.testing.assert_close(psnr(x, y).double(), expected, rtol=F32_ROUND + 10 * x[0].numel() * EPS64, atol=0)
+    assert psnr(y, y).tolist() == [120, 120]
     assert torch.allclose(ssim(y, y), torch.ones(2)) and (ssim(x, y) < 1).all()
+    assert psnr(x, y).dtype == ssim(x, y).dtype == torch.float32
