@@ -41,7 +41,12 @@ def parse_args(input_args=None):
     g.add_argument("--stage0_min", type=float, default=0.02, help="lower bound of the raw-image alpha/beta")
     d = parser.add_argument_group("data")
     d.add_argument("--dataset_name", default="builtin", help="builtin, an IQA folder (KADID-10k, ...) or a Hub id")
-    d.add_argument("--crop_size", type=int, default=256, help="training crop (same window in both images)")
+    d.add_argument(
+        "--crop_size",
+        type=int,
+        default=256,
+        help="training crop, same window in both images (capped at the smallest training image)",
+    )
     d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
     d.add_argument(
         "--max_eval_samples",
@@ -74,11 +79,17 @@ def main(args):
 
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
     data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
+    logger.info("%s: %d pairs, scores %s", data.name, len(data), data.direction)
     train_idx, val_idx, test_idx = split_by_reference(data, seed=args.seed)
     split = f"6:2:2 by reference ({len(train_idx)} / {len(val_idx)} / {len(test_idx)} pairs)"
     if args.max_eval_samples:
         val_idx, test_idx = (_evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
         split += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
+    smallest = data.subset(train_idx).min_side()  # image headers only: checked before any work
+    if smallest < args.crop_size:
+        logger.warning("--crop_size %d exceeds the smallest training image (%d pixels): training on %dx%d crops",
+                       args.crop_size, smallest, smallest, smallest)  # fmt: skip
+        args.crop_size = smallest
     train_set = data.subset(train_idx, crop_size=args.crop_size, train=True)
     val_set, test_set = data.subset(val_idx), data.subset(test_idx)
     sign = -1.0 if data.lower_better else 1.0  # MOS oriented "higher is better"
@@ -86,12 +97,14 @@ def main(args):
 
     # The metric: frozen backbone, trainable alpha/beta (vgg16-r: random and fixed).
     init = "random" if args.backbone == "vgg16-r" else args.init
-    metric = DISTS(args.backbone, weights=args.weights, alpha_beta=init, seed=args.seed)
+    with accelerator.main_process_first():  # downloads once; every process then reads the same cached weights
+        metric = DISTS(args.backbone, weights=args.weights, alpha_beta=init, seed=args.seed)
     trainable = args.backbone != "vgg16-r"
     initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, show)
     logger.info("initial validation SRCC %.4f PLCC %.4f", initial["srcc"], initial["plcc"])
 
-    optimizer = torch.optim.Adam([metric.alpha, metric.beta], lr=args.learning_rate)
+    betas = (args.adam_beta1, args.adam_beta2)
+    optimizer = torch.optim.Adam([metric.alpha, metric.beta], lr=args.learning_rate, betas=betas)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_halving_steps, gamma=0.5)
     global_step = 0
     if trainable:

@@ -122,7 +122,12 @@ def test_evaluate_fr_reads_dataset_columns_and_lower_better(tmp_path, capsys):
             "--ref_column", "pristine", "--score_column", "dmos", "--output_dir", str(tmp_path)]  # fmt: skip
     oriented = evaluate.main(evaluate.parse_args([*argv, "--lower_better"]))[0]
     assert oriented["dataset"] == "noisy" and oriented["n"] == 12 and oriented["srcc"] > 0.6
-    assert evaluate.main(evaluate.parse_args(argv))[0]["srcc"] == pytest.approx(-oriented["srcc"])
+    assert "lower is better" in capsys.readouterr().out
+    # a column named dmos is read lower-is-better without the flag too; --higher_better says otherwise
+    assert evaluate.main(evaluate.parse_args(argv))[0]["srcc"] == pytest.approx(oriented["srcc"])
+    assert "lower is better (column 'dmos'" in capsys.readouterr().out
+    flipped = evaluate.main(evaluate.parse_args([*argv, "--higher_better"]))[0]
+    assert flipped["srcc"] == pytest.approx(-oriented["srcc"])
 
 
 def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
@@ -145,3 +150,23 @@ def test_evaluate_user_errors(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
         run_cli(evaluate.main, evaluate.parse_args([*argv, "--output_dir", str(tmp_path)]))
     assert exit_info.value.code != 0 and message in capsys.readouterr().err
+
+
+def test_default_crop_is_capped_to_builtin_before_any_work(tmp_path, monkeypatch):
+    """The default --crop_size 256 on the 192x192 builtin pairs: capped (with a warning) before the first
+    evaluation, instead of failing after it."""
+    crops_seen = []
+    evaluate_metric = train_metric.evaluate
+
+    def recording(*args, **kwargs):
+        crops_seen.append(parsed.crop_size)
+        return evaluate_metric(*args, **kwargs)
+
+    monkeypatch.setattr(train_metric, "evaluate", recording)
+    parsed = train_metric.parse_args(["--weights", "random", "--max_train_steps", "1", "--train_batch_size", "2",
+                                      "--max_eval_samples", "5", "--report_to", "none",
+                                      "--output_dir", str(tmp_path)])  # fmt: skip
+    assert parsed.crop_size == 256
+    result = train_metric.main(parsed)
+    assert len(result["history"]) == 1 and crops_seen[0] == 192
+    assert json.loads((tmp_path / "config.json").read_text())["card"]["--crop_size"] == 192

@@ -1,0 +1,75 @@
+"""Full-reference IQA data: (distorted, reference, score) triplets, from the official layouts of known databases, the
+Hub, or ``builtin``; the direction of the scores; and the split by reference image.
+
+``load_fr_dataset`` resolves a source into an ``FRDataset`` of ``FRItem`` s (images decoded on access):
+
+* ``"builtin"``: 8 photographs shipped inside scikit-image with graded synthetic distortions and a pseudo-MOS
+  (see ``builtin_fr_items``). A smoke-test set that needs no download, never a benchmark.
+* a folder in a known official layout (``detect_layout``, ``LAYOUTS``): KADID-10k, TID2013, PIPAL (NTIRE 2021
+  release), TQD, or a pyiqa-style meta-info csv (which is also how Liu13 and Ma17 are read, see below).
+* otherwise a Hub dataset id or a local path ``datasets`` understands (a ``save_to_disk`` folder, a parquet/arrow
+  file, a folder of parquet files) with a distorted-image, a reference-image and a score column.
+
+Score direction is never assumed silently: each source decides it from its layout, then its file and column names
+(``dataset.lower_better``), and says why in ``dataset.direction`` (e.g. ``"lower is better (column 'dmos' of
+live.csv: a differential MOS)"``); ``lower_better=True/False`` overrides it, and the override is recorded there.
+
+A reference is identified by what it is, not by how a row names it (``FRItem.ref_id``): its resolved file for the
+file layouts (``ref/I01.png`` and ``I01.png`` naming one file are one reference), its decoded pixels (or a
+``ref_id_column``) for tables. ``split_by_reference`` therefore never puts one image in two splits.
+
+Liu13 (deblurring) and Ma17 (super-resolution): we could not obtain their releases to check file names against,
+so they are not parsed from the releases. Write their scores into the pyiqa-style meta-info csv
+(``ref_name,dist_name,mos[,std]``, one row per distorted image, paths relative to the folder) and load that folder.
+
+    >>> data = load_fr_dataset("builtin")
+    >>> data.direction
+    'higher is better (builtin pseudo-MOS: 100 - 20 x level x severity)'
+    >>> train, val, test = split_by_reference(data)
+    >>> data.min_side()
+    192
+    >>> sample = data.subset(train, crop_size=128, train=True)[0]
+    >>> sample["dist"].shape, sample["ref"].shape, sample["score"].dtype
+    (torch.Size([3, 128, 128]), torch.Size([3, 128, 128]), torch.float32)
+
+The package, one concept per module (each imports only the ones listed before it):
+
+* ``dataset``: ``FRItem``, ``FRDataset`` (decoding, crops, header-only sizes), the wording of a score direction,
+  ``split_by_reference``.
+* ``builtin``: the builtin synthetic-distortion set (``builtin_fr_items``, ``pseudo_mos``, ``DISTORTIONS``).
+* ``files``: a user's text and csv files, scores, finding a release's images, reference identity by file.
+* ``layouts``: ``detect_layout``, ``LAYOUTS``, ``READERS``, and one reader module per release (``kadid10k``,
+  ``tid2013``, ``pipal``, ``tqd``, ``pyiqa_csv`` with ``PYIQA_META_INFO``).
+* ``tables``: Hub / ``datasets`` tables (direction from the column's name, reference identity by pixels).
+* ``loading``: ``load_fr_dataset`` and its command-line flags (``add_fr_dataset_args``, ``fr_dataset_kwargs``).
+"""
+
+from __future__ import annotations
+
+from .builtin import builtin_fr_items, pseudo_mos
+from .dataset import FRDataset, FRItem, split_by_reference
+from .layouts import LAYOUTS, READERS, detect_layout
+from .layouts.pyiqa_csv import PYIQA_META_INFO
+from .loading import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+
+# Public names of the single module this package was, not in __all__ (as then): importable from here as before.
+from .builtin import BUILTIN_FR_IMAGES as BUILTIN_FR_IMAGES, BUILTIN_SIZE as BUILTIN_SIZE  # isort: skip
+from .builtin import DISTORTIONS as DISTORTIONS, SEVERITY as SEVERITY  # isort: skip
+from .layouts.pyiqa_csv import KADID_DIST_NAME as KADID_DIST_NAME, SCORE_NAMES as SCORE_NAMES  # isort: skip
+from .layouts.tqd import TQD_NAME as TQD_NAME  # isort: skip
+from .tables import DMOS_NAME as DMOS_NAME  # isort: skip
+
+__all__ = [
+    "FRItem",
+    "FRDataset",
+    "load_fr_dataset",
+    "split_by_reference",
+    "detect_layout",
+    "builtin_fr_items",
+    "pseudo_mos",
+    "add_fr_dataset_args",
+    "fr_dataset_kwargs",
+    "LAYOUTS",
+    "READERS",
+    "PYIQA_META_INFO",
+]

@@ -1,0 +1,247 @@
+"""The dataset every FR source loads into: ``FRItem`` triplets, ``FRDataset`` (decoding on access, one crop window for
+both images, header-only image sizes), the wording of a score direction, and ``split_by_reference``.
+
+The readers (``builtin``, ``layouts``, ``tables``) produce ``FRItem`` s and a ``_Scores`` direction; this module
+only consumes them, so it imports none of its siblings.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+
+from asym.data import _decode, _name, _to_array, to_tensor
+from asym.errors import UserError
+
+
+@dataclass
+class FRItem:
+    """One distorted image, its reference and its subjective score.
+
+    ``dist`` / ``ref``: a file path, a ``(dataset, column, row)`` triple of a ``datasets`` table whose image column is
+    not decoded (as in ``asym.data``), or an in-memory HxW(x3) array. ``ref_id`` is the reference's identity, what
+    splits go by: equal ids are one image (a resolved file path, a pixel hash, a ``ref_id_column`` value or a builtin
+    name). ``ref_name`` is a short name for messages (defaults to ``ref_id``).
+    """
+
+    dist: str | tuple | np.ndarray
+    ref: str | tuple | np.ndarray
+    score: float
+    ref_id: str
+    ref_name: str = ""
+
+    def __post_init__(self):
+        self.ref_name = self.ref_name or self.ref_id
+
+
+class _Scores(NamedTuple):
+    """What a reader found: the items, and the direction of their scores with the reason for it."""
+
+    items: list[FRItem]
+    lower_better: bool
+    why: str  # e.g. "KADID-10k dmos.csv: mean degradation category rating 1..5"
+
+
+def _better(lower_better: bool) -> str:
+    return "lower is better" if lower_better else "higher is better"
+
+
+def _direction(found: bool, why: str, override: bool | None) -> tuple[bool, str]:
+    """The direction and its readable reason: the source's own (``found``, ``why``) unless ``override`` is given."""
+    if override is None:
+        return found, f"{_better(found)} ({why})"
+    flag = "--lower_better" if override else "--higher_better"
+    if override == found:
+        return override, f"{_better(override)} ({flag})"
+    return override, f"{_better(override)} ({flag}; without it: {_better(found)}, {why})"
+
+
+@contextmanager
+def _image_errors(what: str | Callable[[], str]) -> Iterator[None]:
+    """Decoding a user's image: PIL's (and ``_to_array``'s) failures become one ``UserError`` naming it (``what``, or
+    a callable that names it, called only on failure: naming a table's cell reads its row)."""
+    try:
+        yield
+    except UserError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
+        reason = (str(err).strip().splitlines() or [""])[0][:200]
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "(encoded bytes)", reason)
+        name = what() if callable(what) else what
+        raise UserError(f"{name} cannot be read as an image ({type(err).__name__}: {reason})") from err
+
+
+def _load(source, what: Callable[[], str]) -> np.ndarray:
+    if isinstance(source, np.ndarray):
+        return _to_array(source)
+    with _image_errors(what):
+        return _decode(source)
+
+
+def _describe(source) -> str:
+    if isinstance(source, np.ndarray):
+        return "an in-memory image"
+    if isinstance(source, tuple):
+        _, column, row = source
+        path = _name(source)
+        return f"row {row}, column {column!r}" + ("" if path == f"row {row}" else f" ({path})")
+    return str(source)
+
+
+def _header_size(source, what: str | Callable[[], str]) -> tuple[int, int]:
+    """(height, width) from the file's header only (PIL opens lazily), as ``_decode`` will return it: swapped for an
+    EXIF rotation by 90 degrees. A PNG's EXIF is only seen when it precedes the pixels (reading it would decode)."""
+    with _image_errors(what), Image.open(source) as image:
+        width, height = image.size
+        if image.format != "PNG" or "exif" in image.info:
+            if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that exif_transpose turns by 90 degrees
+                width, height = height, width
+    return height, width
+
+
+def _sizes(sources: Sequence) -> list[tuple[int, int]]:
+    """(height, width) of each source without decoding: array shapes, file headers (each distinct path once), and
+    table cells' headers (read in row batches)."""
+    sizes: list = [None] * len(sources)
+    by_path: dict[str, tuple[int, int]] = {}
+    tables: dict[tuple[int, str], tuple] = {}
+    for i, source in enumerate(sources):
+        if isinstance(source, np.ndarray):
+            sizes[i] = tuple(source.shape[:2])
+        elif isinstance(source, tuple):
+            table, column, row = source
+            tables.setdefault((id(table), column), (table, column, []))[2].append((i, row))
+        else:
+            if source not in by_path:
+                by_path[source] = _header_size(source, f"image {source}")
+            sizes[i] = by_path[source]
+    for table, column, rows in tables.values():
+        cells = table.select_columns([column])
+        for start in range(0, len(rows), 256):
+            chunk = rows[start : start + 256]
+            for (i, row), cell in zip(chunk, cells[[row for _, row in chunk]][column]):
+                source = io.BytesIO(cell["bytes"]) if cell["bytes"] else cell["path"]
+                sizes[i] = _header_size(source, lambda t=table, c=column, r=row: f"image in {_describe((t, c, r))}")
+    return sizes
+
+
+class FRDataset(torch.utils.data.Dataset):
+    """Full-reference IQA triplets: ``{"dist": (3, H, W), "ref": (3, H, W), "score": 0-d float32, "index": int}``.
+
+    Images are floats in [0, 1], RGB, decoded on access (an unreadable image is a ``UserError`` naming it). With
+    ``crop_size`` both images are cut at the SAME window: random (torch's RNG, so ``torch.manual_seed`` makes it
+    reproducible) and randomly flipped horizontally (both) when ``train``, centred otherwise. ``crop_size=None``
+    returns the full images.
+
+    Args:
+        items: the triplets.
+        name: the source's name (for messages and reports).
+        lower_better: True when a lower score means better quality (e.g. LIVE's DMOS).
+        crop_size: side of the square crop, or None for full images.
+        train: random crops and flips when True.
+        direction: the score direction and why, for people (``"lower is better (column 'dmos' of live.csv: a
+            differential MOS)"``); default: the direction alone, marked as given.
+    """
+
+    def __init__(self, items: list[FRItem], name: str, lower_better: bool, crop_size: int | None = None,
+                 train: bool = False, direction: str | None = None):  # fmt: skip
+        if crop_size is not None and crop_size < 1:
+            raise UserError(f"crop size must be positive, got {crop_size}")
+        self.items, self.name, self.lower_better = list(items), name, bool(lower_better)
+        self.direction = direction or f"{_better(self.lower_better)} (given)"
+        self.crop_size, self.train = crop_size, train
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        dist = _load(item.dist, lambda: f"{self.name}: image {_describe(item.dist)}")
+        ref = _load(item.ref, lambda: f"{self.name}: reference image {_describe(item.ref)}")
+        if dist.shape[:2] != ref.shape[:2]:
+            raise UserError(f"{_describe(item.dist)} is {dist.shape[0]}x{dist.shape[1]} but its reference "
+                            f"{_describe(item.ref)} is {ref.shape[0]}x{ref.shape[1]}: expected one size")  # fmt: skip
+        h, w = dist.shape[:2]
+        if self.crop_size is not None:
+            c = self.crop_size
+            if min(h, w) < c:
+                raise UserError(f"{_describe(item.dist)} is {h}x{w}, smaller than the {c}x{c} crop: "
+                                f"use a smaller crop size")  # fmt: skip
+            if self.train:
+                top, left = int(torch.randint(h - c + 1, ())), int(torch.randint(w - c + 1, ()))
+            else:
+                top, left = (h - c) // 2, (w - c) // 2
+            dist, ref = dist[top : top + c, left : left + c], ref[top : top + c, left : left + c]
+        dist, ref = to_tensor(dist), to_tensor(ref)
+        if self.train and torch.rand(()) < 0.5:
+            dist, ref = dist.flip(-1), ref.flip(-1)
+        score = torch.tensor(item.score, dtype=torch.float32)
+        return {"dist": dist.contiguous(), "ref": ref.contiguous(), "score": score, "index": index}
+
+    def subset(self, indices: Sequence[int], crop_size: int | None = None, train: bool = False) -> FRDataset:
+        """The items at ``indices`` as a new dataset (same name and score direction) with its own cropping."""
+        return FRDataset([self.items[i] for i in indices], self.name, self.lower_better, crop_size, train,
+                         self.direction)  # fmt: skip
+
+    def scores(self) -> np.ndarray:
+        """All scores, in item order (float64)."""
+        return np.array([item.score for item in self.items], dtype=np.float64)
+
+    def quality(self) -> np.ndarray:
+        """All scores oriented so that higher means better quality (negated when ``lower_better``)."""
+        return -self.scores() if self.lower_better else self.scores()
+
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """(height, width) of each distorted image, from file headers only (no decoding): cheap enough to check a
+        crop size before any work. An unreadable header is a ``UserError`` naming the image."""
+        return _sizes([item.dist for item in self.items])
+
+    def min_side(self) -> int:
+        """The shortest side over all distorted and reference images (headers only): the largest crop every pair
+        allows. Each distinct reference file is read once."""
+        sizes = self.image_sizes() + _sizes([item.ref for item in self.items])
+        if not sizes:
+            raise UserError(f"{self.name} has no images")
+        return int(min(min(size) for size in sizes))
+
+
+def split_by_reference(dataset: FRDataset, ratios: Sequence[float] = (0.6, 0.2, 0.2),
+                       seed: int = 0) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
+    """Train/validation/test item indices such that no reference image is in two splits.
+
+    References are told apart by ``ref_id`` (what the image is, not how a row names it: see ``FRItem``); they are
+    shuffled with ``seed`` and cut by ``ratios``; every split with a positive ratio gets at least one reference.
+    Each list is sorted.
+
+    Raises:
+        UserError: fewer than 3 references, or ratios that are not 3 non-negative numbers with a positive sum.
+    """
+    if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
+        raise UserError(f"ratios must be 3 non-negative numbers with a positive sum, got {tuple(ratios)}")
+    ref_ids = sorted({item.ref_id for item in dataset.items})
+    n = len(ref_ids)
+    if n < 3:
+        raise UserError(f"{dataset.name} has {n} reference image(s): a train/validation/test split by reference "
+                        f"needs at least 3")  # fmt: skip
+    total = float(sum(ratios))
+    counts = [max(1, round(n * r / total)) if r > 0 else 0 for r in ratios[1:]]  # validation, test
+    while n - sum(counts) < (1 if ratios[0] > 0 else 0):  # give train its share back, largest other split first
+        counts[int(np.argmax(counts))] -= 1
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [ref_ids[i] for i in order]
+    n_val, n_test = counts
+    n_train = n - n_val - n_test
+    groups = shuffled[:n_train], shuffled[n_train : n_train + n_val], shuffled[n_train + n_val :]
+    split_of = {ref: s for s, group in enumerate(groups) for ref in group}
+    parts: tuple[list[int], list[int], list[int]] = ([], [], [])
+    for index, item in enumerate(dataset.items):
+        parts[split_of[item.ref_id]].append(index)
+    return parts

@@ -1,0 +1,67 @@
+"""The official layouts of known FR-IQA releases, one reader module per release: which layout a folder is in
+(``detect_layout``, from the files that identify it; ``LAYOUTS`` describes them) and its reader (``READERS``).
+
+A reader takes the folder and returns ``_Scores``: the items, the direction of their scores and the reason for it.
+A new release is a module here plus its entries in ``LAYOUTS``, ``detect_layout`` and ``READERS``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from asym.data import _list_names
+from asym.errors import UserError
+
+from .kadid10k import _kadid
+from .pipal import _pipal, _pipal_label_files
+from .pyiqa_csv import _pyiqa_csv, _pyiqa_csvs
+from .tid2013 import _tid2013
+from .tqd import _tqd, _tqd_score_file
+
+# Layout name -> what identifies it in a folder (shown in the "unknown layout" error).
+LAYOUTS = {
+    "kadid10k": "dmos.csv (header dist_img,ref_img,dmos,var) + images/",
+    "tid2013": "mos_with_names.txt ('<mos> <name>' lines) + distorted_images/ + reference_images/",
+    "pipal": "Train_Label/ (or another *_Label/ folder) of A0001.txt files with 'A0001_00_00.bmp,<elo>' lines",
+    "tqd": "images/<texture>-0.png references, images/<texture>-<k>.png distorted + a score file of "
+    "'images/<texture>-<k>.png,<mos>' lines",
+    "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17)",
+}
+
+
+def detect_layout(folder: str) -> str:
+    """Which known layout (a key of ``LAYOUTS``) a folder is in, from the files that identify it.
+
+    Raises:
+        UserError: the folder does not exist, or matches no known layout (the message lists them), or holds more
+            than one pyiqa-style csv (then pass the csv's path itself).
+    """
+    if not os.path.isdir(folder):
+        raise UserError(f"folder {folder} does not exist")
+    if os.path.isfile(os.path.join(folder, "dmos.csv")):
+        return "kadid10k"
+    if os.path.isfile(os.path.join(folder, "mos_with_names.txt")):
+        return "tid2013"
+    if _pipal_label_files(folder):
+        return "pipal"
+    if _tqd_score_file(folder):
+        return "tqd"
+    found = _pyiqa_csvs(folder)
+    if len(found) > 1:
+        raise UserError(f"{folder} holds {len(found)} pyiqa-style csvs ({_list_names(found, 3)}): "
+                        f"pass the path of the one to use")  # fmt: skip
+    if found:
+        return "pyiqa-csv"
+    known = "; ".join(f"{name}: {files}" for name, files in LAYOUTS.items())
+    raise UserError(f"{folder} is in no known IQA layout. Known layouts: {known}")
+
+
+# Layout name (a key of LAYOUTS) -> the reader of a folder in that layout: its items, the direction of their scores
+# (lower_better) and the reason for it (layouts fix it; a pyiqa-style csv by its file name and column).
+READERS = {
+    "kadid10k": _kadid,
+    "tid2013": _tid2013,
+    "pipal": _pipal,
+    "tqd": _tqd,
+    "pyiqa-csv": lambda folder: _pyiqa_csv(_pyiqa_csvs(folder)[0]),
+}
