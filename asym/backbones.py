@@ -10,9 +10,15 @@ the smallest input it accepts.
     >>> [f.shape[1] for f in feats] == backbone.channels
     True
 
-Weights: ``"auto"`` (pretrained when obtainable, otherwise random with one warning), ``"pretrained"``
-(fail if not obtainable), ``"random"``, or a local path / Hub id of a safetensors file (how a robust,
-adversarially trained VGG-19 is plugged in). The source actually used is ``backbone.weights_source``.
+``hf:<id or folder>`` takes any transformers vision model: ViT-like ones (ViT, DINOv2, CLIP, BEiT, ...)
+give hidden states as patch maps, hierarchical ones (Swin, ConvNeXt, ResNet, ...) the stage outputs of
+their ``AutoBackbone`` class.
+
+Weights: ``"auto"`` (pretrained when obtainable, otherwise random with one warning; an error in a
+multi-process run, whose processes must not differ), ``"pretrained"`` (fail if not obtainable),
+``"random"``, or a local path / Hub id of a safetensors file (how a robust, adversarially trained
+VGG-19 is plugged in). The source actually used is ``backbone.weights_source``. Mistakes in names,
+weights or image sizes raise ``asym.errors.UserError`` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
+from .hub import read_tensor_file
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -36,7 +45,11 @@ WEIGHT_MODES = ("auto", "pretrained", "random")
 
 
 def check_images(x: torch.Tensor, min_size: int = 1, name: str = "input") -> None:
-    """Raise a clear ``ValueError`` unless ``x`` is a (B, 3, H, W) batch at least ``min_size`` pixels high and wide."""
+    """Raise a clear ``ValueError`` unless ``x`` is a (B, 3, H, W) batch at least ``min_size`` pixels high and wide.
+
+    A wrong shape is a caller's bug (``ValueError``); images that are too small are the user's data or settings
+    (``UserError``, e.g. a crop size below the backbone's minimum), so a script reports them in one line.
+    """
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a (B, 3, H, W) image tensor, got {shape}")
@@ -44,7 +57,7 @@ def check_images(x: torch.Tensor, min_size: int = 1, name: str = "input") -> Non
         raise ValueError(f"{name} must have 3 (RGB) channels, got {x.shape[1]} in shape {tuple(x.shape)}")
     height, width = x.shape[-2:]
     if min(height, width) < min_size:
-        raise ValueError(f"{name} of {height}x{width} is too small: this backbone needs at least {min_size}x{min_size}")
+        raise UserError(f"{name} of {height}x{width} is too small: this backbone needs at least {min_size}x{min_size}")
 
 
 class L2Pool(nn.Module):
@@ -194,24 +207,21 @@ class TimmBackbone(Backbone):
 
 
 class TransformersBackbone(Backbone):
-    """A transformers vision model; chosen hidden states become stages, ViT patch tokens reshaped to maps.
+    """A ViT-like transformers model: chosen hidden states become stages, their patch tokens reshaped to maps.
 
     Args:
-        model: a transformers ``PreTrainedModel`` taking ``pixel_values``.
+        model: a transformers ``PreTrainedModel`` taking ``pixel_values``, whose config has ``patch_size``.
         layers: indices into ``hidden_states`` (0 = embeddings); default: four evenly spaced layers.
         mean, std: input normalisation.
     """
 
     def __init__(self, model: nn.Module, layers: list[int] | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         config = model.config
-        num_layers = getattr(config, "num_hidden_layers", None) or len(getattr(config, "depths", [])) or 4
+        num_layers = getattr(config, "num_hidden_layers", None) or 4
         if layers is None:
             layers = sorted({round(num_layers * k / 4) for k in range(1, 5)} - {0})
-        hidden = getattr(config, "hidden_sizes", None)  # conv-style models: one width per stage
-        channels = [hidden[i - 1] if hidden else config.hidden_size for i in layers]
-        self.patch_size = getattr(config, "patch_size", None)
-        min_size = self.patch_size or 32
-        super().__init__(mean, std, channels, min_size=min_size)
+        self.patch_size = config.patch_size
+        super().__init__(mean, std, [config.hidden_size] * len(layers), min_size=self.patch_size)
         self.model = model
         self.layers = list(layers)
         self.interpolate = "interpolate_pos_encoding" in _forward_params(model)
@@ -229,6 +239,36 @@ class TransformersBackbone(Backbone):
         return feats
 
 
+class TransformersStagesBackbone(Backbone):
+    """A hierarchical transformers model (Swin, ConvNeXt, ResNet, ...) built as its ``AutoBackbone`` class.
+
+    Its NCHW ``feature_maps``, one per ``out_indices`` stage, are the stages. ``min_size`` is the largest stride among
+    them (measured once on a blank image of the model's native size), so that the deepest map is at least 1x1.
+    """
+
+    def __init__(self, model: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__(mean, std, list(model.channels), min_size=max(_stage_strides(model)))
+        self.model = model
+        self.layers = list(model.out_indices)
+
+    def extract(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.model(pixel_values=x).feature_maps)
+
+
+def _stage_strides(model: nn.Module) -> list[int]:
+    """Input pixels per feature-map pixel of each stage of a transformers backbone, from one no-grad forward pass."""
+    size = getattr(model.config, "image_size", None)
+    size = size if isinstance(size, int) else 224
+    training = model.training
+    model.eval()  # no BatchNorm statistics updated by the probe
+    try:
+        with torch.no_grad():
+            maps = model(pixel_values=torch.zeros(1, 3, size, size)).feature_maps
+    finally:
+        model.train(training)
+    return [round(size / f.shape[-1]) for f in maps]
+
+
 def _forward_params(model: nn.Module) -> set[str]:
     import inspect
 
@@ -239,7 +279,7 @@ def _clip_vit(pretrained: bool, model_id: str = "openai/clip-vit-base-patch16") 
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
     if pretrained:
-        model = CLIPVisionModel.from_pretrained(model_id)
+        model = CLIPVisionModel.from_pretrained(model_id, dtype=torch.float32)
     else:  # ViT-B/16 architecture, built locally so random weights need no download
         model = CLIPVisionModel(CLIPVisionConfig(patch_size=16))
     return TransformersBackbone(model, mean=CLIP_MEAN, std=CLIP_STD)
@@ -248,28 +288,103 @@ def _clip_vit(pretrained: bool, model_id: str = "openai/clip-vit-base-patch16") 
 def _dinov2(pretrained: bool, model_id: str = "facebook/dinov2-base") -> Backbone:
     from transformers import Dinov2Config, Dinov2Model
 
-    model = Dinov2Model.from_pretrained(model_id) if pretrained else Dinov2Model(Dinov2Config())  # ViT-B/14
+    # ViT-B/14; float32 whatever dtype the checkpoint is stored in (transformers would keep it)
+    model = Dinov2Model.from_pretrained(model_id, dtype=torch.float32) if pretrained else Dinov2Model(Dinov2Config())
     return TransformersBackbone(model)
 
 
 def _hf(model_id: str, pretrained: bool, layers: list[int] | None = None) -> Backbone:
-    """Any transformers vision model by Hub id or local folder; normalisation from its image processor."""
+    """Any transformers vision model by Hub id or local folder; normalisation from its image processor.
+
+    Hierarchical models (a config with ``depths`` or ``hidden_sizes``: Swin, ConvNeXt, ResNet, FocalNet, ...) are
+    built through their ``AutoBackbone`` class, whose stage outputs are already NCHW maps; ``layers`` are its
+    ``out_indices`` (1 = first stage; default: every stage). ViT-like models (ViT, DINOv2, BEiT, ...) are built with
+    ``AutoModel`` and give patch maps of hidden states; ``layers`` index ``hidden_states`` (0 = embeddings).
+    """
     from transformers import AutoConfig, AutoModel
 
-    model = (
-        AutoModel.from_pretrained(model_id)
-        if pretrained
-        else AutoModel.from_config(AutoConfig.from_pretrained(model_id))
-    )
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    try:
+        config = AutoConfig.from_pretrained(model_id)
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(
+            f"backbone hf:{model_id}: its config cannot be obtained ({_why(err)}); "
+            "check the model id or folder, and the network / HF cache"
+        ) from err
+    mean, std = _image_processor_stats(model_id)
+    if getattr(config, "depths", None) or getattr(config, "hidden_sizes", None):
+        return TransformersStagesBackbone(_hf_stages_model(model_id, config, pretrained, layers), mean, std)
+    if not isinstance(getattr(config, "patch_size", None), int) or not getattr(config, "hidden_size", None):
+        raise UserError(
+            f"backbone hf:{model_id} ({config.model_type}) is neither a ViT-like vision model (patch_size, "
+            "hidden_size) nor a hierarchical one (depths): try timm:<name> for this architecture"
+        )
+    _check_layers(model_id, layers, range(0, (getattr(config, "num_hidden_layers", None) or 4) + 1))
+    model = _checked_from_pretrained(AutoModel, model_id) if pretrained else AutoModel.from_config(config)
+    return TransformersBackbone(model, layers=layers, mean=mean, std=std)
+
+
+def _hf_stages_model(model_id: str, config, pretrained: bool, layers: list[int] | None) -> nn.Module:
+    """The ``AutoBackbone`` class of a hierarchical config, returning stages ``layers`` (default: all of them)."""
+    import copy
+
+    from transformers.models.auto.modeling_auto import MODEL_FOR_BACKBONE_MAPPING, MODEL_FOR_BACKBONE_MAPPING_NAMES
+
+    if config.model_type not in MODEL_FOR_BACKBONE_MAPPING_NAMES:
+        raise UserError(
+            f"backbone hf:{model_id} is a hierarchical {config.model_type} model, and transformers has no backbone "
+            "class that returns its stages: use timm:<name> for this architecture instead"
+        )
+    depths = getattr(config, "depths", None) or config.hidden_sizes
+    num_stages = len(getattr(config, "stage_names", None) or [None, *depths]) - 1  # stage_names[0] is the stem
+    layers = list(layers) if layers is not None else list(range(1, num_stages + 1))
+    _check_layers(model_id, layers, range(1, num_stages + 1))
+    # AutoBackbone's own class lookup, minus its from_pretrained's Hub query (which rejects local folders and, for
+    # an id missing from the Hub, builds a timm model instead).
+    backbone_class = MODEL_FOR_BACKBONE_MAPPING[type(config)]
+    if pretrained:
+        return _checked_from_pretrained(backbone_class, model_id, out_indices=layers)
+    config = copy.deepcopy(config)
+    config.out_indices = layers
+    return backbone_class(config)
+
+
+def _checked_from_pretrained(model_class, model_id: str, **kwargs) -> nn.Module:
+    """``model_class.from_pretrained`` in float32 (transformers would keep a checkpoint's half dtype).
+
+    transformers initialises weights missing from the checkpoint at random and only logs it: here that is a
+    ``UserError``, except for a backbone class's per-stage output norms and a ViT's pooler (absent from many
+    checkpoints; the norms start as plain LayerNorms, the pooler is unused).
+    """
+    model, info = model_class.from_pretrained(model_id, dtype=torch.float32, output_loading_info=True, **kwargs)
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith(("hidden_states_norms.", "pooler.")))
+    if missing:
+        raise UserError(
+            f"weights of backbone hf:{model_id} do not fit its {type(model).__name__}: {len(missing)} missing keys, "
+            f"e.g. {', '.join(missing[:4])}"
+        )
+    return model
+
+
+def _check_layers(model_id: str, layers: list[int] | None, valid: range) -> None:
+    if layers is not None and (not layers or any(i not in valid for i in layers)):
+        raise UserError(f"layers={layers} for backbone hf:{model_id}: choose among {valid.start}..{valid.stop - 1}")
+
+
+def _image_processor_stats(model_id: str) -> tuple[tuple, tuple]:
+    """Normalisation mean and std of the model's image processor; ImageNet's when it has none."""
     try:
         from transformers import AutoImageProcessor
 
         processor = AutoImageProcessor.from_pretrained(model_id)
-        mean, std = processor.image_mean, processor.image_std
-    except (OSError, ValueError, AttributeError):
-        pass  # no preprocessor config: ImageNet statistics
-    return TransformersBackbone(model, layers=layers, mean=mean, std=std)
+        return tuple(processor.image_mean), tuple(processor.image_std)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return IMAGENET_MEAN, IMAGENET_STD  # no (usable) preprocessor config
+
+
+def _why(err: BaseException) -> str:
+    """One short clause for an exception: its type and the first line of its message."""
+    first = (str(err).strip().splitlines() or [""])[0]
+    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
 
 
 def max_pooling_kwargs(name: str, kwargs: dict | None = None) -> dict:
@@ -304,10 +419,16 @@ def _constructor(name: str) -> Callable[..., Backbone]:
     if name in BACKBONES:
         return BACKBONES[name]
     if name.startswith("timm:") and len(name) > 5:
+        import timm
+
+        if not timm.is_model(name[5:]):
+            similar = timm.list_models(f"*{name[5:].split('.')[0][:6]}*")[:8]
+            hint = f"; similar: {', '.join(similar)}" if similar else "; see timm.list_models()"
+            raise UserError(f"unknown timm model {name[5:]!r}{hint}")
         return lambda pretrained, **kw: TimmBackbone(name[5:], pretrained, **kw)
     if name.startswith("hf:") and len(name) > 3:
         return lambda pretrained, **kw: _hf(name[3:], pretrained, **kw)
-    raise ValueError(
+    raise UserError(
         f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}, or timm:<timm model name>, hf:<model id>"
     )
 
@@ -318,21 +439,36 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
     Args:
         name: a key of ``BACKBONES``, ``timm:<name>`` or ``hf:<model id or folder>``.
         weights: ``"auto"``, ``"pretrained"``, ``"random"``, or a safetensors file / folder / Hub id.
+            ``"auto"`` falls back to random weights with one warning when the pretrained ones cannot be obtained,
+            except in a multi-process run (``WORLD_SIZE`` > 1), where that is a ``UserError``: a process that fell
+            back would silently train with other weights than the rest.
         **kwargs: passed to the constructor (e.g. ``pooling="max"`` for VGG, ``layers=[...]`` for ``hf:``).
 
     Returns:
         A module whose forward maps (B, 3, H, W) images in [0, 1] to ``[x, f1, ..., fN]``, with
         ``channels``, ``min_size``, ``name`` and ``weights_source`` attributes.
+
+    Raises:
+        UserError: unknown name, pretrained weights that cannot be obtained (``"pretrained"``, or ``"auto"`` in a
+            multi-process run), a weights file that is missing, unreadable or does not fit.
     """
     build = _constructor(name)
     if weights in ("auto", "pretrained") and name != "vgg16-r":
         try:
             backbone, source = build(True, **kwargs), "pretrained"
+        except UserError:
+            raise  # already a clear message (e.g. an hf: model transformers cannot cut into stages)
         except Exception as err:  # noqa: BLE001 - any download/cache failure means "not obtainable"
             if weights == "pretrained":
-                raise RuntimeError(
-                    f"pretrained weights for backbone {name!r} could not be obtained ({type(err).__name__}: {err}); "
-                    "check the network / Hub cache, or pass weights='random'"
+                raise UserError(
+                    f"pretrained weights for backbone {name!r} could not be obtained ({_why(err)}); "
+                    "check the network / HF cache, or pass weights='random'"
+                ) from err
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise UserError(
+                    f"pretrained weights for backbone {name!r} could not be obtained ({_why(err)}) in this "
+                    "multi-process run, and every process must use the same weights: make them available (network "
+                    "/ HF cache) or pass weights='random' (--weights random) explicitly"
                 ) from err
             warnings.warn(
                 f"pretrained weights for backbone {name!r} are unavailable ({type(err).__name__}); "
@@ -358,38 +494,54 @@ def _user_stacklevel() -> int:
     return level
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
+
+
 def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors (or ``weights_only`` torch) file, a folder holding one, or a Hub repo id."""
-    from safetensors.torch import load_file
+    """Tensors of a safetensors (or ``weights_only`` torch) file, a folder holding one, or a Hub repo id.
+
+    A folder's safetensors file is preferred over a torch one. Raises ``UserError`` naming the file for a path that
+    does not exist, a folder without weights, a download that fails, and a file that cannot be parsed or holds no
+    tensors (torch files are loaded with ``weights_only=True``: arbitrary pickles are refused, never executed).
+    """
 
     path = source
     if os.path.isdir(path):
-        candidates = [f for f in sorted(os.listdir(path)) if f.endswith((".safetensors", ".pt", ".pth", ".bin"))]
+        files = sorted(os.listdir(path), key=lambda f: (not f.endswith(".safetensors"), f))
+        candidates = [f for f in files if f.endswith(WEIGHT_SUFFIXES)]
         if not candidates:
-            raise ValueError(f"backbone weights folder {source!r} holds no .safetensors/.pt file")
+            raise UserError(f"backbone weights folder {source} holds no {'/'.join(WEIGHT_SUFFIXES)} file")
         path = os.path.join(path, candidates[0])
     elif not os.path.isfile(path):
         if path.count("/") != 1 or path.startswith((".", "/")) or os.path.splitext(path)[1]:
-            raise ValueError(
-                f"backbone weights {source!r} not found: pass 'auto', 'pretrained', 'random', "
+            raise UserError(
+                f"backbone weights {source} not found: pass 'auto', 'pretrained', 'random', "
                 "a .safetensors file or folder, or a Hub repo id (owner/name)"
             )
         from huggingface_hub import hf_hub_download
 
-        path = hf_hub_download(source, "model.safetensors")
-    if path.endswith(".safetensors"):
-        return load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            path = hf_hub_download(source, "model.safetensors")
+        except OSError as err:  # includes the Hub's HTTP errors and offline mode
+            raise UserError(
+                f"backbone weights {source} (a Hub repo id) cannot be downloaded ({_why(err)}); "
+                "check the id, the network / HF cache, or pass a local file"
+            ) from err
+    state = read_tensor_file(path, "backbone weights")
     for key in ("state_dict", "model", "params"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
-    return state
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)} if isinstance(state, dict) else {}
+    if not tensors:
+        raise UserError(f"backbone weights {path} hold no state dict of tensors (found a {type(state).__name__})")
+    return tensors
 
 
 def load_backbone_weights(backbone: Backbone, source: str) -> None:
     """Load a checkpoint into ``backbone.model``; wrapper prefixes (``module.``, ``model.``, ...) are stripped.
 
-    Raises ``ValueError`` naming the missing keys when the file does not fit the architecture.
+    Raises ``UserError`` naming the file and the missing keys, or the mismatched shape, when it does not fit the
+    architecture.
     """
     state = _read_state_dict(source)
     expected = set(backbone.model.state_dict())
@@ -402,14 +554,15 @@ def load_backbone_weights(backbone: Backbone, source: str) -> None:
         state = {k.split(".", 1)[1]: v for k, v in state.items() if "." in k}
     missing = sorted(expected - set(state))
     if missing:
-        raise ValueError(
-            f"weights {source!r} do not fit backbone {type(backbone).__name__}: {len(missing)} missing keys, "
+        raise UserError(
+            f"backbone weights {source} do not fit backbone {type(backbone).__name__}: {len(missing)} missing keys, "
             f"e.g. {', '.join(missing[:4])}"
         )
     try:
         backbone.model.load_state_dict({k: v for k, v in state.items() if k in expected})
     except RuntimeError as err:
-        raise ValueError(f"weights {source!r} do not fit the backbone: {str(err).splitlines()[-1].strip()}") from err
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise UserError(f"backbone weights {source} do not fit the backbone: {lines[-1] if lines else err}") from err
 
 
 __all__ = ["BACKBONES", "Backbone", "check_images", "create_backbone", "list_backbones", "load_backbone_weights"]

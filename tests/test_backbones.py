@@ -1,4 +1,6 @@
+import argparse
 import os
+import re
 import warnings
 
 import pytest
@@ -6,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from asym import DISTS, create_backbone, list_backbones
-from asym.backbones import TransformersBackbone
+from asym.backbones import TransformersBackbone, TransformersStagesBackbone
+from asym.errors import UserError
 
 
 @pytest.fixture(scope="module", params=list_backbones())
@@ -28,7 +31,7 @@ def test_every_backbone_forward_backward_odd_size(backbone):
 def test_every_backbone_rejects_too_small_input(backbone):
     s = backbone.min_size
     backbone(torch.rand(1, 3, s, s + 3))  # the minimum itself works
-    with pytest.raises(ValueError, match=rf"too small.*at least {s}x{s}"):
+    with pytest.raises(UserError, match=rf"too small.*at least {s}x{s}"):  # the user's data: one-line error
         backbone(torch.rand(1, 3, s - 1, s + 3))
 
 
@@ -40,7 +43,7 @@ def test_bad_shape_is_a_clear_error(shape):
 
 
 def test_unknown_backbone_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown backbone 'vgg17'.*vgg16, vgg16-r, vgg19.*timm:"):
+    with pytest.raises(UserError, match="unknown backbone 'vgg17'.*vgg16, vgg16-r, vgg19.*timm:"):
         create_backbone("vgg17")
 
 
@@ -72,6 +75,91 @@ def test_hf_passthrough_with_a_tiny_local_model(tmp_path):
     assert feats[1].shape[-2:] == (5, 7)
 
 
+def _tiny_hf_model(arch: str):
+    """A random 2-stage / 2-layer transformers model, as a Hub checkpoint holds it (the base model)."""
+    import transformers as tf
+
+    if arch == "swin":
+        return tf.SwinModel(tf.SwinConfig(embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=4, image_size=32))
+    if arch == "convnext":
+        return tf.ConvNextModel(tf.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, image_size=32))
+    return tf.ViTModel(tf.ViTConfig(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                                    patch_size=8, image_size=32))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "arch, kind, channels, min_size",
+    [
+        ("swin", TransformersStagesBackbone, [3, 8, 16], 8),  # patch 4, one patch merging
+        ("convnext", TransformersStagesBackbone, [3, 8, 16], 8),  # stride-4 stem, one downsampling
+        ("vit", TransformersBackbone, [3, 16, 16], 8),  # patch size
+    ],
+)
+def test_hf_model_folder_loads_its_weights(tmp_path, arch, kind, channels, min_size):
+    source = _tiny_hf_model(arch)
+    source.save_pretrained(tmp_path / "model")
+    backbone = create_backbone(f"hf:{tmp_path / 'model'}", weights="pretrained")
+    assert isinstance(backbone, kind) and backbone.weights_source == "pretrained"
+    assert backbone.channels == channels and backbone.min_size == min_size
+    # every weight the backbone uses comes from the checkpoint, except a backbone class's per-stage output norms
+    reference, loaded = source.state_dict(), backbone.model.state_dict()
+    matched = 0
+    for key, value in loaded.items():
+        ref = reference.get(key, reference.get(key.partition(".")[2]))  # SwinBackbone nests the model as `swin.`
+        if ref is not None:
+            assert torch.equal(ref, value), key
+            matched += 1
+    assert matched == sum(not k.startswith("hidden_states_norms.") for k in loaded)
+
+    x = torch.rand(2, 3, 97, 131, requires_grad=True)  # odd size: Swin pads, ConvNeXt/ViT drop the remainder
+    feats = backbone(x)
+    assert [f.shape[1] for f in feats] == backbone.channels
+    assert all(f.dim() == 4 and f.shape[0] == 2 for f in feats)
+    sum(f.square().mean() for f in feats[1:]).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    backbone(torch.rand(1, 3, min_size, min_size + 1))  # the minimum itself works
+    with pytest.raises(UserError, match="too small"):
+        backbone(torch.rand(1, 3, min_size - 1, min_size + 1))
+
+    # a folder written from the backbone's own model gives identical outputs ("pretrained" and "auto");
+    # "random" builds the architecture from its config alone
+    backbone.model.save_pretrained(tmp_path / "again")
+    again = create_backbone(f"hf:{tmp_path / 'again'}", weights="pretrained")
+    auto = create_backbone(f"hf:{tmp_path / 'again'}", weights="auto")
+    random = create_backbone(f"hf:{tmp_path / 'again'}", weights="random")
+    assert auto.weights_source == "pretrained" and random.weights_source == "random"
+    with torch.no_grad():
+        x = torch.rand(1, 3, 40, 57)
+        expected = backbone(x)
+        for other in (again, auto):
+            assert all(torch.equal(a, b) for a, b in zip(expected, other(x)))
+        assert [f.shape for f in random(x)] == [f.shape for f in expected]
+        assert not torch.allclose(random(x)[-1], expected[-1])
+
+
+def test_hf_layers_choose_stages_or_hidden_states(tmp_path):
+    _tiny_hf_model("swin").config.save_pretrained(tmp_path / "swin")
+    swin = create_backbone(f"hf:{tmp_path / 'swin'}", weights="random", layers=[2])
+    assert swin.channels == [3, 16] and swin.min_size == 8
+    assert [f.shape[1] for f in swin(torch.rand(1, 3, 33, 35))] == [3, 16]
+    with pytest.raises(UserError, match=r"layers=\[3\].*choose among 1\.\.2"):
+        create_backbone(f"hf:{tmp_path / 'swin'}", weights="random", layers=[3])
+    _tiny_hf_model("vit").config.save_pretrained(tmp_path / "vit")
+    vit = create_backbone(f"hf:{tmp_path / 'vit'}", weights="random", layers=[0, 1])  # 0 = patch embeddings
+    assert vit.channels == [3, 16, 16] and vit.layers == [0, 1]
+
+
+def test_hf_hierarchical_model_without_backbone_class_suggests_timm(tmp_path):
+    from transformers import RegNetConfig
+
+    RegNetConfig(hidden_sizes=[8, 16], depths=[1, 1], embedding_size=8).save_pretrained(tmp_path)
+    for weights in ("random", "auto"):  # "auto" does not fall back: the architecture is the problem, not the weights
+        with pytest.raises(UserError, match=r"hierarchical regnet model.*use timm:<name>"):
+            create_backbone(f"hf:{tmp_path}", weights=weights)
+    with pytest.raises(UserError, match=r"config cannot be obtained"):
+        create_backbone(f"hf:{tmp_path / 'missing'}", weights="random")
+
+
 def test_weights_file_roundtrip_and_prefix_stripping(tmp_path):
     source = create_backbone("vgg19", weights="random")
     # a checkpoint as a robustness-library / DDP wrapper would write it
@@ -90,10 +178,59 @@ def test_weights_file_roundtrip_and_prefix_stripping(tmp_path):
 
 def test_weights_file_that_does_not_fit_is_a_clear_error(tmp_path):
     save_file({"features.0.weight": torch.zeros(64, 3, 3, 3)}, tmp_path / "partial.safetensors")
-    with pytest.raises(ValueError, match="do not fit.*missing keys"):
+    with pytest.raises(UserError, match="partial.safetensors do not fit.*missing keys"):
         create_backbone("vgg19", weights=str(tmp_path / "partial.safetensors"))
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(UserError, match="nothing.safetensors not found"):
         create_backbone("vgg19", weights=str(tmp_path / "nothing.safetensors"))
+
+
+def _bad_weights(kind: str, tmp_path) -> str:
+    """A weights file or folder a user might pass by mistake."""
+    path = tmp_path / kind
+    if kind == "garbage.safetensors":
+        path.write_bytes(b"<html>404 Not Found</html>")  # what a failed download often leaves
+    elif kind == "truncated.safetensors":
+        save_file({"features.0.weight": torch.rand(64, 3, 3, 3)}, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "pickle.pt":  # arbitrary objects: refused by weights_only, never unpickled
+        torch.save({"args": argparse.Namespace(lr=1e-4), "features.0.weight": torch.zeros(1)}, path)
+    elif kind == "tensor.pt":
+        torch.save(torch.zeros(3), path)
+    elif kind == "empty_folder":
+        path.mkdir()
+        (path / "README.md").write_text("weights to come")
+    elif kind == "resnet.safetensors":  # another architecture
+        save_file({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 2048)}, path)
+    elif kind == "wrong_shape.safetensors":  # the right keys, a tensor of another width
+        state = {k: v.contiguous() for k, v in create_backbone("vgg19", weights="random").model.state_dict().items()}
+        state["features.0.weight"] = torch.zeros(32, 3, 3, 3)
+        save_file(state, path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "kind, problem",
+    [
+        ("garbage.safetensors", "cannot be read.*truncated or not the right file"),
+        ("truncated.safetensors", "cannot be read.*truncated or not the right file"),
+        ("pickle.pt", "cannot be read.*not a tensors-only torch file"),
+        ("tensor.pt", "hold no state dict of tensors"),
+        ("empty_folder", "holds no .safetensors"),
+        ("resnet.safetensors", "do not fit backbone.*missing keys, e.g. features.0"),
+        ("wrong_shape.safetensors", "do not fit the backbone:.*features.0.weight"),
+    ],
+)
+def test_bad_weights_file_is_one_user_error_naming_it(tmp_path, kind, problem):
+    path = _bad_weights(kind, tmp_path)
+    with pytest.raises(UserError, match=f"{re.escape(path)}.*{problem}") as caught:
+        create_backbone("vgg19", weights=path)
+    assert "\n" not in str(caught.value)
+
+
+def test_weights_hub_id_that_cannot_be_downloaded_is_a_user_error():
+    with pytest.raises(UserError, match="someone/robust-vgg19 .*cannot be downloaded"):
+        create_backbone("vgg19", weights="someone/robust-vgg19")  # tests run with HF_HUB_OFFLINE=1
 
 
 def _offline_torchvision(monkeypatch):
@@ -121,8 +258,18 @@ def test_auto_falls_back_to_random_with_one_warning(monkeypatch):
 
 def test_pretrained_that_cannot_be_obtained_fails_clearly(monkeypatch):
     _offline_torchvision(monkeypatch)
-    with pytest.raises(RuntimeError, match="pretrained weights for backbone 'vgg16' could not be obtained"):
+    with pytest.raises(UserError, match="pretrained weights for backbone 'vgg16' could not be obtained.*'random'"):
         create_backbone("vgg16", weights="pretrained")
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    with pytest.raises(RuntimeError, match="'dinov2' could not be obtained"):
+    with pytest.raises(UserError, match="'dinov2' could not be obtained"):
         create_backbone("dinov2", weights="pretrained")
+
+
+def test_auto_does_not_fall_back_in_a_multi_process_run(monkeypatch):
+    _offline_torchvision(monkeypatch)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as set by accelerate launch / torchrun
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an error, not a warning followed by per-process weights
+        with pytest.raises(UserError, match=r"'resnet50'.*every process must use the same weights.*--weights random"):
+            create_backbone("resnet50", weights="auto")
+        assert create_backbone("resnet50", weights="random").weights_source == "random"
