@@ -19,10 +19,16 @@ from torchvision.utils import make_grid, save_image
 from tqdm.auto import tqdm
 
 from asym import DISTS, list_backbones
-from asym.adversarial import DISC_TYPES, Discriminator, relativistic_discriminator_loss, relativistic_generator_loss
-from asym.data import SRPairDataset, load_sr_images, split_train_validation
+from asym.adversarial import (
+    DISC_TYPES,
+    Discriminator,
+    discriminator_stats,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
+from asym.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.metrics import psnr, ssim
-from asym.models import GENERATORS, SRModel, load_generator
+from asym.models import GENERATORS, SRModel, load_generator, upscale
 from asym.training import (
     UserError,
     add_common_args,
@@ -50,11 +56,15 @@ def parse_args(input_args=None):
     g.add_argument("--lambda_per", type=float, default=1.0, help="weight of the perceptual term")
     g.add_argument("--lambda_adv", type=float, default=5e-3, help="weight of the adversarial term")
     g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
+    g.add_argument("--per_alpha_beta", choices=["auto", "uniform", "random"], default="auto",
+                   help="alpha/beta of --per_backbone: auto = the DISTS release for vgg16, random for vgg16-r, "
+                   "uniform otherwise")  # fmt: skip
     g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
     g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, file")
     g.add_argument("--disc_type", choices=DISC_TYPES, default="vanilla", help="one logit per image or per location")
     g.add_argument("--disc_backbone", default="vgg16", help="discriminator backbone (any registry name)")
     g.add_argument("--disc_weights", default="random", help="discriminator backbone initialisation")
+    g.add_argument("--disc_learning_rate", type=float, default=1e-4, help="discriminator Adam lr (BasicSR's ESRGAN)")
     g.add_argument("--lr_milestones", default="150000,300000,350000,375000", help="steps where the lr halves")
     g.add_argument("--use_ema", action="store_true", help="keep an EMA of the generator and save it")
     g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay")
@@ -63,11 +73,20 @@ def parse_args(input_args=None):
     d.add_argument("--train_data_dir", default=None, help="folder of HR images (e.g. DIV2K_train_HR)")
     d.add_argument("--validation_data_dir", default=None, help="folder of HR validation images")
     d.add_argument("--image_column", default="image", help="image column of a Hub/local dataset")
-    d.add_argument("--crop_size", type=int, default=256, help="HR crop size (LR crops are crop_size / scale)")
+    d.add_argument("--crop_size", type=int, default=None, help="HR training crop (default: 64 * scale, 256 for x4)")
     d.add_argument("--num_validation_images", type=int, default=2, help="held out when no validation folder")
     d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
+    d.add_argument("--validation_tile", type=int, default=512,
+                   help="validation runs on whole images; larger ones are super-resolved in tiles of N LR pixels "
+                   "(0: never tile)")  # fmt: skip
     add_common_args(parser)
+    parser.set_defaults(adam_beta2=0.99)  # BasicSR's ESRGAN/SwinIR recipes: Adam betas (0.9, 0.99)
     args = parser.parse_args(input_args)
+    args.crop_size = args.crop_size or 64 * args.scale  # LR crops of 64 pixels at every scale
+    try:
+        args.milestones = [int(m) for m in args.lr_milestones.split(",") if m.strip()]
+    except ValueError:
+        parser.error(f"--lr_milestones {args.lr_milestones!r}: expected comma-separated step numbers, e.g. 1000,2000")
     args.terms = [t.strip() for t in args.loss.split("+")]
     unknown = [t for t in args.terms if t not in LOSS_TERMS]
     if unknown or not args.terms:
@@ -75,22 +94,35 @@ def parse_args(input_args=None):
     return args
 
 
-def evaluate(generator, loader, accelerator, scale: int, grid_path: str | None = None) -> dict[str, float]:
-    """Mean PSNR/SSIM on the validation crops; optionally save an LR | SR | HR grid of the first batch."""
-    scores = {"psnr": [], "ssim": []}
+def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
+    """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report).
+
+    Optionally saves a grid of LR (nearest) | SR | HR rows, each a centre crop of at most 256 HR pixels.
+    """
+    scores, rows = {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": []}, []
     generator.eval()
     with torch.no_grad():
-        for i, batch in enumerate(loader):
-            lr, hr = batch["lr"].to(accelerator.device), batch["hr"].to(accelerator.device)
-            sr = generator(lr).float().clamp(0, 1)
-            scores["psnr"].append(psnr(sr, hr, border=scale).cpu())
-            scores["ssim"].append(ssim(sr, hr, border=scale))
-            if i == 0 and grid_path:
+        for i in range(len(dataset)):
+            item = dataset[i]
+            lr, hr = item["lr"][None].to(device), item["hr"][None].to(device)
+            sr = upscale(generator, lr, scale, tile).float().clamp(0, 1)
+            for suffix, y_channel in (("", False), ("_y", True)):
+                scores["psnr" + suffix].append(psnr(sr, hr, border=scale, y_channel=y_channel).item())
+                scores["ssim" + suffix].append(ssim(sr, hr, border=scale, y_channel=y_channel).item())
+            if grid_path and i < 4:
                 upsampled = F.interpolate(lr, scale_factor=scale, mode="nearest")
-                grid = make_grid(torch.cat([upsampled, sr, hr]), nrow=lr.shape[0])
-                save_image(grid, grid_path)
+                rows += [_centre_crop(t[0], 256) for t in (upsampled, sr, hr)]
     generator.train()
-    return {k: torch.cat(v).mean().item() for k, v in scores.items()}
+    if grid_path:
+        save_image(make_grid(rows, nrow=3), grid_path)
+    return {k: sum(v) / len(v) for k, v in scores.items()}
+
+
+def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    crop = image[..., top : top + size, left : left + size]
+    return F.pad(crop, (0, size - crop.shape[-1], 0, size - crop.shape[-2]))  # equal tiles for the grid
 
 
 def main(args):
@@ -98,40 +130,44 @@ def main(args):
     torch.manual_seed(args.seed)
     use_rec, use_per, use_adv = (term in args.terms for term in LOSS_TERMS)
     if args.crop_size % args.scale:
-        raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} (e.g. 256 for x4)")
+        raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} "
+                        f"(e.g. {64 * args.scale}, the default for x{args.scale})")  # fmt: skip
 
-    # Data: HR crops with bicubic LR made on the fly; a held-out validation set.
+    # Data: HR crops with bicubic LR made on the fly; held-out whole images for validation.
     images = load_sr_images(args.dataset_name, args.train_data_dir, args.image_column)
     if args.validation_data_dir:
         train_images, val_images = images, load_sr_images(train_data_dir=args.validation_data_dir)
     else:
         train_images, val_images = split_train_validation(images, args.num_validation_images, seed=args.seed)
     train_set = SRPairDataset(train_images, args.scale, args.crop_size, train=True)
-    val_set = SRPairDataset(val_images, args.scale, args.crop_size, train=False)
+    val_set = SRImageDataset(val_images, args.scale)
 
-    # Models: generator, optional perceptual loss and discriminator.
-    if args.init_generator:
-        generator = load_generator(args.init_generator, args.model, args.scale)
-    else:
-        generator = SRModel(args.model, args.scale)
-    per_loss = None
-    if use_per:
-        if args.per_metric:
-            per_loss = DISTS.from_pretrained(args.per_metric)
+    # Models: generator, optional perceptual loss and discriminator. The main process builds (and downloads) first,
+    # so that every process then reads the same cached weights.
+    with accelerator.main_process_first():
+        if args.init_generator:
+            generator = load_generator(args.init_generator, args.model, args.scale)
         else:
-            alpha_beta = "random" if args.per_backbone == "vgg16-r" else "uniform"
-            per_loss = DISTS(args.per_backbone, weights=args.weights, alpha_beta=alpha_beta)
-        per_loss.requires_grad_(False).to(accelerator.device)
-    discriminator = Discriminator(args.disc_backbone, args.disc_type, weights=args.disc_weights) if use_adv else None
+            generator = SRModel(args.model, args.scale)
+        per_loss = None
+        if use_per:
+            if args.per_metric:
+                per_loss = DISTS.from_pretrained(args.per_metric)
+            else:
+                per_loss = DISTS(args.per_backbone, weights=args.weights, alpha_beta=args.per_alpha_beta)
+            per_loss.requires_grad_(False).to(accelerator.device)
+        discriminator = None
+        if use_adv:
+            discriminator = Discriminator(args.disc_backbone, args.disc_type, weights=args.disc_weights)
 
     # Optimisers and the paper's step schedule (lr halved at each milestone).
-    milestones = [int(m) for m in args.lr_milestones.split(",") if m]
-    opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate)
-    sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, milestones, gamma=0.5)
+    betas = (args.adam_beta1, args.adam_beta2)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
+    sched_g = torch.optim.lr_scheduler.MultiStepLR(opt_g, args.milestones, gamma=0.5)
     models, optimizers, schedulers = [generator], [opt_g], [sched_g]
     if discriminator is not None:
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.learning_rate)
-        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, milestones, gamma=0.5)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=args.disc_learning_rate, betas=betas)
+        sched_d = torch.optim.lr_scheduler.MultiStepLR(opt_d, args.milestones, gamma=0.5)
         models, optimizers, schedulers = models + [discriminator], optimizers + [opt_d], schedulers + [sched_d]
     ema = None
     if args.use_ema:
@@ -152,9 +188,9 @@ def main(args):
 
     # The data order is a function of (seed, step): a resumed run replays the very same batches.
     train_loader = create_train_loader(train_set, args, accelerator, global_step)
-    val_loader = torch.utils.data.DataLoader(val_set, batch_size=args.train_batch_size)
     if accelerator.is_main_process:
-        accelerator.init_trackers("train_sr", config={k: v for k, v in vars(args).items() if k != "terms"})
+        config = {k: v for k, v in vars(args).items() if k not in ("terms", "milestones")}
+        accelerator.init_trackers("train_sr", config=config)
         os.makedirs(os.path.join(args.output_dir, "validation"), exist_ok=True)
 
     # Train!
@@ -190,13 +226,15 @@ def main(args):
             # Discriminator step on the same batch, the generator output detached.
             if use_adv:
                 with accelerator.autocast():
-                    loss_d = relativistic_discriminator_loss(discriminator(hr), discriminator(sr.detach()))
+                    real_logits, fake_logits = discriminator(hr), discriminator(sr.detach())
+                    loss_d = relativistic_discriminator_loss(real_logits, fake_logits)
                 accelerator.backward(loss_d)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(discriminator.parameters(), args.max_grad_norm)
                 opt_d.step()
                 opt_d.zero_grad(set_to_none=True)
                 losses["disc"] = loss_d
+                disc_stats = discriminator_stats(real_logits, fake_logits)
 
         if not accelerator.sync_gradients:
             continue
@@ -207,7 +245,9 @@ def main(args):
         global_step += 1
         progress.update(1)
         logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
-        progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items()})
+        if use_adv:
+            logs |= {f"disc/{k}": v for k, v in disc_stats.items()}
+        progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items() if k.startswith(("loss", "lr"))})
         accelerator.log(logs, step=global_step)
         history.append(logs)
 
@@ -215,7 +255,8 @@ def main(args):
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
         if accelerator.is_main_process and (global_step % args.validation_steps == 0):
             grid = os.path.join(args.output_dir, "validation", f"step-{global_step}.png")
-            scores = evaluate(accelerator.unwrap_model(generator), val_loader, accelerator, args.scale, grid)
+            scores = evaluate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
+                              args.validation_tile, grid)  # fmt: skip
             accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
 
     # Save the generator (EMA weights if kept) at the root, the discriminator in discriminator/.
@@ -225,16 +266,22 @@ def main(args):
         if ema is not None:
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")
-        final = evaluate(generator, val_loader, accelerator, args.scale, grid)
-        logger.info("final validation PSNR %.2f dB, SSIM %.4f", final["psnr"], final["ssim"])
+        final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
+        logger.info("final validation on Y: PSNR %.2f dB, SSIM %.4f (RGB: %.2f dB, %.4f)",
+                    final["psnr_y"], final["ssim_y"], final["psnr"], final["ssim"])  # fmt: skip
         facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
                                         "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
                                         "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
         if per_loss is not None:
-            facts["perceptual loss"] = f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source})"
+            facts["perceptual loss"] = (f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source}),"
+                                        f" alpha/beta: {per_loss.alpha_beta_source}")  # fmt: skip
         if plain_d is not None:
-            facts["discriminator"] = f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source})"
-        facts["validation"] = f"PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f} (RGB, border {args.scale})"
+            facts["discriminator"] = (f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source}),"
+                                      f" lr {args.disc_learning_rate}")  # fmt: skip
+        facts["validation"] = (
+            f"Y (BT.601): PSNR {final['psnr_y']:.2f} dB, SSIM {final['ssim_y']:.4f}; RGB: PSNR {final['psnr']:.2f} dB, "
+            f"SSIM {final['ssim']:.4f}; {len(val_set)} whole images, {args.scale} border pixels cropped"
+        )
         generator.card = {**facts, "steps trained": global_step}
         if not args.train_data_dir and args.dataset_name != "builtin" and not os.path.exists(args.dataset_name):
             generator.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata

@@ -112,7 +112,8 @@ def relativistic_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Te
     for vanilla (B,) logits, over images *and* locations for patch (B, 1, h, w) logits, and each logit is
     compared with that one mean (as BasicSR's ESRGAN does). The expectations are means over all logits.
     Computed with ``binary_cross_entropy_with_logits`` on the logit differences, so it is stable for any logit
-    size. This is the paper's sum of the two terms; BasicSR halves it, a factor the adversarial weight absorbs.
+    size. Returned as the MEAN of the two terms, as BasicSR's ESRGAN computes it: the paper's lambda_adv = 5e-3
+    comes from that code, so it means here what it meant there (the formula's plain sum would double it).
 
     Args:
         real_logits: discriminator logits of the ground truth, (B,) or (B, 1, h, w); usually detached.
@@ -122,14 +123,14 @@ def relativistic_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Te
         The scalar loss.
     """
     real_vs_fake, fake_vs_real = _relativistic_terms(real_logits, fake_logits)
-    return _bce(real_vs_fake, 0.0) + _bce(fake_vs_real, 1.0)  # -E[log(1 - D(y, x))] - E[log D(x, y)]
+    return (_bce(real_vs_fake, 0.0) + _bce(fake_vs_real, 1.0)) / 2  # (-E[log(1 - D(y, x))] - E[log D(x, y)]) / 2
 
 
 def relativistic_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """ESRGAN's relativistic average discriminator loss ``-E[log D(y, x)] - E[log(1 - D(x, y))]``.
 
-    Same ``D`` and means as ``relativistic_generator_loss``, labels swapped, so
-    ``relativistic_discriminator_loss(r, f) == relativistic_generator_loss(f, r)``.
+    Same ``D``, means and halving as ``relativistic_generator_loss`` (BasicSR weighs its real and fake halves 0.5
+    each), labels swapped, so ``relativistic_discriminator_loss(r, f) == relativistic_generator_loss(f, r)``.
 
     Args:
         real_logits: discriminator logits of the ground truth, (B,) or (B, 1, h, w).
@@ -139,7 +140,29 @@ def relativistic_discriminator_loss(real_logits: torch.Tensor, fake_logits: torc
         The scalar loss.
     """
     real_vs_fake, fake_vs_real = _relativistic_terms(real_logits, fake_logits)
-    return _bce(real_vs_fake, 1.0) + _bce(fake_vs_real, 0.0)  # -E[log D(y, x)] - E[log(1 - D(x, y))]
+    return (_bce(real_vs_fake, 1.0) + _bce(fake_vs_real, 0.0)) / 2  # (-E[log D(y, x)] - E[log(1 - D(x, y))]) / 2
 
 
-__all__ = ["DISC_TYPES", "Discriminator", "relativistic_discriminator_loss", "relativistic_generator_loss"]
+@torch.no_grad()
+def discriminator_stats(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, float]:
+    """How the discriminator is doing, for the logs: ``acc_real`` (share of ``D(y, x) > 0.5``), ``acc_fake`` (share of
+    ``D(x, y) < 0.5``) and ``logit_gap`` (mean real logit minus mean fake logit).
+
+    A healthy GAN keeps both accuracies between ~0.5 and ~0.9 and the gap of order 1; accuracies pinned at 1 with a
+    growing gap mean the discriminator has won and its gradients to the generator vanish or explode.
+    """
+    real_vs_fake, fake_vs_real = _relativistic_terms(real_logits.detach(), fake_logits.detach())
+    return {
+        "acc_real": (real_vs_fake > 0).float().mean().item(),
+        "acc_fake": (fake_vs_real < 0).float().mean().item(),
+        "logit_gap": (upcast_half(real_logits).mean() - upcast_half(fake_logits).mean()).item(),
+    }
+
+
+__all__ = [
+    "DISC_TYPES",
+    "Discriminator",
+    "discriminator_stats",
+    "relativistic_discriminator_loss",
+    "relativistic_generator_loss",
+]

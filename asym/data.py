@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from .errors import UserError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # skimage.data photographs that ship inside the wheel (others need a pooch download); all at least 300x300.
 BUILTIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -55,7 +57,7 @@ def _to_array(image) -> np.ndarray:
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB image, got an array of shape {image.shape}")
+        raise UserError(f"expected an HxWx3 RGB image, got an array of shape {image.shape}")
     return image
 
 
@@ -108,13 +110,13 @@ class ImageSequence(Sequence):
     def checked(cls, sources: list, what: str) -> ImageSequence:
         """Decode every source once (in threads) to learn its size; skip the unreadable ones with one warning."""
         if not sources:
-            raise ValueError(f"{what} has no images (expected {'/'.join(IMAGE_EXTENSIONS)} files or an image column)")
+            raise UserError(f"{what} has no images (expected {'/'.join(IMAGE_EXTENSIONS)} files or an image column)")
         with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
             shapes = list(pool.map(_shape_or_none, sources))
         keep = [i for i, shape in enumerate(shapes) if shape is not None]
         bad = [_name(source) for source, shape in zip(sources, shapes) if shape is None]
         if not keep:
-            raise ValueError(f"none of the {len(sources)} images in {what} could be read (e.g. {_list_names(bad, 3)})")
+            raise UserError(f"none of the {len(sources)} images in {what} could be read (e.g. {_list_names(bad, 3)})")
         if bad:
             warnings.warn(
                 f"{what}: skipped {len(bad)} of {len(sources)} images (unreadable: {_list_names(bad)})", stacklevel=3
@@ -156,11 +158,16 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     """
     import datasets
 
+    if name.startswith((".", "/", "~")) and not os.path.exists(os.path.expanduser(name)):
+        raise UserError(f"dataset {name} does not exist (a local path; Hub ids look like owner/name)")
     if is_saved_dataset(name):
-        dataset = datasets.load_from_disk(name)
+        try:
+            dataset = datasets.load_from_disk(name)
+        except (OSError, ValueError, datasets.exceptions.DatasetsError) as err:
+            raise UserError(f"{name} is an unreadable saved dataset ({type(err).__name__}: {err})") from err
         if isinstance(dataset, datasets.DatasetDict):
             if split not in dataset:
-                raise ValueError(f"{name} has no split {split!r}; available: {', '.join(dataset)}")
+                raise UserError(f"{name} has no split {split!r}; available: {', '.join(dataset)}")
             dataset = dataset[split]
     else:
         # A single parquet/arrow file needs its builder named; datasets resolves Hub ids and folders itself.
@@ -169,14 +176,17 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
         try:
             dataset = datasets.load_dataset(**source, split=split)
         except (ConnectionError, FileNotFoundError) as err:
-            raise ValueError(f"could not load {name!r}: not a local dataset, nor reachable on the Hub ({err})") from err
+            raise UserError(f"could not load {name!r}: not a local dataset, nor reachable on the Hub ({err})") from err
+        except (ValueError, datasets.exceptions.DatasetsError, datasets.data_files.EmptyDatasetError) as err:
+            # pyarrow's ArrowInvalid is a ValueError: a corrupt or foreign data file
+            raise UserError(f"{name} could not be read as a dataset ({type(err).__name__}: {err})") from err
     image_columns = list(dict.fromkeys(image_columns))
     for column in (*image_columns, *value_columns):
         if column not in dataset.column_names:
-            raise ValueError(f"{name} has no column {column!r}; available: {', '.join(dataset.column_names)}")
+            raise UserError(f"{name} has no column {column!r}; available: {', '.join(dataset.column_names)}")
     for column in image_columns:
         if not isinstance(dataset.features[column], datasets.Image):
-            raise ValueError(f"column {column!r} of {name} is {dataset.features[column]}, not an Image")
+            raise UserError(f"column {column!r} of {name} is {dataset.features[column]}, not an Image")
     dataset = dataset.select_columns(list(dict.fromkeys([*image_columns, *value_columns])))
     for column in image_columns:
         dataset = dataset.cast_column(column, datasets.Image(decode=False))
@@ -205,7 +215,8 @@ def load_sr_images(
     """
     if train_data_dir is not None:
         if not os.path.isdir(train_data_dir):
-            raise ValueError(f"image folder {train_data_dir} does not exist (expected a folder of HR images)")
+            what = "is not a folder" if os.path.exists(train_data_dir) else "does not exist"
+            raise UserError(f"image folder {train_data_dir} {what} (expected a folder of HR images)")
         paths = sorted(
             os.path.join(root, file)
             for root, _, files in os.walk(train_data_dir)
@@ -224,6 +235,11 @@ def _size(images, index: int) -> tuple[int, int]:
         return images.sizes[index]
     image = images[index]
     return (image.height, image.width) if isinstance(image, Image.Image) else np.asarray(image).shape[:2]
+
+
+def bicubic_downscale(hr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (3, H, W) image downscaled to ``size`` by antialiased bicubic interpolation (Keys, a = -0.5), in [0, 1]."""
+    return F.interpolate(hr[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
 class SRPairDataset(torch.utils.data.Dataset):
@@ -250,26 +266,26 @@ class SRPairDataset(torch.utils.data.Dataset):
     def __init__(self, images: Sequence, scale: int, crop_size: int, train: bool = True, repeat: int = 1,
                  lr_images: Sequence | None = None):  # fmt: skip
         if scale < 1 or crop_size < 1 or repeat < 1:
-            raise ValueError(f"scale ({scale}), crop_size ({crop_size}) and repeat ({repeat}) must be positive")
+            raise UserError(f"scale ({scale}), crop_size ({crop_size}) and repeat ({repeat}) must be positive")
         if crop_size % scale:
-            raise ValueError(f"crop size {crop_size} is not divisible by scale {scale}: "
+            raise UserError(f"crop size {crop_size} is not divisible by scale {scale}: "
                              f"use a crop size divisible by the scale, e.g. 256 for x4")  # fmt: skip
         if lr_images is not None and len(lr_images) != len(images):
-            raise ValueError(f"{len(lr_images)} LR images for {len(images)} HR images: expected one per HR image")
+            raise UserError(f"{len(lr_images)} LR images for {len(images)} HR images: expected one per HR image")
         if not len(images):
-            raise ValueError("no images to crop from")
+            raise UserError("no images to crop from")
         self.images, self.lr_images, self.scale, self.crop_size = images, lr_images, scale, crop_size
         self.train, self.repeat = train, repeat
         sizes = [_size(images, i) for i in range(len(images))]
         for i, (h, w) in enumerate(sizes if lr_images is not None else []):
             if _size(lr_images, i) != (h // scale, w // scale):
-                raise ValueError(f"LR image {i} is {_size(lr_images, i)}, expected {(h // scale, w // scale)} "
+                raise UserError(f"LR image {i} is {_size(lr_images, i)}, expected {(h // scale, w // scale)} "
                                  f"for an HR image of {(h, w)} at x{scale}")  # fmt: skip
         self.indices = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= crop_size]
         small = [i for i, (h, w) in enumerate(sizes) if min(h, w) < crop_size]
         smallest = "x".join(map(str, min(sizes, key=min)))
         if not self.indices:
-            raise ValueError(f"all {len(images)} images are smaller than the {crop_size}x{crop_size} crop "
+            raise UserError(f"all {len(images)} images are smaller than the {crop_size}x{crop_size} crop "
                              f"(the smallest is {smallest}): use a smaller crop size")  # fmt: skip
         if small:
             name = images.name if isinstance(images, ImageSequence) else "#{}".format
@@ -292,14 +308,46 @@ class SRPairDataset(torch.utils.data.Dataset):
         if self.lr_images is not None:
             lr = to_tensor(_to_array(self.lr_images[i])[top : top + lr_crop, left : left + lr_crop])
         else:
-            lr = F.interpolate(hr[None], size=(lr_crop, lr_crop), mode="bicubic", antialias=True, align_corners=False)
-            lr = lr[0].clamp(0, 1)
+            lr = bicubic_downscale(hr, (lr_crop, lr_crop))
         if self.train:
             if torch.rand(()) < 0.5:
                 hr, lr = hr.flip(-1), lr.flip(-1)
             k = int(torch.randint(4, ()))
             hr, lr = hr.rot90(k, (-2, -1)), lr.rot90(k, (-2, -1))
         return {"lr": lr.contiguous(), "hr": hr.contiguous()}
+
+
+class SRImageDataset(torch.utils.data.Dataset):
+    """Whole images for SR validation: ``{"lr": (3, H/s, W/s), "hr": (3, H, W), "index": int}`` floats in [0, 1].
+
+    The HR image is cut to a multiple of ``scale`` at its bottom/right (BasicSR's "mod crop"), the LR is its bicubic
+    downscale made as in ``SRPairDataset`` (or the given real LR image). Sizes differ between images: batch size 1.
+    Scores on whole images are comparable with SR papers' tables; scores on crops are not.
+    """
+
+    def __init__(self, images: Sequence, scale: int, lr_images: Sequence | None = None):
+        if not len(images):
+            raise UserError("no validation images")
+        if lr_images is not None and len(lr_images) != len(images):
+            raise UserError(f"{len(lr_images)} LR images for {len(images)} HR images: expected one per HR image")
+        small = [i for i in range(len(images)) if min(_size(images, i)) < scale]
+        if small:
+            raise UserError(f"validation image #{small[0]} is smaller than the scale x{scale}")
+        self.images, self.lr_images, self.scale = images, lr_images, scale
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        s = self.scale
+        hr = to_tensor(self.images[index])
+        h, w = hr.shape[-2] // s, hr.shape[-1] // s
+        hr = hr[:, : h * s, : w * s]
+        if self.lr_images is not None:
+            lr = to_tensor(self.lr_images[index])[:, :h, :w]
+        else:
+            lr = bicubic_downscale(hr, (h, w))
+        return {"lr": lr.contiguous(), "hr": hr.contiguous(), "index": index}
 
 
 def split_train_validation(images: Sequence, num_validation: int, seed: int = 0) -> tuple[Sequence, Sequence]:

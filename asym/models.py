@@ -12,7 +12,8 @@ import os
 import torch
 from torch import nn
 
-from .hub import HubModel
+from .errors import UserError, reading
+from .hub import HubModel, read_tensor_file
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
 # its lightweight configuration; `tiny` exists for tests and CPU demos.
@@ -37,9 +38,9 @@ SCALES = (2, 3, 4)
 def build_generator(model: str, scale: int) -> nn.Module:
     """A freshly initialised generator of a ``GENERATORS`` configuration."""
     if model not in GENERATORS:
-        raise ValueError(f"unknown generator {model!r}: choose one of {', '.join(GENERATORS)}")
+        raise UserError(f"unknown generator {model!r}: choose one of {', '.join(GENERATORS)}")
     if scale not in SCALES:
-        raise ValueError(f"unsupported scale x{scale}: choose one of {', '.join(map(str, SCALES))}")
+        raise UserError(f"unsupported scale x{scale}: choose one of {', '.join(map(str, SCALES))}")
     config = dict(GENERATORS[model])
     arch = config.pop("arch")
     if arch == "swinir":
@@ -77,10 +78,18 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
         import spandrel
 
         if not os.path.isfile(path):
-            raise ValueError(f"generator checkpoint {path!r} does not exist")
-        descriptor = spandrel.ModelLoader().load_from_file(path)
+            raise UserError(f"generator checkpoint {path!r} does not exist")
+        # Read here, not by spandrel's own file loader: it runs TorchScript and a permissive unpickler on .pt/.pth.
+        state = read_tensor_file(path, "generator checkpoint")
+        if not isinstance(state, dict):
+            raise UserError(f"generator checkpoint {path} holds a {type(state).__name__}, not a state dict")
+        try:
+            with reading(path, "generator checkpoint"):
+                descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
+        except spandrel.UnsupportedModelError as err:
+            raise UserError(f"{path} holds no architecture spandrel recognises (SwinIR, ESRGAN, ...)") from err
         if not isinstance(descriptor, spandrel.ImageModelDescriptor):
-            raise ValueError(f"{path} is not a single-image model (spandrel found {descriptor.architecture.name})")
+            raise UserError(f"{path} is not a single-image model (spandrel found {descriptor.architecture.name})")
         return descriptor.model
 
 
@@ -92,18 +101,45 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
         try:
             generator.net.load_state_dict(net.state_dict())
         except RuntimeError as err:
-            raise ValueError(
+            raise UserError(
                 f"{source} does not fit --model {model} --scale {scale}: {str(err).splitlines()[0]}"
             ) from err
         return generator
     if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "config.json")):
-        raise ValueError(f"{source} holds no config.json: pass a folder written by train_sr.py or a checkpoint file")
+        raise UserError(f"{source} holds no config.json: pass a folder written by train_sr.py or a checkpoint file")
     generator = SRModel.from_pretrained(source)
     if (generator.model_name, generator.scale) != (model, scale):
-        raise ValueError(
+        raise UserError(
             f"{source} is a {generator.model_name} x{generator.scale} model, not --model {model} --scale {scale}"
         )
     return generator
 
 
-__all__ = ["GENERATORS", "SRModel", "build_generator", "load_generator"]
+def upscale(generator: nn.Module, lr: torch.Tensor, scale: int, tile: int = 0, overlap: int = 16) -> torch.Tensor:
+    """Super-resolve (B, 3, h, w) LR images whole, or tile by tile when ``tile`` > 0 and the image is larger.
+
+    Each ``tile`` x ``tile`` LR tile is run with ``overlap`` extra LR pixels of context on every side (less at the
+    image border) and only its own part of the output is kept, so seams vanish: for a convolutional generator whose
+    receptive field reaches at most ``overlap`` pixels, the result equals the whole-image output up to rounding.
+    Window-attention models (SwinIR) pad each tile to their window size, so they agree closely, not exactly.
+    """
+    h, w = lr.shape[-2:]
+    if tile <= 0 or max(h, w) <= tile:
+        return generator(lr)
+    out = None
+    for top in range(0, h, tile):
+        for left in range(0, w, tile):
+            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+            t1, l1 = min(top + tile + overlap, h), min(left + tile + overlap, w)
+            sr = generator(lr[..., t0:t1, l0:l1])
+            if out is None:
+                out = sr.new_zeros(*lr.shape[:-2], h * scale, w * scale)
+            th, tw = min(tile, h - top), min(tile, w - left)
+            dt, dl = (top - t0) * scale, (left - l0) * scale
+            out[..., top * scale : (top + th) * scale, left * scale : (left + tw) * scale] = sr[
+                ..., dt : dt + th * scale, dl : dl + tw * scale
+            ]
+    return out
+
+
+__all__ = ["GENERATORS", "SRModel", "build_generator", "load_generator", "upscale"]

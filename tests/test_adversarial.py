@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from asym.adversarial import (
     DISC_TYPES,
     Discriminator,
+    discriminator_stats,
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
@@ -15,14 +16,16 @@ from asym.backbones import L2Pool
 
 
 def naive_losses(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The paper's formulas written out with sigmoid and log (fine for moderate logits)."""
+    """The paper's formulas written out with sigmoid and log (fine for moderate logits), halved as BasicSR's
+    ESRGANModel does (l_g_gan = (l_g_real + l_g_fake) / 2; the discriminator's real and fake halves weighed 0.5),
+    the code the paper's lambda_adv = 5e-3 comes from."""
 
     def d_ra(a, b):
         return torch.sigmoid(a - b.mean())
 
     generator = -torch.log(1 - d_ra(real, fake)).mean() - torch.log(d_ra(fake, real)).mean()
     discriminator = -torch.log(d_ra(real, fake)).mean() - torch.log(1 - d_ra(fake, real)).mean()
-    return generator, discriminator
+    return generator / 2, discriminator / 2
 
 
 @pytest.mark.parametrize("disc_type", DISC_TYPES)
@@ -64,7 +67,13 @@ def test_losses_match_naive_formula(shape):
 def test_losses_are_stable_for_large_logits():
     real, fake = torch.tensor([200.0, 300.0]), torch.tensor([-200.0, -300.0])
     assert relativistic_discriminator_loss(real, fake) == 0  # sure and right
-    torch.testing.assert_close(relativistic_generator_loss(real, fake), torch.tensor(1000.0))  # sure and wrong
+    torch.testing.assert_close(relativistic_generator_loss(real, fake), torch.tensor(500.0))  # sure and wrong
+
+
+def test_discriminator_stats_count_by_hand():
+    real, fake = torch.tensor([2.0, 0.5, -1.0, 3.0]), torch.tensor([0.0, 1.0, 2.0, -1.0])
+    # mean(fake) = 0.5: real - 0.5 > 0 for 2.0 and 3.0 only; mean(real) = 1.125: fake - 1.125 < 0 for 0.0, 1.0, -1.0
+    assert discriminator_stats(real, fake) == {"acc_real": 0.5, "acc_fake": 0.75, "logit_gap": 0.625}
 
 
 def test_losses_move_the_right_way():

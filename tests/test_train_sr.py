@@ -131,3 +131,111 @@ def test_saved_metric_as_perceptual_loss_and_accelerate_options(tmp_path):
     assert len(history) == 4 and all(torch.isfinite(torch.tensor(h["loss/per"])) for h in history)
     assert [h["lr"] for h in history] == pytest.approx([2e-4, 1e-4, 5e-5, 5e-5])
     assert "DISTS-style on resnet50" in (Path(args.output_dir) / "README.md").read_text()
+
+
+def test_default_crop_follows_the_scale_and_x3_runs_bare(tmp_path):
+    """`--scale 3` with no --crop_size: the default (64 LR pixels, 192 HR) divides by the scale."""
+    assert [train_sr.parse_args(["--scale", s]).crop_size for s in ("2", "3", "4")] == [128, 192, 256]
+    args = train_sr.parse_args(["--model", "tiny", "--scale", "3", "--loss", "rec", "--max_train_steps", "1",
+                                "--report_to", "none", "--num_validation_images", "1",
+                                "--output_dir", str(tmp_path / "x3")])  # fmt: skip
+    assert len(train_sr.main(args)) == 1
+    assert SRModel.from_pretrained(args.output_dir).scale == 3
+
+
+def test_checkpoints_are_rotated_by_default(tmp_path):
+    assert train_sr.parse_args([]).checkpoints_total_limit == 3
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "5", "--checkpointing_steps", "1")
+    assert [step for step, _ in list_checkpoints(args.output_dir)] == [3, 4, 5]
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "3", "--checkpointing_steps", "1",
+                  "--checkpoints_total_limit", "0", name="keep-all")  # fmt: skip
+    assert [step for step, _ in list_checkpoints(args.output_dir)] == [1, 2, 3]
+
+
+def test_perceptual_loss_uses_the_official_dists_weights_for_vgg16(tmp_path):
+    args, _ = run(tmp_path, "--loss", "per", "--max_train_steps", "1")
+    assert train_sr.parse_args([]).per_alpha_beta == "auto"
+    assert "alpha/beta: the DISTS release" in (Path(args.output_dir) / "README.md").read_text()
+    args, _ = run(tmp_path, "--loss", "per", "--max_train_steps", "1", "--per_alpha_beta", "uniform", name="uniform")
+    assert "alpha/beta: uniform" in (Path(args.output_dir) / "README.md").read_text()
+
+
+def test_gan_recipe_optimisers_and_discriminator_logs(tmp_path):
+    """BasicSR's ESRGAN optimisers (D at lr 1e-4, Adam betas (0.9, 0.99)) and D's accuracy / logit gap in the logs."""
+    args, history = run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", "--checkpointing_steps", "2")
+    checkpoint = Path(list_checkpoints(args.output_dir)[-1][1])
+    groups = [torch.load(checkpoint / name, weights_only=True)["param_groups"][0]
+              for name in ("optimizer.bin", "optimizer_1.bin")]  # fmt: skip
+    assert [(g["lr"], tuple(g["betas"])) for g in groups] == [(2e-4, (0.9, 0.99)), (1e-4, (0.9, 0.99))]
+    for logs in history:
+        assert 0 <= logs["disc/acc_real"] <= 1 and 0 <= logs["disc/acc_fake"] <= 1
+        assert torch.isfinite(torch.tensor(logs["disc/logit_gap"]))
+
+
+def test_validation_is_on_whole_images_in_y_and_rgb(tmp_path):
+    """The card's PSNR equals one computed here from scratch: the whole held-out image, mod-cropped, bicubic LR,
+    BT.601 Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255, scale border pixels cropped."""
+    import torch.nn.functional as F
+
+    from asym.data import load_sr_images, split_train_validation
+
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "1", "--scale", "4")
+    config = json.loads((Path(args.output_dir) / "config.json").read_text())
+    assert "Y (BT.601)" in config["card"]["validation"] and "1 whole images" in config["card"]["validation"]
+    _, val = split_train_validation(load_sr_images("builtin"), 1, seed=0)
+    hr = torch.from_numpy(val[0]).permute(2, 0, 1).float() / 255
+    hr = hr[:, : hr.shape[1] // 4 * 4, : hr.shape[2] // 4 * 4]
+    lr = F.interpolate(hr[None], scale_factor=0.25, mode="bicubic", antialias=True).clamp(0, 1)
+    with torch.no_grad():
+        sr = SRModel.from_pretrained(args.output_dir)(lr).clamp(0, 1)[0]
+
+    def y(t):
+        return (16 + 65.481 * t[0] + 128.553 * t[1] + 24.966 * t[2]) / 255
+
+    mse = (y(sr) - y(hr))[4:-4, 4:-4].double().square().mean()
+    expected = (10 * torch.log10(1 / mse)).item()
+    reported = float(config["card"]["validation"].split("PSNR ")[1].split(" dB")[0])
+    assert reported == pytest.approx(expected, abs=0.006)  # the card rounds to 0.01 dB
+
+
+def test_ema_weights_are_what_is_saved(tmp_path):
+    """The saved generator is the EMA of the online weights (read from each step's checkpoint), computed here with
+    diffusers' documented schedule: decay_k = min(ema_decay, (1 + t) / (10 + t)) with t = k - 1, and 0 at step 1."""
+    from safetensors.torch import load_file
+
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "3", "--checkpointing_steps", "1",
+                  "--checkpoints_total_limit", "0", "--use_ema", "--ema_decay", "0.2",
+                  "--learning_rate", "1e-2")  # fmt: skip
+    online = [load_file(os.path.join(path, "model.safetensors")) for _, path in list_checkpoints(args.output_dir)]
+    expected = {k: v.clone() for k, v in online[0].items()}  # step 1: decay 0
+    for k in (2, 3):
+        decay = min(0.2, (1 + (k - 1)) / (10 + (k - 1)))  # 2/11 at step 2, then capped at 0.2
+        expected = {n: decay * expected[n] + (1 - decay) * online[k - 1][n] for n in expected}
+    saved = _weights(args.output_dir)
+    assert saved.keys() == expected.keys()
+    parameters = {name for name, _ in SRModel("tiny", 4).named_parameters()}  # buffers are not averaged
+    assert parameters and parameters < set(saved)
+    moved = 0
+    for name in saved:
+        want = expected[name] if name in parameters else online[-1][name]
+        torch.testing.assert_close(saved[name], want, atol=1e-6, rtol=1e-5, msg=name)
+        moved += not torch.allclose(saved[name], online[-1][name])
+    assert moved > 0  # the EMA differs from the last online weights: the test can tell them apart
+
+
+def test_gradient_clipping_clips_both_networks(tmp_path, monkeypatch):
+    """Every Adam step (generator and discriminator) sees a gradient norm at most --max_grad_norm."""
+    norms = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", "--max_grad_norm", "1e-3", name="clipped")
+    assert len(norms) == 4 and max(norms) <= 1e-3 * (1 + 1e-5)  # clip_grad_norm_ scales to norm / (norm + 1e-6)
+    norms.clear()
+    run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", name="free")
+    assert min(norms) > 1e-3  # without clipping the same steps are larger: the check above can fail
