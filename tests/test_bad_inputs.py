@@ -1,0 +1,165 @@
+"""Every script, every file that is not what it claims: one line naming the problem, exit status 2, no traceback,
+and nothing already in the output folder touched. Table-driven: each row is (script, arguments, expected message)."""
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conftest import reset_accelerate_state  # noqa: E402
+
+import evaluate  # noqa: E402
+import train_metric  # noqa: E402
+import train_sr  # noqa: E402
+from asym import DISTS, SRModel  # noqa: E402
+from asym.errors import run_cli  # noqa: E402
+
+SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "evaluate": evaluate}
+SR = ["--model", "tiny", "--crop_size", "32", "--weights", "random", "--max_train_steps", "1", "--report_to", "none",
+      "--num_validation_images", "1", "--loss", "rec"]  # fmt: skip
+METRIC = ["--weights", "random", "--max_train_steps", "1", "--report_to", "none", "--crop_size", "64",
+          "--max_eval_samples", "4"]  # fmt: skip
+
+
+def _truncated(path: Path) -> Path:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The broken inputs, made once: each is realistic (a real file cut short, garbage bytes, a foreign pickle...)."""
+    d = tmp_path_factory.mktemp("inputs")
+    (d / "garbage.pth").write_bytes(os.urandom(4096))
+    (d / "garbage.safetensors").write_bytes(b"\xff" * 64 + os.urandom(1024))
+    save_file({"features.0.weight": torch.rand(64, 3, 3, 3)}, str(d / "cut.safetensors"))
+    _truncated(d / "cut.safetensors")
+    torch.save({"state_dict": argparse.Namespace(lr=1)}, d / "pickle.pt")  # not tensors: weights_only refuses it
+    (d / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(512))
+    (d / "a_file.txt").write_text("not a folder")
+    SRModel("tiny", 4).save_pretrained(d / "sr-cut")
+    _truncated(d / "sr-cut" / "model.safetensors")
+    SRModel("tiny", 2).save_pretrained(d / "sr-x2")
+    torch.save({"params": SRModel("tiny", 2).net.state_dict()}, d / "release_x2.pth")
+    DISTS("vgg16", weights="random").save_pretrained(d / "metric")
+    DISTS("vgg16", weights="random").save_pretrained(d / "metric-cut")
+    _truncated(d / "metric-cut" / "model.safetensors")
+    pretrained = DISTS("vgg16", weights="random")
+    pretrained.backbone.weights_source = "pretrained"  # as if saved with ImageNet weights: not stored, not obtainable
+    pretrained.save_pretrained(d / "metric-pretrained")
+    (d / "broken-images").mkdir()
+    for name in ("a.png", "b.jpg"):
+        (d / "broken-images" / name).write_bytes(os.urandom(300))
+    (d / "empty").mkdir()
+    kadid = d / "kadid-malformed"
+    (kadid / "images").mkdir(parents=True)
+    for name in ("I01.png", "I01_01_01.png"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(kadid / "images" / name)
+    (kadid / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.1,0.2\nI01_01_02.png,I01.png\n")
+    (d / "no-layout").mkdir()
+    (d / "no-layout" / "notes.txt").write_text("hello")
+    return d
+
+
+@pytest.fixture(scope="module")
+def x2_checkpoint(tmp_path_factory):
+    """A real checkpoint of a x2 tiny run: resuming a x4 run from it cannot fit."""
+    reset_accelerate_state()
+    out = tmp_path_factory.mktemp("x2run")
+    train_sr.main(train_sr.parse_args([*SR, "--scale", "2", "--checkpointing_steps", "1", "--output_dir", str(out)]))
+    return out / "checkpoints" / "checkpoint-1"
+
+
+# (script, arguments with {f} = the inputs folder and {out} = the output folder, expected part of the message)
+CASES = [
+    ("train_sr", [*SR, "--init_generator", "{f}/garbage.pth"], "generator checkpoint {f}/garbage.pth cannot be read"),
+    ("train_sr", [*SR, "--init_generator", "{f}/pickle.pt"], "not a tensors-only torch file"),
+    ("train_sr", [*SR, "--init_generator", "{f}/sr-cut"], "model weights {f}/sr-cut/model.safetensors cannot be read"),
+    ("train_sr", [*SR, "--init_generator", "{f}/sr-x2"], "is a tiny x2 model, not --model tiny --scale 4"),
+    ("train_sr", [*SR, "--init_generator", "{f}/release_x2.pth"], "does not fit --model tiny --scale 4"),
+    ("train_sr", [*SR, "--init_generator", "{f}/metric"], "holds an asym DISTS, not a SRModel"),
+    ("train_sr", [*SR, "--init_generator", "{f}/nowhere/model"], "{f}/nowhere/model is not a folder saved by asym"),
+    ("train_sr", [*SR, "--loss", "per", "--weights", "{f}/garbage.safetensors"], "{f}/garbage.safetensors"),
+    ("train_sr", [*SR, "--loss", "per", "--weights", "{f}/cut.safetensors"], "{f}/cut.safetensors"),
+    ("train_sr", [*SR, "--loss", "per", "--weights", "{f}/pickle.pt"], "not a tensors-only torch file"),
+    ("train_sr", [*SR, "--loss", "per", "--per_metric", "{f}/metric-cut"], "metric-cut/model.safetensors cannot be"),
+    ("train_sr", [*SR, "--loss", "per", "--per_metric", "{f}/metric-pretrained"], "relies on pretrained backbone"),
+    ("train_sr", [*SR, "--loss", "adv", "--disc_weights", "{f}/garbage.safetensors"], "{f}/garbage.safetensors"),
+    ("train_sr", [*SR, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "checkpoint {out}/checkpoints/"),
+    ("train_sr", [*SR, "--resume_from_checkpoint", "{f}/nowhere/checkpoint-3"], "is not a checkpoint-N folder"),
+    ("train_sr", [*SR, "--resume_from_checkpoint", "{x2}"], "size mismatch"),
+    ("train_sr", [*SR, "--output_dir", "{f}/a_file.txt"], "--output_dir {f}/a_file.txt exists and is not a folder"),
+    ("train_sr", [*SR, "--train_data_dir", "{f}/a_file.txt"], "image folder {f}/a_file.txt is not a folder"),
+    ("train_sr", [*SR, "--train_data_dir", "{f}/broken-images"], "none of the 2 images in {f}/broken-images"),
+    ("train_sr", [*SR, "--validation_data_dir", "{f}/empty"], "{f}/empty has no images"),
+    ("train_sr", [*SR, "--dataset_name", "./no/such/dataset"], "dataset ./no/such/dataset does not exist"),
+    ("train_sr", [*SR, "--crop_size", "2048"], "smaller than the 2048x2048 crop"),
+    ("train_sr", [*SR, "--lr_milestones", "1e3,abc"], "expected comma-separated step numbers"),
+    ("train_sr", [*SR, "--loss", "per", "--per_backbone", "vgg17"], "unknown backbone 'vgg17'"),
+    ("train_metric", [*METRIC, "--dataset_name", "{f}/kadid-malformed"], "dmos.csv line 3"),
+    ("train_metric", [*METRIC, "--dataset_name", "{f}/no-layout"], "in no known IQA layout"),
+    ("train_metric", [*METRIC, "--weights", "{f}/cut.safetensors"], "{f}/cut.safetensors"),
+    ("train_metric", [*METRIC, "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),
+    ("train_metric", [*METRIC, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "cannot be read"),
+    ("train_metric", [*METRIC, "--backbone", "timm:no_such_net"], "no_such_net"),
+    ("evaluate", ["fr", "--metrics", "{f}/metric-cut"], "metric-cut/model.safetensors cannot be read"),
+    ("evaluate", ["fr", "--metrics", "{f}/metric-pretrained"], "relies on pretrained backbone"),
+    ("evaluate", ["fr", "--metrics", "psnr,{f}/metric,psnr"], "metric listed twice (psnr, psnr)"),
+    ("evaluate", ["fr", "--metrics", "psnr", "--datasets", "{f}/nowhere/kadid"], "does not exist"),
+    ("evaluate", ["fr", "--metrics", "nosuchmetric"], "unknown metric 'nosuchmetric'"),
+    ("evaluate", ["recover", "--metric", "psnr", "--image", "{f}/garbage.png"], "--image {f}/garbage.png cannot be"),
+    ("evaluate", ["recover", "--metric", "psnr", "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+@pytest.mark.parametrize("script, argv, message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_bad_input_is_one_line_and_touches_nothing(files, x2_checkpoint, tmp_path, capsys, script, argv, message):
+    out = tmp_path / "out"
+    (out / "checkpoints" / "checkpoint-3").mkdir(parents=True)  # an earlier run's files, which must survive
+    (out / "checkpoints" / "checkpoint-3" / "model.safetensors").write_bytes(b"half-written by a killed run")
+    (out / "model.safetensors").write_bytes(b"the previous model")
+    before = _snapshot(out)
+    fill = {"f": str(files), "out": str(out), "x2": str(x2_checkpoint)}
+    argv = [a.format(**fill) for a in argv]
+    if "--output_dir" not in argv:
+        argv += ["--output_dir", str(out)]
+    reset_accelerate_state()
+    module = SCRIPTS[script]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(module.main, module.parse_args(argv))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(("error:", "usage:")) or ": error: " in last, err
+    assert message.format(**fill) in last, err
+    assert sum(line.startswith("error:") for line in err.splitlines()) <= 1
+    assert _snapshot(out) == before
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    """Only UserError is a user mistake: a ValueError from deep inside a library (here: scipy, simulated) is a bug
+    and must reach the developer as a traceback, not be dressed up as one "error:" line."""
+
+    def broken(*args, **kwargs):
+        raise ValueError("array must not contain infs or NaNs")  # as scipy would word an internal failure
+
+    monkeypatch.setattr(evaluate, "correlations", broken)
+    args = evaluate.parse_args(["fr", "--metrics", "psnr", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="infs or NaNs"):
+        run_cli(evaluate.main, args)
