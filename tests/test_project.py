@@ -12,9 +12,23 @@ def test_ci_runs_the_readme_install_and_test_commands():
         for line in ROOT.joinpath(".ci", "run").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "set ", "cd "))
     ]
-    assert ci_commands == ["pip install -r requirements.txt", "python -m pytest -q"]
-    for command in ci_commands:
+    assert ci_commands == ["pip install -r requirements.txt -c constraints.txt", "python -m pytest -q"]
+    for command in [*ci_commands, "pip install -r requirements.txt"]:  # the lock for CI, the ranges for users
         assert f"\n{command}" in readme, f"README does not show {command!r}"
+
+
+def test_the_lock_pins_every_requirement():
+    """constraints.txt pins each package requirements.txt names (and everything they pull in) to one version."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    def names(path, pinned):
+        lines = [line.split("#")[0].strip() for line in ROOT.joinpath(path).read_text().splitlines()]
+        reqs = [Requirement(line) for line in lines if line and not line.startswith("-")]
+        assert not pinned or all(str(r.specifier).startswith("==") for r in reqs), path
+        return {canonicalize_name(r.name) for r in reqs}
+
+    assert names("requirements.txt", pinned=False) <= names("constraints.txt", pinned=True)
 
 
 def test_requirements_install_the_package_itself():
