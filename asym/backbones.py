@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
+from .errors import UserError, summarize
 from .hub import read_tensor_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -307,7 +307,7 @@ def _hf(model_id: str, pretrained: bool, layers: list[int] | None = None) -> Bac
         config = AutoConfig.from_pretrained(model_id)
     except (OSError, ValueError, KeyError) as err:
         raise UserError(
-            f"backbone hf:{model_id}: its config cannot be obtained ({_why(err)}); "
+            f"backbone hf:{model_id}: its config cannot be obtained ({summarize(err)}); "
             "check the model id or folder, and the network / HF cache"
         ) from err
     mean, std = _image_processor_stats(model_id)
@@ -379,12 +379,6 @@ def _image_processor_stats(model_id: str) -> tuple[tuple, tuple]:
         return tuple(processor.image_mean), tuple(processor.image_std)
     except (OSError, ValueError, AttributeError, TypeError):
         return IMAGENET_MEAN, IMAGENET_STD  # no (usable) preprocessor config
-
-
-def _why(err: BaseException) -> str:
-    """One short clause for an exception: its type and the first line of its message."""
-    first = (str(err).strip().splitlines() or [""])[0]
-    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
 
 
 def max_pooling_kwargs(name: str, kwargs: dict | None = None) -> dict:
@@ -461,12 +455,12 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
         except Exception as err:  # noqa: BLE001 - any download/cache failure means "not obtainable"
             if weights == "pretrained":
                 raise UserError(
-                    f"pretrained weights for backbone {name!r} could not be obtained ({_why(err)}); "
+                    f"pretrained weights for backbone {name!r} could not be obtained ({summarize(err)}); "
                     "check the network / HF cache, or pass weights='random'"
                 ) from err
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise UserError(
-                    f"pretrained weights for backbone {name!r} could not be obtained ({_why(err)}) in this "
+                    f"pretrained weights for backbone {name!r} could not be obtained ({summarize(err)}) in this "
                     "multi-process run, and every process must use the same weights: make them available (network "
                     "/ HF cache) or pass weights='random' (--weights random) explicitly"
                 ) from err
@@ -524,7 +518,7 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
             path = hf_hub_download(source, "model.safetensors")
         except OSError as err:  # includes the Hub's HTTP errors and offline mode
             raise UserError(
-                f"backbone weights {source} (a Hub repo id) cannot be downloaded ({_why(err)}); "
+                f"backbone weights {source} (a Hub repo id) cannot be downloaded ({summarize(err)}); "
                 "check the id, the network / HF cache, or pass a local file"
             ) from err
     state = read_tensor_file(path, "backbone weights")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from .errors import UserError
+from .errors import UserError, summarize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # skimage.data photographs that ship inside the wheel (others need a pooch download); all at least 300x300.
@@ -154,7 +154,8 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     file, or anything ``datasets.load_dataset`` reads (image folders, folders of data files).
 
     Raises:
-        ValueError: the dataset cannot be loaded, lacks ``split`` or a column, or an image column holds no images.
+        UserError: the dataset cannot be found or read, lacks ``split`` or a column, or an image column holds no
+            images.
     """
     import datasets
 
@@ -164,7 +165,7 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
         try:
             dataset = datasets.load_from_disk(name)
         except (OSError, ValueError, datasets.exceptions.DatasetsError) as err:
-            raise UserError(f"{name} is an unreadable saved dataset ({type(err).__name__}: {err})") from err
+            raise UserError(f"{name} is an unreadable saved dataset ({summarize(err)})") from err
         if isinstance(dataset, datasets.DatasetDict):
             if split not in dataset:
                 raise UserError(f"{name} has no split {split!r}; available: {', '.join(dataset)}")
@@ -177,9 +178,9 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
             dataset = datasets.load_dataset(**source, split=split)
         except (ConnectionError, FileNotFoundError) as err:
             raise UserError(f"could not load {name!r}: not a local dataset, nor reachable on the Hub ({err})") from err
-        except (ValueError, datasets.exceptions.DatasetsError, datasets.data_files.EmptyDatasetError) as err:
+        except (OSError, ValueError, datasets.exceptions.DatasetsError, datasets.data_files.EmptyDatasetError) as err:
             # pyarrow's ArrowInvalid is a ValueError: a corrupt or foreign data file
-            raise UserError(f"{name} could not be read as a dataset ({type(err).__name__}: {err})") from err
+            raise UserError(f"dataset {name} cannot be read ({summarize(err)})") from err
     image_columns = list(dict.fromkeys(image_columns))
     for column in (*image_columns, *value_columns):
         if column not in dataset.column_names:

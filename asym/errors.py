@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,15 +32,29 @@ def run_cli(main: Callable, args: argparse.Namespace):
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
-    """What deserialisers raise on a file that is not what it claims to be."""
+    """What deserialisers and image decoders raise on a file that is not what it claims to be."""
+    from PIL import Image
     from safetensors import SafetensorError
 
-    return (OSError, ValueError, RuntimeError, KeyError, EOFError, TypeError, pickle.UnpicklingError, SafetensorError)
+    return (OSError, ValueError, RuntimeError, KeyError, IndexError, EOFError, TypeError, SyntaxError,
+            pickle.UnpicklingError, SafetensorError, Image.DecompressionBombError)  # fmt: skip
+
+
+def summarize(err: BaseException) -> str:
+    """One line on what went wrong: the exception's type and the first line of its message."""
+    if isinstance(err, pickle.UnpicklingError):  # torch's message would suggest weights_only=False: never
+        return "not a tensors-only torch file; only safetensors and weights_only torch files are loaded"
+    # the first line, and the one after it where the first only announces a list ("Error(s) in ...:")
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
+    reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
+    reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "(encoded bytes)", reason)[:300]
+    return f"{type(err).__name__}: {reason}" if reason else type(err).__name__
 
 
 @contextmanager
-def reading(path: str, what: str) -> Iterator[None]:
-    """Parse a user-given file: a failure inside the block becomes a ``UserError`` naming ``what`` and ``path``.
+def reading(path: str | Callable[[], str], what: str = "", as_what: str = "") -> Iterator[None]:
+    """Parse a user-given file: a failure inside the block becomes a ``UserError`` naming ``what`` and ``path``
+    (``path`` may be a callable, called only on failure, where naming the source costs something: a table's row).
 
     Keep the block to the parsing call itself, so that only the file can be at fault.
     """
@@ -48,15 +63,11 @@ def reading(path: str, what: str) -> Iterator[None]:
     except UserError:
         raise
     except _parse_errors() as err:
-        if isinstance(err, pickle.UnpicklingError):  # torch's message would suggest weights_only=False: never
-            reason = "not a tensors-only torch file; only safetensors and weights_only torch files are loaded"
-        else:  # the first line, and the one after it where the first only announces a list ("Error(s) in ...:")
-            lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
-            reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
-            reason = reason[:300]
+        name = " ".join(filter(None, [what, path() if callable(path) else str(path)]))
+        as_what = f" as {as_what}" if as_what else ""
         raise UserError(
-            f"{what} {path} cannot be read ({type(err).__name__}: {reason}); is it truncated or not the right file?"
+            f"{name} cannot be read{as_what} ({summarize(err)}); is it truncated or not the right file?"
         ) from err
 
 
-__all__ = ["UserError", "reading", "run_cli"]
+__all__ = ["UserError", "reading", "run_cli", "summarize"]

@@ -3,7 +3,6 @@ and nothing already in the output folder touched. Table-driven: each row is (scr
 
 import argparse
 import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -40,12 +39,13 @@ def _truncated(path: Path) -> Path:
 def files(tmp_path_factory):
     """The broken inputs, made once: each is realistic (a real file cut short, garbage bytes, a foreign pickle...)."""
     d = tmp_path_factory.mktemp("inputs")
-    (d / "garbage.pth").write_bytes(os.urandom(4096))
-    (d / "garbage.safetensors").write_bytes(b"\xff" * 64 + os.urandom(1024))
+    noise = np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes()  # the same garbage every run
+    (d / "garbage.pth").write_bytes(noise)
+    (d / "garbage.safetensors").write_bytes(b"\xff" * 64 + noise[:1024])
     save_file({"features.0.weight": torch.rand(64, 3, 3, 3)}, str(d / "cut.safetensors"))
     _truncated(d / "cut.safetensors")
     torch.save({"state_dict": argparse.Namespace(lr=1)}, d / "pickle.pt")  # not tensors: weights_only refuses it
-    (d / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(512))
+    (d / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + noise[:512])
     (d / "a_file.txt").write_text("not a folder")
     SRModel("tiny", 4).save_pretrained(d / "sr-cut")
     _truncated(d / "sr-cut" / "model.safetensors")
@@ -59,7 +59,7 @@ def files(tmp_path_factory):
     pretrained.save_pretrained(d / "metric-pretrained")
     (d / "broken-images").mkdir()
     for name in ("a.png", "b.jpg"):
-        (d / "broken-images" / name).write_bytes(os.urandom(300))
+        (d / "broken-images" / name).write_bytes(noise[:300])
     (d / "empty").mkdir()
     kadid = d / "kadid-malformed"
     (kadid / "images").mkdir(parents=True)
@@ -163,3 +163,18 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     args = evaluate.parse_args(["fr", "--metrics", "psnr", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="infs or NaNs"):
         run_cli(evaluate.main, args)
+
+
+def test_any_garbage_torch_file_is_a_user_error(tmp_path):
+    """Fuzzed: whatever the weights-only unpickler raises on random bytes (UnpicklingError, RuntimeError, IndexError,
+    ...), a user gets one UserError naming the file, never a traceback. 300 seeded files, pickle and zip headers."""
+    from asym.errors import UserError
+    from asym.hub import read_tensor_file
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "fuzz.pth"
+    for i in range(300):
+        prefix = [b"", b"\x80\x02", b"PK\x03\x04"][i % 3]
+        path.write_bytes(prefix + rng.integers(0, 256, int(rng.choice([16, 200, 4096])), dtype=np.uint8).tobytes())
+        with pytest.raises(UserError, match="fuzz.pth cannot be read"):
+            read_tensor_file(str(path), "weights")

@@ -8,9 +8,7 @@ only consumes them, so it imports none of its siblings.
 from __future__ import annotations
 
 import io
-import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,7 +17,7 @@ import torch
 from PIL import Image
 
 from asym.data import _decode, _name, _to_array, to_tensor
-from asym.errors import UserError
+from asym.errors import UserError, reading
 
 
 @dataclass
@@ -64,25 +62,10 @@ def _direction(found: bool, why: str, override: bool | None) -> tuple[bool, str]
     return override, f"{_better(override)} ({flag}; without it: {_better(found)}, {why})"
 
 
-@contextmanager
-def _image_errors(what: str | Callable[[], str]) -> Iterator[None]:
-    """Decoding a user's image: PIL's (and ``_to_array``'s) failures become one ``UserError`` naming it (``what``, or
-    a callable that names it, called only on failure: naming a table's cell reads its row)."""
-    try:
-        yield
-    except UserError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as err:
-        reason = (str(err).strip().splitlines() or [""])[0][:200]
-        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "(encoded bytes)", reason)
-        name = what() if callable(what) else what
-        raise UserError(f"{name} cannot be read as an image ({type(err).__name__}: {reason})") from err
-
-
 def _load(source, what: Callable[[], str]) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return _to_array(source)
-    with _image_errors(what):
+    with reading(what, as_what="an image"):
         return _decode(source)
 
 
@@ -99,7 +82,7 @@ def _describe(source) -> str:
 def _header_size(source, what: str | Callable[[], str]) -> tuple[int, int]:
     """(height, width) from the file's header only (PIL opens lazily), as ``_decode`` will return it: swapped for an
     EXIF rotation by 90 degrees. A PNG's EXIF is only seen when it precedes the pixels (reading it would decode)."""
-    with _image_errors(what), Image.open(source) as image:
+    with reading(what, as_what="an image"), Image.open(source) as image:
         width, height = image.size
         if image.format != "PNG" or "exif" in image.info:
             if image.getexif().get(0x0112) in (5, 6, 7, 8):  # orientations that exif_transpose turns by 90 degrees

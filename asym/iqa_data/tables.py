@@ -9,34 +9,16 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Sequence
 
 import numpy as np
 
 from asym.data import _decode, open_image_table
-from asym.errors import UserError
+from asym.errors import UserError, reading
 
-from .dataset import FRItem, _image_errors, _Scores
+from .dataset import FRItem, _Scores
 from .files import _FileIds, _score
 
 DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
-
-
-def _open_table(name: str, image_columns: Sequence[str], split: str, value_columns: Sequence[str]):
-    """``open_image_table``, with every failure to find or read the dataset as a ``UserError``."""
-    try:
-        return open_image_table(name, image_columns, split, value_columns)
-    except UserError:
-        raise
-    except Exception as err:
-        import datasets.exceptions
-
-        if type(err) is ValueError:  # open_image_table's own messages: no such dataset, split or column
-            raise UserError(str(err)) from err
-        if isinstance(err, (OSError, ValueError, datasets.exceptions.DatasetsError)):  # pyarrow's ArrowInvalid too
-            reason = (str(err).strip().splitlines() or [""])[0][:200]
-            raise UserError(f"dataset {name} cannot be read ({type(err).__name__}: {reason})") from err
-        raise
 
 
 def _table_direction(name: str, column: str, scores: list[float]) -> tuple[bool, str]:
@@ -60,7 +42,7 @@ class _PixelIds:
     def __call__(self, data: bytes, what: str) -> str:
         key = hashlib.sha1(data).hexdigest()
         if key not in self._by_bytes:
-            with _image_errors(what):
+            with reading(what, as_what="an image"):
                 pixels = np.ascontiguousarray(_decode(io.BytesIO(data)))
             digest = hashlib.sha1(f"{pixels.shape} {pixels.dtype}".encode())
             digest.update(pixels.data)
@@ -75,7 +57,7 @@ def _hub_items(name: str, image_column: str, ref_column: str, score_column: str,
     if ref_id_column in (image_column, ref_column):
         raise UserError(f"--ref_id_column {ref_id_column!r} is an image column: name a column that names references")
     values = [score_column, *([ref_id_column] if ref_id_column else [])]
-    table = _open_table(name, [image_column, ref_column], split, values)
+    table = open_image_table(name, [image_column, ref_column], split, values)
     pixel_ids, file_ids, items, row = _PixelIds(), _FileIds(), [], 0
     for batch in table.select_columns(list(dict.fromkeys([ref_column, *values]))).iter(batch_size=64):
         for i, (score, ref) in enumerate(zip(batch[score_column], batch[ref_column])):
