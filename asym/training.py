@@ -77,6 +77,13 @@ def create_accelerator(args: argparse.Namespace):
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, args.logging_dir)
         ),
     )
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:  # each process would train alone and overwrite the others' files
+        raise UserError(
+            f"{launched} processes were launched but Accelerate set up {accelerator.num_processes} "
+            f"({accelerator.distributed_type.value}); without GPUs, run several CPU processes with "
+            "ACCELERATE_USE_CPU=1 (or choose multi-CPU in `accelerate config`)"
+        )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
     return accelerator

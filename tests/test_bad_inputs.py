@@ -178,3 +178,17 @@ def test_any_garbage_torch_file_is_a_user_error(tmp_path):
         path.write_bytes(prefix + rng.integers(0, 256, int(rng.choice([16, 200, 4096])), dtype=np.uint8).tobytes())
         with pytest.raises(UserError, match="fuzz.pth cannot be read"):
             read_tensor_file(str(path), "weights")
+
+
+def test_processes_that_accelerate_did_not_connect_are_refused(tmp_path, monkeypatch, capsys):
+    """`accelerate launch --multi_gpu --num_processes 2` on a machine without GPUs starts two processes that each
+    think they are the only one (both "main", both writing the same checkpoints). Seen from inside, WORLD_SIZE says 2
+    while Accelerate runs 1: that run is refused before any work."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)  # with it, Accelerate would wait for a second process
+    reset_accelerate_state()
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train_sr.main, train_sr.parse_args([*SR, "--output_dir", str(tmp_path / "out")]))
+    assert exit_info.value.code == 2
+    assert "2 processes were launched but Accelerate set up 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
