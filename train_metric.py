@@ -5,29 +5,36 @@
 The paper's recipe is the default: Adam 1e-4 halved every 1000 steps, 5000 steps, batch 32, KADID-10k,
 alpha/beta kept non-negative and normalised with the zeroth-stage weights in [0.02, 1]. Objective: 1 - PLCC
 between -D and the MOS of each batch (scale- and shift-invariant, as the metric's scale is arbitrary).
-`vgg16-r` keeps its random, fixed alpha/beta and is only evaluated. Images are split 6:2:2 by reference.
+`vgg16-r` keeps its random, fixed alpha/beta and is only evaluated. Images are split 6:2:2 by reference (split.json;
+--split_file reuses a split); test SRCC/PLCC/KRCC go to results.json and the model card.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 import torch
 from tqdm.auto import tqdm
 
 from asym import DISTS, list_backbones
-from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset, split_by_reference
+from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa_data.splits import add_split_args, save_split
+from asym.leaderboard import init_label
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
     add_common_args,
     create_accelerator,
     create_train_loader,
+    int_at_least,
     logger,
     model_card_facts,
     push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
+    split_iqa_dataset,
+    write_json,
 )
 
 
@@ -35,7 +42,9 @@ def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = parser.add_argument_group("metric")
     g.add_argument("--backbone", default="vgg16", help=f"feature backbone: {', '.join(list_backbones())}, timm:, hf:")
-    g.add_argument("--weights", default="auto", help="backbone weights: auto, pretrained, random, file or Hub id")
+    g.add_argument(
+        "--weights", default="auto", help="backbone weights: auto, pretrained, random, file, Hub id, gan:<run>"
+    )
     g.add_argument("--init", default="uniform", choices=["uniform", "dists", "random"], help="initial alpha/beta")
     g.add_argument("--lr_halving_steps", type=int, default=1000, help="halve the learning rate every N steps")
     g.add_argument("--stage0_min", type=float, default=0.02, help="lower bound of the raw-image alpha/beta")
@@ -50,21 +59,15 @@ def parse_args(input_args=None):
     d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
     d.add_argument(
         "--max_eval_samples",
-        type=int,
+        type=int_at_least(3),
         default=None,
         help="evaluate on at most N validation and N test pairs, evenly spaced (quick runs, debugging)",
     )
     add_fr_dataset_args(parser)
+    add_split_args(parser)
     add_common_args(parser)
     parser.set_defaults(learning_rate=1e-4, max_train_steps=5000, train_batch_size=32)
     return parser.parse_args(input_args)
-
-
-def _evenly_spaced(indices: list[int], n: int) -> list[int]:
-    """At most ``n`` of ``indices``, spread over the whole list (which is ordered by reference image)."""
-    if len(indices) <= n:
-        return indices
-    return [indices[round(i * (len(indices) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
 def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
@@ -80,18 +83,8 @@ def main(args):
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
     data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     logger.info("%s: %d pairs, scores %s", data.name, len(data), data.direction)
-    train_idx, val_idx, test_idx = split_by_reference(data, seed=args.seed)
-    split = f"6:2:2 by reference ({len(train_idx)} / {len(val_idx)} / {len(test_idx)} pairs)"
-    if args.max_eval_samples:
-        val_idx, test_idx = (_evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
-        split += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
-    smallest = data.subset(train_idx).min_side()  # image headers only: checked before any work
-    if smallest < args.crop_size:
-        logger.warning("--crop_size %d exceeds the smallest training image (%d pixels): training on %dx%d crops",
-                       args.crop_size, smallest, smallest, smallest)  # fmt: skip
-        args.crop_size = smallest
-    train_set = data.subset(train_idx, crop_size=args.crop_size, train=True)
-    val_set, test_set = data.subset(val_idx), data.subset(test_idx)
+    split = split_iqa_dataset(data, args)  # also caps --crop_size at the smallest training image
+    train_set, val_set, test_set = split.train, split.validation, split.test
     sign = -1.0 if data.lower_better else 1.0  # MOS oriented "higher is better"
     show = accelerator.is_main_process  # progress bars
 
@@ -111,6 +104,8 @@ def main(args):
         metric, optimizer = accelerator.prepare(metric, optimizer)
         accelerator.register_for_checkpointing(scheduler)
         global_step = resume(accelerator, args)
+    if accelerator.is_main_process:  # written once the inputs are known to be good: a failed run leaves nothing
+        save_split(os.path.join(args.output_dir, "split.json"), data, split.parts, split.how)
     plain = accelerator.unwrap_model(metric)
     loader = create_train_loader(train_set, args, accelerator, global_step)
     if accelerator.is_main_process:
@@ -157,13 +152,19 @@ def main(args):
                                              "max_train_steps", "train_batch_size", "crop_size", "seed"])  # fmt: skip
         plain.card |= {
             "objective": "1 - PLCC(-D, MOS) per batch; alpha/beta projected after each step",
-            "split": split,
+            "split": split.description,
             "initial validation": f"SRCC {initial['srcc']:.4f}, PLCC {initial['plcc']:.4f}",
             "validation": f"SRCC {val['srcc']:.4f}, PLCC {val['plcc']:.4f}",
             "test": f"SRCC {test['srcc']:.4f}, PLCC {test['plcc']:.4f}",
             "steps trained": global_step,
         }
         plain.save_pretrained(args.output_dir)
+        source = plain.backbone.weights_source
+        write_json(os.path.join(args.output_dir, "results.json"), {
+            "script": "train_metric", "mode": "fr", "backbone": args.backbone, "weights": args.weights,
+            "weights_source": source, "init": init_label(source), "dataset": data.name, "split": split.description,
+            "steps": global_step, "best_step": None, "initial_validation": initial, "validation": val, "test": test,
+        })  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()

@@ -60,10 +60,12 @@ def parse_args(input_args=None):
                    help="alpha/beta of --per_backbone: auto = the DISTS release for vgg16, random for vgg16-r, "
                    "uniform otherwise")  # fmt: skip
     g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
-    g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, file")
+    g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, a file")
     g.add_argument("--disc_type", choices=DISC_TYPES, default="vanilla", help="one logit per image or per location")
     g.add_argument("--disc_backbone", default="vgg16", help="discriminator backbone (any registry name)")
-    g.add_argument("--disc_weights", default="random", help="discriminator backbone initialisation")
+    g.add_argument(
+        "--disc_weights", default="random", help="discriminator backbone start: random, pretrained, gan:<run>"
+    )
     g.add_argument("--disc_learning_rate", type=float, default=1e-4, help="discriminator Adam lr (BasicSR's ESRGAN)")
     g.add_argument("--lr_milestones", default="150000,300000,350000,375000", help="steps where the lr halves")
     g.add_argument("--use_ema", action="store_true", help="keep an EMA of the generator and save it")
@@ -286,7 +288,14 @@ def main(args):
         if not args.train_data_dir and args.dataset_name != "builtin" and not os.path.exists(args.dataset_name):
             generator.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
         generator.save_pretrained(args.output_dir)
-        if plain_d is not None:
+        if plain_d is not None:  # its card says what it trained against: read back by gan: weight sources
+            plain_d.card = {
+                "steps trained": global_step,
+                "generator": args.model,
+                "loss": args.loss,
+                "dataset_name": args.train_data_dir or args.dataset_name,
+                "lr": args.disc_learning_rate,
+            }
             plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))
         accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
         if args.push_to_hub:

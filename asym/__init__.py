@@ -3,6 +3,7 @@
 from .adversarial import Discriminator
 from .backbones import BACKBONES, create_backbone, list_backbones
 from .data import SRPairDataset, load_sr_images
+from .iqa_model import IQAModel
 from .models import SRModel
 from .perceptual import DISTS, LPIPS, FeatureLoss, GramTextureLoss
 
@@ -12,6 +13,7 @@ __all__ = [
     "DISTS",
     "LPIPS",
     "Discriminator",
+    "IQAModel",
     "SRPairDataset",
     "load_sr_images",
     "FeatureLoss",

@@ -13,17 +13,29 @@ Pixels are optimised directly with Adam and clamped to [0, 1] after every step (
 descent): unlike a sigmoid parametrisation this does not slow down saturated (near 0 or 1) pixels,
 and ``lr`` is a step size in pixel units. Only x receives gradients; a metric's own parameters
 (e.g. trainable DISTS alpha/beta) are left untouched, their ``.grad`` included.
+
+Figures of the paper's other analyses (PNG, matplotlib's Agg canvas, written atomically by ``save_figure``):
+
+* ``plot_init_comparison``: test SRCC / PLCC of quality models per backbone and initialisation (random,
+  ImageNet, GAN discriminator, file), one panel per dataset, mode and measure (Fig. 5/8).
+* ``stage_feature_maps`` / ``plot_stage_features``: what each stage of a backbone responds to in an image
+  (channel mean and the most energetic channels per stage), e.g. a discriminator's backbone (Fig. 14);
+  ``load_feature_backbone`` finds that backbone in a saved model, a train_sr.py run, or the registry.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import UserError
 from .metrics import psnr, ssim
 
 Metric = Callable[[Tensor, Tensor], Tensor]
@@ -163,3 +175,299 @@ def save_images(path: str, images: dict[str, Tensor], padding: int = 2) -> Tenso
     grid = make_grid(tiles, nrow=len(batches), padding=padding)
     save_image(grid, path)
     return grid
+
+
+# --- Figures ----------------------------------------------------------------------------------------------------
+
+INIT_COLOURS = {"random": "#9e9e9e", "pretrained": "#1f77b4", "gan": "#d62728", "file": "#2ca02c"}  # fixed per init
+
+
+def _figure(width: float, height: float):
+    """A matplotlib ``Figure`` on its own Agg canvas: no pyplot, no global backend switch, nothing left open."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path: str, dpi: int = 100) -> str:
+    """Write ``fig`` as a PNG at ``path`` atomically, so an interrupted run never leaves a truncated image in place of
+    a previous one. Returns ``path``."""
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def plot_init_comparison(records: list[dict], path: str) -> str:
+    """Grouped bar chart of quality models' test correlations by initialisation (the paper's Fig. 5/8).
+
+    One row of panels per (dataset, mode), one column per measure (SRCC, PLCC); in each panel the x axis lists the
+    backbones and each backbone has one bar per initialisation, in ``INIT_COLOURS`` order and colours, labelled
+    with its value (``nan`` for an undefined correlation).
+
+    Args:
+        records: ``asym.leaderboard.init_comparison_records`` output (``dataset``, ``mode``, ``backbone``, ``init``,
+            ``srcc``, ``plcc``).
+        path: the PNG to write (atomically).
+
+    Returns:
+        ``path``.
+    """
+    import math
+
+    from matplotlib.patches import Patch
+
+    if not records:
+        raise ValueError("plot_init_comparison needs at least one record")
+    inits = [i for i in INIT_COLOURS if any(r["init"] == i for r in records)]
+    groups = list(dict.fromkeys((r["dataset"], r["mode"]) for r in records))
+    most = max(len({r["backbone"] for r in records if (r["dataset"], r["mode"]) == g}) for g in groups)
+    fig = _figure(2 * max(3.0, 0.9 + most * (0.35 + 0.45 * len(inits))), 3.4 * len(groups) + 0.4)
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    width = 0.8 / len(inits)
+    for row, (dataset, mode) in enumerate(groups):
+        group = [r for r in records if (r["dataset"], r["mode"]) == (dataset, mode)]
+        backbones = list(dict.fromkeys(r["backbone"] for r in group))
+        by_key = {(r["backbone"], r["init"]): r for r in group}
+        for col, measure in enumerate(("srcc", "plcc")):
+            ax = axes[row][col]
+            values = []
+            for k, init in enumerate(inits):
+                xs, heights, labels = [], [], []
+                for j, backbone in enumerate(backbones):
+                    record = by_key.get((backbone, init))
+                    if record is None:
+                        continue
+                    value = float(record[measure])
+                    finite = math.isfinite(value)
+                    xs.append(j + (k - (len(inits) - 1) / 2) * width)
+                    heights.append(value if finite else 0.0)
+                    labels.append(f"{value:.3f}" if finite else "nan")
+                    values.append(value if finite else 0.0)
+                if xs:
+                    bars = ax.bar(xs, heights, width * 0.95, color=INIT_COLOURS[init])
+                    ax.bar_label(bars, labels=labels, fontsize=7, padding=2)
+            ax.axhline(0, color="black", linewidth=0.6)
+            ax.set_xticks(range(len(backbones)), backbones)
+            ax.set_xlim(-0.6, len(backbones) - 0.4)
+            ax.set_ylim(min(0.0, min(values) - 0.15), max(1.0, max(values)) + 0.12)
+            ax.set_ylabel(f"test {measure.upper()}")
+            ax.set_title(f"{dataset} ({str(mode).upper()}): {measure.upper()}", fontsize=10)
+            ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(color=INIT_COLOURS[i], label=i) for i in inits]
+    fig.legend(handles=handles, loc="outside upper center", ncols=len(inits), title="initialisation")
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def stage_feature_maps(backbone: torch.nn.Module, image: Tensor, top_k: int = 4) -> list[dict]:
+    """What each stage of a feature backbone responds to in one image (the paper's Fig. 14).
+
+    The backbone runs in eval mode (restored afterwards), so BatchNorm uses its running statistics rather than those
+    of a single image. A channel's energy is the mean of its squared activation over space: unlike the plain mean,
+    it ranks strongly negative responses (ViT features, pre-activation maps) as strong too.
+
+    Args:
+        backbone: an ``asym`` backbone (``create_backbone``, ``model.backbone``): ``[x, stage1, ..., stageN]``.
+        image: one image in [0, 1], (3, H, W) or (1, 3, H, W).
+        top_k: how many of each stage's most energetic channels to keep (fewer where a stage has fewer channels).
+
+    Returns:
+        One dict per stage 1..N: ``stage`` (its number), ``channels``, ``size`` (h, w), ``mean`` (h, w) the channel
+        mean, ``top`` the indices of the ``top_k`` channels by energy (highest first), ``energy`` their energies and
+        ``maps`` (k, h, w) their activations; all float32 CPU tensors.
+    """
+    if top_k < 1:
+        raise UserError(f"top_k must be at least 1, got {top_k}")
+    if image.dim() == 3:
+        image = image[None]
+    if image.dim() != 4 or image.shape[0] != 1:
+        raise ValueError(f"stage_feature_maps takes one image, (3, H, W) or (1, 3, H, W); got {tuple(image.shape)}")
+    device = next(iter(backbone.parameters()), torch.empty(0)).device
+    training = backbone.training
+    backbone.eval()
+    try:
+        feats = backbone(image.to(device))
+    finally:
+        backbone.train(training)
+    stages = []
+    for number, feat in enumerate(feats[1:], start=1):
+        maps = feat[0].detach().float().cpu()  # (C, h, w)
+        energy = maps.square().mean((1, 2))
+        top = torch.argsort(energy, descending=True, stable=True)[:top_k]  # ties: the lower channel index first
+        stage = {"stage": number, "channels": maps.shape[0], "size": tuple(maps.shape[1:]), "mean": maps.mean(0)}
+        stages.append({**stage, "top": top.tolist(), "energy": energy[top], "maps": maps[top]})
+    return stages
+
+
+def _colour_map(values: Tensor, size: int, cmap) -> np.ndarray:
+    """A 2-D map normalised to [0, 1] (min to max; a constant map is 0), resized to ``size`` x ``size`` (nearest, so
+    a coarse stage shows its real resolution) and colour-mapped: (size, size, 4) floats."""
+    lo, hi = values.min(), values.max()
+    unit = (values - lo) / (hi - lo) if hi > lo else torch.zeros_like(values)
+    cell = F.interpolate(unit[None, None], size=(size, size), mode="nearest")[0, 0]
+    return cmap(cell.numpy())
+
+
+def plot_stage_features(stages: list[dict], image: Tensor, path: str, title: str = "", cell: int = 128,
+                        cmap: str = "viridis") -> str:  # fmt: skip
+    """Save ``stage_feature_maps`` output as a PNG grid: one row per stage; columns: the input, the channel-mean map,
+    then the top-k channels. Each map is normalised to [0, 1] on its own, colour-mapped and resized to ``cell``
+    pixels; rows are labelled with the stage number, channel count and map size, cells with the channel index.
+
+    Args:
+        stages: ``stage_feature_maps(...)`` output.
+        image: the input image, (3, H, W) or (1, 3, H, W) in [0, 1].
+        path: the PNG to write (atomically).
+        title: the figure's title (e.g. the model and its weights' provenance).
+        cell: side of each cell in pixels (at 100 dpi).
+        cmap: a matplotlib colormap name.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    if not stages:
+        raise ValueError("plot_stage_features needs at least one stage")
+    colours = matplotlib.colormaps[cmap]
+    image = image[0] if image.dim() == 4 else image
+    shown = F.interpolate(image[None].detach().float().cpu(), size=(cell, cell), mode="bilinear", antialias=True,
+                          align_corners=False)[0].clamp(0, 1).permute(1, 2, 0).numpy()  # fmt: skip
+    columns = 2 + max(len(s["top"]) for s in stages)
+    inches = cell / 100
+    fig = _figure(columns * inches * 1.1 + 0.9, len(stages) * inches * 1.25 + (0.8 if title else 0.2))
+    axes = fig.subplots(len(stages), columns, squeeze=False)
+    for row, stage in enumerate(stages):
+        h, w = stage["size"]
+        cells = [(shown, "input"), (_colour_map(stage["mean"], cell, colours), "channel mean")]
+        cells += [(_colour_map(m, cell, colours), f"channel {c}") for c, m in zip(stage["top"], stage["maps"])]
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col < len(cells):
+                ax.imshow(cells[col][0], interpolation="nearest")
+                ax.set_title(cells[col][1], fontsize=7, pad=2)
+        axes[row][0].set_ylabel(f"stage {stage['stage']}\n{stage['channels']} ch, {h}x{w}", fontsize=8)
+    if title:  # wrapped to the figure's width: provenance strings are long
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, width=int(columns * inches * 1.1 * 12))), fontsize=9)
+    return save_figure(fig, path)
+
+
+BACKBONE_MODELS = ("Discriminator", "IQAModel", "DISTS", "LPIPS")  # saved asym classes that hold a ``.backbone``
+
+
+def slug(text: str) -> str:
+    """``text`` fit for a file name: runs of anything but letters, digits and ``._+-`` become ``_``."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
+
+
+def _saved_class(folder: str) -> str | None:
+    """The ``asym_class`` of a saved folder's config.json (``""`` if it names none), None without a config.json."""
+    import json
+
+    from .errors import reading
+    from .hub import CLASS_KEY, CONFIG_NAME
+
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return None
+    with reading(path, "model config"), open(path, encoding="utf-8") as file:
+        config = json.load(file)
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object: not a config written by asym")
+    return str(config.get(CLASS_KEY) or "")
+
+
+def _hub_class(repo: str) -> str | None:
+    """The ``asym_class`` of a Hub model's config.json; a UserError if it cannot be downloaded."""
+    from huggingface_hub import hf_hub_download
+
+    from .errors import summarize
+    from .hub import CONFIG_NAME
+
+    try:
+        path = hf_hub_download(repo, CONFIG_NAME)
+    except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
+        raise UserError(f"--model {repo} is no local folder and its {CONFIG_NAME} could not be downloaded from the "
+                        f"Hub ({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
+    return _saved_class(os.path.dirname(path))
+
+
+def _weights_label(weights: str, source: str) -> str:
+    """A short file-name label for ``--weights``: random / pretrained (what ``auto`` became), gan-<run>, <file>."""
+    from .leaderboard import init_label
+
+    if weights == "auto":
+        return init_label(source)
+    if weights in ("random", "pretrained"):
+        return weights
+    if weights.startswith("gan:"):
+        return "gan-" + os.path.basename(os.path.normpath(weights[4:]))
+    return os.path.splitext(os.path.basename(os.path.normpath(weights)))[0]
+
+
+def load_feature_backbone(model: str | None = None, backbone: str | None = None, weights: str = "auto",
+                          device: str | torch.device = "cpu") -> tuple[torch.nn.Module, str, str]:  # fmt: skip
+    """The feature backbone to look inside (``stage_feature_maps``): that of a saved asym model, or a fresh one.
+
+    Args:
+        model: a folder or Hub id of a saved ``Discriminator``, ``IQAModel``, ``DISTS`` or ``LPIPS`` (dispatched on
+            its config.json's ``asym_class``), or a train_sr.py run folder (its ``discriminator/`` is used).
+        backbone: instead of ``model``: a registry name (``asym.create_backbone``) ...
+        weights: ... with these weights (``auto``, ``random``, ``pretrained``, ``gan:<run>``, a file or Hub id).
+        device: where the backbone is put.
+
+    Returns:
+        (the backbone in eval mode, a short name for file names, a description with its weights' provenance).
+
+    Raises:
+        UserError: neither or both of ``model`` and ``backbone``; a missing folder; a folder or Hub model that is not
+            a saved asym model with a backbone; whatever loading or ``create_backbone`` refuses.
+    """
+    if (model is None) == (backbone is None):
+        raise UserError("pass either a saved model (--model) or a backbone name (--backbone), not both or neither")
+    if backbone is not None:
+        from .backbones import create_backbone
+
+        net = create_backbone(backbone, weights)
+        name = slug(f"{backbone}-{_weights_label(weights, net.weights_source)}")
+        return net.to(device).eval(), name, f"{backbone} backbone, weights: {net.weights_source}"
+    from .gan_weights import FOLDER
+
+    folder, name = model, os.path.basename(os.path.normpath(model))
+    if os.path.isdir(model):
+        saved = _saved_class(model)
+        if saved not in BACKBONE_MODELS and os.path.isdir(os.path.join(model, FOLDER)):  # a train_sr.py run folder
+            folder = os.path.join(model, FOLDER)
+            saved, name = _saved_class(folder), f"{name}-{FOLDER}"
+        elif name == FOLDER:  # runs/x/discriminator: named after its run
+            name = os.path.basename(os.path.dirname(os.path.abspath(model))) + "-" + FOLDER
+    elif model.startswith((".", "/", "~")) or model.count("/") != 1 or os.path.exists(model):
+        raise UserError(f"--model {model} is neither a folder saved by asym nor a Hub id (owner/name)")
+    else:
+        saved = _hub_class(model)
+    if saved is None:
+        raise UserError(f"{folder} holds no config.json: not a model saved by asym (pass a Discriminator, IQAModel, "
+                        "DISTS or LPIPS folder, a train_sr.py run folder, or --backbone NAME --weights W)")  # fmt: skip
+    if saved not in BACKBONE_MODELS:
+        what = f"an asym {saved}" if saved else "a model of unknown class"
+        raise UserError(f"{folder} holds {what}, which has no feature backbone: pass a {', '.join(BACKBONE_MODELS)} "
+                        "folder, a train_sr.py run folder (its discriminator/), or --backbone NAME --weights W (e.g. "
+                        "--weights gan:<run or Hub id>)")  # fmt: skip
+    from .adversarial import Discriminator
+    from .iqa_model import IQAModel
+    from .perceptual import DISTS, LPIPS
+
+    cls = {"Discriminator": Discriminator, "IQAModel": IQAModel, "DISTS": DISTS, "LPIPS": LPIPS}[saved]
+    net = cls.from_pretrained(folder).backbone
+    description = f"{saved} {os.path.normpath(folder)}: {net.name} backbone, weights: {net.weights_source}"
+    return net.to(device).eval(), slug(name), description

@@ -16,9 +16,10 @@ their ``AutoBackbone`` class.
 
 Weights: ``"auto"`` (pretrained when obtainable, otherwise random with one warning; an error in a
 multi-process run, whose processes must not differ), ``"pretrained"`` (fail if not obtainable),
-``"random"``, or a local path / Hub id of a safetensors file (how a robust, adversarially trained
-VGG-19 is plugged in). The source actually used is ``backbone.weights_source``. Mistakes in names,
-weights or image sizes raise ``asym.errors.UserError`` (a ``ValueError``).
+``"random"``, a local path / Hub id of a safetensors file (how a robust, adversarially trained
+VGG-19 is plugged in), or ``"gan:<run>"``: the backbone of a GAN discriminator train_sr.py saved.
+The source actually used is ``backbone.weights_source``. Mistakes in names, weights or image sizes
+raise ``asym.errors.UserError`` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError, summarize
+from .gan_weights import PREFIX as GAN_PREFIX
+from .gan_weights import load_gan_weights, read_gan_weights
 from .hub import read_tensor_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -432,7 +435,9 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
 
     Args:
         name: a key of ``BACKBONES``, ``timm:<name>`` or ``hf:<model id or folder>``.
-        weights: ``"auto"``, ``"pretrained"``, ``"random"``, or a safetensors file / folder / Hub id.
+        weights: ``"auto"``, ``"pretrained"``, ``"random"``, a safetensors file / folder / Hub id, or
+            ``"gan:<run folder, discriminator folder or Hub id>"``: the backbone of a discriminator saved by
+            train_sr.py (head dropped; see ``asym.gan_weights``, also for the pooling a VGG gets).
             ``"auto"`` falls back to random weights with one warning when the pretrained ones cannot be obtained,
             except in a multi-process run (``WORLD_SIZE`` > 1), where that is a ``UserError``: a process that fell
             back would silently train with other weights than the rest.
@@ -472,12 +477,22 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
             backbone, source = build(False, **kwargs), "random (pretrained unavailable)"
     elif weights in WEIGHT_MODES:
         backbone, source = build(False, **kwargs), "random"
+    elif weights.startswith(GAN_PREFIX):
+        gan = read_gan_weights(weights[len(GAN_PREFIX) :], name)
+        backbone = build(False, **kwargs)
+        load_gan_weights(backbone, gan)
+        pooling = None if not name.startswith("vgg") else "L2" if _has_l2_pooling(backbone) else "max"
+        source = gan.describe(pooling)
     else:
         backbone = build(False, **kwargs)
         load_backbone_weights(backbone, weights)
         source = weights
     backbone.name, backbone.weights_source = name, source
     return backbone
+
+
+def _has_l2_pooling(backbone: nn.Module) -> bool:
+    return any(isinstance(module, L2Pool) for module in backbone.modules())
 
 
 def _user_stacklevel() -> int:

@@ -150,7 +150,8 @@ class HubModel(
             )  # fmt: skip
         state = {k: v.to(map_location) for k, v in read_tensor_file(path, "model weights").items()}
         backbone_stored = any(k.startswith("backbone.") for k in state)
-        source = model_kwargs.pop("weights_source", None)
+        model_kwargs.pop("weights_source", None)  # (not passed by the mixin: read from the config itself)
+        source = _saved_weights_source(os.path.join(os.path.dirname(path), CONFIG_NAME))
         if "weights" in model_kwargs:
             # A stored backbone is rebuilt randomly and overwritten; one that is not stored must be the pretrained
             # weights it was saved with: "auto" could fall back to random features under trained alpha/beta.
@@ -174,8 +175,9 @@ class HubModel(
             raise UserError(
                 f"{path} does not fit {cls.__name__}: missing {missing[:4]}, unexpected {result.unexpected_keys[:4]}"
             )
-        if backbone_stored:
-            model.backbone.weights_source = f"stored in {model_id}"
+        if backbone_stored:  # keeps the provenance: "stored in run/metric, from gan:run/discriminator (...)"
+            origin = source.split(", from ", 1)[-1] if source and source.startswith("stored in ") else source
+            model.backbone.weights_source = f"stored in {model_id}" + (f", from {origin}" if origin else "")
         model.loaded_from = model_id
         return model.eval()
 
@@ -209,6 +211,16 @@ def _check_config(cls, folder: str) -> None:
     if unknown:
         raise UserError(f"{path} describes another kind of model (entries {sorted(unknown)} are not "
                         f"{cls.__name__} arguments)")  # fmt: skip
+
+
+def _saved_weights_source(config_path: str) -> str | None:
+    """The ``weights_source`` a saved config records (None if absent or unreadable: provenance is informative only)."""
+    try:
+        with open(config_path, encoding="utf-8") as file:
+            source = json.load(file).get("weights_source")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return source if isinstance(source, str) else None
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:

@@ -5,8 +5,11 @@
   the BT.601 luma ``rgb_to_y`` instead, as BasicSR/SwinIR do for SR papers. SSIM is scikit-image's (Gaussian window,
   sigma 1.5, as Wang et al.).
 * ``correlations``: SRCC, KRCC and signed PLCC after the ``logistic4`` fit (linear PLCC, with a ``FitWarning``, where
-  that fit fails; NaN, with a ``ConstantScoresWarning``, for constant scores). ``pearson_loss`` (metric learning), and
-  ``FRMetric`` / ``score_pairs``: any FR metric by name, scored over an FR dataset.
+  that fit fails; NaN, with a ``ConstantScoresWarning``, for constant scores). ``pearson_loss`` (metric learning),
+  ``FRMetric`` / ``score_pairs``: any FR metric by name, scored over an FR dataset, and ``NRMetric`` / ``score_images``:
+  any NR quality model by name (a trained asym ``IQAModel`` or a pyiqa NR metric), scored over an NR dataset. A pyiqa
+  metric whose weights cannot be obtained raises ``MetricUnavailable`` (a ``UserError``), so a leaderboard can report
+  it and go on.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import warnings
 import numpy as np
 import torch
 
-from .errors import UserError
+from .errors import UserError, summarize
 
 
 def _crop(x: torch.Tensor, border: int, min_size: int, what: str) -> torch.Tensor:
@@ -215,6 +218,18 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
     return np.asarray(scores)
 
 
+def score_images(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
+    """``metric(image)`` for every image of an NR dataset (``asym.iqa_data.NRDataset``): full images, one at a time
+    (sizes may differ). A tqdm bar unless ``progress`` is False."""
+    from tqdm.auto import tqdm
+
+    scores = []
+    with torch.no_grad():
+        for i in tqdm(range(len(dataset)), desc=desc, leave=False, disable=not progress):
+            scores.append(float(metric(dataset[i]["image"][None].to(device)).reshape(()).item()))
+    return np.asarray(scores)
+
+
 def pearson_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``1 - PLCC`` of a batch: a differentiable, scale- and shift-invariant objective for metric learning."""
     p, t = pred - pred.mean(), target - target.mean()
@@ -258,9 +273,98 @@ class FRMetric:
         return self.model(x, y).reshape(x.shape[0])
 
 
+# --- No-reference quality models by name -----------------------------------------------------------------------
+
+
+class MetricUnavailable(UserError):
+    """A metric that exists but cannot be built here: its weights could not be downloaded (offline, no cache), or a
+    package it needs is missing. Not the user's mistake in naming it: a leaderboard reports it and goes on.
+
+    ``reason``: why, in one line (the underlying error's type and message).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+# In pyiqa's NR list, but they score a set of images (FID, IS) or an image against a caption (CLIPScore).
+NOT_PER_IMAGE = ("fid", "fid_dinov2", "sfid", "inception_score", "clipscore")
+
+
+def _is_asym_source(source: str) -> bool:
+    """A saved asym model (a folder, a path or a Hub id ``owner/name``) rather than a pyiqa name (which has no "/")."""
+    import os
+
+    return os.path.isdir(source) or "/" in source or source.startswith((".", "~"))
+
+
+class NRMetric:
+    """A no-reference quality model by name: ``metric(x)`` -> (B,) scores, with ``lower_better`` and ``name``.
+
+    ``source`` is a folder or Hub id of an NR ``IQAModel`` saved by train_iqa.py (higher is better), or a pyiqa NR
+    metric name (``maniqa``, ``musiq``, ``piqe``, ...; pyiqa downloads its weights on first use and says whether lower
+    is better: ``lower_better``, which callers use to orient scores before correlating).
+
+    Raises:
+        UserError: an unknown name (listing valid ones), a folder that does not hold an asym ``IQAModel``, an FR
+            ``IQAModel`` (it needs references), or a pyiqa metric that does not score single images.
+        MetricUnavailable: a known pyiqa metric that could not be created here (weights not downloadable).
+    """
+
+    def __init__(self, source: str, device: str | torch.device = "cpu"):
+        import os
+
+        self.name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
+        if _is_asym_source(source):
+            from .iqa_model import IQAModel
+
+            model = IQAModel.from_pretrained(source)
+            if model.mode != "nr":
+                raise UserError(f"{source} is an FR IQAModel (it scores a distorted image against its reference): "
+                                "NR evaluation needs an NR model (train_iqa.py --mode nr)")  # fmt: skip
+            self.model, self.lower_better = model.to(device).eval(), False
+            return
+        import pyiqa
+
+        names = pyiqa.list_models(metric_mode="NR")
+        if source not in names or source in NOT_PER_IMAGE:
+            raise UserError(_unknown_nr_metric(source, names, pyiqa.list_models(metric_mode="FR")))
+        try:
+            self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=False)
+        except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
+            reason = summarize(err)
+            raise MetricUnavailable(f"pyiqa metric {source!r} could not be created ({reason})", reason) from err
+        self.lower_better = bool(self.model.lower_better)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Scores of images in [0, 1]: (B,) floats, oriented as ``lower_better`` says."""
+        return self.model(x).reshape(x.shape[0]).float()
+
+
+def _unknown_nr_metric(source: str, names: list[str], fr_names: list[str]) -> str:
+    """Why ``source`` is no NR metric, and what to pass instead (close pyiqa names, else some valid ones)."""
+    import difflib
+
+    usable = [n for n in names if n not in NOT_PER_IMAGE]
+    if source in NOT_PER_IMAGE:
+        why = f"pyiqa's {source!r} does not score single images (it compares image sets or needs captions)"
+    elif source in fr_names:
+        why = f"{source!r} is a full-reference pyiqa metric (use evaluate.py fr)"
+    else:
+        why = f"unknown model {source!r}"
+    close = difflib.get_close_matches(source, usable, n=5, cutoff=0.5)
+    some = f"e.g. {', '.join(usable[:12])}, ... ({len(usable)} in all)"
+    hint = f"did you mean {', '.join(close)}?" if close else some
+    return f"{why}: pass a train_iqa.py output folder / Hub id or a pyiqa NR metric ({hint})"
+
+
 __all__ = [
     "ConstantScoresWarning",
     "FRMetric",
+    "MetricUnavailable",
+    "NOT_PER_IMAGE",
+    "NRMetric",
     "FitWarning",
     "correlations",
     "fit_logistic4",
@@ -268,6 +372,7 @@ __all__ = [
     "pearson_loss",
     "psnr",
     "rgb_to_y",
+    "score_images",
     "score_pairs",
     "ssim",
 ]

@@ -12,9 +12,11 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
+from .atomic import write_json  # noqa: F401 - re-exported for the scripts
 from .errors import UserError, reading, run_cli  # noqa: F401 - run_cli re-exported: the scripts' entry point
 
 logger = logging.getLogger("asym")
@@ -189,6 +191,67 @@ def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_s
     )
 
 
+def int_at_least(low: int):
+    """An argparse ``type`` for integers >= ``low`` (e.g. ``--max_eval_samples``: a correlation needs 3 scores)."""
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"  # argparse names the type in its message
+    return parse
+
+
+def evenly_spaced(indices: list[int], n: int) -> list[int]:
+    """At most ``n`` of ``indices``, spread over the whole list (quick evaluations that still see every part)."""
+    if len(indices) <= n:
+        return indices
+    return [indices[round(i * (len(indices) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
+def fit_crop_size(crop_size: int, dataset) -> int:
+    """``crop_size``, capped (with a warning) at the shortest side of ``dataset``'s images, read from their headers
+    before any work: a crop larger than an image would fail mid-run."""
+    smallest = dataset.min_side()
+    if smallest < crop_size:
+        logger.warning("--crop_size %d exceeds the smallest training image (%d pixels): training on %dx%d crops",
+                       crop_size, smallest, smallest, smallest)  # fmt: skip
+        return smallest
+    return crop_size
+
+
+@dataclass
+class IQASplit:
+    """An IQA training run's data: the split as chosen (``parts``, saved to split.json as is), how it was made, a
+    description for the model card, and the datasets built from it (training crops; evaluation on full images, at
+    most ``--max_eval_samples`` evenly spaced ones)."""
+
+    parts: tuple[list[int], list[int], list[int]]
+    how: str
+    description: str
+    train: torch.utils.data.Dataset
+    validation: torch.utils.data.Dataset
+    test: torch.utils.data.Dataset
+
+
+def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
+    """Split an FR/NR dataset for training (``--split``, ``--split_file``, ``--seed``), cap ``args.crop_size`` at the
+    smallest training image (headers only, before any work) and build the three datasets."""
+    from .iqa_data.splits import choose_split
+
+    parts, how = choose_split(data, args.split, args.split_file, seed=args.seed)
+    train_idx, val_idx, test_idx = parts
+    description = f"{how} ({len(train_idx)} / {len(val_idx)} / {len(test_idx)})"
+    if args.max_eval_samples:
+        val_idx, test_idx = (evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
+        description += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
+    args.crop_size = fit_crop_size(args.crop_size, data.subset(train_idx))
+    train = data.subset(train_idx, crop_size=args.crop_size, train=True)
+    return IQASplit(parts, how, description, train, data.subset(val_idx), data.subset(test_idx))
+
+
 def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
     """The run settings shown in a model card, as ``{flag: value}`` for the given flag names."""
     return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
@@ -212,16 +275,22 @@ def push_to_hub(args: argparse.Namespace) -> None:
 
 
 __all__ = [
+    "IQASplit",
     "StepSampler",
     "UserError",
     "add_common_args",
     "check_output_dir",
     "create_accelerator",
     "create_train_loader",
+    "evenly_spaced",
+    "int_at_least",
+    "fit_crop_size",
     "list_checkpoints",
     "model_card_facts",
     "push_to_hub",
     "resume",
     "run_cli",
     "save_checkpoint",
+    "split_iqa_dataset",
+    "write_json",
 ]

@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # must precede any huggingface_hub import
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -34,3 +35,21 @@ def reset_accelerate_state():
 def fresh_accelerate_state():
     reset_accelerate_state()
     yield
+
+
+def ramp_image(h: int = 20, w: int = 24) -> np.ndarray:
+    """An HxWx3 uint8 image whose pixels are all distinct, so a crop identifies its window."""
+    return (np.arange(h * w * 3, dtype=np.uint32).reshape(h, w, 3) % 251).astype(np.uint8)
+
+
+def find_window(crop: torch.Tensor, image: np.ndarray):
+    """(top, left, flipped) of the (3, c, c) ``crop`` in the uint8 ``image``, or None."""
+    full = torch.from_numpy(image).permute(2, 0, 1).float() / 255
+    c = crop.shape[-1]
+    for top in range(image.shape[0] - c + 1):
+        for left in range(image.shape[1] - c + 1):
+            window = full[:, top : top + c, left : left + c]
+            for flipped, view in ((False, window), (True, window.flip(-1))):
+                if torch.allclose(view, crop):
+                    return top, left, flipped
+    return None

@@ -18,16 +18,18 @@ sys.path.insert(0, str(ROOT))
 from conftest import reset_accelerate_state  # noqa: E402
 
 import evaluate  # noqa: E402
+import train_iqa  # noqa: E402
 import train_metric  # noqa: E402
 import train_sr  # noqa: E402
 from asym import DISTS, SRModel  # noqa: E402
 from asym.errors import run_cli  # noqa: E402
 
-SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "evaluate": evaluate}
+SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "train_iqa": train_iqa, "evaluate": evaluate}
 SR = ["--model", "tiny", "--crop_size", "32", "--weights", "random", "--max_train_steps", "1", "--report_to", "none",
       "--num_validation_images", "1", "--loss", "rec"]  # fmt: skip
 METRIC = ["--weights", "random", "--max_train_steps", "1", "--report_to", "none", "--crop_size", "64",
           "--max_eval_samples", "4"]  # fmt: skip
+IQA = METRIC  # train_iqa.py shares train_metric.py's quick flags
 
 
 def _truncated(path: Path) -> Path:
@@ -66,6 +68,15 @@ def files(tmp_path_factory):
     for name in ("I01.png", "I01_01_01.png"):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(kadid / "images" / name)
     (kadid / "dmos.csv").write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.1,0.2\nI01_01_02.png,I01.png\n")
+    koniq = d / "koniq-malformed"
+    (koniq / "512x384").mkdir(parents=True)
+    for name in ("1.jpg", "2.jpg"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(koniq / "512x384" / name)
+    (koniq / "koniq10k_scores_and_distributions.csv").write_text(
+        "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore\n1.jpg,0,1,2,3,4,10,3.8,0.9,70.1\n2.jpg,0,1,2,3,4,10,good\n"
+    )
+    (d / "other-split.json").write_text('{"dataset": "kadid10k", "train": ["I01_01_01.png"], "validation": '
+                                        '["I02_01_01.png"], "test": ["I03_01_01.png"]}')  # fmt: skip
     (d / "no-layout").mkdir()
     (d / "no-layout" / "notes.txt").write_text("hello")
     return d
@@ -112,6 +123,16 @@ CASES = [
     ("train_metric", [*METRIC, "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),
     ("train_metric", [*METRIC, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "cannot be read"),
     ("train_metric", [*METRIC, "--backbone", "timm:no_such_net"], "no_such_net"),
+    ("train_iqa", [*IQA, "--mode", "xx"], "argument --mode: invalid choice: 'xx'"),
+    ("train_iqa", [*IQA, "--backbone", "vgg17"], "unknown backbone 'vgg17'"),
+    ("train_iqa", [*IQA, "--weights", "gan:{f}/empty"], "gan:{f}/empty holds no discriminator"),
+    ("train_iqa", [*IQA, "--weights", "gan:{f}/metric"], "gan:{f}/metric holds no discriminator"),
+    ("train_iqa", [*IQA, "--split_file", "{f}/other-split.json"], "was made for dataset kadid10k"),
+    ("train_iqa", [*IQA, "--split_file", "{f}/garbage.png"], "garbage.png line 1: not UTF-8 text"),
+    ("train_iqa", [*IQA, "--split", "official"], "builtin has no official split"),
+    ("train_iqa", [*IQA, "--dataset_name", "{f}/koniq-malformed"], "koniq10k_scores_and_distributions.csv line 3"),
+    ("train_iqa", [*IQA, "--mode", "fr", "--dataset_name", "{f}/kadid-malformed"], "dmos.csv line 3"),
+    ("train_iqa", [*IQA, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "cannot be read"),
     ("evaluate", ["fr", "--metrics", "{f}/metric-cut"], "metric-cut/model.safetensors cannot be read"),
     ("evaluate", ["fr", "--metrics", "{f}/metric-pretrained"], "relies on pretrained backbone"),
     ("evaluate", ["fr", "--metrics", "psnr,{f}/metric,psnr"], "metric listed twice (psnr, psnr)"),

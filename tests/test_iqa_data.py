@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import find_window, ramp_image
 from PIL import Image, PngImagePlugin
 from scipy import stats
 
@@ -292,27 +293,8 @@ def test_builtin():
 
 
 # ------------------------------------------------------------------------------------------------------ FRDataset
-def _ramp(h=20, w=24):
-    """Every pixel distinct, so a crop identifies its window."""
-    values = np.arange(h * w * 3, dtype=np.uint32).reshape(h, w, 3) % 251
-    return values.astype(np.uint8)
-
-
-def _window(crop: torch.Tensor, image: np.ndarray):
-    """(top, left, flipped) of ``crop`` in ``image``."""
-    full = torch.from_numpy(image).permute(2, 0, 1).float() / 255
-    c = crop.shape[-1]
-    for top in range(image.shape[0] - c + 1):
-        for left in range(image.shape[1] - c + 1):
-            window = full[:, top : top + c, left : left + c]
-            for flipped, view in ((False, window), (True, window.flip(-1))):
-                if torch.allclose(view, crop):
-                    return top, left, flipped
-    return None
-
-
 def test_same_crop_window_for_dist_and_ref():
-    image = _ramp()
+    image = ramp_image()
     train = FRDataset([FRItem(image, image.copy(), 1.0, "a")], "t", False, crop_size=8, train=True)
     for _ in range(10):
         sample = train[0]
@@ -324,20 +306,20 @@ def test_same_crop_window_for_dist_and_ref():
     for _ in range(10):
         sample = train[0]
         torch.testing.assert_close(sample["dist"] - sample["ref"], torch.full_like(sample["ref"], 1 / 255))
-        windows.add(_window(sample["ref"], image))
+        windows.add(find_window(sample["ref"], image))
     assert None not in windows and len(windows) > 1  # random windows and flips, always shared
     assert {flipped for _, _, flipped in windows} == {False, True}
 
 
 def test_train_crops_reproducible_eval_centred_full_when_none():
-    image = _ramp()
+    image = ramp_image()
     train = FRDataset([FRItem(image, image, 1.0, "a")], "t", False, crop_size=8, train=True)
     torch.manual_seed(3)
     first = [train[0]["dist"] for _ in range(4)]
     torch.manual_seed(3)
     assert all(torch.equal(a, train[0]["dist"]) for a in first)
     evaluation = FRDataset([FRItem(image, image, 1.0, "a")], "t", False, crop_size=8)
-    assert _window(evaluation[0]["dist"], image) == ((20 - 8) // 2, (24 - 8) // 2, False)
+    assert find_window(evaluation[0]["dist"], image) == ((20 - 8) // 2, (24 - 8) // 2, False)
     full = FRDataset([FRItem(image, image, 1.0, "a")], "t", False)[0]
     assert full["dist"].shape == (3, 20, 24)
     with pytest.raises(UserError, match="smaller than the 32x32 crop"):

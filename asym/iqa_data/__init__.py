@@ -1,5 +1,6 @@
-"""Full-reference IQA data: (distorted, reference, score) triplets, from the official layouts of known databases, the
-Hub, or ``builtin``; the direction of the scores; and the split by reference image.
+"""IQA data: full-reference (distorted, reference, score) triplets and no-reference (image, score) items, from the
+official layouts of known databases, the Hub, or ``builtin``; the direction of the scores; and the train/validation/
+test split (by reference content, by image, or the release's own) with split files that pin it across runs.
 
 ``load_fr_dataset`` resolves a source into an ``FRDataset`` of ``FRItem`` s (images decoded on access):
 
@@ -18,6 +19,14 @@ A reference is identified by what it is, not by how a row names it (``FRItem.ref
 file layouts (``ref/I01.png`` and ``I01.png`` naming one file are one reference), its decoded pixels (or a
 ``ref_id_column``) for tables. ``split_by_reference`` therefore never puts one image in two splits.
 
+``load_nr_dataset`` resolves a source into an ``NRDataset`` of ``NRItem`` s (``asym.iqa_data.nr``): ``builtin``'s
+distorted images; KonIQ-10k as released (``koniq10k_scores_and_distributions.csv`` and/or the official-split
+``koniq10k_distributions_sets.csv``, images in ``1024x768/`` or ``512x384/``); any FR layout above (its distorted
+images, grouped by reference); pyiqa's NR meta-info csvs (image path, then MOS; a ``split`` column is the official
+split); a Hub / local table with an image and a score column. Every item has a ``key`` (the image's name as the
+release's score file writes it, ``row N`` for tables), which split files record (``asym.iqa_data.splits``:
+``choose_split``, ``save_split``, ``load_split``).
+
 Liu13 (deblurring) and Ma17 (super-resolution): we could not obtain their releases to check file names against,
 so they are not parsed from the releases. Write their scores into the pyiqa-style meta-info csv
 (``ref_name,dist_name,mos[,std]``, one row per distorted image, paths relative to the folder) and load that folder.
@@ -34,23 +43,29 @@ so they are not parsed from the releases. Write their scores into the pyiqa-styl
 
 The package, one concept per module (each imports only the ones listed before it):
 
-* ``dataset``: ``FRItem``, ``FRDataset`` (decoding, crops, header-only sizes), the wording of a score direction,
-  ``split_by_reference``.
+* ``dataset``: ``FRItem``, ``NRItem``, ``FRDataset``, ``NRDataset`` and their base ``IQADataset`` (decoding, crops,
+  header-only sizes, item keys), the wording of a score direction, ``split_by_reference``.
 * ``builtin``: the builtin synthetic-distortion set (``builtin_fr_items``, ``pseudo_mos``, ``DISTORTIONS``).
 * ``files``: a user's text and csv files, scores, finding a release's images, reference identity by file.
-* ``layouts``: ``detect_layout``, ``LAYOUTS``, ``READERS``, and one reader module per release (``kadid10k``,
-  ``tid2013``, ``pipal``, ``tqd``, ``pyiqa_csv`` with ``PYIQA_META_INFO``).
+* ``layouts``: ``detect_layout``, ``LAYOUTS``, ``READERS``, ``NR_LAYOUTS``, and one reader module per release
+  (``kadid10k``, ``tid2013``, ``pipal``, ``tqd``, ``pyiqa_csv`` with ``PYIQA_META_INFO``; NR: ``koniq10k``,
+  ``pyiqa_nr_csv``).
 * ``tables``: Hub / ``datasets`` tables (direction from the column's name, reference identity by pixels).
 * ``loading``: ``load_fr_dataset`` and its command-line flags (``add_fr_dataset_args``, ``fr_dataset_kwargs``).
+* ``nr``: ``load_nr_dataset`` and its flags (``add_nr_dataset_args``, ``nr_dataset_kwargs``; ``add_iqa_dataset_args``
+  declares the FR and NR flags once, for a script that takes either).
+* ``splits``: ``choose_split``, ``save_split``, ``load_split``, ``add_split_args``.
 """
 
 from __future__ import annotations
 
 from .builtin import builtin_fr_items, pseudo_mos
-from .dataset import FRDataset, FRItem, split_by_reference
-from .layouts import LAYOUTS, READERS, detect_layout
+from .dataset import FRDataset, FRItem, IQADataset, NRDataset, NRItem, split_by_reference
+from .layouts import LAYOUTS, NR_LAYOUTS, READERS, detect_layout
 from .layouts.pyiqa_csv import PYIQA_META_INFO
 from .loading import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from .nr import add_iqa_dataset_args, add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
+from .splits import add_split_args, choose_split, load_split, save_split
 
 # Public names of the single module this package was, not in __all__ (as then): importable from here as before.
 from .builtin import BUILTIN_FR_IMAGES as BUILTIN_FR_IMAGES, BUILTIN_SIZE as BUILTIN_SIZE  # isort: skip
@@ -72,4 +87,16 @@ __all__ = [
     "LAYOUTS",
     "READERS",
     "PYIQA_META_INFO",
+    "IQADataset",
+    "NRItem",
+    "NRDataset",
+    "load_nr_dataset",
+    "add_nr_dataset_args",
+    "nr_dataset_kwargs",
+    "add_iqa_dataset_args",
+    "NR_LAYOUTS",
+    "choose_split",
+    "save_split",
+    "load_split",
+    "add_split_args",
 ]

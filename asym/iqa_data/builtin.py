@@ -74,7 +74,8 @@ def builtin_fr_items() -> list[FRItem]:
     """The builtin triplets: ``BUILTIN_FR_IMAGES`` (skimage.data, grayscale as RGB), each centre-cropped and resized
     to 192x192, times the 5 ``DISTORTIONS`` at 4 levels: 8 x 5 x 4 = 160 items scored by ``pseudo_mos``.
 
-    Deterministic: the noise is seeded per (image, level). Images are kept in memory as uint8 arrays.
+    Deterministic: the noise is seeded per (image, level). Images are kept in memory as uint8 arrays. Keys name
+    the item: ``astronaut/blur-1``.
     """
     import skimage.data
 
@@ -84,5 +85,5 @@ def builtin_fr_items() -> list[FRItem]:
         for kind, values in DISTORTIONS.items():
             for level, value in enumerate(values, start=1):
                 dist = _distort(ref, kind, value, seed=1000 * i + level)
-                items.append(FRItem(dist, ref, pseudo_mos(kind, level), name))
+                items.append(FRItem(dist, ref, pseudo_mos(kind, level), name, key=f"{name}/{kind}-{level}"))
     return items

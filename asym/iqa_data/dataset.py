@@ -1,8 +1,9 @@
-"""The dataset every FR source loads into: ``FRItem`` triplets, ``FRDataset`` (decoding on access, one crop window for
-both images, header-only image sizes), the wording of a score direction, and ``split_by_reference``.
+"""The datasets every IQA source loads into: ``FRItem`` triplets and ``NRItem`` s (image, score), ``FRDataset`` and
+``NRDataset`` on their common base ``IQADataset`` (decoding on access, crops, header-only image sizes, item keys for
+split files), the wording of a score direction, and ``split_by_reference``.
 
-The readers (``builtin``, ``layouts``, ``tables``) produce ``FRItem`` s and a ``_Scores`` direction; this module
-only consumes them, so it imports none of its siblings.
+The readers (``builtin``, ``layouts``, ``tables``, ``nr``) produce items and a ``_Scores`` direction; this module only
+consumes them, so it imports none of its siblings.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ class FRItem:
     ``dist`` / ``ref``: a file path, a ``(dataset, column, row)`` triple of a ``datasets`` table whose image column is
     not decoded (as in ``asym.data``), or an in-memory HxW(x3) array. ``ref_id`` is the reference's identity, what
     splits go by: equal ids are one image (a resolved file path, a pixel hash, a ``ref_id_column`` value or a builtin
-    name). ``ref_name`` is a short name for messages (defaults to ``ref_id``).
+    name). ``ref_name`` is a short name for messages (defaults to ``ref_id``). ``key`` names the item in split files:
+    stable and unique within its dataset (the distorted image's name as the release's score file writes it, ``row N``
+    for tables, ``<photo>/<distortion>-<level>`` for builtin; default: ``dist`` when it is a path).
     """
 
     dist: str | tuple | np.ndarray
@@ -35,17 +38,40 @@ class FRItem:
     score: float
     ref_id: str
     ref_name: str = ""
+    key: str = ""
 
     def __post_init__(self):
         self.ref_name = self.ref_name or self.ref_id
+        self.key = self.key or (self.dist if isinstance(self.dist, str) else "")
+
+
+@dataclass
+class NRItem:
+    """One image and its subjective score, for no-reference IQA.
+
+    ``image``: a path, a ``(dataset, column, row)`` triple or an HxW(x3) array, as ``FRItem.dist``. ``key`` names the
+    item in split files (as ``FRItem.key``). ``ref_id`` is the content identity that splits group by: the reference
+    an image was distorted from where there is one (KADID-10k, builtin), so that one content never lands in two
+    splits; default: ``key`` (no reference: each image is its own content).
+    """
+
+    image: str | tuple | np.ndarray
+    score: float
+    ref_id: str = ""
+    key: str = ""
+
+    def __post_init__(self):
+        self.ref_id = self.ref_id or self.key
 
 
 class _Scores(NamedTuple):
-    """What a reader found: the items, and the direction of their scores with the reason for it."""
+    """What a reader found: the items, the direction of their scores with the reason for it, and the release's own
+    train/validation/test split where it has one (sorted index lists)."""
 
-    items: list[FRItem]
+    items: list
     lower_better: bool
     why: str  # e.g. "KADID-10k dmos.csv: mean degradation category rating 1..5"
+    official_split: tuple[list[int], list[int], list[int]] | None = None
 
 
 def _better(lower_better: bool) -> str:
@@ -116,63 +142,63 @@ def _sizes(sources: Sequence) -> list[tuple[int, int]]:
     return sizes
 
 
-class FRDataset(torch.utils.data.Dataset):
-    """Full-reference IQA triplets: ``{"dist": (3, H, W), "ref": (3, H, W), "score": 0-d float32, "index": int}``.
+class IQADataset(torch.utils.data.Dataset):
+    """What ``FRDataset`` and ``NRDataset`` share: items with scores, their direction, crops, sizes and keys.
 
-    Images are floats in [0, 1], RGB, decoded on access (an unreadable image is a ``UserError`` naming it). With
-    ``crop_size`` both images are cut at the SAME window: random (torch's RNG, so ``torch.manual_seed`` makes it
-    reproducible) and randomly flipped horizontally (both) when ``train``, centred otherwise. ``crop_size=None``
-    returns the full images.
+    Subclasses name their image fields (``_image``: the one ``image_sizes`` reports, ``_others``: the rest, which
+    ``min_side`` also reads) and build samples with ``_cut``, so both kinds crop, flip and fail alike.
 
     Args:
-        items: the triplets.
-        name: the source's name (for messages and reports).
+        items: the items (``FRItem`` or ``NRItem``).
+        name: the source's name (for messages, reports and split files).
         lower_better: True when a lower score means better quality (e.g. LIVE's DMOS).
         crop_size: side of the square crop, or None for full images.
         train: random crops and flips when True.
         direction: the score direction and why, for people (``"lower is better (column 'dmos' of live.csv: a
             differential MOS)"``); default: the direction alone, marked as given.
+        official_split: the release's own (train, validation, test) item indices, or None.
     """
 
-    def __init__(self, items: list[FRItem], name: str, lower_better: bool, crop_size: int | None = None,
-                 train: bool = False, direction: str | None = None):  # fmt: skip
+    _image = "dist"
+    _others: tuple[str, ...] = ()
+
+    def __init__(self, items: list, name: str, lower_better: bool, crop_size: int | None = None, train: bool = False,
+                 direction: str | None = None,
+                 official_split: tuple[list[int], list[int], list[int]] | None = None):  # fmt: skip
         if crop_size is not None and crop_size < 1:
             raise UserError(f"crop size must be positive, got {crop_size}")
         self.items, self.name, self.lower_better = list(items), name, bool(lower_better)
         self.direction = direction or f"{_better(self.lower_better)} (given)"
         self.crop_size, self.train = crop_size, train
+        self.official_split = official_split
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
-        item = self.items[index]
-        dist = _load(item.dist, lambda: f"{self.name}: image {_describe(item.dist)}")
-        ref = _load(item.ref, lambda: f"{self.name}: reference image {_describe(item.ref)}")
-        if dist.shape[:2] != ref.shape[:2]:
-            raise UserError(f"{_describe(item.dist)} is {dist.shape[0]}x{dist.shape[1]} but its reference "
-                            f"{_describe(item.ref)} is {ref.shape[0]}x{ref.shape[1]}: expected one size")  # fmt: skip
-        h, w = dist.shape[:2]
+    def _cut(self, images: list[np.ndarray], what: str) -> list[torch.Tensor]:
+        """Images of one size as (3, H, W) tensors, all cut at the same window and flipped together: a random window
+        and a coin-flip horizontal flip (torch's RNG) when ``train``, the centre otherwise, whole without a crop
+        size. ``what`` names the image for the too-small error."""
+        h, w = images[0].shape[:2]
         if self.crop_size is not None:
             c = self.crop_size
             if min(h, w) < c:
-                raise UserError(f"{_describe(item.dist)} is {h}x{w}, smaller than the {c}x{c} crop: "
-                                f"use a smaller crop size")  # fmt: skip
+                raise UserError(f"{what} is {h}x{w}, smaller than the {c}x{c} crop: use a smaller crop size")
             if self.train:
                 top, left = int(torch.randint(h - c + 1, ())), int(torch.randint(w - c + 1, ()))
             else:
                 top, left = (h - c) // 2, (w - c) // 2
-            dist, ref = dist[top : top + c, left : left + c], ref[top : top + c, left : left + c]
-        dist, ref = to_tensor(dist), to_tensor(ref)
+            images = [image[top : top + c, left : left + c] for image in images]
+        tensors = [to_tensor(image) for image in images]
         if self.train and torch.rand(()) < 0.5:
-            dist, ref = dist.flip(-1), ref.flip(-1)
-        score = torch.tensor(item.score, dtype=torch.float32)
-        return {"dist": dist.contiguous(), "ref": ref.contiguous(), "score": score, "index": index}
+            tensors = [tensor.flip(-1) for tensor in tensors]
+        return [tensor.contiguous() for tensor in tensors]
 
-    def subset(self, indices: Sequence[int], crop_size: int | None = None, train: bool = False) -> FRDataset:
-        """The items at ``indices`` as a new dataset (same name and score direction) with its own cropping."""
-        return FRDataset([self.items[i] for i in indices], self.name, self.lower_better, crop_size, train,
-                         self.direction)  # fmt: skip
+    def subset(self, indices: Sequence[int], crop_size: int | None = None, train: bool = False) -> IQADataset:
+        """The items at ``indices`` as a new dataset of the same kind (same name and score direction, no official
+        split: its indices are the parent's) with its own cropping."""
+        return type(self)([self.items[i] for i in indices], self.name, self.lower_better, crop_size, train,
+                          self.direction)  # fmt: skip
 
     def scores(self) -> np.ndarray:
         """All scores, in item order (float64)."""
@@ -182,38 +208,103 @@ class FRDataset(torch.utils.data.Dataset):
         """All scores oriented so that higher means better quality (negated when ``lower_better``)."""
         return -self.scores() if self.lower_better else self.scores()
 
+    def keys(self) -> list[str]:
+        """Each item's key for split files, in item order: ``item.key`` (``item N`` where it has none), a repeated key
+        suffixed ``#2``, ``#3``, ... in order, so keys are unique and stable."""
+        seen: dict[str, int] = {}
+        keys = []
+        for i, item in enumerate(self.items):
+            key = item.key or f"item {i}"
+            seen[key] = seen.get(key, 0) + 1
+            keys.append(key if seen[key] == 1 else f"{key}#{seen[key]}")
+        return keys
+
+    def groups(self) -> list[str]:
+        """What splits keep together, per item: its ``ref_id`` (the reference content), else its key."""
+        return [item.ref_id or key for item, key in zip(self.items, self.keys())]
+
+    def split_unit(self) -> str:
+        """``"reference"`` when items share contents (splits go by reference), else ``"image"``."""
+        return "image" if self.groups() == self.keys() else "reference"
+
     def image_sizes(self) -> list[tuple[int, int]]:
-        """(height, width) of each distorted image, from file headers only (no decoding): cheap enough to check a
+        """(height, width) of each (distorted) image, from file headers only (no decoding): cheap enough to check a
         crop size before any work. An unreadable header is a ``UserError`` naming the image."""
-        return _sizes([item.dist for item in self.items])
+        return _sizes([getattr(item, self._image) for item in self.items])
 
     def min_side(self) -> int:
-        """The shortest side over all distorted and reference images (headers only): the largest crop every pair
-        allows. Each distinct reference file is read once."""
-        sizes = self.image_sizes() + _sizes([item.ref for item in self.items])
+        """The shortest side over all images of all items (headers only): the largest crop every item allows. Each
+        distinct file is read once."""
+        sizes = self.image_sizes()
+        for field in self._others:
+            sizes += _sizes([getattr(item, field) for item in self.items])
         if not sizes:
             raise UserError(f"{self.name} has no images")
         return int(min(min(size) for size in sizes))
 
 
-def split_by_reference(dataset: FRDataset, ratios: Sequence[float] = (0.6, 0.2, 0.2),
-                       seed: int = 0) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
-    """Train/validation/test item indices such that no reference image is in two splits.
+class FRDataset(IQADataset):
+    """Full-reference IQA triplets: ``{"dist": (3, H, W), "ref": (3, H, W), "score": 0-d float32, "index": int}``.
 
-    References are told apart by ``ref_id`` (what the image is, not how a row names it: see ``FRItem``); they are
-    shuffled with ``seed`` and cut by ``ratios``; every split with a positive ratio gets at least one reference.
-    Each list is sorted.
+    Images are floats in [0, 1], RGB, decoded on access (an unreadable image is a ``UserError`` naming it). With
+    ``crop_size`` both images are cut at the SAME window: random (torch's RNG, so ``torch.manual_seed`` makes it
+    reproducible) and randomly flipped horizontally (both) when ``train``, centred otherwise. ``crop_size=None``
+    returns the full images. Arguments: see ``IQADataset``; ``image_sizes`` reports the distorted images,
+    ``min_side`` also reads the references.
+    """
+
+    _image, _others = "dist", ("ref",)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        dist = _load(item.dist, lambda: f"{self.name}: image {_describe(item.dist)}")
+        ref = _load(item.ref, lambda: f"{self.name}: reference image {_describe(item.ref)}")
+        if dist.shape[:2] != ref.shape[:2]:
+            raise UserError(f"{_describe(item.dist)} is {dist.shape[0]}x{dist.shape[1]} but its reference "
+                            f"{_describe(item.ref)} is {ref.shape[0]}x{ref.shape[1]}: expected one size")  # fmt: skip
+        dist, ref = self._cut([dist, ref], _describe(item.dist))
+        score = torch.tensor(item.score, dtype=torch.float32)
+        return {"dist": dist, "ref": ref, "score": score, "index": index}
+
+
+class NRDataset(IQADataset):
+    """No-reference IQA items: ``{"image": (3, H, W), "score": 0-d float32, "index": int}``.
+
+    Images are floats in [0, 1], RGB, decoded on access (an unreadable image is a ``UserError`` naming it). With
+    ``crop_size``: a random window, randomly flipped horizontally, when ``train`` (torch's RNG), the centre
+    otherwise; ``crop_size=None`` returns the full image. ``official_split``: the release's own (train, validation,
+    test) indices (KonIQ-10k's sets file, a pyiqa csv's split column), or None. Arguments: see ``IQADataset``.
+    """
+
+    _image = "image"
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.items[index]
+        image = _load(item.image, lambda: f"{self.name}: image {_describe(item.image)}")
+        (image,) = self._cut([image], _describe(item.image))
+        return {"image": image, "score": torch.tensor(item.score, dtype=torch.float32), "index": index}
+
+
+def split_by_reference(dataset: IQADataset, ratios: Sequence[float] = (0.6, 0.2, 0.2),
+                       seed: int = 0) -> tuple[list[int], list[int], list[int]]:  # fmt: skip
+    """Train/validation/test item indices such that no content is in two splits: FR or NR datasets alike.
+
+    Items are grouped by ``dataset.groups()``: their ``ref_id`` (what the reference image is, not how a row names it:
+    see ``FRItem``; an NR item's reference content where it has one), else their key (by image). Groups are shuffled
+    with ``seed`` and cut by ``ratios``; every split with a positive ratio gets at least one group. Each list is
+    sorted.
 
     Raises:
-        UserError: fewer than 3 references, or ratios that are not 3 non-negative numbers with a positive sum.
+        UserError: fewer than 3 groups, or ratios that are not 3 non-negative numbers with a positive sum.
     """
     if len(ratios) != 3 or min(ratios) < 0 or sum(ratios) <= 0:
         raise UserError(f"ratios must be 3 non-negative numbers with a positive sum, got {tuple(ratios)}")
-    ref_ids = sorted({item.ref_id for item in dataset.items})
+    groups = dataset.groups()
+    ref_ids = sorted(set(groups))
     n = len(ref_ids)
     if n < 3:
-        raise UserError(f"{dataset.name} has {n} reference image(s): a train/validation/test split by reference "
-                        f"needs at least 3")  # fmt: skip
+        unit = "reference image" if dataset.split_unit() == "reference" else "image"
+        raise UserError(f"{dataset.name} has {n} {unit}(s): a train/validation/test split by {unit} needs at least 3")
     total = float(sum(ratios))
     counts = [max(1, round(n * r / total)) if r > 0 else 0 for r in ratios[1:]]  # validation, test
     while n - sum(counts) < (1 if ratios[0] > 0 else 0):  # give train its share back, largest other split first
@@ -222,9 +313,9 @@ def split_by_reference(dataset: FRDataset, ratios: Sequence[float] = (0.6, 0.2, 
     shuffled = [ref_ids[i] for i in order]
     n_val, n_test = counts
     n_train = n - n_val - n_test
-    groups = shuffled[:n_train], shuffled[n_train : n_train + n_val], shuffled[n_train + n_val :]
-    split_of = {ref: s for s, group in enumerate(groups) for ref in group}
+    parts_of = shuffled[:n_train], shuffled[n_train : n_train + n_val], shuffled[n_train + n_val :]
+    split_of = {ref: s for s, part in enumerate(parts_of) for ref in part}
     parts: tuple[list[int], list[int], list[int]] = ([], [], [])
-    for index, item in enumerate(dataset.items):
-        parts[split_of[item.ref_id]].append(index)
+    for index, group in enumerate(groups):
+        parts[split_of[group]].append(index)
     return parts

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from asym.data import _list_names
 from asym.errors import UserError
 
+DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
+
 
 def _score(text: str, where: str) -> float:
     try:

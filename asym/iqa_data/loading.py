@@ -1,6 +1,6 @@
 """``load_fr_dataset``: which reader a source goes to (builtin, a release folder, a pyiqa-style csv, a Hub or local
 table) and the final score direction; and the command-line flags that describe an FR dataset, shared by
-train_metric.py and evaluate.py.
+train_metric.py, evaluate.py and (with the NR ones, ``asym.iqa_data.nr``) train_iqa.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ from .files import _stem
 from .layouts import READERS, detect_layout
 from .layouts.pyiqa_csv import _pyiqa_csv
 from .tables import _hub_items
+
+BUILTIN_WHY = "builtin pseudo-MOS: 100 - 20 x level x severity"  # the builtin set's direction, FR and NR alike
+
+
+def _data_files(folder: str) -> list[str]:
+    """The data files of a folder ``datasets`` reads as a table (parquet, arrow, jsonl)."""
+    return [f for f in os.listdir(folder) if f.lower().endswith((".parquet", ".arrow", ".jsonl"))]
 
 
 def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: str = "ref_image",
@@ -48,15 +55,14 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
     """
     try:
         if source == "builtin":
-            found, name = _Scores(builtin_fr_items(), False, "builtin pseudo-MOS: 100 - 20 x level x severity"), source
+            found, name = _Scores(builtin_fr_items(), False, BUILTIN_WHY), source
         elif os.path.isfile(source) and source.lower().endswith(".csv"):
             found, name = _pyiqa_csv(source), _stem(source)
         elif os.path.isdir(source) and not is_saved_dataset(source):
             try:
                 layout = detect_layout(source)
             except UserError:
-                data_files = [f for f in os.listdir(source) if f.lower().endswith((".parquet", ".arrow", ".jsonl"))]
-                if not data_files:
+                if not _data_files(source):
                     raise
                 layout = None
             name = os.path.basename(os.path.normpath(source))
@@ -88,6 +94,11 @@ def add_fr_dataset_args(parser) -> None:
     g.add_argument("--ref_id_column", default=None,
                    help="column naming each row's reference image, for the split by reference (default: references "
                         "are told apart by their decoded pixels)")  # fmt: skip
+    _add_split_and_direction_args(g)
+
+
+def _add_split_and_direction_args(g) -> None:
+    """The flags every IQA dataset has (FR, NR, and train_iqa.py's either): the table split, the direction override."""
     g.add_argument("--dataset_split", default="train", help="split of a Hub / datasets dataset")
     direction = g.add_mutually_exclusive_group()
     direction.add_argument("--lower_better", action="store_true",
@@ -96,10 +107,21 @@ def add_fr_dataset_args(parser) -> None:
     direction.add_argument("--higher_better", action="store_true", help="the scores are higher-is-better (a MOS)")
 
 
+def _lower_better_flag(args) -> bool | None:
+    """``--lower_better`` / ``--higher_better`` as ``lower_better``: True, False, or None (the source decides)."""
+    return True if getattr(args, "lower_better", False) else False if getattr(args, "higher_better", False) else None
+
+
+def _given(args, **flags: str) -> dict:
+    """Loader keyword -> the value of its flag (``keyword=flag name``), for the flags that have a value: a flag left
+    None or absent (``add_iqa_dataset_args``' columns) means the loader's default, which differs between FR and NR."""
+    values = {key: getattr(args, flag, None) for key, flag in flags.items()}
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def fr_dataset_kwargs(args) -> dict:
-    """``load_fr_dataset`` keywords from ``add_fr_dataset_args``' flags: ``lower_better`` True, False or None (the
-    source decides)."""
-    lower_better = True if args.lower_better else False if getattr(args, "higher_better", False) else None
-    return {"image_column": args.image_column, "ref_column": args.ref_column, "score_column": args.score_column,
-            "split": args.dataset_split, "lower_better": lower_better,
-            "ref_id_column": getattr(args, "ref_id_column", None)}  # fmt: skip
+    """``load_fr_dataset`` keywords from ``add_fr_dataset_args``' (or ``add_iqa_dataset_args``') flags: ``lower_better``
+    True, False or None (the source decides); a column flag that is None or absent is left to the loader's default."""
+    columns = _given(args, image_column="image_column", ref_column="ref_column", score_column="score_column",
+                     split="dataset_split")  # fmt: skip
+    return {**columns, "lower_better": _lower_better_flag(args), "ref_id_column": getattr(args, "ref_id_column", None)}

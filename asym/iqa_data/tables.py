@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 
 import numpy as np
 
@@ -16,9 +15,7 @@ from asym.data import _decode, open_image_table
 from asym.errors import UserError, reading
 
 from .dataset import FRItem, _Scores
-from .files import _FileIds, _score
-
-DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
+from .files import DMOS_NAME, _FileIds, _score
 
 
 def _table_direction(name: str, column: str, scores: list[float]) -> tuple[bool, str]:
@@ -75,7 +72,8 @@ def _hub_items(name: str, image_column: str, ref_column: str, score_column: str,
                 ref_id = pixel_ids(ref["bytes"], f"{where}, column {ref_column!r}: reference image {ref_name}")
             else:
                 ref_id = file_ids(ref["path"])
-            items.append(FRItem((table, image_column, row + i), (table, ref_column, row + i), value, ref_id, ref_name))
+            items.append(FRItem((table, image_column, row + i), (table, ref_column, row + i), value, ref_id, ref_name,
+                                f"row {row + i}"))  # fmt: skip
         row += len(batch[score_column])
     label = os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name  # a local path: its name
     return _Scores(items, *_table_direction(label, score_column, [item.score for item in items]))

@@ -1,8 +1,10 @@
-"""The official layouts of known FR-IQA releases, one reader module per release: which layout a folder is in
-(``detect_layout``, from the files that identify it; ``LAYOUTS`` describes them) and its reader (``READERS``).
+"""The official layouts of known IQA releases, one reader module per release: which FR layout a folder is in
+(``detect_layout``, from the files that identify it; ``LAYOUTS`` describes them) and its reader (``READERS``); the
+no-reference layouts (``NR_LAYOUTS``: ``koniq10k``, ``pyiqa_nr_csv``), which ``asym.iqa_data.nr`` detects itself.
 
-A reader takes the folder and returns ``_Scores``: the items, the direction of their scores and the reason for it.
-A new release is a module here plus its entries in ``LAYOUTS``, ``detect_layout`` and ``READERS``.
+A reader takes the folder and returns ``_Scores``: the items, the direction of their scores and the reason for it
+(and an NR release's official split). A new release is a module here plus its entries in ``LAYOUTS``,
+``detect_layout`` and ``READERS`` (FR) or ``NR_LAYOUTS`` and ``asym.iqa_data.nr`` (NR).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from asym.data import _list_names
 from asym.errors import UserError
 
 from .kadid10k import _kadid
+from .koniq10k import KONIQ_SCORES, KONIQ_SETS, _koniq_files
 from .pipal import _pipal, _pipal_label_files
 from .pyiqa_csv import _pyiqa_csv, _pyiqa_csvs
+from .pyiqa_nr_csv import _pyiqa_nr_csvs
 from .tid2013 import _tid2013
 from .tqd import _tqd, _tqd_score_file
 
@@ -26,6 +30,12 @@ LAYOUTS = {
     "tqd": "images/<texture>-0.png references, images/<texture>-<k>.png distorted + a score file of "
     "'images/<texture>-<k>.png,<mos>' lines",
     "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17)",
+}
+FR_RELEASES = ("kadid10k", "tid2013", "pipal", "tqd")  # layouts told by fixed file names (not a csv's header)
+# No-reference layouts (read by asym.iqa_data.nr; every FR layout above is also read as NR: its distorted images).
+NR_LAYOUTS = {
+    "koniq10k": f"{KONIQ_SCORES} and/or {KONIQ_SETS} (official split) + 1024x768/ or 512x384/",
+    "pyiqa-nr-csv": "one *.csv of pyiqa's NR meta-info: image path, then MOS (e.g. img_name,mos,std[,split,...])",
 }
 
 
@@ -52,6 +62,9 @@ def detect_layout(folder: str) -> str:
                         f"pass the path of the one to use")  # fmt: skip
     if found:
         return "pyiqa-csv"
+    if any(_koniq_files(folder)) or _pyiqa_nr_csvs(folder):
+        raise UserError(f"{folder} is a no-reference dataset (no reference images): load it as NR (load_nr_dataset; "
+                        f"train_iqa.py's NR mode)")  # fmt: skip
     known = "; ".join(f"{name}: {files}" for name, files in LAYOUTS.items())
     raise UserError(f"{folder} is in no known IQA layout. Known layouts: {known}")
 

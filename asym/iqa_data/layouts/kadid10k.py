@@ -21,5 +21,5 @@ def _kadid(folder: str) -> _Scores:
         dist, ref = (_require_name(row[k], where, k) for k in ("dist_img", "ref_img"))
         ref_path = _existing(os.path.join(folder, "images", ref), where)
         items.append(FRItem(_existing(os.path.join(folder, "images", dist), where), ref_path,
-                            _score(row["dmos"], where), ids(ref_path), _stem(ref)))  # fmt: skip
+                            _score(row["dmos"], where), ids(ref_path), _stem(ref), dist))  # fmt: skip
     return _Scores(items, False, "KADID-10k dmos.csv: mean degradation category rating 1..5")

@@ -42,5 +42,5 @@ def _pipal(folder: str) -> _Scores:
             ref = dist.split("_")[0] + os.path.splitext(dist)[1]
             ref_path = files.find(ref, where)
             items.append(FRItem(files.find(dist, where), ref_path, _score(fields[1], where), ids(ref_path),
-                                _stem(ref).upper()))  # fmt: skip
+                                _stem(ref).upper(), dist))  # fmt: skip
     return _Scores(items, False, "PIPAL: Elo scores")

@@ -11,7 +11,7 @@ import re
 from asym.errors import UserError
 
 from ..dataset import FRItem, _Scores
-from ..files import _csv_rows, _FileIds, _FileIndex, _require_name, _score
+from ..files import DMOS_NAME, _csv_rows, _FileIds, _FileIndex, _require_name, _score
 
 SCORE_NAMES = ("mos", "dmos", "score")  # accepted score columns of a pyiqa-style csv, in order of preference
 
@@ -46,24 +46,29 @@ def _pyiqa_csvs(folder: str) -> list[str]:
     return found
 
 
+def _column_direction(file: str, column: str, scores: list[float], names: list[str]) -> tuple[bool, str]:
+    """Which way a csv's score column goes, and why, from its name (FR and NR pyiqa-style csvs alike): named like
+    ``dmos`` lower-is-better unless the rows are KADID-10k's (its images' names, scores in 1..5: a mean rating,
+    higher is better); ``mos``, ``score`` and anything else higher-is-better, as stated."""
+    if DMOS_NAME.search(column):
+        if names and all(KADID_DIST_NAME.search(n) for n in names) and scores and 1 <= min(scores) <= max(scores) <= 5:
+            return False, (f"column {column!r} of {file}: the images are KADID-10k's (I01_01_01.png ...) and "
+                           f"KADID-10k's dmos is a mean degradation category rating 1..5")  # fmt: skip
+        return True, f"column {column!r} of {file}: a differential MOS"
+    if column.lower() == "mos":
+        return False, f"column {column!r} of {file}: a mean opinion score"
+    return False, f"column {column!r} of {file}: taken as a quality score; --lower_better if not"
+
+
 def _pyiqa_direction(path: str, column: str, items: list[FRItem], dist_names: list[str]) -> tuple[bool, str]:
     """Which way a pyiqa-style csv's scores go, and why: pyiqa's own meta-info files by their name (``PYIQA_META_INFO``,
-    whatever the column is called); else the column: ``mos`` and ``score`` higher-is-better, ``dmos`` lower-is-better
-    unless the rows are KADID-10k's (its images' names, scores in 1..5: a mean rating, higher is better)."""
+    whatever the column is called); else the column (``_column_direction``)."""
     file = os.path.basename(path)
     if file.lower() in PYIQA_META_INFO:
         database, lower, (low, high) = PYIQA_META_INFO[file.lower()]
         return lower, (f"{file} is pyiqa's {database} meta-info: its {column!r} runs {low}..{high} with lower_better: "
                        f"{str(lower).lower()} in pyiqa's dataset config")  # fmt: skip
-    if column == "dmos":
-        scores = [item.score for item in items]
-        if dist_names and all(KADID_DIST_NAME.search(n) for n in dist_names) and 1 <= min(scores) <= max(scores) <= 5:
-            return False, (f"column 'dmos' of {file}: the images are KADID-10k's (I01_01_01.png ...) and KADID-10k's "
-                           f"dmos is a mean degradation category rating 1..5")  # fmt: skip
-        return True, f"column 'dmos' of {file}: a differential MOS"
-    if column == "mos":
-        return False, f"column 'mos' of {file}: a mean opinion score"
-    return False, f"column {column!r} of {file}: taken as a quality score; --lower_better if not"
+    return _column_direction(file, column, [item.score for item in items], dist_names)
 
 
 def _pyiqa_csv(path: str) -> _Scores:
@@ -85,6 +90,6 @@ def _pyiqa_csv(path: str) -> _Scores:
         ref, dist = (_require_name(row[k], where, k) for k in ("ref_name", "dist_name"))
         score = _score(_require_name(row[score_column], where, score_column), where)
         ref_path = refs.find(ref, where)
-        items.append(FRItem(dists.find(dist, where), ref_path, score, ids(ref_path), ref))
+        items.append(FRItem(dists.find(dist, where), ref_path, score, ids(ref_path), ref, dist))
         dist_names.append(dist)
     return _Scores(items, *_pyiqa_direction(path, score_column, items, dist_names))

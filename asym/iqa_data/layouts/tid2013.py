@@ -43,5 +43,5 @@ def _tid2013(folder: str) -> _Scores:
             raise UserError(f"{where}: reference image {ref_name}.BMP does not exist in "
                             f"{os.path.join(folder, 'reference_images')}")  # fmt: skip
         ref_path = ref_by_id[ref_name]
-        items.append(FRItem(distorted[name.lower()], ref_path, mos, ids(ref_path), ref_name))
+        items.append(FRItem(distorted[name.lower()], ref_path, mos, ids(ref_path), ref_name, name))
     return _Scores(items, False, "TID2013 mos_with_names.txt: MOS 0..9")

@@ -50,5 +50,6 @@ def _tqd(folder: str) -> _Scores:
             raise UserError(f"{where}: {fields[0]} is the reference texture (k = 0), not a distorted image")
         ref_path = files.find(os.path.join(os.path.dirname(fields[0]), f"{texture}-0{os.path.splitext(fields[0])[1]}"),
                               where)  # fmt: skip
-        items.append(FRItem(files.find(fields[0], where), ref_path, _score(fields[1], where), ids(ref_path), texture))
+        items.append(FRItem(files.find(fields[0], where), ref_path, _score(fields[1], where), ids(ref_path), texture,
+                            fields[0]))  # fmt: skip
     return _Scores(items, False, "TQD: MOS 0..1")

@@ -1,0 +1,167 @@
+"""Train/validation/test splits of an FR or NR dataset, and the ``split.json`` files that let two runs be compared on
+the same test images.
+
+``choose_split`` decides a run's split: a split file written by an earlier run (``--split_file``) wins; else the
+release's own (``--split official``: KonIQ-10k's sets file, a pyiqa csv's split column); else the paper's seeded 6:2:2
+split, by reference content where items have one (``ref_id``: KADID-10k, builtin), by image otherwise
+(``split_by_reference``). ``save_split`` writes the split by item keys (``IQADataset.keys()``: stable names such as
+``I01_01_01.png``, not indices), with a fingerprint of the dataset's keys; ``load_split`` checks it against the
+dataset it is applied to and refuses one made for another.
+
+    >>> from asym.iqa_data import load_nr_dataset
+    >>> data = load_nr_dataset("builtin")
+    >>> parts, how = choose_split(data, "random", seed=0)
+    >>> how
+    'random 6:2:2 by reference, seed 0'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+
+from asym.atomic import write_json
+from asym.data import _list_names
+from asym.errors import UserError
+
+from .dataset import IQADataset, split_by_reference
+from .files import _read_text
+
+SPLIT_NAMES = ("train", "validation", "test")
+SPLITS = ("random", "official")
+Parts = tuple[list[int], list[int], list[int]]  # train, validation, test item indices, each sorted
+SPLIT_FILE = "split.json"  # the name a run writes its split under; a folder given as a split file is looked into
+
+
+def fingerprint(dataset: IQADataset) -> str:
+    """sha256 over the dataset's sorted item keys: equal for the same images in any order."""
+    return hashlib.sha256("\n".join(sorted(dataset.keys())).encode()).hexdigest()
+
+
+def _ratio_text(ratios: Sequence[float]) -> str:
+    """``(0.6, 0.2, 0.2)`` as ``6:2:2``; ratios that are not tenths as given (``0.7:0.15:0.15``)."""
+    tenths = [r * 10 for r in ratios]
+    if all(abs(t - round(t)) < 1e-9 for t in tenths):
+        return ":".join(str(round(t)) for t in tenths)
+    return ":".join(f"{r:g}" for r in ratios)
+
+
+def _file(path: str) -> str:
+    return os.path.join(path, SPLIT_FILE) if os.path.isdir(path) else path
+
+
+def save_split(path: str, dataset: IQADataset, parts: Sequence[Sequence[int]], how: str) -> str:
+    """Write ``parts`` (train, validation, test index lists) as a JSON split file, atomically (a temporary file
+    renamed over ``path``), so a crash never leaves half a file. ``path`` may be a folder (``split.json`` in it).
+
+    The file holds ``dataset`` (its name), ``how`` (e.g. ``"random 6:2:2 by reference, seed 0"``), ``n_items``,
+    ``fingerprint`` (``fingerprint(dataset)``) and ``train`` / ``validation`` / ``test`` as lists of item keys.
+    Returns the file's path.
+
+    Raises:
+        UserError: the file cannot be written.
+    """
+    if len(parts) != 3:
+        raise ValueError(f"expected 3 index lists (train, validation, test), got {len(parts)}")
+    keys = dataset.keys()
+    record = {"dataset": dataset.name, "how": how, "n_items": len(keys), "fingerprint": fingerprint(dataset)}
+    record.update({name: [keys[i] for i in sorted(part)] for name, part in zip(SPLIT_NAMES, parts)})
+    path = _file(path)
+    try:
+        write_json(path, record, indent=1)
+    except OSError as err:
+        raise UserError(f"split file {path} cannot be written ({err.strerror or err})") from err
+    return path
+
+
+def _read_split(path: str, dataset: IQADataset) -> tuple[Parts, dict]:
+    """The split file's (train, validation, test) sorted index lists into ``dataset``, and the file's record."""
+    path = _file(path)
+    if not os.path.isfile(path):
+        raise UserError(f"split file {path} does not exist: pass the {SPLIT_FILE} an earlier run wrote")
+    try:
+        record = json.loads(_read_text(path))
+    except json.JSONDecodeError as err:
+        raise UserError(f"split file {path} is not JSON (line {err.lineno}: {err.msg}); is it truncated or not a "
+                        f"{SPLIT_FILE}?") from None  # fmt: skip
+    if not isinstance(record, dict):
+        raise UserError(f"split file {path} holds a JSON {type(record).__name__}, not a split: pass a {SPLIT_FILE}")
+    for name in SPLIT_NAMES:
+        keys = record.get(name)
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            problem = "lacks" if keys is None else "has a malformed"
+            raise UserError(f"split file {path} {problem} {name!r} (expected a list of image keys): pass an unedited "
+                            f"{SPLIT_FILE}")  # fmt: skip
+    index = {key: i for i, key in enumerate(dataset.keys())}
+    split_of: dict[str, str] = {}
+    for name in SPLIT_NAMES:
+        for key in record[name]:
+            if key in split_of:
+                where = "twice in" if split_of[key] == name else f"in both {split_of[key]} and"
+                raise UserError(f"split file {path}: {key!r} is {where} {name}; a split file lists each image once "
+                                f"(pass an unedited {SPLIT_FILE})")  # fmt: skip
+            split_of[key] = name
+    unknown = [key for key in split_of if key not in index]
+    made_for = record.get("dataset", "another dataset")
+    if unknown:
+        raise UserError(f"split file {path} was made for dataset {made_for}: {len(unknown)} of its {len(split_of)} "
+                        f"images are not in {dataset.name} (e.g. {_list_names(unknown, 3)}): pass the split file "
+                        f"written for this dataset, or drop --split_file")  # fmt: skip
+    left = [key for key in index if key not in split_of]
+    if left:
+        raise UserError(f"split file {path} (made for {made_for}) puts {len(left)} of the {len(index)} images of "
+                        f"{dataset.name} in no split (e.g. {_list_names(left, 3)}): pass the split file written for "
+                        f"this dataset, or drop --split_file")  # fmt: skip
+    train, validation, test = (sorted(index[key] for key in record[name]) for name in SPLIT_NAMES)
+    return (train, validation, test), record
+
+
+def load_split(path: str, dataset: IQADataset) -> Parts:
+    """The (train, validation, test) sorted index lists of a split file written by ``save_split`` (or the folder
+    holding it), matched to ``dataset`` by item key.
+
+    Raises:
+        UserError: a missing, unreadable or malformed file (not JSON, a list missing or not of strings), a key in
+            two splits, keys the dataset does not have (a file made for another dataset), or items in no split.
+    """
+    return _read_split(path, dataset)[0]
+
+
+def choose_split(dataset: IQADataset, split: str = "random", split_file: str | None = None, seed: int = 0,
+                 ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> tuple[Parts, str]:  # fmt: skip
+    """A run's (train, validation, test) index lists and how they were made, for logs and ``save_split``.
+
+    ``split_file`` wins (``load_split``); else ``split="official"`` is the release's own split
+    (``dataset.official_split``); ``"random"`` is ``split_by_reference(dataset, ratios, seed)``: by reference
+    content where items have one, by image otherwise.
+
+    Raises:
+        UserError: an unknown split name, ``official`` for a dataset without one, or a bad split file.
+    """
+    if split_file:
+        parts, record = _read_split(split_file, dataset)
+        return parts, f"from {_file(split_file)} ({record.get('how', 'how not recorded')})"
+    if split == "official":
+        if dataset.official_split is None:
+            raise UserError(f"{dataset.name} has no official split: use --split random (a seeded "
+                            f"{_ratio_text(ratios)} split) or --split_file")  # fmt: skip
+        train, validation, test = (sorted(part) for part in dataset.official_split)
+        return (train, validation, test), "official"
+    if split == "random":
+        how = f"random {_ratio_text(ratios)} by {dataset.split_unit()}, seed {seed}"
+        return split_by_reference(dataset, ratios, seed), how
+    raise UserError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+
+
+def add_split_args(parser) -> None:
+    """``--split {random,official}`` and ``--split_file``: the flags ``choose_split`` reads."""
+    g = parser.add_argument_group("train/validation/test split")
+    g.add_argument("--split", choices=SPLITS, default="random",
+                   help="random: the seeded 6:2:2 split, by reference content where the dataset has references, "
+                        "by image otherwise; official: the release's own (KonIQ-10k's sets file, a csv's split "
+                        "column)")  # fmt: skip
+    g.add_argument("--split_file", default=None, metavar="FILE",
+                   help=f"reuse a {SPLIT_FILE} written by an earlier run, so two runs are compared on the same test "
+                        f"images (overrides --split)")  # fmt: skip

@@ -1,0 +1,321 @@
+"""evaluate.py nr / init-comparison / features: NR leaderboards, initialisation charts, per-stage feature maps."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import evaluate  # noqa: E402
+from asym import Discriminator, IQAModel  # noqa: E402
+from asym.errors import UserError  # noqa: E402
+from asym.leaderboard import init_label, markdown_table  # noqa: E402
+
+
+def run(argv):
+    return evaluate.main(evaluate.parse_args(argv))
+
+
+@pytest.fixture(scope="module")
+def nr_data(tmp_path_factory):
+    """A pyiqa-style NR folder: 12 noisy 64x64 PNGs and scores.csv (img_name,mos); MOS falls with the noise."""
+    folder = tmp_path_factory.mktemp("nr") / "noisy"
+    (folder / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:64, 0:64] / 63.0
+    base = np.stack([xx, yy, 0.5 + 0.4 * np.sin(6 * xx * yy)], -1) * 200 + 20
+    rows = []
+    for i in range(12):
+        level = i % 4
+        image = np.clip(base + rng.normal(0, 1 + 20 * level, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(image).save(folder / "images" / f"img{i:02d}.png")
+        rows.append((f"images/img{i:02d}.png", 90 - 20 * level + rng.uniform(-5, 5)))
+    with open(folder / "scores.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("img_name", "mos"), *rows])
+    images = [torch.from_numpy(np.asarray(Image.open(folder / p), dtype=np.float32) / 255).permute(2, 0, 1)
+              for p, _ in rows]  # fmt: skip
+    return folder, images, np.array([m for _, m in rows])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    IQAModel(backbone="vgg16", mode="nr", weights="random").save_pretrained(folder / "iqa")
+    IQAModel(backbone="vgg16", mode="fr", weights="random").save_pretrained(folder / "fr_iqa")
+    return folder
+
+
+def test_nr_table_matches_independent_scores(nr_data, models, tmp_path, capsys):
+    """The model's row equals SRCC/KRCC of its own scores; piqe (lower is better) is negated; maniqa is unavailable."""
+    import pyiqa
+
+    folder, images, mos = nr_data
+    out = tmp_path / "out"
+    records = run(["nr", "--models", f"{models / 'iqa'},piqe,maniqa", "--datasets", str(folder),
+                   "--output_dir", str(out), "--device", "cpu"])  # fmt: skip
+    printed = capsys.readouterr().out
+    by_model = {r["model"]: r for r in records}
+    assert set(by_model) == {"iqa", "piqe", "maniqa"} and {r["dataset"] for r in records} == {"noisy"}
+    assert "noisy: 12 images, scores higher is better" in printed
+
+    model = IQAModel.from_pretrained(models / "iqa").eval()
+    with torch.no_grad():
+        own = np.array([model(x[None]).item() for x in images])
+    row = by_model["iqa"]
+    assert row["status"] == "ok" and row["n"] == 12
+    assert row["srcc"] == pytest.approx(stats.spearmanr(own, mos).statistic, abs=1e-9)
+    assert row["krcc"] == pytest.approx(stats.kendalltau(own, mos).statistic, abs=1e-9)
+
+    piqe = pyiqa.create_metric("piqe", device=torch.device("cpu"))
+    assert piqe.lower_better
+    with torch.no_grad():
+        raw = np.array([piqe(x[None]).item() for x in images])
+    expected = stats.spearmanr(-raw, mos).statistic  # oriented: higher is better
+    assert abs(expected) > 0.1 and by_model["piqe"]["srcc"] == pytest.approx(expected, abs=1e-9)
+
+    unavailable = by_model["maniqa"]
+    assert unavailable["status"].startswith("unavailable:")
+    assert unavailable["srcc"] is None and unavailable["plcc"] is None
+
+    saved = json.loads((out / "nr_results.json").read_text())
+    assert saved == records
+    with open(out / "nr_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["model", "dataset", "srcc", "plcc", "krcc", "n", "plcc_fit", "status"]
+    assert float(next(r for r in rows if r["model"] == "iqa")["srcc"]) == pytest.approx(row["srcc"])
+    assert next(r for r in rows if r["model"] == "maniqa")["srcc"] == ""
+    assert "| maniqa | n/a | n/a | n/a | n/a | unavailable:" in printed
+    assert f"| iqa | {row['srcc']:.3f} |" in printed
+
+
+@pytest.mark.parametrize("lower_better", [True, False])
+def test_pyiqa_scores_are_oriented_by_lower_better(nr_data, tmp_path, monkeypatch, lower_better):
+    """A stub pyiqa metric with known scores: the SRCC is that of the scores negated exactly when lower is better."""
+    import pyiqa
+
+    folder, _, mos = nr_data
+    known = -mos + np.linspace(0, 3, len(mos))  # nearly the reverse of the MOS
+
+    class Stub(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lower_better, self.calls = lower_better, 0
+
+        def forward(self, x):
+            self.calls += 1
+            return torch.tensor([[known[self.calls - 1]]], dtype=torch.float32)
+
+    monkeypatch.setattr(pyiqa, "create_metric", lambda *args, **kwargs: Stub())
+    records = run(["nr", "--models", "nima", "--datasets", str(folder), "--output_dir", str(tmp_path), "--device",
+                   "cpu"])  # fmt: skip
+    oriented = -known if lower_better else known
+    assert records[0]["srcc"] == pytest.approx(stats.spearmanr(oriented.astype(np.float32), mos).statistic)
+    assert (records[0]["srcc"] > 0.9) if lower_better else (records[0]["srcc"] < -0.9)
+    assert np.sign(records[0]["plcc"]) == np.sign(records[0]["srcc"])
+
+
+@pytest.mark.parametrize(
+    "models_arg, datasets_arg, match",
+    [
+        ("not_a_metric", "builtin", "unknown model 'not_a_metric'"),
+        ("maniqa_kadid", "builtin", "did you mean"),
+        ("psnr", "builtin", "full-reference pyiqa metric"),
+        ("fid", "builtin", "does not score single images"),
+        ("{models}/fr_iqa", "builtin", "is an FR IQAModel"),
+        ("{models}/missing_model", "builtin", "missing_model"),
+        ("owner/iqa-model", "builtin", "could not be downloaded"),  # tests run offline (conftest)
+        ("{models}/iqa", "{tmp}/no_such_dataset", "does not exist"),
+        ("{models}/iqa,{models}/iqa", "builtin", "listed twice"),
+    ],
+)
+def test_nr_user_mistakes_are_one_line_errors(models, tmp_path, models_arg, datasets_arg, match):
+    out = tmp_path / "out"
+    argv = ["nr", "--models", models_arg.format(models=models), "--datasets", datasets_arg.format(tmp=tmp_path),
+            "--output_dir", str(out), "--device", "cpu"]  # fmt: skip
+    with pytest.raises(UserError, match=match) as err:
+        run(argv)
+    assert "\n" not in str(err.value)
+    assert not (out / "nr_results.csv").exists()
+
+
+def test_nr_error_exits_2_with_one_error_line(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "evaluate.py"), "nr", "--models", "not_a_metric", "--output_dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "unknown model" in errors[0] and "Traceback" not in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_markdown_table_status_column_only_when_needed():
+    ok = {"model": "a", "dataset": "d", "srcc": 0.5, "plcc": 0.4, "plcc_fit": "logistic", "status": "ok"}
+    gone = {"model": "b", "dataset": "d", "srcc": None, "plcc": None, "plcc_fit": None,
+            "status": "unavailable: URLError: no network | retry"}  # fmt: skip
+    assert "Status" not in markdown_table([ok], ["a"], ["d"], row_key="model")
+    table = markdown_table([ok, gone], ["a", "b"], ["d"], row_key="model")
+    assert table.splitlines()[0] == "| Model | d SRCC | d PLCC | Avg SRCC | Avg PLCC | Status |"
+    assert "| a | 0.500 | 0.400 | 0.500 | 0.400 | ok |" in table
+    assert "| b | n/a | n/a | n/a | n/a | unavailable: URLError: no network \\| retry |" in table
+
+
+@pytest.mark.parametrize(
+    "source, label",
+    [
+        ("random", "random"),
+        ("random (pretrained unavailable)", "random"),
+        ("pretrained", "pretrained"),
+        ("gan:runs/sr (vanilla discriminator on vgg16, 400 steps, started from random weights)", "gan"),
+        ("stored in runs/iqa, from gan:runs/sr/discriminator (vanilla discriminator on vgg16, 4 steps)", "gan"),
+        ("stored in runs/iqa, from pretrained", "pretrained"),
+        ("stored in runs/iqa, from random (pretrained unavailable)", "random"),
+        ("stored in runs/iqa", "file"),
+        ("weights/robust_vgg19.safetensors", "file"),
+        ("owner/robust-vgg", "file"),
+    ],
+)
+def test_init_label(source, label):
+    assert init_label(source) == label
+
+
+# --- init-comparison ----------------------------------------------------------------------------------------
+
+
+def _results(folder: Path, backbone: str, init: str, srcc: float, plcc: float, **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    result = {"script": "train_iqa", "mode": "nr", "backbone": backbone, "weights": init, "weights_source": init,
+              "init": init, "dataset": "koniq10k", "split": "official", "steps": 10, "best_step": 10,
+              "initial_validation": {"srcc": 0.0, "plcc": 0.0, "krcc": 0.0, "n": 5},
+              "validation": {"srcc": srcc, "plcc": plcc, "krcc": 0.0, "n": 5},
+              "test": {"srcc": srcc, "plcc": plcc, "krcc": srcc / 2, "n": 7, "plcc_fit": "logistic"},
+              **extra}  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(result))
+    return folder / "results.json"
+
+
+def test_init_comparison_chart_and_tables(tmp_path, capsys):
+    expected = {}
+    sources = []
+    for b, backbone in enumerate(("vgg16", "resnet50")):
+        for i, init in enumerate(("random", "pretrained", "gan")):
+            srcc, plcc = round(0.3 + 0.2 * i + 0.05 * b, 3), round(0.35 + 0.2 * i - 0.05 * b, 3)
+            path = _results(tmp_path / "runs" / f"{backbone}-{init}", backbone, init, srcc, plcc)
+            sources.append(str(path.parent) if i == 0 else str(path))  # run folders and files alike
+            expected[(backbone, init)] = (srcc, plcc)
+    out = tmp_path / "out"
+    records = run(["init-comparison", "--results", ",".join(sources), "--output_dir", str(out)])
+    assert len(records) == 6
+    with Image.open(out / "init_comparison.png") as png:
+        png.verify()
+        assert png.format == "PNG" and png.size[0] > 400 and png.size[1] > 200
+    with open(out / "init_comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["backbone"], r["init"]): (float(r["srcc"]), float(r["plcc"])) for r in rows} == expected
+    assert [(r["backbone"], r["init"]) for r in rows][:3] == [("vgg16", "random"), ("vgg16", "pretrained"),
+                                                              ("vgg16", "gan")]  # fmt: skip
+    table = (out / "init_comparison.md").read_text()
+    assert "### koniq10k (NR), test set" in table
+    assert "| vgg16 | 0.300 | 0.350 | 0.500 | 0.550 | 0.700 | 0.750 |" in table
+    assert "| resnet50 | 0.350 | 0.300 | 0.550 | 0.500 | 0.750 | 0.700 |" in table
+    assert table.strip() in capsys.readouterr().out
+    assert not [f for f in os.listdir(out) if f.startswith(".writing-")]
+
+
+def test_init_comparison_mistakes(tmp_path):
+    a = _results(tmp_path / "a", "vgg16", "random", 0.5, 0.5)
+    b = _results(tmp_path / "b", "vgg16", "random", 0.6, 0.6)
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=f"{tmp_path / 'a'}.* and .*{tmp_path / 'b'}"):
+        run(["init-comparison", "--results", f"{a},{b}", "--output_dir", str(out)])
+    (tmp_path / "other.json").write_text(json.dumps({"srcc": 0.5}))
+    with pytest.raises(UserError, match="not a results.json"):
+        run(["init-comparison", "--results", f"{a},{tmp_path / 'other.json'}", "--output_dir", str(out)])
+    (tmp_path / "garbage.json").write_text("{not json")
+    with pytest.raises(UserError, match="garbage.json cannot be read"):
+        run(["init-comparison", "--results", str(tmp_path / "garbage.json"), "--output_dir", str(out)])
+    with pytest.raises(UserError, match="does not exist"):
+        run(["init-comparison", "--results", str(tmp_path / "nothing.json"), "--output_dir", str(out)])
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(UserError, match="holds no results.json"):
+        run(["init-comparison", "--results", str(tmp_path / "empty_run"), "--output_dir", str(out)])
+    assert not out.exists()
+    # A results.json without "init" (older runs): it comes from weights_source.
+    c = _results(tmp_path / "c", "vgg16", "", 0.7, 0.7, weights_source="gan:runs/sr (vanilla discriminator)")
+    records = run(["init-comparison", "--results", f"{a},{c}", "--output_dir", str(out)])
+    assert [r["init"] for r in records] == ["random", "gan"]
+
+
+# --- features -----------------------------------------------------------------------------------------------
+
+
+def _independent_top(backbone, image, k):
+    backbone.eval()
+    with torch.no_grad():
+        feats = backbone(image)[1:]
+    return [torch.topk(f[0].square().mean((1, 2)), k).indices.tolist() for f in feats]
+
+
+def test_features_of_a_discriminator_run_and_an_iqa_model(models, tmp_path, capsys):
+    torch.manual_seed(1)
+    Discriminator("vgg16", weights="random").save_pretrained(tmp_path / "sr_run" / "discriminator")
+    out = tmp_path / "out"
+    image = evaluate.load_image("astronaut", 64)
+    for model, name in ((tmp_path / "sr_run", "sr_run-discriminator"), (models / "iqa", "iqa")):
+        stages = run(["features", "--model", str(model), "--image", "astronaut", "--size", "64", "--top_k", "3",
+                      "--output_dir", str(out), "--device", "cpu"])  # fmt: skip
+        if name.endswith("discriminator"):
+            backbone = Discriminator.from_pretrained(model / "discriminator").backbone
+        else:
+            backbone = IQAModel.from_pretrained(model).backbone
+        assert len(stages) == len(backbone.channels) - 1 == 5
+        assert [s["channels"] for s in stages] == backbone.channels[1:]
+        assert [s["top"] for s in stages] == _independent_top(backbone, image, 3)
+        assert all(s["maps"].shape[0] == 3 and s["mean"].shape == s["size"] for s in stages)
+        with Image.open(out / f"features-{name}-astronaut.png") as png:
+            png.verify()
+    assert "5 stages" in capsys.readouterr().out
+
+
+def test_features_of_a_registry_backbone_one_row_per_stage(tmp_path):
+    out = tmp_path / "out"
+    heights = {}
+    for backbone in ("vgg16", "convnext"):
+        stages = run(["features", "--backbone", backbone, "--weights", "random", "--size", "64", "--top_k", "2",
+                      "--output_dir", str(out), "--device", "cpu"])  # fmt: skip
+        with Image.open(out / f"features-{backbone}-random-astronaut.png") as png:
+            heights[backbone] = (len(stages), png.size[1])
+    assert heights["vgg16"][0] == 5 and heights["convnext"][0] == 4
+    assert heights["vgg16"][1] > heights["convnext"][1]  # one row per stage
+
+
+def test_features_mistakes(models, tmp_path):
+    out = tmp_path / "out"
+    from asym import SRModel
+
+    SRModel("tiny", scale=2).save_pretrained(tmp_path / "sr_only")
+    cases = [
+        (["--model", str(tmp_path / "sr_only")], "SRModel, which has no feature backbone"),
+        (["--model", str(tmp_path / "nothing")], "neither a folder"),
+        (["--model", "owner/discriminator"], "could not be downloaded"),  # tests run offline (conftest)
+        (["--model", str(models / "iqa"), "--weights", "random"], "--weights goes with --backbone"),
+        (["--backbone", "vgg99"], "unknown backbone"),
+        (["--backbone", "vgg16", "--weights", "random", "--image", "nope"], "neither a file nor a builtin"),
+        (["--backbone", "vgg16", "--weights", "random", "--top_k", "0"], "top_k"),
+    ]
+    for extra, match in cases:
+        with pytest.raises(UserError, match=match):
+            run(["features", *extra, "--size", "64", "--output_dir", str(out), "--device", "cpu"])
+    assert not out.exists()
