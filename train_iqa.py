@@ -136,7 +136,7 @@ def main(args):
     logger.info("backbone %s: %s", args.backbone, model.backbone.weights_source)
     if args.crop_size < model.backbone.min_size:
         raise UserError(f"--crop_size {args.crop_size} is below the {args.backbone} backbone's minimum input "
-                                f"({model.backbone.min_size}): use a larger crop or images")  # fmt: skip
+                        f"({model.backbone.min_size}): use a larger crop or images")  # fmt: skip
     initial = evaluate(model.to(accelerator.device), val_set, accelerator.device, show)
     logger.info("untrained validation SRCC %.4f PLCC %.4f", initial["srcc"], initial["plcc"])
 
