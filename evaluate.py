@@ -7,6 +7,12 @@
     python evaluate.py features --backbone vgg16 --weights pretrained --output_dir results/features
     python evaluate.py recover --metric output/metric --output_dir results/recover
     python evaluate.py texture --metric output/metric --output_dir results/texture
+    python evaluate.py sr --models runs/sr-vgg16,runs/sr-resnet50,bicubic,hr --metrics psnr,ssim,piqe,maniqa \\
+        --datasets builtin --calibration_dataset data/koniq10k --output_dir results/table1
+    python evaluate.py correlation --fr_results results/table4/fr_results.json \\
+        --sr_results results/table1/sr_results.json --output_dir results/fig3
+    python evaluate.py sweep --runs runs/adv-0.001,runs/adv-0.005,runs/adv-0.01 \\
+        --sr_results results/sweep/sr_results.json --output_dir results/fig7
 
 `fr`: full-reference metrics (pyiqa names or trained asym metrics) scored against MOS on FR datasets (builtin,
 official layouts such as KADID-10k / TID2013, Hub ids): SRCC, KRCC and PLCC after the 4-parameter logistic fit;
@@ -21,6 +27,22 @@ initialisation (random / pretrained / gan / file), as the paper's Fig. 5/8: init
 by energy per stage, as features-<model>-<image>.png.
 `recover` / `texture`: can a metric serve as a loss? Recover a reference from noise by minimising the metric
 (reports PSNR/SSIM of the recovery), or synthesise a texture by matching an exemplar; images are saved.
+`sr`: SR models (train_sr.py outputs, release checkpoints, `bicubic`, `hr` = the reference) on SR test sets, each
+output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr / ssim are
+asym.metrics' on the BT.601 Y channel with --scale border pixels cropped (SR papers' convention); other FR metrics
+(pyiqa names, asym metric folders) and NR metrics (pyiqa names, train_iqa.py outputs) as named. `hr` on an FR metric
+is `n/a: reference`. NR metrics are mapped to 1..100 (App. D) by --normalisation FILE or fitted on
+--calibration_dataset (saved as normalisation.json); without either, score_norm is null and raw means are shown.
+Writes sr_results.json / .csv / .md (one record per model, metric, dataset: score = raw mean, score_norm = mean of
+the normalised per-image scores) and sr_scores.csv (per image); prints Table 1: a row per metric, a column per model
+grouped by its card's --loss (with a Std. column per group), bicubic and Ref.; rows Average / Std are the mean and
+population std across the normalised metrics (not computed when none is: raw scales and directions differ).
+`correlation` (Fig. 3): each FR metric's SRCC (mean over fr_results.json datasets) against the leaderboard average of
+the SR model trained with that backbone as perceptual loss (its card's backbone equals the metric name or ends it
+after -, _ or /; or --pairs metric=model,...), one point per (backbone, loss setting): correlation.png, .csv, .json,
+and Spearman's rho per loss setting (none for n < 3).
+`sweep` (Fig. 7): the leaderboard average of train_sr.py runs against their card's --lambda_adv, one line per
+discriminator backbone (runs without an adversarial term: dashed lines): sweep.png, .csv, .json.
 """
 
 from __future__ import annotations
@@ -31,9 +53,12 @@ import os
 import torch
 
 from asym.analysis import (
+    _saved_class,
     load_feature_backbone,
+    plot_correlation,
     plot_init_comparison,
     plot_stage_features,
+    plot_sweep,
     recover_from_noise,
     save_images,
     slug,
@@ -52,10 +77,16 @@ from asym.iqa_data import (
 )
 from asym.leaderboard import (
     OK,
+    REFERENCE,
+    card_disc_backbone,
+    card_loss,
+    card_per_backbone,
     init_comparison_records,
     init_comparison_table,
     load_results,
     markdown_table,
+    sr_model_averages,
+    sr_table,
     unique_names,
     write_records,
     write_text,
@@ -100,6 +131,30 @@ def parse_args(input_args=None):
         p.add_argument("--size", type=int, default=128, help="centre crop of the image (pixels, square)")
         p.add_argument("--steps", type=int, default=300, help="optimisation steps")
         p.add_argument("--learning_rate", type=float, default=0.01, help="Adam learning rate on the pixels")
+    sr = sub.add_parser("sr", help="score SR models' outputs with FR and NR metrics (the paper's Table 1)")
+    sr.add_argument("--models", required=True,
+                    help="comma-separated train_sr.py outputs / Hub ids, release checkpoints, bicubic, hr")  # fmt: skip
+    sr.add_argument("--metrics", required=True,
+                    help="comma-separated: psnr, ssim (Y channel, --scale border cropped), pyiqa FR/NR names, "
+                         "asym metric folders (FR) and train_iqa.py outputs (NR)")  # fmt: skip
+    sr.add_argument("--datasets", default="builtin", help="comma-separated test sets: builtin, HR folders, benchmarks")
+    sr.add_argument("--scale", type=int, default=4, help="up-scaling factor")
+    sr.add_argument("--tile", type=int, default=0, help="tile size of model inference (0: whole images)")
+    sr.add_argument("--max_images", type=int, default=None, help="score only the first N images of each test set")
+    norm = sr.add_mutually_exclusive_group()
+    norm.add_argument("--normalisation", default=None, help="a normalisation.json of fitted 1..100 maps (NR metrics)")
+    norm.add_argument("--calibration_dataset", default=None,
+                      help="an NR dataset with MOS to fit the 1..100 maps on (saved: normalisation.json)")  # fmt: skip
+    add_nr_dataset_args(sr)  # how --calibration_dataset is read
+    corr = sub.add_parser("correlation", help="assessment SRCC of a backbone vs its SR loss's leaderboard average")
+    corr.add_argument("--fr_results", required=True, help="fr_results.json of evaluate.py fr")
+    corr.add_argument("--sr_results", required=True, help="sr_results.json of evaluate.py sr")
+    corr.add_argument("--pairs", default=None,
+                      help="comma-separated metric=model pairs (names as in the two files); default: matched by "
+                           "the SR models' perceptual loss backbone")  # fmt: skip
+    sweep = sub.add_parser("sweep", help="leaderboard average vs the adversarial weight, per discriminator backbone")
+    sweep.add_argument("--runs", required=True, help="comma-separated train_sr.py output folders")
+    sweep.add_argument("--sr_results", required=True, help="sr_results.json of evaluate.py sr on those runs")
     for p in sub.choices.values():
         p.add_argument("--output_dir", default="results", help="where tables / images are written")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -242,8 +297,300 @@ def run_features(args) -> list[dict]:
     return stages
 
 
+SR_BUILTIN_FR = ("psnr", "ssim")  # computed here on the Y channel, --scale border pixels cropped (SR papers' way)
+
+
+def _metric_kind(source: str) -> str:
+    """``"fr"`` or ``"nr"``: whether a --metrics entry needs the HR reference."""
+    if source in SR_BUILTIN_FR:
+        return "fr"
+    if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):
+        cls = _saved_class(source) if os.path.isdir(source) else None
+        return "nr" if cls == "IQAModel" else "fr"  # DISTS / LPIPS folders are FR, train_iqa.py outputs NR
+    import pyiqa
+
+    return "fr" if source in pyiqa.list_models(metric_mode="FR") else "nr"  # NRMetric names unknown ones
+
+
+def _make_metric(source: str, kind: str, scale: int, device: str):
+    """An FRMetric / NRMetric, psnr / ssim on Y with ``scale`` border pixels cropped, or the ``unavailable: <reason>``
+    status of one that cannot be built here (a pyiqa metric whose weights cannot be obtained)."""
+    if source in SR_BUILTIN_FR:
+        from functools import partial
+
+        from asym.metrics import psnr, ssim
+
+        return partial(psnr if source == "psnr" else ssim, border=scale, y_channel=True)
+    try:
+        if kind == "nr":
+            return NRMetric(source, device)
+        return FRMetric(source, device)
+    except MetricUnavailable as err:
+        return f"unavailable: {err.reason}"
+    except UserError as err:  # FRMetric: a known pyiqa name whose weights could not be obtained (checked by name first)
+        if "could not be created" in str(err):
+            return f"unavailable: {err}"
+        raise
+
+
+class _Subset:
+    """Some images of an SRImageDataset, by index (one at a time: only one image's outputs are held in memory)."""
+
+    def __init__(self, images, indices: list[int]):
+        self.images, self.indices = images, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return self.images[self.indices[index]]
+
+
+def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) -> dict:
+    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset)."""
+    from asym.normalisation import fit_normalisation, load_normalisations, save_normalisations
+
+    usable = [(n, m) for n, m, k in zip(names, metrics, kinds) if k == "nr" and not isinstance(m, str)]
+    if args.normalisation:
+        loaded = load_normalisations(args.normalisation)
+        out = {}
+        for name, metric in usable:
+            if name not in loaded:
+                print(f"{name}: no normalisation in {args.normalisation}; shown raw (score_norm null)")
+            elif loaded[name].lower_better != metric.lower_better:
+                raise UserError(f"{args.normalisation}: {name} is fitted with lower_better={loaded[name].lower_better}"
+                                f" but the metric says {metric.lower_better}: refit it")  # fmt: skip
+            else:
+                out[name] = loaded[name]
+        return out
+    if args.calibration_dataset:
+        dataset = load_nr_dataset(args.calibration_dataset, **nr_dataset_kwargs(args))
+        print(f"fitting the 1..100 normalisation on {dataset.name} ({len(dataset)} images, MOS {dataset.direction})")
+        out = {}
+        for name, metric in usable:
+            scores = score_images(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
+            out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
+                                          calibration=dataset.name)  # fmt: skip
+        path = os.path.join(args.output_dir, "normalisation.json")
+        os.makedirs(args.output_dir, exist_ok=True)
+        save_normalisations(path, list(out.values()))
+        print(f"normalisation written to {path}")
+        return out
+    print("no --normalisation / --calibration_dataset: score_norm is null and the table shows raw means")
+    return {}
+
+
+def run_sr_leaderboard(args) -> list[dict]:
+    """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
+    import numpy as np
+
+    from asym.sr_eval import SROutputCache, SRTestSet, load_sr_source, load_sr_test_set, run_sr
+
+    model_sources = [m for m in args.models.split(",") if m]
+    metric_sources = [m for m in args.metrics.split(",") if m]
+    dataset_sources = [d for d in args.datasets.split(",") if d]
+    if not model_sources or not metric_sources or not dataset_sources:
+        raise UserError("--models, --metrics and --datasets must each name at least one entry")
+    if args.max_images is not None and args.max_images < 1:
+        raise UserError(f"--max_images must be at least 1, got {args.max_images}")
+    model_names = unique_names(model_sources, "model")
+    metric_names = unique_names(metric_sources, "metric")
+    unique_names(dataset_sources, "dataset")
+    test_sets = [load_sr_test_set(d, args.scale) for d in dataset_sources]  # before any model: typos cost nothing
+    sources = [load_sr_source(m, args.scale, args.device) for m in model_sources]
+    losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
+    kinds = {n: s.kind for n, s in zip(model_names, sources)}
+    metric_kinds = [_metric_kind(m) for m in metric_sources]
+    metrics = [_make_metric(m, k, args.scale, args.device) for m, k in zip(metric_sources, metric_kinds)]
+    for name, metric in zip(metric_names, metrics):
+        if isinstance(metric, str):
+            print(f"{name}: {metric}; reported as such, the other metrics are still scored")
+    normalisations = _sr_normalisations(args, metric_names, metrics, metric_kinds)
+    cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
+    records, per_image = [], []
+    for test_set in test_sets:
+        count = len(test_set) if args.max_images is None else min(args.max_images, len(test_set))
+        print(f"{test_set.name}: {count} of {len(test_set)} images")
+        scores = {(m, k): [] for m in model_names for k in metric_names}
+        for i in range(count):
+            one = SRTestSet(test_set.name, test_set.scale, [test_set.names[i]], _Subset(test_set.images, [i]))
+            hr = one[0].hr[None]
+            for model, source in zip(model_names, sources):
+                sr = run_sr(source, one, cache, tile=args.tile)[test_set.names[i]]
+                for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+                    if isinstance(metric, str) or (kind == "fr" and source.kind == "hr"):
+                        continue
+                    with torch.no_grad():
+                        if kind == "fr":
+                            value = metric(sr.to(args.device), hr.to(args.device))
+                        else:
+                            value = metric(sr.to(args.device))
+                    score = float(value.reshape(()).item())
+                    norm = float(normalisations[name]([score])[0]) if name in normalisations else None
+                    scores[(model, name)].append((score, norm))
+                    per_image.append({"model": model, "metric": name, "dataset": test_set.name,
+                                      "image": test_set.names[i], "score": score, "score_norm": norm})  # fmt: skip
+        for model, source in zip(model_names, sources):
+            for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+                record = {"model": model, "metric": name, "dataset": test_set.name, "score": None, "score_norm": None}
+                if isinstance(metric, str):
+                    record["status"] = metric
+                elif kind == "fr" and source.kind == "hr":
+                    record["status"] = REFERENCE
+                else:
+                    values = scores[(model, name)]
+                    record["score"] = float(np.mean([v for v, _ in values]))
+                    if name in normalisations:
+                        record["score_norm"] = float(np.mean([n for _, n in values]))
+                    record["status"] = OK
+                record.update(source=source.name, kind=source.kind, loss=losses[model],
+                              per_backbone=card_per_backbone(getattr(source.module, "card", None)))  # fmt: skip
+                records.append(record)
+    write_records(records, args.output_dir, "sr_results")
+    write_records(per_image, args.output_dir, "sr_scores")
+    os.remove(os.path.join(args.output_dir, "sr_scores.json"))  # per-image scores: the csv only
+    tables = []
+    for test_set in test_sets:
+        group = [r for r in records if r["dataset"] == test_set.name]
+        tables.append(f"### {test_set.name}\n\n" + sr_table(group, model_names, metric_names, losses, kinds))
+    text = "\n\n".join(tables)
+    write_text(os.path.join(args.output_dir, "sr_results.md"), text + "\n")
+    print(text)
+    return records
+
+
+def _read_records(path: str, what: str, keys: tuple[str, ...]) -> list[dict]:
+    """The records of an evaluate.py results json; a UserError naming the file if it is not one."""
+    import json
+
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {path} does not exist")
+    with reading(path, what, "JSON"), open(path, encoding="utf-8") as file:
+        records = json.load(file)
+    if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in records):
+        raise UserError(f"{path} is not a {what} written by evaluate.py (a list of records with {', '.join(keys)})")
+    return records
+
+
+def _backbone_metric(backbone: str, metrics: list[str]) -> str | None:
+    """The FR metric named after ``backbone`` (``vgg16``, ``metric-vgg16``, ``runs/metric_vgg16``); a UserError if
+    several are, None if none is."""
+    found = [m for m in metrics if m == backbone or any(m.endswith(sep + backbone) for sep in "-_/")]
+    if len(found) > 1:
+        raise UserError(f"metrics {', '.join(found)} all match backbone {backbone}: pass --pairs metric=model")
+    return found[0] if found else None
+
+
+def run_correlation(args) -> list[dict]:
+    """Fig. 3: does a backbone that assesses better (FR SRCC) also train better SR models (leaderboard average)?"""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    fr = _read_records(args.fr_results, "fr_results.json", ("metric", "dataset", "srcc"))
+    sr = _read_records(args.sr_results, "sr_results.json", ("model", "metric", "dataset", "status"))
+    srcc = {}
+    for metric in dict.fromkeys(r["metric"] for r in fr):
+        values = [r["srcc"] for r in fr if r["metric"] == metric and r.get("status", OK) == OK]
+        if values and all(v is not None for v in values):
+            srcc[metric] = float(np.mean(values))
+    averages = sr_model_averages(sr)
+    info = {r["model"]: r for r in sr}
+    if args.pairs:
+        pairs = []
+        for entry in (e for e in args.pairs.split(",") if e):
+            metric, sep, model = entry.partition("=")
+            if not sep or metric not in srcc or model not in info:
+                raise UserError(f"--pairs {entry!r}: expected metric=model, a metric of {args.fr_results} "
+                                f"({', '.join(srcc)}), a model of {args.sr_results} ({', '.join(info)})")  # fmt: skip
+            pairs.append((metric, model))
+    else:
+        pairs = []
+        for model, record in info.items():
+            backbone = record.get("per_backbone")
+            metric = _backbone_metric(backbone, list(srcc)) if backbone else None
+            if metric is None:
+                print(f"{model}: no perceptual loss backbone with an FR metric of that name; left out")
+                continue
+            pairs.append((metric, model))
+    points, seen = [], {}
+    for metric, model in pairs:
+        if model not in averages:
+            print(f"{model}: no leaderboard average (no available metric); left out")
+            continue
+        loss = info[model].get("loss") or "unknown"
+        key = (metric, loss)
+        if key in seen:
+            raise UserError(f"{seen[key]} and {model} both pair {metric} with loss {loss}: pass --pairs to choose one")
+        seen[key] = model
+        points.append({"backbone": info[model].get("per_backbone") or metric, "metric": metric, "model": model,
+                       "loss": loss, "srcc": srcc[metric], "average": averages[model]})  # fmt: skip
+    if not points:
+        raise UserError("no (FR metric, SR model) pair found: pass --pairs metric=model,...")
+    write_records(points, args.output_dir, "correlation")
+    path = plot_correlation(points, os.path.join(args.output_dir, "correlation.png"))
+    for loss in dict.fromkeys(p["loss"] for p in points):
+        group = [p for p in points if p["loss"] == loss]
+        if len(group) < 3:
+            print(f"{loss}: n = {len(group)} backbones; a Spearman correlation needs at least 3, none reported")
+            continue
+        rho = spearmanr([p["srcc"] for p in group], [p["average"] for p in group]).statistic
+        print(f"{loss}: Spearman {rho:.3f} between assessment SRCC and SR leaderboard average (n = {len(group)})")
+    print(f"scatter written to {path}; points to correlation.csv / .json")
+    return points
+
+
+def _run_card(run: str) -> dict:
+    """The card (train_sr.py facts) in a run folder's config.json."""
+    import json
+
+    path = os.path.join(run, "config.json")
+    if not os.path.isfile(path):
+        raise UserError(f"--runs: {run} holds no config.json (pass train_sr.py output folders)")
+    with reading(path, "model config", "JSON"), open(path, encoding="utf-8") as file:
+        config = json.load(file)
+    card = config.get("card") if isinstance(config, dict) else None
+    if not isinstance(card, dict):
+        raise UserError(f"{path} has no card of training facts: not a train_sr.py output")
+    return card
+
+
+def run_sweep(args) -> list[dict]:
+    """Fig. 7: the leaderboard average of SR runs vs their adversarial weight, one line per discriminator backbone."""
+    runs = [r for r in args.runs.split(",") if r]
+    if not runs:
+        raise UserError("--runs must name at least one train_sr.py output folder")
+    names = unique_names(runs, "run")
+    sr = _read_records(args.sr_results, "sr_results.json", ("model", "metric", "dataset", "status"))
+    averages = sr_model_averages(sr)
+    by_source = {os.path.normpath(str(r.get("source", ""))): r["model"] for r in sr}
+    points, baselines = [], []
+    for run, name in zip(runs, names):
+        card = _run_card(run)
+        model = by_source.get(os.path.normpath(run), name if name in averages else None)
+        if model not in averages:
+            raise UserError(f"{run} has no leaderboard average in {args.sr_results}: run evaluate.py sr on it first")
+        loss, weight = card_loss(card) or "", card.get("--lambda_adv")
+        backbone = card_disc_backbone(card)
+        if "adv" not in loss.split("+") or backbone is None:
+            baselines.append({"run": name, "model": model, "average": averages[model]})
+            continue
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise UserError(f"{run}: its card records no numeric --lambda_adv ({weight!r})")
+        points.append({"run": name, "model": model, "backbone": backbone, "lambda_adv": float(weight),
+                       "average": averages[model]})  # fmt: skip
+    write_records(points + [{**b, "backbone": None, "lambda_adv": 0.0} for b in baselines], args.output_dir, "sweep")
+    path = plot_sweep(points, os.path.join(args.output_dir, "sweep.png"), baselines)
+    for p in sorted(points, key=lambda p: (p["backbone"], p["lambda_adv"])):
+        print(f"{p['backbone']}: lambda_adv {p['lambda_adv']:g} -> average {p['average']:.3f} ({p['run']})")
+    for b in baselines:
+        print(f"{b['run']}: no adversarial term -> average {b['average']:.3f} (dashed line)")
+    print(f"plot written to {path}; points to sweep.csv / .json")
+    return points
+
+
 COMMANDS = {"fr": run_fr, "nr": run_nr, "init-comparison": run_init_comparison, "features": run_features,
-            "recover": run_analysis, "texture": run_analysis}  # fmt: skip
+            "recover": run_analysis, "texture": run_analysis, "sr": run_sr_leaderboard,
+            "correlation": run_correlation, "sweep": run_sweep}  # fmt: skip
 
 
 def main(args):

@@ -263,6 +263,62 @@ def plot_init_comparison(records: list[dict], path: str) -> str:
     return save_figure(fig, path)
 
 
+def plot_correlation(points: list[dict], path: str) -> str:
+    """Scatter of assessment SRCC (x) vs SR leaderboard average (y), one colour per loss setting, each point labelled
+    with its backbone (the paper's Fig. 3).
+
+    Args:
+        points: dicts with ``backbone``, ``loss``, ``srcc`` and ``average``.
+        path: the PNG to write (atomically).
+    """
+    if not points:
+        raise ValueError("plot_correlation needs at least one point")
+    fig = _figure(6.0, 4.5)
+    ax = fig.subplots()
+    for loss in dict.fromkeys(p["loss"] for p in points):
+        group = [p for p in points if p["loss"] == loss]
+        ax.scatter([p["srcc"] for p in group], [p["average"] for p in group], label=str(loss))
+        for p in group:
+            ax.annotate(str(p["backbone"]), (p["srcc"], p["average"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("assessment SRCC (mean over FR datasets)")
+    ax.set_ylabel("SR leaderboard average")
+    ax.grid(alpha=0.3)
+    ax.legend(title="loss setting", fontsize=8)
+    return save_figure(fig, path)
+
+
+def plot_sweep(points: list[dict], path: str, baselines: list[dict] | None = None) -> str:
+    """Leaderboard average vs the adversarial weight, one line per discriminator backbone (the paper's Fig. 7); a log
+    x axis when the positive weights span more than a factor of 10; runs without an adversarial term are dashed
+    horizontal lines.
+
+    Args:
+        points: dicts with ``backbone``, ``lambda_adv`` and ``average``.
+        path: the PNG to write (atomically).
+        baselines: dicts with ``run`` and ``average`` (runs trained without a discriminator).
+    """
+    if not points and not baselines:
+        raise ValueError("plot_sweep needs at least one point")
+    fig = _figure(6.0, 4.5)
+    ax = fig.subplots()
+    for backbone in dict.fromkeys(p["backbone"] for p in points):
+        line = sorted((p for p in points if p["backbone"] == backbone), key=lambda p: p["lambda_adv"])
+        ax.plot([p["lambda_adv"] for p in line], [p["average"] for p in line], marker="o", label=str(backbone))
+    for b in baselines or []:
+        ax.axhline(b["average"], linestyle="--", color="grey", linewidth=1)
+        ax.annotate(f"{b['run']} (no adv)", (0, b["average"]), xycoords=("axes fraction", "data"), fontsize=7)
+    weights = [p["lambda_adv"] for p in points if p["lambda_adv"] > 0]
+    if weights and max(weights) > 10 * min(weights):
+        ax.set_xscale("log")
+    ax.set_xlabel("adversarial weight (lambda_adv)")
+    ax.set_ylabel("SR leaderboard average")
+    ax.grid(alpha=0.3)
+    if points:
+        ax.legend(title="discriminator backbone", fontsize=8)
+    return save_figure(fig, path)
+
+
 @torch.no_grad()
 def stage_feature_maps(backbone: torch.nn.Module, image: Tensor, top_k: int = 4) -> list[dict]:
     """What each stage of a feature backbone responds to in one image (the paper's Fig. 14).

@@ -226,14 +226,179 @@ def init_comparison_table(records: list[dict]) -> str:
     return "\n\n".join(sections)
 
 
+# --- SR leaderboards (the paper's Table 1) ---------------------------------------------------------------------
+
+REFERENCE = "n/a: reference"  # the status of the ``hr`` source on a full-reference metric: it is the reference
+
+
+def card_loss(card: dict | None) -> str | None:
+    """The loss setting a train_sr.py model card records (``--loss``, e.g. ``rec+per+adv``), None if it has none."""
+    loss = (card or {}).get("--loss")
+    return str(loss) if loss else None
+
+
+def _fact_backbone(fact) -> str | None:
+    """The backbone in a train_sr.py card fact ``"<what> on <backbone> (<weights>)..."``, None if it has none."""
+    if not isinstance(fact, str) or " on " not in fact:
+        return None
+    rest = fact.split(" on ", 1)[1]
+    return rest.split(" (", 1)[0].split(",", 1)[0].strip() or None
+
+
+def card_per_backbone(card: dict | None) -> str | None:
+    """The perceptual loss backbone of a train_sr.py card (``--per_backbone``, else its ``perceptual loss`` fact)."""
+    card = card or {}
+    return str(card["--per_backbone"]) if card.get("--per_backbone") else _fact_backbone(card.get("perceptual loss"))
+
+
+def card_disc_backbone(card: dict | None) -> str | None:
+    """The discriminator backbone of a train_sr.py card (``--disc_backbone``, else its ``discriminator`` fact)."""
+    card = card or {}
+    return str(card["--disc_backbone"]) if card.get("--disc_backbone") else _fact_backbone(card.get("discriminator"))
+
+
+def _number(record: dict, normalised: bool) -> float | None:
+    """The number a record shows: its ``score_norm`` if ``normalised`` (None where it has none), else ``score``."""
+    if record.get("status", OK) != OK:
+        return None
+    value = record.get("score_norm") if normalised else record.get("score")
+    return None if value is None else float(value)
+
+
+def sr_summary(records: list[dict], models: list[str], metrics: list[str]) -> dict:
+    """The Average and Std rows of an SR table (one dataset's records), per model.
+
+    The basis is the metrics shown normalised (1..100). Without any, there is no Average: raw means differ in scale
+    and direction (PSNR in dB, higher is better; PIQE 0..100, lower is better), so their mean would be a number
+    without meaning, and ``average`` / ``std`` are None. A model's Average is the mean, its Std the population
+    standard deviation (``np.std``, ddof 0), of the basis metrics' numbers in its column; cells without a number
+    (an unavailable metric, the reference on an FR metric) are skipped and ``partial`` lists the models where that
+    happened.
+
+    Returns:
+        ``{"normalised": bool, "basis": [metric, ...], "average": {model: float | None}, "std": {...},
+        "partial": [model, ...]}``.
+    """
+    by_key = {(r["model"], r["metric"]): r for r in records}
+    normalised = any(r.get("score_norm") is not None for r in records)
+    basis = [m for m in metrics if normalised and any(_number(by_key[(x, m)], True) is not None for x in models
+                                                      if (x, m) in by_key)]  # fmt: skip
+    average, std, partial = {}, {}, []
+    for model in models:
+        values = [_number(by_key[(model, m)], normalised) for m in basis if (model, m) in by_key]
+        shown = [v for v in values if v is not None]
+        if basis and len(shown) < len(basis):
+            partial.append(model)
+        average[model] = float(np.mean(shown)) if shown else None
+        std[model] = float(np.std(shown)) if shown else None
+    return {"normalised": normalised, "basis": basis, "average": average, "std": std, "partial": partial}
+
+
+def sr_model_averages(records: list[dict]) -> dict[str, float]:
+    """Each model's leaderboard average over every dataset of an sr_results.json (the mean of its per-dataset
+    ``sr_summary`` Average); models without one are left out."""
+    out: dict[str, list[float]] = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        group = [r for r in records if r["dataset"] == dataset]
+        models = list(dict.fromkeys(r["model"] for r in group))
+        summary = sr_summary(group, models, list(dict.fromkeys(r["metric"] for r in group)))
+        for model, value in summary["average"].items():
+            if value is not None:
+                out.setdefault(model, []).append(value)
+    return {model: float(np.mean(values)) for model, values in out.items()}
+
+
+def _sr_value(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return MISSING
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.4f}" if digits == 2 and abs(value) < 1 else f"{value:.{digits}f}"  # SSIM-like: 4 decimals
+
+
+def sr_table(records: list[dict], models: list[str], metrics: list[str], losses: dict[str, str | None],
+             kinds: dict[str, str]) -> str:  # fmt: skip
+    """Markdown like the paper's Table 1 for one dataset: a row per metric, a column per model, then Average / Std.
+
+    Trained models come first, grouped by their loss setting (``losses``: the card's ``--loss``; the header says
+    ``name [loss]``), each group of two or more followed by a ``Std. [loss]`` column (population std across that
+    group's models, as the paper's Std.), then ``bicubic`` and the reference (``Ref.``: the ``hr`` source). A cell
+    shows the normalised mean (1..100) where the metric has a normalisation, else the raw mean; ``n/a`` marks a
+    cell without numbers (see its status in sr_results.json).
+    """
+    by_key = {(r["model"], r["metric"]): r for r in records}
+    trained = [m for m in models if kinds.get(m) not in ("bicubic", "hr")]
+    groups = list(dict.fromkeys(losses.get(m) for m in trained))
+    columns: list[tuple[str, list[str] | str]] = []  # (header, model name or the models of a Std. column)
+    for loss in groups:
+        members = [m for m in trained if losses.get(m) == loss]
+        columns += [(f"{m} [{loss}]" if loss else m, m) for m in members]
+        if len(members) > 1:
+            columns.append((f"Std. [{loss or 'no loss recorded'}]", members))
+    columns += [("bicubic" if kinds[m] == "bicubic" else f"Ref. ({m})", m) for m in models
+                if kinds.get(m) in ("bicubic", "hr")]  # fmt: skip
+    summary = sr_summary(records, models, metrics)
+
+    def number(model: str, metric: str) -> float | None:
+        record = by_key.get((model, metric))
+        if record is None:
+            return None
+        return _number(record, record.get("score_norm") is not None)
+
+    def row(label: str, value) -> str:
+        cells = []
+        for _, target in columns:
+            if isinstance(target, list):
+                values = [value(m) for m in target]
+                ok = [v for v in values if v is not None and math.isfinite(v)]
+                cells.append(_sr_value(float(np.std(ok)) if len(ok) == len(values) else None, 3))
+            else:
+                cells.append(_sr_value(value(target)))
+        return f"| {_escape(label)} | " + " | ".join(cells) + " |"
+
+    lines = ["| Metric | " + " | ".join(_escape(h) for h, _ in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    for metric in metrics:
+        statuses = {r.get("status", OK) for r in records if r["metric"] == metric}
+        label = metric + (" (1..100)" if any(r.get("score_norm") is not None for r in records
+                                               if r["metric"] == metric) else " (raw)")  # fmt: skip
+        if statuses and all(s.startswith("unavailable") for s in statuses):
+            label += " (unavailable)"
+        lines.append(row(label, lambda m, metric=metric: number(m, metric)))
+    mark = lambda m: summary["average"].get(m)  # noqa: E731
+    lines.append(row("Average", mark))
+    lines.append(row("Std", lambda m: summary["std"].get(m)))
+    basis = ", ".join(summary["basis"]) or "none"
+    if summary["normalised"]:
+        lines.append(f"\nAverage / Std: mean and population std across the normalised (1..100) metrics ({basis}).")
+    else:
+        lines.append("\nAverage / Std: not computed: no metric is normalised to 1..100, and raw means differ in "
+                     "scale and direction (pass --normalisation or --calibration_dataset).")  # fmt: skip
+    if summary["partial"]:
+        lines.append(f"Average / Std of {', '.join(summary['partial'])} skip the cells shown n/a.")
+    lines.append("Std. [loss] columns: population std across that loss setting's models, per row.")
+    unavailable = sorted({f"{r['metric']}: {r['status']}" for r in records if str(r.get("status")).startswith("unav")})
+    if unavailable:
+        lines.append(f"{MISSING}: " + "; ".join(unavailable))
+    if any(r.get("status") == REFERENCE for r in records):
+        lines.append(f"{MISSING} in Ref.: a full-reference metric of the reference against itself ({REFERENCE}).")
+    return "\n".join(lines)
+
+
 __all__ = [
     "INITS",
     "LINEAR_MARK",
+    "REFERENCE",
+    "card_disc_backbone",
+    "card_loss",
+    "card_per_backbone",
     "init_comparison_records",
     "init_comparison_table",
     "init_label",
     "load_results",
     "markdown_table",
+    "sr_model_averages",
+    "sr_summary",
+    "sr_table",
     "unique_names",
     "write_records",
     "write_text",

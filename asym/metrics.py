@@ -304,18 +304,27 @@ class NRMetric:
 
     ``source`` is a folder or Hub id of an NR ``IQAModel`` saved by train_iqa.py (higher is better), or a pyiqa NR
     metric name (``maniqa``, ``musiq``, ``piqe``, ...; pyiqa downloads its weights on first use and says whether lower
-    is better: ``lower_better``, which callers use to orient scores before correlating).
+    is better: ``lower_better``, which callers use to orient scores before correlating), or ``deqa`` /
+    ``visualquality-r1`` (``asym.vlm_scorers``, default Hub weights; VisualQuality-R1 scores NaN, with an
+    ``UnparsableAnswerWarning``, where its reply holds no parsable answer, and ``correlations`` then refuses them).
 
     Raises:
         UserError: an unknown name (listing valid ones), a folder that does not hold an asym ``IQAModel``, an FR
             ``IQAModel`` (it needs references), or a pyiqa metric that does not score single images.
-        MetricUnavailable: a known pyiqa metric that could not be created here (weights not downloadable).
+        MetricUnavailable: a known pyiqa metric or VLM scorer that could not be created here (weights not
+            downloadable).
     """
 
     def __init__(self, source: str, device: str | torch.device = "cpu"):
         import os
 
         self.name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
+        from .vlm_scorers import VLM_SCORERS
+
+        if source in VLM_SCORERS:  # VLM scorers pyiqa lacks (asym.vlm_scorers); NaN where an answer is unparsable
+            scorer, hub_id = VLM_SCORERS[source]
+            self.model, self.lower_better = scorer.from_pretrained(hub_id, device), False
+            return
         if _is_asym_source(source):
             from .iqa_model import IQAModel
 

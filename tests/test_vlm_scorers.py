@@ -1,0 +1,246 @@
+"""VLM quality scorers: answer parsing, Q-Align read-out, square padding, and tiny random models end to end."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from asym.errors import UserError
+from asym.metrics import MetricUnavailable, NRMetric, correlations
+from asym.vlm_scorers import (
+    DeQAScore,
+    UnparsableAnswer,
+    UnparsableAnswerWarning,
+    VisualQualityR1,
+    image_prompt_ids,
+    level_score,
+    level_token_ids,
+    pad_to_square,
+    parse_answer,
+)
+
+# --- parse_answer --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("<think>sharp, little noise</think><answer>3.75</answer>", 3.75),
+        ("<answer>2.00</answer> then <answer>4.5</answer>", 4.5),
+        ("<answer>\n   4.25 \n</answer>", 4.25),
+        ("<answer>-1</answer>", -1.0),
+        ("<answer>4</answer>", 4.0),
+        ("<answer>score: +3.5 out of 5</answer>", 3.5),
+    ],
+)
+def test_parse_answer(text, value):
+    assert parse_answer(text) == value
+
+
+@pytest.mark.parametrize("text", ["3.75", "<think>good</think>", "<answer></answer>", "<answer>good</answer>", ""])
+def test_parse_answer_malformed_raises(text):
+    with pytest.raises(UnparsableAnswer):
+        parse_answer(text)
+
+
+def test_last_answer_block_wins_even_if_empty():
+    with pytest.raises(UnparsableAnswer):
+        parse_answer("<answer>3.0</answer><answer> </answer>")
+
+
+# --- DeQA read-out and padding -------------------------------------------------------------------------------
+
+
+def test_level_score_matches_hand_computation():
+    logits = torch.full((2, 10), -50.0)
+    logits[0, [7, 3, 5, 1, 9]] = torch.tensor([0.0, math.log(2), math.log(3), math.log(4), 0.0])  # weights 1,2,3,4,1
+    logits[1, 7] = 30.0  # all mass on "excellent"
+    got = level_score(logits, [7, 3, 5, 1, 9])
+    expected0 = (5 * 1 + 4 * 2 + 3 * 3 + 2 * 4 + 1 * 1) / 11
+    assert torch.allclose(got, torch.tensor([expected0, 5.0]), atol=1e-5)
+
+
+def test_pad_to_square_size_and_fill():
+    from PIL import Image
+
+    image = Image.new("RGB", (6, 2), (255, 0, 0))
+    padded = pad_to_square(image)
+    assert padded.size == (6, 6)
+    assert padded.getpixel((0, 0)) == (122, 116, 104)  # int(255 * CLIP mean)
+    assert padded.getpixel((3, 2)) == (255, 0, 0) and padded.getpixel((3, 4)) == (122, 116, 104)
+    assert pad_to_square(Image.new("RGB", (2, 5))).size == (5, 5)
+
+
+# --- a tiny tokenizer ----------------------------------------------------------------------------------------
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+            "<|video_pad|>", "<s>", "<unk>", "<|image|>"]  # fmt: skip
+WORDS = ["user", "assistant", "excellent", "good", "fair", "poor", "bad", "<answer>", "</answer>", "3.75", "USER:",
+         "ASSISTANT:", "quality", "image", "the", "The", "is"]  # fmt: skip
+
+
+def tiny_tokenizer(bos: bool = False):
+    """A whitespace word-level tokenizer holding the chat and vision special tokens (BOS prepended if ``bos``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIALS + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(SPECIALS)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>", bos_token="<s>")  # fmt: skip
+
+
+def images(n: int = 2) -> torch.Tensor:
+    return torch.rand(n, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+
+
+# --- VisualQuality-R1 end to end -----------------------------------------------------------------------------
+
+CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
+        "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen(tmp_path_factory):
+    """A tiny random Qwen2.5-VL and its processor, saved to a folder."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer = tiny_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]}, eos_token_id=ids("<|im_end|>"),
+                         pad_token_id=ids("<|endoftext|>")),
+        vision_config=dict(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[1]),
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    size = {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(size=size),
+        chat_template=CHAT,
+    )
+    folder = tmp_path_factory.mktemp("tiny_qwen")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return str(folder)
+
+
+def test_visualquality_r1_random_model_reports_unparsable(tiny_qwen):
+    scorer = VisualQualityR1.from_pretrained(tiny_qwen, "cpu", max_new_tokens=4)
+    with pytest.warns(UnparsableAnswerWarning):
+        scores = scorer.score(images())
+    assert scores.shape == (2,) and torch.isnan(scores).all()
+    assert [s.split(":")[0] for s in scorer.last_status] == ["unparsable", "unparsable"]
+    again = scorer.last_text
+    with pytest.warns(UnparsableAnswerWarning):
+        scorer.score(images())
+    assert scorer.last_text == again  # greedy: deterministic
+
+
+def test_visualquality_r1_known_answer_through_the_same_path(tiny_qwen, monkeypatch):
+    scorer = VisualQualityR1.from_pretrained(tiny_qwen, "cpu", max_new_tokens=4)
+    inputs = scorer._inputs(images())
+    assert (inputs["input_ids"] == scorer.model.config.image_token_id).any()  # the image is in the prompt
+    answer = scorer.processor.tokenizer("<answer> 3.75 </answer>", add_special_tokens=False).input_ids
+
+    def generate(**kwargs):
+        assert kwargs["do_sample"] is False and kwargs["max_new_tokens"] == 4
+        prompt = kwargs["input_ids"]
+        return torch.cat([prompt, torch.tensor([answer, answer[:1] + [0, 0]])], dim=1)
+
+    monkeypatch.setattr(scorer.model, "generate", generate)
+    with pytest.warns(UnparsableAnswerWarning):
+        scores = scorer.score(images())
+    assert scores[0].item() == 3.75 and math.isnan(scores[1].item())
+    assert scorer.last_status[0] == "ok" and scorer.last_status[1].startswith("unparsable")
+    with pytest.raises(UserError, match="NaN"):  # NaN scores cannot reach a correlation unnoticed
+        correlations(np.r_[scores.numpy(), 1.0, 2.0, 3.0], np.arange(5.0))
+
+
+# --- DeQA-Score with a fake model ---------------------------------------------------------------------------
+
+
+class FakeOwl(torch.nn.Module):
+    """Logits that put all mass on one level word at the last position; records its inputs."""
+
+    def __init__(self, vocab: int, favourite: int):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.vocab, self.favourite, self.seen = vocab, favourite, {}
+
+    def forward(self, input_ids, images):
+        self.seen = {"input_ids": input_ids, "images": images}
+        logits = torch.zeros(input_ids.shape[0], input_ids.shape[1], self.vocab)
+        logits[:, -1, self.favourite] = 40.0
+        return logits
+
+
+def test_deqa_wrapper_with_fake_model():
+    from transformers import CLIPImageProcessor
+
+    tokenizer = tiny_tokenizer(bos=True)
+    ids = level_token_ids(tokenizer)
+    assert ids == tokenizer.convert_tokens_to_ids(["excellent", "good", "fair", "poor", "bad"])  # after the BOS
+    prompt = image_prompt_ids("USER: the <|image|> quality", tokenizer).tolist()
+    assert prompt == [tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(["USER:", "the"]), -200,
+                      tokenizer.convert_tokens_to_ids("quality")]  # fmt: skip
+    processor = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    scorer = DeQAScore(FakeOwl(len(tokenizer), ids[1]), tokenizer, processor)
+    scores = scorer(images())
+    assert torch.allclose(scores, torch.tensor([4.0, 4.0]))  # "good"
+    assert scorer.model.seen["images"].shape == (2, 3, 28, 28)
+    assert (scorer.model.seen["input_ids"] == -200).sum() == 2
+
+
+def test_deqa_vendored_architecture_missing_folder_is_unavailable(tmp_path):
+    with pytest.raises(MetricUnavailable) as info:
+        DeQAScore.from_pretrained(str(tmp_path / "none"))
+    assert info.value.reason
+
+
+# --- NRMetric dispatch ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, cls", [("deqa", DeQAScore), ("visualquality-r1", VisualQualityR1)])
+def test_nrmetric_dispatch(name, cls, monkeypatch):
+    seen = {}
+
+    class Fake:
+        def __call__(self, x):
+            return torch.full((x.shape[0],), 3.0)
+
+    monkeypatch.setattr(cls, "from_pretrained", classmethod(lambda c, src, dev: seen.update(src=src) or Fake()))
+    metric = NRMetric(name)
+    assert metric.lower_better is False and metric.name == name
+    assert seen["src"] in ("zhiyuanyou/DeQA-Score-Mix3", "TianheWu/VisualQuality-R1-7B")
+    assert metric(images()).tolist() == [3.0, 3.0]
+
+
+def test_visualquality_r1_unavailable(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(MetricUnavailable):
+            VisualQualityR1.from_pretrained(str(tmp_path / "none"))
