@@ -92,7 +92,7 @@ from asym.leaderboard import (
     write_text,
 )
 from asym.metrics import FRMetric, MetricUnavailable, NRMetric, correlations, score_images, score_pairs
-from asym.training import check_output_dir
+from asym.training import check_output_dir, evenly_spaced, int_at_least
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
 
@@ -103,10 +103,14 @@ def parse_args(input_args=None):
     fr = sub.add_parser("fr", help="score FR metrics against MOS on FR datasets")
     fr.add_argument("--metrics", required=True, help="comma-separated pyiqa names and/or asym metric folders/Hub ids")
     fr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, Hub ids")
+    fr.add_argument("--max_samples", type=int_at_least(3), default=None,
+                    help="score at most N pairs per dataset, evenly spaced (quick runs)")  # fmt: skip
     add_fr_dataset_args(fr)  # columns of Hub / datasets sources, the same for each
     nr = sub.add_parser("nr", help="score NR quality models against MOS on NR datasets")
     nr.add_argument("--models", required=True, help="comma-separated train_iqa.py outputs and/or pyiqa NR names")
     nr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, csvs, Hub ids")
+    nr.add_argument("--max_samples", type=int_at_least(3), default=None,
+                    help="score at most N images per dataset, evenly spaced (quick runs)")  # fmt: skip
     add_nr_dataset_args(nr)  # columns of Hub / datasets sources, the same for each
     init = sub.add_parser("init-comparison", help="test correlations of training runs by backbone and initialisation")
     init.add_argument("--results", required=True,
@@ -162,6 +166,11 @@ def parse_args(input_args=None):
     return parser.parse_args(input_args)
 
 
+def _at_most(dataset, n: int | None):
+    """``dataset``, or ``n`` of its items evenly spaced over it (``--max_samples``)."""
+    return dataset if n is None else dataset.subset(evenly_spaced(list(range(len(dataset))), n))
+
+
 def run_fr(args) -> list[dict]:
     metric_sources = [m for m in args.metrics.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
@@ -170,7 +179,7 @@ def run_fr(args) -> list[dict]:
     metrics = [FRMetric(m, args.device) for m in metric_sources]  # fail early on a bad name
     datasets, results = [], []
     for source in dataset_sources:
-        dataset = load_fr_dataset(source, **fr_dataset_kwargs(args))
+        dataset = _at_most(load_fr_dataset(source, **fr_dataset_kwargs(args)), args.max_samples)
         print(f"{dataset.name}: {len(dataset)} pairs, scores {dataset.direction}")
         datasets.append(dataset)
         mos = dataset.quality()
@@ -242,7 +251,9 @@ def run_nr(args) -> list[dict]:
         except MetricUnavailable as err:
             print(f"{name}: unavailable ({err.reason}); reported as such, the other models are still scored")
             models.append(f"unavailable: {err.reason}")
-    datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    datasets = [
+        _at_most(load_nr_dataset(source, **nr_dataset_kwargs(args)), args.max_samples) for source in dataset_sources
+    ]  # all loaded before any work
     results = []
     for dataset in datasets:
         print(f"{dataset.name}: {len(dataset)} images, scores {dataset.direction}")
