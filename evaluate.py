@@ -171,6 +171,13 @@ def _at_most(dataset, n: int | None):
     return dataset if n is None else dataset.subset(evenly_spaced(list(range(len(dataset))), n))
 
 
+def _column_names(datasets, source_names: list[str]) -> list[str]:
+    """Table columns: the datasets' own names, unless two coincide (two folders called kadid10k): then the
+    path-based ``source_names``."""
+    names = [d.name for d in datasets]
+    return names if len(set(names)) == len(names) else source_names
+
+
 def run_fr(args) -> list[dict]:
     metric_sources = [m for m in args.metrics.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
@@ -186,10 +193,7 @@ def run_fr(args) -> list[dict]:
         for name, metric in zip(metric_names, metrics):
             scores = score_pairs(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
             results.append(correlations(-scores if metric.lower_better else scores, mos))  # both "higher is better"
-    # Columns are the datasets' own names, unless two coincide (two folders called kadid10k): then path-based ones.
-    dataset_names = [d.name for d in datasets]
-    if len(set(dataset_names)) < len(dataset_names):
-        dataset_names = source_names
+    dataset_names = _column_names(datasets, source_names)
     rows = [(m, d) for d in dataset_names for m in metric_names]
     records = [{"metric": m, "dataset": d, **{k: r[k] for k in RESULT_KEYS}} for (m, d), r in zip(rows, results)]
     write_records(records, args.output_dir, "fr_results")
@@ -264,9 +268,7 @@ def run_nr(args) -> list[dict]:
                 continue
             scores = score_images(model, dataset, args.device, desc=f"{name} on {dataset.name}")
             results.append({**correlations(-scores if model.lower_better else scores, mos), "status": OK})
-    dataset_names = [d.name for d in datasets]
-    if len(set(dataset_names)) < len(dataset_names):  # two folders called koniq10k: path-based names
-        dataset_names = source_names
+    dataset_names = _column_names(datasets, source_names)
     rows = [(m, d) for d in dataset_names for m in model_names]
     records = [{"model": m, "dataset": d, **{k: r[k] for k in (*RESULT_KEYS, "status")}}
                for (m, d), r in zip(rows, results)]  # fmt: skip

@@ -14,14 +14,13 @@ weight source string.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 import torch
 
-from .errors import UserError, reading, summarize
-from .hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_tensor_file
+from .errors import UserError, summarize
+from .hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
 
 PREFIX = "gan:"
 FOLDER = "discriminator"  # where train_sr.py saves it inside a run folder
@@ -55,13 +54,16 @@ class GanWeights:
                 f"{self.started_from} weights{extra})")  # fmt: skip
 
 
-def _locate(source: str) -> tuple[str, str, str]:
-    """(config path, weights path, location for people) of the discriminator a ``gan:`` source names, downloaded from
-    the Hub if ``source`` is a repo id."""
+def _locate(source: str) -> tuple[dict, str, str]:
+    """(config, weights path, location for people) of the discriminator a ``gan:`` source names, downloaded from the
+    Hub if ``source`` is a repo id. Each config is read once."""
     if os.path.isdir(source):
         for folder in (os.path.join(source, FOLDER), source):
-            if os.path.isfile(os.path.join(folder, CONFIG_NAME)) and _is_discriminator_folder(folder):
-                return os.path.join(folder, CONFIG_NAME), os.path.join(folder, WEIGHTS_NAME), os.path.normpath(folder)
+            path = os.path.join(folder, CONFIG_NAME)
+            if os.path.isfile(path):
+                config = read_config(path, "discriminator config")
+                if config.get(CLASS_KEY) == "Discriminator":
+                    return config, os.path.join(folder, WEIGHTS_NAME), os.path.normpath(folder)
         raise UserError(
             f"gan:{source} holds no discriminator (no {FOLDER}/ folder and no Discriminator config.json): pass the "
             "output folder of a train_sr.py run whose --loss has an adv term, or its discriminator/ folder"
@@ -76,23 +78,13 @@ def _locate(source: str) -> tuple[str, str, str]:
         try:
             config = hf_hub_download(source, CONFIG_NAME, subfolder=subfolder)
             weights = hf_hub_download(source, WEIGHTS_NAME, subfolder=subfolder)
-            return config, weights, f"{source}/{subfolder}" if subfolder else source
         except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
             errors.append(summarize(err))
+        else:
+            location = f"{source}/{subfolder}" if subfolder else source
+            return read_config(config, "discriminator config"), weights, location
     raise UserError(f"gan:{source} is no local folder and its discriminator could not be downloaded from the Hub "
                     f"({errors[-1]}): check the path, the id and the network")  # fmt: skip
-
-
-def _read_config(path: str) -> dict:
-    with reading(path, "discriminator config"), open(path, encoding="utf-8") as file:
-        config = json.load(file)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object: not a config written by asym")
-    return config
-
-
-def _is_discriminator_folder(folder: str) -> bool:
-    return _read_config(os.path.join(folder, CONFIG_NAME)).get(CLASS_KEY) == "Discriminator"
 
 
 def read_gan_weights(source: str, expected_backbone: str) -> GanWeights:
@@ -103,8 +95,7 @@ def read_gan_weights(source: str, expected_backbone: str) -> GanWeights:
         UserError: no discriminator there, an unreadable config or weights file, or a discriminator built on another
             backbone than ``expected_backbone`` (both names are given).
     """
-    config_path, weights_path, location = _locate(source)
-    config = _read_config(config_path)
+    config, weights_path, location = _locate(source)
     if config.get(CLASS_KEY) != "Discriminator":
         saved = config.get(CLASS_KEY, "unknown model")
         raise UserError(f"gan:{source} holds an asym {saved}, not a Discriminator: pass a train_sr.py discriminator")

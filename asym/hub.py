@@ -194,16 +194,23 @@ def read_tensor_file(path: str, what: str):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def read_config(path: str, what: str = "model config") -> dict:
+    """A ``config.json`` written by asym, as a dict; one ``UserError`` naming ``what`` and the path if it cannot be
+    read or is not a JSON object."""
+    with reading(path, what), open(path, encoding="utf-8") as file:
+        config = json.load(file)
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object: not a config written by asym")
+    return config
+
+
 def _check_config(cls, folder: str) -> None:
     """A saved folder's ``config.json`` exists, parses, and was written by ``cls`` (or, for folders saved before the
     class was recorded, holds only arguments ``cls`` takes)."""
     path = os.path.join(folder, CONFIG_NAME)
     if not os.path.isfile(path):
         raise UserError(f"{folder} holds no {CONFIG_NAME}: not a folder written by asym's save_pretrained")
-    with reading(path, "model config"), open(path, encoding="utf-8") as file:
-        config = json.load(file)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object: not a config written by asym")
+    config = read_config(path)
     saved = config.get(CLASS_KEY)
     if saved is not None and saved != cls.__name__:
         raise UserError(f"{folder} holds an asym {saved}, not a {cls.__name__}: load it with {saved}.from_pretrained")
@@ -232,4 +239,4 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
                  if hasattr(errors, name))  # fmt: skip
 
 
-__all__ = ["HubModel", "read_tensor_file"]
+__all__ = ["HubModel", "read_config", "read_tensor_file"]

@@ -134,16 +134,21 @@ def fit_logistic4(pred, mos) -> tuple[float, float, float, float]:
     return m_mid + m_scale * c1, m_mid + m_scale * c2, p_mid + p_scale * c3, p_scale * abs(c4)
 
 
-def _scores(values, what: str) -> np.ndarray:
-    """``values`` as a float64 vector; a UserError naming how many and which entries are NaN/inf."""
+def finite_scores(values, what: str, consequence: str = "") -> np.ndarray:
+    """``values`` as a float64 vector; a UserError for another shape, or naming how many and which entries are
+    NaN/inf (followed by ``consequence``, e.g. "; they cannot be correlated")."""
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 1:
         raise UserError(f"{what} must be one score per item (a vector), got shape {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array))
     if len(bad):
         where = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
-        raise UserError(f"{len(bad)} of {len(array)} {what} are NaN/inf (at index {where}); they cannot be correlated")
+        raise UserError(f"{len(bad)} of {len(array)} {what} are NaN/inf (at index {where}){consequence}")
     return array
+
+
+def _scores(values, what: str) -> np.ndarray:
+    return finite_scores(values, what, "; they cannot be correlated")
 
 
 def correlations(pred, mos) -> dict[str, float | int | str]:

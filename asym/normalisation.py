@@ -30,6 +30,7 @@ import numpy as np
 
 from .atomic import write_json
 from .errors import UserError, reading
+from .metrics import finite_scores
 
 E1, E2 = 100.0, 1.0  # the fixed ends of the normalised scale
 MIN_SCORES = 5  # the fewest calibration scores that a 2-parameter fit is asked to explain
@@ -45,13 +46,7 @@ def _finite_vector(values, what: str) -> np.ndarray:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise UserError(f"{what} must be numbers, got {type(values).__name__} ({err})") from err
-    if array.ndim != 1:
-        raise UserError(f"{what} must be one score per item (a vector), got shape {array.shape}")
-    bad = np.flatnonzero(~np.isfinite(array))
-    if len(bad):
-        where = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
-        raise UserError(f"{len(bad)} of {len(array)} {what} are NaN/inf (at index {where})")
-    return array
+    return finite_scores(array, what)
 
 
 def _check_parameters(e3, e4, what: str = "normalisation") -> tuple[float, float]:
