@@ -36,7 +36,7 @@ from asym.iqa_data import (
     nr_dataset_kwargs,
 )
 from asym.iqa_data.splits import add_split_args, save_split
-from asym.leaderboard import init_label
+from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.training import (
     UserError,
@@ -51,7 +51,6 @@ from asym.training import (
     run_cli,
     save_checkpoint,
     split_iqa_dataset,
-    write_json,
 )
 
 
@@ -220,13 +219,9 @@ def main(args):
         if not os.path.exists(args.dataset_name) and args.dataset_name != "builtin":
             kept.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
         kept.save_pretrained(args.output_dir)
-        results = {
-            "script": "train_iqa", "mode": args.mode, "backbone": args.backbone, "weights": args.weights,
-            "weights_source": source, "init": init_label(source), "dataset": data.name, "split": split.description,
-            "steps": global_step, "best_step": best.step, "initial_validation": initial, "validation": val,
-            "test": test,
-        }  # fmt: skip
-        write_json(os.path.join(args.output_dir, "results.json"), results)
+        results = write_results(args.output_dir, "train_iqa", args, mode=args.mode, weights_source=source,
+                                dataset=data.name, split=split.description, steps=global_step, best_step=best.step,
+                                initial=initial, validation=val, test=test)  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from asym import DISTS, list_backbones
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
 from asym.iqa_data.splits import add_split_args, save_split
-from asym.leaderboard import init_label
+from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
     add_common_args,
@@ -34,7 +34,6 @@ from asym.training import (
     run_cli,
     save_checkpoint,
     split_iqa_dataset,
-    write_json,
 )
 
 
@@ -160,11 +159,9 @@ def main(args):
         }
         plain.save_pretrained(args.output_dir)
         source = plain.backbone.weights_source
-        write_json(os.path.join(args.output_dir, "results.json"), {
-            "script": "train_metric", "mode": "fr", "backbone": args.backbone, "weights": args.weights,
-            "weights_source": source, "init": init_label(source), "dataset": data.name, "split": split.description,
-            "steps": global_step, "best_step": None, "initial_validation": initial, "validation": val, "test": test,
-        })  # fmt: skip
+        write_results(args.output_dir, "train_metric", args, mode="fr", weights_source=source, dataset=data.name,
+                      split=split.description, steps=global_step, best_step=None, initial=initial, validation=val,
+                      test=test)  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()

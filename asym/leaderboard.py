@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .atomic import write_text
+from .atomic import write_json, write_text
 from .errors import UserError, reading
 
 LINEAR_MARK = "†"  # PLCC computed without the logistic fit (it failed, or too few scores for one)
@@ -160,6 +160,20 @@ def _results_path(source: str) -> str:
         raise UserError(f"--results: {where} (pass the results.json of a train_iqa.py / train_metric.py run, or its "
                         "output folder)")  # fmt: skip
     return path
+
+
+def write_results(output_dir: str, script: str, args, *, mode: str, weights_source: str, dataset: str, split: str,
+                  steps: int, best_step: int | None, initial: dict, validation: dict, test: dict) -> dict:  # fmt: skip
+    """Write a training run's ``results.json`` (the record ``load_results`` reads back) and return it: the script,
+    mode, ``--backbone`` / ``--weights`` and the weights' provenance with its ``init`` label, the dataset and split,
+    the steps, and the untrained, validation and test correlations."""
+    results = {
+        "script": script, "mode": mode, "backbone": args.backbone, "weights": args.weights,
+        "weights_source": weights_source, "init": init_label(weights_source), "dataset": dataset, "split": split,
+        "steps": steps, "best_step": best_step, "initial_validation": initial, "validation": validation, "test": test,
+    }  # fmt: skip
+    write_json(os.path.join(output_dir, "results.json"), results)
+    return results
 
 
 def load_results(sources: Sequence[str]) -> list[dict]:
@@ -401,5 +415,6 @@ __all__ = [
     "sr_table",
     "unique_names",
     "write_records",
+    "write_results",
     "write_text",
 ]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .atomic import write_json  # noqa: F401 - re-exported for the scripts
 from .errors import UserError, reading, run_cli  # noqa: F401 - run_cli re-exported: the scripts' entry point
 
 logger = logging.getLogger("asym")
@@ -292,5 +291,4 @@ __all__ = [
     "run_cli",
     "save_checkpoint",
     "split_iqa_dataset",
-    "write_json",
 ]
