@@ -145,6 +145,13 @@ def parse_args(input_args=None):
     sr.add_argument("--scale", type=int, default=4, help="up-scaling factor")
     sr.add_argument("--tile", type=int, default=0, help="tile size of model inference (0: whole images)")
     sr.add_argument("--max_images", type=int, default=None, help="score only the first N images of each test set")
+    sr.add_argument("--batch_size", type=int_at_least(1), default=None,
+                    help="images per scorer forward: the models' outputs of one test image are scored together "
+                         "(default 8 on GPU, 1 on CPU, where batching measured slower: "
+                         "benchmarks/evaluate_sr.py)")  # fmt: skip
+    sr.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
+                    help="autocast dtype of the SR models' forward (cached apart); scorers keep their own "
+                         "precision")  # fmt: skip
     norm = sr.add_mutually_exclusive_group()
     norm.add_argument("--normalisation", default=None, help="a normalisation.json of fitted 1..100 maps (NR metrics)")
     norm.add_argument("--calibration_dataset", default=None,
@@ -396,8 +403,9 @@ def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) 
 def run_sr_leaderboard(args) -> list[dict]:
     """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
     import numpy as np
+    from tqdm.auto import tqdm
 
-    from asym.sr_eval import SROutputCache, SRTestSet, load_sr_source, load_sr_test_set, run_sr
+    from asym.sr_eval import SROutputCache, SRTestSet, load_sr_source, load_sr_test_set, run_sr, score_outputs
 
     model_sources = [m for m in args.models.split(",") if m]
     metric_sources = [m for m in args.metrics.split(",") if m]
@@ -410,7 +418,7 @@ def run_sr_leaderboard(args) -> list[dict]:
     metric_names = unique_names(metric_sources, "metric")
     unique_names(dataset_sources, "dataset")
     test_sets = [load_sr_test_set(d, args.scale) for d in dataset_sources]  # before any model: typos cost nothing
-    sources = [load_sr_source(m, args.scale, args.device) for m in model_sources]
+    sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
     losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
     kinds = {n: s.kind for n, s in zip(model_names, sources)}
     metric_kinds = [_metric_kind(m) for m in metric_sources]
@@ -420,25 +428,24 @@ def run_sr_leaderboard(args) -> list[dict]:
             print(f"{name}: {metric}; reported as such, the other metrics are still scored")
     normalisations = _sr_normalisations(args, metric_names, metrics, metric_kinds)
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
+    batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)
     records, per_image = [], []
     for test_set in test_sets:
         count = len(test_set) if args.max_images is None else min(args.max_images, len(test_set))
         print(f"{test_set.name}: {count} of {len(test_set)} images")
         scores = {(m, k): [] for m in model_names for k in metric_names}
-        for i in range(count):
+        for i in tqdm(range(count), desc=f"sr on {test_set.name}", disable=count < 2):
             one = SRTestSet(test_set.name, test_set.scale, [test_set.names[i]], _Subset(test_set.images, [i]))
             hr = one[0].hr[None]
-            for model, source in zip(model_names, sources):
-                sr = run_sr(source, one, cache, tile=args.tile)[test_set.names[i]]
-                for name, metric, kind in zip(metric_names, metrics, metric_kinds):
-                    if isinstance(metric, str) or (kind == "fr" and source.kind == "hr"):
-                        continue
-                    with torch.no_grad():
-                        if kind == "fr":
-                            value = metric(sr.to(args.device), hr.to(args.device))
-                        else:
-                            value = metric(sr.to(args.device))
-                    score = float(value.reshape(()).item())
+            outputs = {model: run_sr(source, one, cache, tile=args.tile)[test_set.names[i]]
+                       for model, source in zip(model_names, sources)}  # fmt: skip
+            for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+                if isinstance(metric, str):
+                    continue
+                scored = [m for m in model_names if not (kind == "fr" and kinds[m] == "hr")]  # hr vs itself: n/a
+                values = score_outputs(metric, [outputs[m] for m in scored], hr if kind == "fr" else None,
+                                       args.device, batch_size)  # fmt: skip
+                for model, score in zip(scored, values):
                     norm = float(normalisations[name]([score])[0]) if name in normalisations else None
                     scores[(model, name)].append((score, norm))
                     per_image.append({"model": model, "metric": name, "dataset": test_set.name,

@@ -330,18 +330,22 @@ def _sr_value(value: float | None, digits: int = 2) -> str:
     return f"{value:.4f}" if digits == 2 and abs(value) < 1 else f"{value:.{digits}f}"  # SSIM-like: 4 decimals
 
 
+L1_LOSS = "rec"  # the paper's stage 1 (L1 only): its own "l1" column, outside the loss-setting groups
+
+
 def sr_table(records: list[dict], models: list[str], metrics: list[str], losses: dict[str, str | None],
              kinds: dict[str, str]) -> str:  # fmt: skip
     """Markdown like the paper's Table 1 for one dataset: a row per metric, a column per model, then Average / Std.
 
     Trained models come first, grouped by their loss setting (``losses``: the card's ``--loss``; the header says
     ``name [loss]``), each group of two or more followed by a ``Std. [loss]`` column (population std across that
-    group's models, as the paper's Std.), then ``bicubic`` and the reference (``Ref.``: the ``hr`` source). A cell
-    shows the normalised mean (1..100) where the metric has a normalisation, else the raw mean; ``n/a`` marks a
-    cell without numbers (see its status in sr_results.json).
+    group's models, as the paper's Std.), then the stage-1 models (``--loss rec``: the paper's ``l1`` column),
+    ``bicubic`` and the reference (``Ref.``: the ``hr`` source). A cell shows the normalised mean (1..100) where the
+    metric has a normalisation, else the raw mean; ``n/a`` marks a cell without numbers (its status in
+    sr_results.json says why).
     """
     by_key = {(r["model"], r["metric"]): r for r in records}
-    trained = [m for m in models if kinds.get(m) not in ("bicubic", "hr")]
+    trained = [m for m in models if kinds.get(m) not in ("bicubic", "hr") and losses.get(m) != L1_LOSS]
     groups = list(dict.fromkeys(losses.get(m) for m in trained))
     columns: list[tuple[str, list[str] | str]] = []  # (header, model name or the models of a Std. column)
     for loss in groups:
@@ -349,6 +353,7 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
         columns += [(f"{m} [{loss}]" if loss else m, m) for m in members]
         if len(members) > 1:
             columns.append((f"Std. [{loss or 'no loss recorded'}]", members))
+    columns += [(f"l1 ({m})", m) for m in models if kinds.get(m) not in ("bicubic", "hr") and losses.get(m) == L1_LOSS]
     columns += [("bicubic" if kinds[m] == "bicubic" else f"Ref. ({m})", m) for m in models
                 if kinds.get(m) in ("bicubic", "hr")]  # fmt: skip
     summary = sr_summary(records, models, metrics)

@@ -172,6 +172,9 @@ def _state_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # the SR forward's autocast dtype
+
+
 class SRSource:
     """One SR model behind one callable: ``source(lr, hr)`` maps (1, 3, h, w) in [0, 1] to (1, 3, s*h, s*w).
 
@@ -179,25 +182,33 @@ class SRSource:
         name: what tables call it (the path or Hub id, ``bicubic``, ``hr``).
         kind: ``"asym"`` (a ``train_sr.py`` model), ``"spandrel"`` (an official release), ``"bicubic"`` or ``"hr"``.
         scale: the up-scaling factor.
-        cache_key: changes whenever the outputs could: a sha256 of the weights (``_state_digest``) for models, a
-            constant per scale for ``bicubic``/``hr``.
+        cache_key: changes whenever the outputs could: a sha256 of the weights (``_state_digest``) and the autocast
+            precision for models, a constant per scale for ``bicubic``/``hr``.
         module: the generator (``None`` for ``bicubic``/``hr``).
+        precision: ``"no"`` (float32) or ``"bf16"`` / ``"fp16"``: the model's forward runs under ``torch.autocast``.
     """
 
-    def __init__(self, name: str, kind: str, scale: int, module: nn.Module | None = None, device="cpu"):
+    def __init__(self, name: str, kind: str, scale: int, module: nn.Module | None = None, device="cpu",
+                 precision: str = "no"):  # fmt: skip
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}: pass one of {', '.join(PRECISIONS)}")
         self.name, self.kind, self.scale, self.device = name, kind, scale, torch.device(device)
+        self.precision = precision if module is not None else "no"
         self.module = module.to(self.device).eval() if module is not None else None
-        self.cache_key = f"{kind}-x{scale}" if module is None else f"{kind}-x{scale}-{_state_digest(module)}"
+        self.refresh_cache_key()
 
     @classmethod
-    def from_module(cls, name: str, module: nn.Module, scale: int, kind: str = "asym", device="cpu") -> SRSource:
+    def from_module(cls, name: str, module: nn.Module, scale: int, kind: str = "asym", device="cpu",
+                    precision: str = "no") -> SRSource:  # fmt: skip
         """An in-memory generator (tests, notebooks); its cache key is the digest of its current weights."""
-        return cls(name, kind, scale, module, device)
+        return cls(name, kind, scale, module, device, precision)
 
     def refresh_cache_key(self) -> None:
-        """Recompute ``cache_key`` after the module's weights were changed in place."""
+        """Recompute ``cache_key`` (after the module's weights were changed in place)."""
+        self.cache_key = f"{self.kind}-x{self.scale}"
         if self.module is not None:
-            self.cache_key = f"{self.kind}-x{self.scale}-{_state_digest(self.module)}"
+            precision = "" if self.precision == "no" else f"-{self.precision}"
+            self.cache_key += f"-{_state_digest(self.module)}{precision}"
 
     @torch.no_grad()
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor | None = None, *, tile: int = 0, overlap: int = 16):
@@ -214,7 +225,10 @@ class SRSource:
         if self.kind == "bicubic":
             out = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False, antialias=False)
             return out.clamp(0, 1)
-        return upscale(self.module, lr.to(self.device), self.scale, tile, overlap).to(lr.device)
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            out = upscale(self.module, lr.to(self.device), self.scale, tile, overlap)
+        return out.float().to(lr.device)
 
 
 def _model_scale(net: nn.Module) -> int:
@@ -225,7 +239,7 @@ def _model_scale(net: nn.Module) -> int:
         return net.eval()(probe).shape[-1] // 16
 
 
-def load_sr_source(spec: str, scale: int, device="cpu") -> SRSource:
+def load_sr_source(spec: str, scale: int, device="cpu", precision: str = "no") -> SRSource:
     """``bicubic``, ``hr``, a ``train_sr.py`` output folder or Hub id, or an official release file (.pth/.safetensors).
 
     Release files are read tensors-only (``weights_only``) and their architecture auto-detected by spandrel
@@ -236,7 +250,7 @@ def load_sr_source(spec: str, scale: int, device="cpu") -> SRSource:
         UserError: the model cannot be found or read, or its scale is not ``scale`` (naming its scale).
     """
     if spec in ("bicubic", "hr"):
-        return SRSource(spec, spec, scale)
+        return SRSource(spec, spec, scale, precision=precision)
     if os.path.isfile(spec):
         net = SRModel.from_checkpoint(spec)
         found = _model_scale(net)
@@ -248,7 +262,7 @@ def load_sr_source(spec: str, scale: int, device="cpu") -> SRSource:
         found, kind = net.scale, "asym"
     if found != scale:
         raise UserError(f"{spec} is a x{found} model, not x{scale}: pass --scale {found} or a x{scale} model")
-    return SRSource(spec, kind, scale, net, device)
+    return SRSource(spec, kind, scale, net, device, precision)
 
 
 class SROutputCache:
@@ -346,4 +360,33 @@ def run_sr(source: SRSource, test_set: SRTestSet, cache: SROutputCache | None, t
     return outputs
 
 
-__all__ = ["SROutputCache", "SRSource", "SRTestItem", "SRTestSet", "load_sr_source", "load_sr_test_set", "run_sr"]
+def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor | None, device,
+                  batch_size: int = 8) -> list[float]:  # fmt: skip
+    """Scores of same-sized images (e.g. every model's output of one test image), ``batch_size`` per forward.
+
+    ``metric(batch)`` for NR metrics (``reference`` None) or ``metric(batch, reference expanded)`` for FR ones; each
+    returns one score per image. Batching is what lets a GPU scorer run at full width: the leaderboard stacks the
+    outputs of all its models for one image (they share the image's size, which whole test sets do not).
+    """
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(outputs), batch_size):
+            batch = torch.cat(outputs[start : start + batch_size]).to(device)
+            if reference is None:
+                values = metric(batch)
+            else:
+                values = metric(batch, reference.to(device).expand(batch.shape[0], -1, -1, -1))
+            scores.extend(float(v) for v in values.reshape(batch.shape[0]).float().cpu())
+    return scores
+
+
+__all__ = [
+    "SROutputCache",
+    "SRSource",
+    "SRTestItem",
+    "SRTestSet",
+    "load_sr_source",
+    "load_sr_test_set",
+    "run_sr",
+    "score_outputs",
+]

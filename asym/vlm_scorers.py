@@ -280,13 +280,27 @@ class DeQAScore:
     __call__ = score
 
 
+def _invert_attention_mask(self, mask: torch.Tensor) -> torch.Tensor:
+    """transformers 4's ``ModuleUtilsMixin.invert_attention_mask``, which the vendored visual abstractor calls: a
+    (B, T) or (B, S, T) keep-mask as an additive mask, 0 where kept and the dtype's minimum where masked."""
+    extended = mask[:, None, :, :] if mask.dim() == 3 else mask[:, None, None, :]
+    extended = extended.to(self.dtype)
+    return (1.0 - extended) * torch.finfo(self.dtype).min
+
+
 def _mplug_owl2_class():
     """pyiqa's vendored ``MPLUGOwl2LlamaForCausalLM``, without the Hub tokenizer load of its ``__init__``.
 
     Importing it replaces transformers' LLaMA attention and forward globally (pyiqa's ``replace_llama_modality_
-    adaptive``), so it is imported only when a DeQA model is actually loaded.
+    adaptive``), so it is imported only when a DeQA model is actually loaded. On transformers 5 the visual abstractor
+    gets back the ``invert_attention_mask`` method it calls (``_invert_attention_mask``).
     """
     from pyiqa.archs.q_align import modeling_mplug_owl2 as owl
+    from pyiqa.archs.q_align import visual_encoder
+
+    abstractor = visual_encoder.MplugOwlVisualAbstractorModel
+    if not hasattr(abstractor, "invert_attention_mask"):  # transformers 5 removed it from ModuleUtilsMixin
+        abstractor.invert_attention_mask = _invert_attention_mask
 
     class MPLUGOwl2ForScoring(owl.MPLUGOwl2LlamaForCausalLM):
         def __init__(self, config):

@@ -26,6 +26,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, one level up
+    sys.path.insert(0, ROOT)
 LOSSES = ("per", "rec+per", "per+adv", "rec+per+adv")
 METRIC_BACKBONES = ("vgg16-r", "vgg16", "resnet50", "convnext", "clip-vit", "swin-t")  # Table 4
 GAN_BACKBONES = ("vgg16", "resnet50", "dinov2")  # Tables 2 and 3, Figs. 5, 7, 8
@@ -49,7 +51,8 @@ def paper_commands(data: str, out: str) -> list[tuple[str, list[str]]]:
             cmds.append(("train_sr.py", ["--loss", loss, "--per_metric", f"{out}/metric-{b}", "--init_generator",
                                          f"{out}/sr-stage1", "--max_train_steps", "400000", *div2k, "--mixed_precision",
                                          "bf16", "--output_dir", stage2[-1]]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sr", "--models", ",".join([*stage2, "bicubic", "hr"]), "--metrics", NR_METRICS,
+    cmds.append(("evaluate.py", ["sr", "--models", ",".join([*stage2, f"{out}/sr-stage1", "bicubic", "hr"]),
+                                 "--metrics", NR_METRICS,
                                  "--datasets", f"{data}/DIV2K_valid_HR", "--calibration_dataset", f"{data}/koniq10k",
                                  "--output_dir", f"{out}/table1"]))  # fmt: skip
     cmds.append(("evaluate.py", ["correlation", "--fr_results", f"{out}/table4/fr_results.json", "--sr_results",
@@ -88,9 +91,11 @@ def paper_commands(data: str, out: str) -> list[tuple[str, list[str]]]:
 
 
 def smoke_commands(out: str) -> list[tuple[str, list[str]]]:
-    """The same chain on ``builtin``: three metric backbones (vgg16-r is only evaluated), the four loss settings on
-    VGG-16 plus ``per`` on the other two (so Fig. 3's ``per`` setting has three points), a 2-step tiny generator,
-    one GAN-initialised NR model, evaluations on a few images. Pretrained weights: none (random everywhere)."""
+    """The same chain on ``builtin``: three metric backbones (vgg16-r is only evaluated), a 2-step ``rec`` stage 1, then
+    from it the four loss settings on VGG-16 plus ``per`` on the other two (so Fig. 3's ``per`` setting has three
+    points), 2 steps of the tiny generator each, one GAN-initialised NR model, a two-point adversarial-weight sweep,
+    evaluations on a few images. Pretrained weights: none (random everywhere); scorers whose weights cannot be fetched
+    (maniqa offline) are reported unavailable."""
     quiet = ["--report_to", "none"]
     metric = ["--weights", "random", "--max_train_steps", "3", "--crop_size", "64", "--train_batch_size", "4",
               "--max_eval_samples", "4", "--validation_steps", "3", *quiet]  # fmt: skip
@@ -100,11 +105,12 @@ def smoke_commands(out: str) -> list[tuple[str, list[str]]]:
     cmds = [("train_metric.py", [*metric, "--backbone", b, "--output_dir", f"{out}/metric-{b}"]) for b in backbones]
     cmds.append(("evaluate.py", ["fr", "--metrics", ",".join(f"{out}/metric-{b}" for b in backbones), "--datasets",
                                  "builtin", "--max_samples", "8", "--output_dir", f"{out}/table4"]))  # fmt: skip
+    cmds.append(("train_sr.py", [*sr, "--loss", "rec", "--output_dir", f"{out}/sr-stage1"]))
     runs = [(b, loss) for b in ("vgg16",) for loss in LOSSES] + [(b, "per") for b in ("vgg16-r", "resnet50")]
     for b, loss in runs:
-        cmds.append(("train_sr.py", [*sr, "--loss", loss, "--per_metric", f"{out}/metric-{b}", "--output_dir",
-                                     f"{out}/sr-{b}-{loss}"]))  # fmt: skip
-    models = ",".join([f"{out}/sr-{b}-{loss}" for b, loss in runs] + ["bicubic", "hr"])
+        cmds.append(("train_sr.py", [*sr, "--loss", loss, "--per_metric", f"{out}/metric-{b}", "--init_generator",
+                                     f"{out}/sr-stage1", "--output_dir", f"{out}/sr-{b}-{loss}"]))  # fmt: skip
+    models = ",".join([f"{out}/sr-{b}-{loss}" for b, loss in runs] + [f"{out}/sr-stage1", "bicubic", "hr"])
     cmds.append(("evaluate.py", ["sr", "--models", models, "--metrics", "psnr,piqe,maniqa", "--datasets", "builtin",
                                  "--max_images", "2", "--calibration_dataset", "builtin", "--output_dir",
                                  f"{out}/table1"]))  # fmt: skip
@@ -118,6 +124,16 @@ def smoke_commands(out: str) -> list[tuple[str, list[str]]]:
                                  "--max_samples", "8", "--output_dir", f"{out}/nr"]))  # fmt: skip
     cmds.append(("evaluate.py", ["init-comparison", "--results", f"{out}/iqa-vgg16-gan,{out}/metric-vgg16",
                                  "--output_dir", f"{out}/fig5-8"]))  # fmt: skip
+    sweep = [f"{out}/sweep-vgg16-{weight}" for weight in ("0.001", "0.01")]
+    for run in sweep:
+        cmds.append(("train_sr.py", [*sr, "--loss", "rec+per+adv", "--per_metric", f"{out}/metric-vgg16",
+                                     "--lambda_adv", run.rsplit("-", 1)[1], "--init_generator", f"{out}/sr-stage1",
+                                     "--output_dir", run]))  # fmt: skip
+    cmds.append(("evaluate.py", ["sr", "--models", ",".join(sweep), "--metrics", "piqe", "--datasets", "builtin",
+                                 "--max_images", "2", "--normalisation", f"{out}/table1/normalisation.json",
+                                 "--output_dir", f"{out}/sweep"]))  # fmt: skip
+    cmds.append(("evaluate.py", ["sweep", "--runs", ",".join(sweep), "--sr_results", f"{out}/sweep/sr_results.json",
+                                 "--output_dir", f"{out}/fig7"]))  # fmt: skip
     return cmds
 
 
@@ -143,8 +159,6 @@ def parse_args(input_args=None):
 def main(args) -> list[tuple[str, list[str]]]:
     out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else "paper")
     commands = smoke_commands(out) if args.smoke else paper_commands(args.data, out)
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
     for i, (script, argv) in enumerate(commands, 1):
         launcher = ["python"] if script == "evaluate.py" or args.smoke else ["accelerate", "launch"]
         line = shlex.join([*launcher, script, *argv])

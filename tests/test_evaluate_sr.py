@@ -111,8 +111,8 @@ def test_sr_table_average_std_and_unavailable_metric(first_run):
     assert "Average / Std: not computed" in printed
 
 
-def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, monkeypatch, tmp_path):
-    out, _, _ = first_run
+def count_sr_calls(monkeypatch) -> list[str]:
+    """The names of the SR sources called from now on (every SR forward goes through ``SRSource.__call__``)."""
     calls = []
     original = SRSource.__call__
 
@@ -121,6 +121,12 @@ def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, m
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SRSource, "__call__", counted)
+    return calls
+
+
+def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, monkeypatch, tmp_path):
+    out, _, _ = first_run
+    calls = count_sr_calls(monkeypatch)
     path = tmp_path / "normalisation.json"
     save_normalisations(str(path), [Normalisation("piqe", -40.0, 10.0, lower_better=True)])
     records = run(["sr", "--models", ",".join([*sr_models, "bicubic", "hr"]), "--metrics", "psnr,ssim,piqe,maniqa",
@@ -144,6 +150,28 @@ def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, m
     for r in piqe:
         assert summary["average"][r["model"]] == pytest.approx(np.mean([r["score_norm"]]))
         assert summary["std"][r["model"]] == pytest.approx(0.0)
+
+
+def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(first_run, sr_models, monkeypatch):
+    """Scoring every model's output of an image in one batch equals scoring them one by one; a bf16 SR forward is a
+    different output (its own cache entries, so the float32 ones are not silently reused) close to float32's."""
+    out, first, _ = first_run
+    calls = count_sr_calls(monkeypatch)
+    argv = ["sr", "--models", ",".join([*sr_models, "bicubic", "hr"]), "--metrics", "psnr,piqe", "--datasets",
+            "builtin", "--max_images", str(N_IMAGES), "--output_dir", str(out), "--device", "cpu"]  # fmt: skip
+    batched = run([*argv, "--batch_size", "4"])  # all four models' outputs of an image at once (CPU default: 1)
+    assert calls == []
+    expected = {(r["model"], r["metric"]): r["score"] for r in first if r["metric"] in ("psnr", "piqe")}
+    for r in batched:
+        if r["score"] is not None:
+            assert r["score"] == pytest.approx(expected[r["model"], r["metric"]], rel=1e-6, abs=1e-6)
+    bf16 = run([*argv, "--mixed_precision", "bf16", "--batch_size", "3"])  # a partial last batch too
+    assert sorted(calls) == sorted(sr_models * N_IMAGES)  # asym models re-run; bicubic and hr have no forward
+    for r in bf16:
+        if r["metric"] == "psnr" and r["score"] is not None:  # bf16 keeps 8 mantissa bits: ~0.4% per value
+            assert r["score"] == pytest.approx(expected[r["model"], "psnr"], abs=0.1)
+            if r["model"] == "bicubic":
+                assert r["score"] == expected["bicubic", "psnr"]
 
 
 def sr_record(model, metric, score, loss, backbone, source=None, norm=None):

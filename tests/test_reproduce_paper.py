@@ -42,3 +42,61 @@ def test_every_command_parses_and_runs_after_what_it_reads(smoke, capsys):
         stage2 = [argv for s, argv in commands if s == "train_sr.py" and "--per_metric" in argv]
         assert len(stage2) == 6 * 4 and all("400000" in a and "runs/paper/sr-stage1" in a for a in stage2)
         assert "sweep" in subcommands
+
+
+def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
+    """The README's one command, as a user types it (a fresh process, offline: HF_HUB_OFFLINE=1 from conftest), then
+    every table it promises, recomputed here from the files of the link before."""
+    import csv
+    import json
+    import math
+    import os
+    import subprocess
+
+    out = tmp_path / "smoke"
+    cmd = [sys.executable, str(ROOT / "scripts" / "reproduce_paper.py"), "--smoke", "--output_dir", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    commands = reproduce.smoke_commands(str(out))
+    assert f"[{len(commands)}/{len(commands)}] done" in proc.stdout
+
+    # Table 1: one record per (model, metric); maniqa has no weights offline and says so, the rest is scored
+    records = json.loads((out / "table1" / "sr_results.json").read_text())
+    models = {r["model"] for r in records}
+    assert len(records) == len(models) * 3 and {"bicubic", "hr", "sr-vgg16-rec+per+adv"} <= models
+    by = {(r["model"], r["metric"]): r for r in records}
+    assert all(by[m, "maniqa"]["status"].startswith("unavailable: ") for m in models)
+    assert all(by[m, "piqe"]["status"] == "ok" and 1 <= by[m, "piqe"]["score_norm"] <= 100 for m in models)
+    assert by["hr", "psnr"]["status"].startswith("n/a") and by["bicubic", "psnr"]["score"] > 20
+    header = (out / "table1" / "sr_results.md").read_text().splitlines()[2]
+    assert "| l1 (sr-stage1) | bicubic | Ref. (hr) |" in header and "Std. [per]" in header
+    # piqe is lower-better: the references (lower raw piqe than the 2-step SR outputs) rank higher on 1..100
+    assert by["hr", "piqe"]["score"] < by["sr-vgg16-per", "piqe"]["score"]
+    assert by["hr", "piqe"]["score_norm"] > by["sr-vgg16-per", "piqe"]["score_norm"]
+    # the means are those of the per-image scores, normalised with the saved, builtin-calibrated logistic
+    (fit,) = json.loads((out / "table1" / "normalisation.json").read_text())["normalisations"]
+    assert fit["metric"] == "piqe" and fit["calibration"] == "builtin" and fit["n"] == 160 and fit["lower_better"]
+    rows = [r for r in csv.DictReader(open(out / "table1" / "sr_scores.csv")) if r["metric"] == "piqe"]
+    for model in models:
+        raw = [float(r["score"]) for r in rows if r["model"] == model]
+        norm = [99 / (1 + math.exp(-(-x - fit["e3"]) / abs(fit["e4"]))) + 1 for x in raw]
+        assert len(raw) == 2
+        assert by[model, "piqe"]["score"] == pytest.approx(sum(raw) / 2, rel=1e-9)
+        assert by[model, "piqe"]["score_norm"] == pytest.approx(sum(norm) / 2, rel=1e-9)
+
+    # Fig. 3: each point joins its loss backbone's assessment SRCC (table4) with its leaderboard average (table1)
+    srcc = {r["metric"]: r["srcc"] for r in json.loads((out / "table4" / "fr_results.json").read_text())}
+    points = json.loads((out / "fig3" / "correlation.json").read_text())
+    assert len(points) == 6 and {p["loss"] for p in points} == set(reproduce.LOSSES)
+    for p in points:
+        assert p["srcc"] == srcc[f"metric-{p['backbone']}"]
+        assert p["average"] == pytest.approx(by[p["model"], "piqe"]["score_norm"], rel=1e-12)  # the one NR metric
+    assert (out / "fig3" / "correlation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Figs. 5/8 and 7, and the GAN-initialised quality model that feeds them
+    config = json.loads((out / "iqa-vgg16-gan" / "config.json").read_text())
+    assert "gan:" in config["weights_source"] and "discriminator on vgg16" in config["weights_source"]
+    assert (out / "nr" / "nr_results.json").exists() and (out / "fig5-8" / "init_comparison.png").exists()
+    sweep = json.loads((out / "fig7" / "sweep.json").read_text())
+    assert sorted(p["lambda_adv"] for p in sweep if p["backbone"]) == [0.001, 0.01]
+    assert (out / "fig7" / "sweep.png").exists()

@@ -215,6 +215,36 @@ def test_deqa_wrapper_with_fake_model():
     assert (scorer.model.seen["input_ids"] == -200).sum() == 2
 
 
+def test_deqa_end_to_end_on_tiny_random_mplug_owl2(tmp_path):
+    """The real loading path (``DeQAScore.from_pretrained``) on a saved tiny random mPLUG-Owl2 (pyiqa's vendored
+    architecture, 2 LLaMA layers): one finite score in [1, 5] per image, and a batch scores each image as alone."""
+    from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
+    from transformers import CLIPImageProcessor
+
+    from asym.vlm_scorers import _mplug_owl2_class
+
+    tokenizer = tiny_tokenizer(bos=True)
+    visual = {"visual_model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                               "num_attention_heads": 2, "image_size": 56, "patch_size": 14},
+              "visual_abstractor": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                                    "intermediate_size": 64, "encoder_hidden_size": 32, "num_learnable_queries": 8,
+                                    "grid_size": 4}}  # fmt: skip
+    config = MPLUGOwl2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                             num_attention_heads=4, visual_config=visual)  # fmt: skip
+    torch.manual_seed(0)
+    _mplug_owl2_class()(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    CLIPImageProcessor(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}).save_pretrained(tmp_path)
+
+    scorer = DeQAScore.from_pretrained(str(tmp_path))
+    batch = images(3)
+    scores = scorer(batch)
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+    assert ((scores >= 1) & (scores <= 5)).all()
+    alone = torch.cat([scorer(batch[i : i + 1]) for i in range(3)])
+    assert torch.allclose(scores, alone, atol=1e-5)  # float32 attention over the same tokens: rounding-level only
+
+
 def test_deqa_vendored_architecture_missing_folder_is_unavailable(tmp_path):
     with pytest.raises(MetricUnavailable) as info:
         DeQAScore.from_pretrained(str(tmp_path / "none"))
