@@ -13,6 +13,9 @@
         --sr_results results/table1/sr_results.json --output_dir results/fig3
     python evaluate.py sweep --runs runs/adv-0.001,runs/adv-0.005,runs/adv-0.01 \\
         --sr_results results/sweep/sr_results.json --output_dir results/fig7
+    python evaluate.py robust-table --sr_results results/enhancenet/sr_results.json --output_dir results/robust
+    python evaluate.py classify --classifiers vgg19,resnet50,runs/robust-resnet50 --models runs/ep,runs/ep-robust,hr \\
+        --dataset data/imagenet/val --max_images 1000 --output_dir results/fig1
 
 `fr`: full-reference metrics (pyiqa names or trained asym metrics) scored against MOS on FR datasets (builtin,
 official layouts such as KADID-10k / TID2013, Hub ids): SRCC, KRCC and PLCC after the 4-parameter logistic fit;
@@ -28,21 +31,31 @@ by energy per stage, as features-<model>-<image>.png.
 `recover` / `texture`: can a metric serve as a loss? Recover a reference from noise by minimising the metric
 (reports PSNR/SSIM of the recovery), or synthesise a texture by matching an exemplar; images are saved.
 `sr`: SR models (train_sr.py outputs, release checkpoints, `bicubic`, `hr` = the reference) on SR test sets, each
-output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr / ssim are
-asym.metrics' on the BT.601 Y channel with --scale border pixels cropped (SR papers' convention); other FR metrics
-(pyiqa names, asym metric folders) and NR metrics (pyiqa names, train_iqa.py outputs) as named. `hr` on an FR metric
-is `n/a: reference`. NR metrics are mapped to 1..100 (App. D) by --normalisation FILE or fitted on
---calibration_dataset (saved as normalisation.json); without either, score_norm is null and raw means are shown.
-Writes sr_results.json / .csv / .md (one record per model, metric, dataset: score = raw mean, score_norm = mean of
-the normalised per-image scores) and sr_scores.csv (per image); prints Table 1: a row per metric, a column per model
-grouped by its card's --loss (with a Std. column per group), bicubic and Ref.; rows Average / Std are the mean and
-population std across the normalised metrics (not computed when none is: raw scales and directions differ).
+output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr / ssim
+(asym.metrics) and uqi / ifc (asym.fidelity) are asym's, on the BT.601 Y channel with --scale border pixels cropped
+(SR papers' convention); other FR metrics (pyiqa names, asym DISTS / LPIPS folders) and NR metrics (pyiqa names,
+train_iqa.py outputs) as named. `hr` on an FR metric is `n/a: reference`. NR metrics are mapped to 1..100 (App. D)
+by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); without either, score_norm
+is null and raw means are shown. Writes sr_results.json / .csv / .md (one record per model, metric, dataset: score =
+raw mean, score_norm = mean of the normalised per-image scores) and sr_scores.csv (per image); prints Table 1: a row
+per metric, a column per model grouped by its card's --loss (with a Std. column per group), bicubic and Ref.; rows
+Average / Std are the mean and population std across the normalised metrics (not computed when none is: raw scales
+and directions differ).
 `correlation` (Fig. 3): each FR metric's SRCC (mean over fr_results.json datasets) against the leaderboard average of
 the SR model trained with that backbone as perceptual loss (its card's backbone equals the metric name or ends it
 after -, _ or /; or --pairs metric=model,...), one point per (backbone, loss setting): correlation.png, .csv, .json,
 and Spearman's rho per loss setting (none for n < 3).
 `sweep` (Fig. 7): the leaderboard average of train_sr.py runs against their card's --lambda_adv, one line per
 discriminator backbone (runs without an adversarial term: dashed lines): sweep.png, .csv, .json.
+`robust-table` (the robust-loss study's table): sr_results.json files of `sr` runs (uqi / ifc are asym.fidelity's, Y
+channel, --scale border cropped, as psnr / ssim), their models grouped by the card's --loss in the study's letters
+(mse E, feat P, texture T) and whether its card's --feat_weights (recorded by `sr` as feat_weights) is a robust
+classifier's (a file or Hub id; not auto / pretrained / random): each metric averaged over a group's runs, then over
+the datasets. robust_table.md / .csv / .json.
+`classify` (the robust-loss study's Fig. 1): ImageNet-style labelled images, each cut as torchvision's ImageNet
+evaluation (shorter side 256, centre 224 for --image_size 224): that crop is the HR image, its antialiased bicubic
+x--scale downscale the LR; every --models SR model restores it (cached) and every --classifiers classifier labels
+the restoration: top-1 error per (classifier, model) in classify.png (grouped bars), classify.csv / .json / .md.
 """
 
 from __future__ import annotations
@@ -78,15 +91,22 @@ from asym.iqa_data import (
 from asym.leaderboard import (
     OK,
     REFERENCE,
+    STUDY_COLUMNS,
+    STUDY_TERMS,
     card_disc_backbone,
+    card_feat_weights,
     card_loss,
     card_per_backbone,
     init_comparison_records,
     init_comparison_table,
     load_results,
     markdown_table,
+    robust_label,
+    robust_table,
+    robust_table_records,
     sr_model_averages,
     sr_table,
+    study_loss,
     unique_names,
     write_records,
     write_text,
@@ -139,8 +159,9 @@ def parse_args(input_args=None):
     sr.add_argument("--models", required=True,
                     help="comma-separated train_sr.py outputs / Hub ids, release checkpoints, bicubic, hr")  # fmt: skip
     sr.add_argument("--metrics", required=True,
-                    help="comma-separated: psnr, ssim (Y channel, --scale border cropped), pyiqa FR/NR names, "
-                         "asym metric folders (FR) and train_iqa.py outputs (NR)")  # fmt: skip
+                    help="comma-separated: psnr, ssim, uqi, ifc (Y channel, --scale border cropped), pyiqa FR/NR "
+                         "names, asym metric folders (FR: DISTS, LPIPS such as an R-LPIPS) and train_iqa.py outputs "
+                         "(NR)")  # fmt: skip
     sr.add_argument("--datasets", default="builtin", help="comma-separated test sets: builtin, HR folders, benchmarks")
     sr.add_argument("--scale", type=int, default=4, help="up-scaling factor")
     sr.add_argument("--tile", type=int, default=0, help="tile size of model inference (0: whole images)")
@@ -166,6 +187,39 @@ def parse_args(input_args=None):
     sweep = sub.add_parser("sweep", help="leaderboard average vs the adversarial weight, per discriminator backbone")
     sweep.add_argument("--runs", required=True, help="comma-separated train_sr.py output folders")
     sweep.add_argument("--sr_results", required=True, help="sr_results.json of evaluate.py sr on those runs")
+    table = sub.add_parser("robust-table", help="the robust-loss study's table: SR metrics by loss and robustness")
+    table.add_argument(
+        "--sr_results",
+        required=True,
+        action="append",
+        help="sr_results.json of evaluate.py sr (comma-separated or repeated: several runs / datasets)",
+    )
+    table.add_argument("--metric", action="append", default=[], metavar="COLUMN=NAME",
+                       help="the sr_results metric that fills a column, e.g. R-LPIPS=lpips-robust (repeatable; "
+                            "default: psnr, ssim, uqi, ifc, gmsd, lpips, rlpips)")  # fmt: skip
+    cls = sub.add_parser("classify", help="top-1 error of classifiers on super-resolved images (the study's Fig. 1)")
+    cls.add_argument("--classifiers", required=True,
+                     help="comma-separated torchvision classification models (vgg19, resnet50, ...) and/or "
+                          "train_robust.py output folders")  # fmt: skip
+    cls.add_argument("--classifier_weights", default="pretrained",
+                     help="torchvision models: pretrained (default ImageNet weights), random (seeded by --seed) or a "
+                          "weights name such as IMAGENET1K_V1")  # fmt: skip
+    cls.add_argument("--models", required=True,
+                     help="comma-separated SR models as evaluate.py sr takes them (train_sr.py outputs, release "
+                          "checkpoints, bicubic, hr)")  # fmt: skip
+    cls.add_argument("--dataset", required=True,
+                     help="DIR/<class>/<image> (class index = sorted folder order), a folder with labels.csv "
+                          "(image,label), or a Hub / datasets image-classification set")  # fmt: skip
+    cls.add_argument("--split", default="validation", help="split of a Hub / datasets set")
+    cls.add_argument("--image_column", default="image", help="image column of a Hub / datasets set")
+    cls.add_argument("--label_column", default="label", help="label column of a Hub / datasets set")
+    cls.add_argument("--max_images", type=int_at_least(1), default=None,
+                     help="classify at most N images, evenly spaced over the set")  # fmt: skip
+    cls.add_argument("--image_size", type=int, default=224, help="HR crop side (after resizing to 256/224 of it)")
+    cls.add_argument("--scale", type=int, default=4, help="down-scaling factor of the LR the SR models restore")
+    cls.add_argument("--tile", type=int, default=0, help="tile size of SR model inference (0: whole images)")
+    cls.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
+                     help="autocast dtype of the SR models' forward (cached apart)")  # fmt: skip
     for p in sub.choices.values():
         p.add_argument("--output_dir", default="results", help="where tables / images are written")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
@@ -317,7 +371,7 @@ def run_features(args) -> list[dict]:
     return stages
 
 
-SR_BUILTIN_FR = ("psnr", "ssim")  # computed here on the Y channel, --scale border pixels cropped (SR papers' way)
+SR_BUILTIN_FR = ("psnr", "ssim", "uqi", "ifc")  # asym's, on the Y channel, --scale border pixels cropped (SR papers')
 
 
 def _metric_kind(source: str) -> str:
@@ -338,9 +392,11 @@ def _make_metric(source: str, kind: str, scale: int, device: str):
     if source in SR_BUILTIN_FR:
         from functools import partial
 
+        from asym.fidelity import ifc, uqi
         from asym.metrics import psnr, ssim
 
-        return partial(psnr if source == "psnr" else ssim, border=scale, y_channel=True)
+        function = {"psnr": psnr, "ssim": ssim, "uqi": uqi, "ifc": ifc}[source]
+        return partial(function, border=scale, y_channel=True)
     try:
         if kind == "nr":
             return NRMetric(source, device)
@@ -463,8 +519,9 @@ def run_sr_leaderboard(args) -> list[dict]:
                     if name in normalisations:
                         record["score_norm"] = float(np.mean([n for _, n in values]))
                     record["status"] = OK
+                card = getattr(source.module, "card", None)
                 record.update(source=source.name, kind=source.kind, loss=losses[model],
-                              per_backbone=card_per_backbone(getattr(source.module, "card", None)))  # fmt: skip
+                              per_backbone=card_per_backbone(card), feat_weights=card_feat_weights(card))  # fmt: skip
                 records.append(record)
     write_records(records, args.output_dir, "sr_results")
     write_records(per_image, args.output_dir, "sr_scores")
@@ -608,9 +665,121 @@ def run_sweep(args) -> list[dict]:
     return points
 
 
+def _study_columns(overrides: list[str], metrics: list[str]) -> dict[str, str]:
+    """{column header: sr_results metric} of the study's table: the first default name present in ``metrics``
+    (case-insensitive), unless ``--metric COLUMN=NAME`` says otherwise."""
+    headers = {h.lower(): h for h, _, _ in STUDY_COLUMNS}
+    chosen = {}
+    for entry in overrides:
+        header, sep, name = entry.partition("=")
+        if not sep or header.strip().lower() not in headers or not name.strip():
+            raise UserError(
+                f"--metric {entry!r}: expected COLUMN=NAME with COLUMN one of {', '.join(headers.values())}"
+            )
+        chosen[headers[header.strip().lower()]] = name.strip()
+    lowered = {m.lower(): m for m in metrics}
+    for header, defaults, _ in STUDY_COLUMNS:
+        if header not in chosen:
+            chosen[header] = next((lowered[d] for d in defaults if d in lowered), defaults[0])
+    return {h: chosen[h] for h, _, _ in STUDY_COLUMNS}
+
+
+def run_robust_table(args) -> list[dict]:
+    """The robust-loss study's table: SR metrics of its runs, averaged by (loss letters, robust features)."""
+    files = [f for entry in args.sr_results for f in entry.split(",") if f]
+    if not files:
+        raise UserError("--sr_results must name at least one sr_results.json")
+    records, seen, left_out = [], {}, {}
+    for path in files:
+        for r in _read_records(path, "sr_results.json", ("model", "metric", "dataset", "status")):
+            run = os.path.normpath(str(r.get("source") or r["model"]))
+            letters = study_loss(r.get("loss"))
+            if letters is None:
+                loss = f"loss {r['loss']}" if r.get("loss") else "no loss recorded"
+                left_out.setdefault(r["model"], f"{loss}, not one of the study's ({', '.join(STUDY_TERMS)})")
+                continue
+            if letters != "E" and "feat_weights" not in r:
+                raise UserError(f"{path} was written before evaluate.py sr recorded feat_weights: run evaluate.py sr "
+                                "on it again (its cached outputs make that quick)")  # fmt: skip
+            if letters != "E" and str(r.get("feat_weights") or "").startswith("gan:"):
+                left_out.setdefault(r["model"], f"features {r['feat_weights']} (a GAN discriminator's: neither "
+                                                "standard nor robust)")  # fmt: skip
+                continue
+            key = (run, r["metric"], r["dataset"])
+            if key in seen:
+                raise UserError(f"{run} is scored by {r['metric']} on {r['dataset']} in both {seen[key]} and {path}: "
+                                "pass each evaluation once")  # fmt: skip
+            seen[key] = path
+            records.append(
+                {**r, "run": run, "letters": letters, "robust": robust_label(letters, r.get("feat_weights"))}
+            )
+    for model, why in left_out.items():
+        print(f"{model}: {why}; left out")
+    if not records:
+        raise UserError(f"no model in {', '.join(files)} was trained with the study's losses "
+                        f"({'+'.join(STUDY_TERMS)} in train_sr.py --loss)")  # fmt: skip
+    columns = _study_columns(args.metric, list(dict.fromkeys(r["metric"] for r in records)))
+    rows, notes = robust_table_records(records, columns)
+    text = robust_table(rows, columns, notes)
+    write_records(rows, args.output_dir, "robust_table")
+    write_text(os.path.join(args.output_dir, "robust_table.md"), text + "\n")
+    print(text)
+    return rows
+
+
+def run_classify(args) -> list[dict]:
+    """The study's Fig. 1: top-1 error of classifiers on images restored by SR models from their x4 bicubic LR."""
+    from asym.classify import (
+        load_classification_set,
+        load_classifier,
+        plot_top1_errors,
+        target_indices,
+        top1_errors,
+        top1_table,
+    )
+    from asym.sr_eval import SROutputCache, load_sr_source
+
+    classifier_sources = [c for c in args.classifiers.split(",") if c]
+    model_sources = [m for m in args.models.split(",") if m]
+    if not classifier_sources or not model_sources:
+        raise UserError("--classifiers and --models must each name at least one entry")
+    classifier_names = unique_names(classifier_sources, "classifier")
+    model_names = unique_names(model_sources, "model")
+    dataset = load_classification_set(args.dataset, args.image_size, args.scale, args.split, args.image_column,
+                                      args.label_column)  # fmt: skip
+    if args.max_images is not None:
+        dataset = dataset.subset(evenly_spaced(list(range(len(dataset))), args.max_images))
+    classifiers = [load_classifier(c, args.classifier_weights, args.device, args.seed) for c in classifier_sources]
+    for classifier, name in zip(classifiers, classifier_names):
+        classifier.name = name
+        print(f"{name}: {target_indices(dataset, classifier)[1]}")
+    sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
+    print(f"{dataset.name}: {len(dataset)} images, {args.image_size}x{args.image_size} HR crops, x{args.scale} LR")
+    cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
+    records = top1_errors(classifiers, sources, model_names, dataset, cache, args.device, args.tile)
+    labels = {}
+    for name, source in zip(model_names, sources):
+        card = getattr(source.module, "card", None)
+        loss, weights = card_loss(card), card_feat_weights(card)
+        letters = study_loss(loss)
+        robust = robust_label(letters, weights) if letters else None
+        labels[name] = name + (f"\n[{letters or loss}{', robust' if robust == 'yes' else ''}]" if loss else "")
+        for record in records:
+            if record["model"] == name:
+                record.update(loss=loss, feat_weights=weights)
+    text = top1_table(records)
+    write_records(records, args.output_dir, "classify")
+    write_text(os.path.join(args.output_dir, "classify.md"), text + "\n")
+    path = plot_top1_errors(records, os.path.join(args.output_dir, "classify.png"), labels)
+    print(text)
+    print(f"chart written to {path}; table to classify.csv / .json / .md")
+    return records
+
+
 COMMANDS = {"fr": run_fr, "nr": run_nr, "init-comparison": run_init_comparison, "features": run_features,
             "recover": run_analysis, "texture": run_analysis, "sr": run_sr_leaderboard,
-            "correlation": run_correlation, "sweep": run_sweep}  # fmt: skip
+            "correlation": run_correlation, "sweep": run_sweep, "robust-table": run_robust_table,
+            "classify": run_classify}  # fmt: skip
 
 
 def main(args):

@@ -7,6 +7,17 @@ alpha/beta kept non-negative and normalised with the zeroth-stage weights in [0.
 between -D and the MOS of each batch (scale- and shift-invariant, as the metric's scale is arbitrary).
 `vgg16-r` keeps its random, fixed alpha/beta and is only evaluated. Images are split 6:2:2 by reference (split.json;
 --split_file reuses a split); test SRCC/PLCC/KRCC go to results.json and the model card.
+
+`--objective 2afc` trains an LPIPS (its per-channel linear weights, the backbone frozen: LPIPS's "lin" mode) on the
+BAPPS 2AFC judgements with LPIPS's recipe, and with `--attack pgd` on adversarial triplets (R-LPIPS):
+
+    accelerate launch train_metric.py --objective 2afc --dataset_name path/to/bapps                  # LPIPS
+    accelerate launch train_metric.py --objective 2afc --dataset_name path/to/bapps --attack pgd     # R-LPIPS
+
+Recipe (the lpips package's trainer): a Dist2Logit network maps the two distances to the predicted human judgement,
+binary cross-entropy against it; Adam 1e-4, betas (0.5, 0.999), batch 50, dropout 0.5 before the linear weights,
+which are clamped >= 0 after each step; 10 epochs, the learning rate constant for the first half, then linearly to
+0. The 2AFC score of every BAPPS val subset (and their mean) goes to results.json and the model card.
 """
 
 from __future__ import annotations
@@ -17,15 +28,20 @@ import os
 import torch
 from tqdm.auto import tqdm
 
-from asym import DISTS, list_backbones
+from asym import DISTS, LPIPS, list_backbones
+from asym.atomic import atomic_path
+from asym.attacks import NORMS
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc
 from asym.iqa_data.splits import add_split_args, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
+    UserError,
     add_common_args,
     create_accelerator,
     create_train_loader,
+    evenly_spaced,
     int_at_least,
     logger,
     model_card_facts,
@@ -35,6 +51,33 @@ from asym.training import (
     save_checkpoint,
     split_iqa_dataset,
 )
+from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
+
+PLCC_INITS = ("uniform", "dists", "random")  # alpha/beta
+LPIPS_INITS = ("random", "ones", "lpips")  # linear weights (or an lpips-format file)
+STUDY_ATTACK = {"attack_norm": "l2", "attack_eps": 1.33, "attack_steps": 10, "attack_inputs": "ref,p0,p1"}
+# per objective: flag -> default where the objectives differ (None in the parser, so that a given value is seen)
+OBJECTIVE_DEFAULTS = {
+    "plcc": {"init": "uniform", "train_batch_size": 32, "adam_beta1": 0.9, "max_train_steps": 5000},
+    "2afc": {"init": "random", "train_batch_size": 50, "adam_beta1": 0.5, "max_train_steps": None, "load_size":
+             BAPPS_SIZE, "lpips_dropout": 0.5},
+}  # fmt: skip
+TWO_AFC_ONLY = ("train_subsets", "val_subsets", "load_size", "lpips_dropout", *STUDY_ATTACK, "attack_step_size")
+LPIPS_EPOCHS = 10  # the lpips trainer's 5 epochs at the base rate + 5 decaying ones
+
+
+def _number(text: str) -> float:
+    """A float, or a fraction such as ``4/255`` (attack radii are usually written so)."""
+    try:
+        if "/" in text:
+            num, den = text.split("/")
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a number or a fraction a/b: {text!r}") from None
+
+
+_number.__name__ = "number"
 
 
 def parse_args(input_args=None):
@@ -44,7 +87,13 @@ def parse_args(input_args=None):
     g.add_argument(
         "--weights", default="auto", help="backbone weights: auto, pretrained, random, file, Hub id, gan:<run>"
     )
-    g.add_argument("--init", default="uniform", choices=["uniform", "dists", "random"], help="initial alpha/beta")
+    g.add_argument("--objective", default="plcc", choices=["plcc", "2afc"],
+                   help="plcc: alpha/beta of a DISTS on MOS (1 - PLCC per batch); 2afc: the linear weights of an "
+                        "LPIPS on BAPPS 2AFC judgements (LPIPS's recipe; R-LPIPS with --attack pgd)")  # fmt: skip
+    g.add_argument("--init", default=None,
+                   help=f"initial weights. plcc: alpha/beta {', '.join(PLCC_INITS)} (default uniform); 2afc: linear "
+                        f"weights {', '.join(LPIPS_INITS)} (default random: LPIPS's; lpips: its release) or an "
+                        "lpips-format .pth/.safetensors file (LPIPS.from_lpips_state_dict)")  # fmt: skip
     g.add_argument("--lr_halving_steps", type=int, default=1000, help="halve the learning rate every N steps")
     g.add_argument("--stage0_min", type=float, default=0.02, help="lower bound of the raw-image alpha/beta")
     d = parser.add_argument_group("data")
@@ -64,9 +113,64 @@ def parse_args(input_args=None):
     )
     add_fr_dataset_args(parser)
     add_split_args(parser)
+    t = parser.add_argument_group("2afc objective (--objective 2afc: LPIPS / R-LPIPS on BAPPS; --dataset_name is the "
+                                  "folder holding 2afc/, or builtin)")  # fmt: skip
+    t.add_argument("--train_subsets", default=None,
+                   help=f"comma-separated 2afc/train subsets (default: all found; BAPPS: "
+                        f"{','.join(BAPPS_SUBSETS['train'])})")  # fmt: skip
+    t.add_argument("--val_subsets", default=None,
+                   help=f"comma-separated 2afc/val subsets (default: all found; BAPPS: "
+                        f"{','.join(BAPPS_SUBSETS['val'])})")  # fmt: skip
+    t.add_argument("--load_size", type=int_at_least(16), default=None, help="images resized to this square (64)")
+    t.add_argument("--lpips_dropout", type=float, default=None, help="dropout before the linear weights (0.5)")
+    t.add_argument("--attack", default="none", choices=["none", "pgd"],
+                   help="pgd: train on PGD triplets (R-LPIPS); the attack defaults are the robust-loss study's: L2, "
+                        "eps 1.33, 10 steps, all three images")  # fmt: skip
+    t.add_argument("--attack_norm", default=None, choices=NORMS, help="ball of the attack (l2)")
+    t.add_argument("--attack_eps", type=_number, default=None,
+                   help="radius in [0, 1] image space, per image (1.33); a radius for [-1, 1] images is halved: the "
+                        "public R-LPIPS code's L-inf 8/255 is 4/255 here")  # fmt: skip
+    t.add_argument("--attack_steps", type=int_at_least(1), default=None, help="PGD steps (10)")
+    t.add_argument("--attack_step_size", type=_number, default=None, help="PGD step (default 2.5 eps / steps)")
+    t.add_argument("--attack_inputs", default=None, help="which images are perturbed: some of ref,p0,p1 (all three)")
+    t.add_argument("--attack_random_start", action="store_true", help="start PGD at a random point of the ball")
     add_common_args(parser)
-    parser.set_defaults(learning_rate=1e-4, max_train_steps=5000, train_batch_size=32)
-    return parser.parse_args(input_args)
+    parser.set_defaults(learning_rate=1e-4, max_train_steps=None, train_batch_size=None, adam_beta1=None)
+    args = parser.parse_args(input_args)
+    _resolve_objective(parser, args)
+    return args
+
+
+def _resolve_objective(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill in the defaults of ``--objective`` and refuse flags that do not apply to it."""
+    for key, value in OBJECTIVE_DEFAULTS[args.objective].items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.objective == "plcc":
+        given = [f"--{k}" for k in TWO_AFC_ONLY if getattr(args, k) is not None]
+        given += ["--attack"] * (args.attack != "none") + ["--attack_random_start"] * args.attack_random_start
+        if given:
+            parser.error(f"{given[0]} applies to --objective 2afc only")
+        if args.init not in PLCC_INITS:
+            parser.error(f"argument --init: invalid choice: {args.init!r} (choose from {', '.join(PLCC_INITS)})")
+        return
+    if args.split_file or args.split != "random":
+        parser.error("--split / --split_file do not apply to --objective 2afc: BAPPS has its own train and val")
+    attack_flags = [*STUDY_ATTACK, "attack_step_size"]
+    if args.attack == "none":
+        given = [f"--{k}" for k in attack_flags if getattr(args, k) is not None]
+        if given or args.attack_random_start:
+            parser.error(f"{(given or ['--attack_random_start'])[0]} needs --attack pgd")
+        return
+    for key, value in STUDY_ATTACK.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    inputs = [name.strip() for name in args.attack_inputs.split(",") if name.strip()]
+    if not inputs or any(name not in TRIPLET for name in inputs) or len(set(inputs)) != len(inputs):
+        parser.error(f"--attack_inputs {args.attack_inputs!r}: name some of ref, p0, p1 once each, comma-separated")
+    args.attack_inputs = ",".join(name for name in TRIPLET if name in inputs)
+    if args.attack_eps <= 0 or (args.attack_step_size is not None and args.attack_step_size <= 0):
+        parser.error("--attack_eps and --attack_step_size must be positive")
 
 
 def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
@@ -76,6 +180,8 @@ def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
 
 
 def main(args):
+    if args.objective == "2afc":
+        return train_2afc(args)
     accelerator = create_accelerator(args)
     torch.manual_seed(args.seed)
 
@@ -166,6 +272,170 @@ def main(args):
             push_to_hub(args)
     accelerator.end_training()
     return {"initial": initial, "history": history}
+
+
+# --- 2AFC objective: LPIPS / R-LPIPS on BAPPS --------------------------------------------------------------------
+
+
+def _subsets(text: str | None) -> list[str] | None:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else None
+
+
+def build_lpips(args) -> LPIPS:
+    """The LPIPS to train: ``--backbone``/``--weights`` and the ``--init`` linear weights (or an lpips-format file)."""
+    if args.init in LPIPS_INITS:
+        return LPIPS(args.backbone, weights=args.weights, linear=args.init, seed=args.seed)
+    if not os.path.isfile(args.init):
+        raise UserError(f"--init {args.init!r} is neither {', '.join(LPIPS_INITS)} nor an lpips-format weights file")
+    return LPIPS.from_lpips_state_dict(args.init, backbone=args.backbone, weights=args.weights)
+
+
+def lpips_lr_factor(step: int, total: int) -> float:
+    """LPIPS's schedule: the base rate for the first half of training, then linearly down to 0 (its trainer takes 5
+    epochs at the base rate and lowers it by a fifth after each of 5 more: these values at each epoch's start)."""
+    return min(1.0, 2.0 * (1.0 - step / max(total, 1)))
+
+
+@torch.no_grad()
+def evaluate_2afc(metric, val_sets: dict, args, device, progress: bool) -> dict:
+    """LPIPS's 2AFC score of each val subset (``two_afc_scores`` averaged), their unweighted mean and sizes."""
+    was_training = metric.training
+    metric.eval()
+    scores = {}
+    for subset, triplets in val_sets.items():
+        loader = torch.utils.data.DataLoader(TwoAFCDataset(triplets, args.load_size), batch_size=args.train_batch_size,
+                                             num_workers=args.dataloader_num_workers)  # fmt: skip
+        parts = []
+        for batch in tqdm(loader, desc=f"2afc {subset}", disable=not progress, leave=False):
+            ref, p0, p1 = (batch[k].to(device) for k in TRIPLET)
+            parts.append(two_afc_scores(*triplet_distances(metric, ref, p0, p1), batch["judge"]).cpu())
+        scores[subset] = float(torch.cat(parts).mean())
+    metric.train(was_training)
+    return {"2afc": scores, "mean": sum(scores.values()) / len(scores), "n": {s: len(t) for s, t in val_sets.items()}}
+
+
+def _describe(result: dict) -> str:
+    return f"mean {result['mean']:.4f} (" + ", ".join(f"{s} {v:.4f}" for s, v in result["2afc"].items()) + ")"
+
+
+def _describe_attack(args) -> str:
+    step = args.attack_step_size or 2.5 * args.attack_eps / args.attack_steps
+    start = ", random start" if args.attack_random_start else ""
+    return (f"PGD-{args.attack_steps}, {args.attack_norm} eps {args.attack_eps:.6g} (images in [0, 1]), step "
+            f"{step:.6g}{start}, on {args.attack_inputs}")  # fmt: skip
+
+
+def train_2afc(args):
+    """``--objective 2afc``: LPIPS's linear weights on BAPPS judgements, on adversarial triplets with ``--attack``."""
+    accelerator = create_accelerator(args)
+    torch.manual_seed(args.seed)
+    show = accelerator.is_main_process
+
+    # Data: BAPPS train subsets for training, every val subset scored apart (BAPPS has no test split).
+    train_sets = load_two_afc(args.dataset_name, "train", _subsets(args.train_subsets))
+    val_sets = load_two_afc(args.dataset_name, "val", _subsets(args.val_subsets))
+    if args.max_eval_samples:
+        val_sets = {s: [t[i] for i in evenly_spaced(list(range(len(t))), args.max_eval_samples)]
+                    for s, t in val_sets.items()}  # fmt: skip
+    train_triplets = [t for triplets in train_sets.values() for t in triplets]
+    per_step = args.train_batch_size * accelerator.num_processes
+    if args.max_train_steps is None:  # LPIPS's 10 epochs
+        args.max_train_steps = LPIPS_EPOCHS * max(1, len(train_triplets) // per_step)
+    name = "builtin" if args.dataset_name == "builtin" else os.path.basename(os.path.normpath(args.dataset_name))
+    split = (f"2afc/train {', '.join(train_sets)} ({len(train_triplets)} triplets); 2afc/val "
+             + ", ".join(f"{s} ({len(t)})" for s, t in val_sets.items())
+             + (" (--max_eval_samples)" if args.max_eval_samples else "")
+             + "; BAPPS has no test split: its val subsets are the benchmark, test = final validation")  # fmt: skip
+    logger.info("%s: %s", name, split)
+
+    # The metric (frozen backbone, trainable linear weights) and LPIPS's Dist2Logit on top.
+    with accelerator.main_process_first():  # downloads once; every process then reads the same cached weights
+        metric = build_lpips(args)
+    logit = Dist2Logit()
+    initial = evaluate_2afc(metric.to(accelerator.device), val_sets, args, accelerator.device, show)
+    logger.info("initial validation 2AFC %s", _describe(initial))
+
+    optimizer = torch.optim.Adam([*metric.lins, *logit.parameters()], lr=args.learning_rate,
+                                 betas=(args.adam_beta1, args.adam_beta2))  # fmt: skip
+    steps = args.max_train_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lpips_lr_factor(step, steps))
+    metric, logit, optimizer = accelerator.prepare(metric, logit, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    global_step = resume(accelerator, args)
+    plain, plain_logit = accelerator.unwrap_model(metric), accelerator.unwrap_model(logit)
+    loader = create_train_loader(TwoAFCDataset(train_triplets, args.load_size), args, accelerator, global_step)
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_metric", config=vars(args))
+    inputs = args.attack_inputs.split(",") if args.attack == "pgd" else []
+
+    # Train!
+    progress = tqdm(range(steps), initial=global_step, disable=not show or not steps)
+    batches, history = iter(loader), []
+    val, val_step = initial, 0  # the latest validation, and the step it was taken at
+    while global_step < steps:
+        batch = next(batches)
+        ref, p0, p1 = (batch[k].to(accelerator.device) for k in TRIPLET)
+        judge = batch["judge"].to(accelerator.device)
+        if inputs:  # R-LPIPS: the step trains on the triplet PGD made worst for the current weights
+            generator = torch.Generator().manual_seed(args.seed * 1_000_003 + global_step)  # resumable
+            ref, p0, p1 = perturb_triplet(plain, plain_logit, ref, p0, p1, judge, inputs, eps=args.attack_eps,
+                                          steps=args.attack_steps, step_size=args.attack_step_size,
+                                          norm=args.attack_norm, random_start=args.attack_random_start,
+                                          generator=generator)  # fmt: skip
+        with accelerator.accumulate(metric, logit), accelerator.autocast():
+            d0, d1 = triplet_distances(metric, ref, p0, p1, dropout=args.lpips_dropout)
+            loss = ranking_loss(logit, d0, d1, judge)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            continue
+        plain.clamp_()  # LPIPS's clamp_weights: linear weights >= 0 after every step
+        scheduler.step()
+        global_step += 1
+        progress.update(1)
+        logs = {"loss": loss.item(), "acc": float(two_afc_scores(d0.detach(), d1.detach(), judge).mean()),
+                "lr": scheduler.get_last_lr()[0]}  # fmt: skip
+        progress.set_postfix(loss=f"{logs['loss']:.4f}")
+        if global_step % args.validation_steps == 0 or global_step == steps:
+            val, val_step = evaluate_2afc(plain, val_sets, args, accelerator.device, show), global_step
+            logs |= {"val/2afc": val["mean"]} | {f"val/2afc_{s}": v for s, v in val["2afc"].items()}
+        accelerator.log(logs, step=global_step)
+        history.append(logs)
+        if global_step % args.checkpointing_steps == 0:
+            save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
+
+    # Save the metric (and the Dist2Logit it was trained with) with its 2AFC scores in the model card.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
+            val = evaluate_2afc(plain, val_sets, args, accelerator.device, show)
+        logger.info("validation 2AFC %s", _describe(val))
+        attack = _describe_attack(args) if inputs else "none"
+        plain.card = model_card_facts(args, ["objective", "dataset_name", "weights", "init", "learning_rate",
+                                             "adam_beta1", "adam_beta2", "max_train_steps", "train_batch_size",
+                                             "load_size", "lpips_dropout", "attack", "seed"])  # fmt: skip
+        plain.card |= {
+            "objective": "2AFC: binary cross-entropy of LPIPS's Dist2Logit(d0, d1) against the human judgement; "
+            "linear weights clamped >= 0 after each step, backbone frozen",
+            "adversarial training": attack,
+            "data": split,
+            "initial validation 2AFC": _describe(initial),
+            "validation 2AFC": _describe(val),
+            "steps trained": global_step,
+        }
+        plain.save_pretrained(args.output_dir)
+        from safetensors.torch import save_file
+
+        with atomic_path(os.path.join(args.output_dir, "dist2logit.safetensors")) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in plain_logit.state_dict().items()}, tmp)
+        write_results(args.output_dir, "train_metric", args, mode="2afc", weights_source=plain.backbone.weights_source,
+                      dataset=name, split=split, steps=global_step, best_step=None, initial=initial, validation=val,
+                      test=val)  # fmt: skip
+        if args.push_to_hub:
+            push_to_hub(args)
+    accelerator.end_training()
+    return {"initial": initial, "validation": val, "history": history}
 
 
 if __name__ == "__main__":

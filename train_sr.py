@@ -6,6 +6,12 @@ Loss (the asymmetry paper): l = lambda_rec * L1(x, y) + lambda_per * l_per(x, y)
 l_per a DISTS-style distance on --per_backbone (or a saved metric, --per_metric) and l_adv the ESRGAN
 relativistic loss against a --disc_type discriminator on --disc_backbone. Generator and discriminator
 are updated alternately. Stage 1 of the paper is `--loss rec`; stage 2 starts from it with --init_generator.
+
+The robust-loss study's terms: mse (E), feat (P: VGG-19 blocks 2 and 5 after ReLU, x 0.2 / 0.02) and texture (T:
+Gram matrices of 16x16 patches, blocks 1/3/5 x 3e-7 / 1e-6 / 1e-6), on one --feat_backbone with --feat_weights
+(e.g. a robust VGG-19), its feature maps normalised to mean 1 first:
+
+    accelerate launch train_sr.py --model enhancenet --loss mse+feat+texture --feat_weights runs/robust-vgg19
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from asym.adversarial import (
     relativistic_generator_loss,
 )
 from asym.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
+from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.metrics import psnr, ssim
 from asym.models import GENERATORS, SRModel, load_generator, upscale
+from asym.perceptual import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.training import (
     UserError,
     add_common_args,
@@ -42,7 +50,7 @@ from asym.training import (
     save_checkpoint,
 )
 
-LOSS_TERMS = ("rec", "per", "adv")
+LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 
 
 def parse_args(input_args=None):
@@ -51,7 +59,9 @@ def parse_args(input_args=None):
     g.add_argument("--model", choices=list(GENERATORS), default="swinir", help="generator architecture")
     g.add_argument("--scale", type=int, default=4, choices=[2, 3, 4], help="up-scaling factor")
     g.add_argument("--init_generator", default=None, help="saved generator folder / Hub id / official checkpoint")
-    g.add_argument("--loss", default="rec+per+adv", help="terms joined by '+': rec (L1), per, adv")
+    g.add_argument("--loss", default="rec+per+adv",
+                   help="terms joined by '+': rec (L1), per (DISTS-style), adv; the robust-loss study's mse (E), "
+                        "feat (P: VGG-19 features), texture (T: patch Gram matrices): mse+feat+texture")  # fmt: skip
     g.add_argument("--lambda_rec", type=float, default=1e-2, help="weight of the L1 term")
     g.add_argument("--lambda_per", type=float, default=1.0, help="weight of the perceptual term")
     g.add_argument("--lambda_adv", type=float, default=5e-3, help="weight of the adversarial term")
@@ -61,6 +71,18 @@ def parse_args(input_args=None):
                    "uniform otherwise")  # fmt: skip
     g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
     g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, a file")
+    g.add_argument("--lambda_mse", type=float, default=1.0, help="weight of the mse (E) term")
+    g.add_argument("--lambda_feat", type=float, default=1.0,
+                   help="weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside)")  # fmt: skip
+    g.add_argument("--lambda_texture", type=float, default=1.0,
+                   help="weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside)")  # fmt: skip
+    g.add_argument("--feat_backbone", default="vgg19", help="network of the feat and texture terms (one for both)")
+    g.add_argument("--feat_weights", default="auto",
+                   help="its weights: auto, pretrained, random, a file / folder / Hub id (e.g. a robust VGG-19 of "
+                        "train_robust.py)")  # fmt: skip
+    g.add_argument("--no_feat_normalisation", action="store_true",
+                   help="keep the raw feature scale (default: maps normalised to mean 1 on training crops, as the "
+                        "study does for both VGG-19s)")  # fmt: skip
     g.add_argument("--disc_type", choices=DISC_TYPES, default="vanilla", help="one logit per image or per location")
     g.add_argument("--disc_backbone", default="vgg16", help="discriminator backbone (any registry name)")
     g.add_argument(
@@ -92,7 +114,7 @@ def parse_args(input_args=None):
     args.terms = [t.strip() for t in args.loss.split("+")]
     unknown = [t for t in args.terms if t not in LOSS_TERMS]
     if unknown or not args.terms:
-        parser.error(f"--loss {args.loss!r}: unknown term(s) {unknown}; join rec, per and adv with '+'")
+        parser.error(f"--loss {args.loss!r}: unknown term(s) {unknown}; join {', '.join(LOSS_TERMS)} with '+'")
     return args
 
 
@@ -130,7 +152,7 @@ def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 def main(args):
     accelerator = create_accelerator(args)
     torch.manual_seed(args.seed)
-    use_rec, use_per, use_adv = (term in args.terms for term in LOSS_TERMS)
+    use_rec, use_per, use_adv, use_mse, use_feat, use_texture = (term in args.terms for term in LOSS_TERMS)
     if args.crop_size % args.scale:
         raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} "
                         f"(e.g. {64 * args.scale}, the default for x{args.scale})")  # fmt: skip
@@ -158,6 +180,16 @@ def main(args):
             else:
                 per_loss = DISTS(args.per_backbone, weights=args.weights, alpha_beta=args.per_alpha_beta)
             per_loss.requires_grad_(False).to(accelerator.device)
+        feat_loss = None
+        if use_feat or use_texture:  # one network for both terms, as in the study
+            feat_loss = FeatureTextureLoss(args.feat_backbone, args.feat_weights,
+                                           feat_layers=FEAT_LAYERS if use_feat else None,
+                                           texture_layers=TEXTURE_LAYERS if use_texture else None)  # fmt: skip
+            if not args.no_feat_normalisation:
+                calibration = SRPairDataset(train_images, args.scale, args.crop_size, train=False)
+                crops = torch.stack([calibration[i]["hr"] for i in range(min(16, len(calibration)))])
+                normalise_backbone_feature_maps(feat_loss.backbone, crops)
+            feat_loss.to(accelerator.device)
         discriminator = None
         if use_adv:
             discriminator = Discriminator(args.disc_backbone, args.disc_type, weights=args.disc_weights)
@@ -212,13 +244,16 @@ def main(args):
                     losses["rec"] = F.l1_loss(sr.float(), hr)
                 if use_per:
                     losses["per"] = per_loss(sr.float(), hr).mean()
+                if use_mse:
+                    losses["mse"] = F.mse_loss(sr.float(), hr)
+                if feat_loss is not None:
+                    losses |= {k: v.mean() for k, v in feat_loss(sr.float(), hr).items()}
                 if use_adv:
                     plain_d.requires_grad_(False)
                     real_logits = plain_d(hr).detach()
                     losses["adv"] = relativistic_generator_loss(real_logits, plain_d(sr))
                     plain_d.requires_grad_(True)
-                weights = {"rec": args.lambda_rec, "per": args.lambda_per, "adv": args.lambda_adv}
-                loss_g = sum(weights[k] * v for k, v in losses.items())
+                loss_g = sum(getattr(args, f"lambda_{k}") * v for k, v in losses.items())  # --lambda_<term>
             accelerator.backward(loss_g)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
@@ -277,6 +312,13 @@ def main(args):
         if per_loss is not None:
             facts["perceptual loss"] = (f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source}),"
                                         f" alpha/beta: {per_loss.alpha_beta_source}")  # fmt: skip
+        if feat_loss is not None:
+            facts |= model_card_facts(args, ["feat_backbone", "feat_weights"])
+            normalised = "not normalised" if args.no_feat_normalisation else "feature maps normalised to mean 1"
+            terms = "+".join(t for t in ("feat", "texture") if t in args.terms)
+            facts["feature loss"] = (f"{terms} on {feat_loss.backbone.name} ({feat_loss.backbone.weights_source}), "
+                                     f"{normalised}")  # fmt: skip
+        facts |= model_card_facts(args, [f"lambda_{t}" for t in ("mse", "feat", "texture") if t in args.terms])
         if plain_d is not None:
             facts["discriminator"] = (f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source}),"
                                       f" lr {args.disc_learning_rate}")  # fmt: skip

@@ -37,7 +37,7 @@ from torch import nn
 from .errors import UserError, summarize
 from .gan_weights import PREFIX as GAN_PREFIX
 from .gan_weights import load_gan_weights, read_gan_weights
-from .hub import read_tensor_file
+from .hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -158,6 +158,18 @@ def _vgg(depth: int, pretrained: bool, pooling: str = "l2") -> Backbone:
     bounds = [0, *pools[:-1], pools[-1]]
     stages = [[f"features.{i}" for i in range(start, end)] for start, end in zip(bounds[:-1], bounds[1:])]
     return TorchvisionBackbone(model, stages, channels, min_size=16, nhwc=False)
+
+
+def _alexnet(pretrained: bool) -> Backbone:
+    """AlexNet cut after each of its five ReLUs, as LPIPS-AlexNet (and the published R-LPIPS weights) use it."""
+    import torchvision
+
+    model = torchvision.models.alexnet(weights="IMAGENET1K_V1" if pretrained else None)
+    model.avgpool, model.classifier = nn.Identity(), nn.Identity()
+    bounds = [0, 2, 5, 8, 10, 12]  # lpips's slices: conv1-relu | pool-conv2-relu | pool-conv3-relu | conv4 | conv5
+    stages = [[f"features.{i}" for i in range(start, end)] for start, end in zip(bounds[:-1], bounds[1:])]
+    model.features = model.features[:12]  # drop the final pool
+    return TorchvisionBackbone(model, stages, [64, 192, 384, 256, 256], min_size=31, nhwc=False)
 
 
 def _resnet50(pretrained: bool) -> Backbone:
@@ -399,6 +411,7 @@ BACKBONES: dict[str, Callable[..., Backbone]] = {
     "vgg16-r": lambda pretrained, **kw: _vgg(16, False, **kw),  # always random: the paper's VGG-16-R
     "vgg19": lambda pretrained, pooling="max", **kw: _vgg(19, pretrained, pooling=pooling, **kw),
     "resnet50": _resnet50,
+    "alexnet": _alexnet,  # LPIPS-AlexNet / R-LPIPS
     "convnext": _convnext,
     "swin-t": _swin_t,
     "clip-vit": _clip_vit,
@@ -435,7 +448,9 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
 
     Args:
         name: a key of ``BACKBONES``, ``timm:<name>`` or ``hf:<model id or folder>``.
-        weights: ``"auto"``, ``"pretrained"``, ``"random"``, a safetensors file / folder / Hub id, or
+        weights: ``"auto"``, ``"pretrained"``, ``"random"``, a safetensors (or ``weights_only`` torch) file / folder /
+            Hub id, e.g. a train_robust.py output folder (its classifier head is dropped; a folder saved on another
+            backbone is a ``UserError`` naming both) or a robustness-library checkpoint (``module.model.*`` kept), or
             ``"gan:<run folder, discriminator folder or Hub id>"``: the backbone of a discriminator saved by
             train_sr.py (head dropped; see ``asym.gan_weights``, also for the pooling a VGG gets).
             ``"auto"`` falls back to random weights with one warning when the pretrained ones cannot be obtained,
@@ -484,6 +499,7 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
         pooling = None if not name.startswith("vgg") else "L2" if _has_l2_pooling(backbone) else "max"
         source = gan.describe(pooling)
     else:
+        _check_saved_backbone(weights, name)  # before building: a mismatch costs nothing
         backbone = build(False, **kwargs)
         load_backbone_weights(backbone, weights)
         source = weights
@@ -546,29 +562,76 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _saved_backbone(source: str) -> tuple[str, str] | None:
+    """(class, backbone name) that the ``config.json`` of an asym-saved folder records (the folder itself, or the one
+    holding ``source`` if it is that folder's ``model.safetensors``); None for anything else (a plain checkpoint, a
+    foreign config, another file that merely lies in such a folder)."""
+    saved_weights = os.path.isfile(source) and os.path.basename(source) == WEIGHTS_NAME
+    folder = source if os.path.isdir(source) else os.path.dirname(os.path.abspath(source)) if saved_weights else None
+    path = os.path.join(folder, CONFIG_NAME) if folder is not None else None
+    if path is None or not os.path.isfile(path):
+        return None
+    try:
+        config = read_config(path)
+    except UserError:
+        return None  # not asym's: the tensors alone decide whether they fit
+    saved, backbone = config.get(CLASS_KEY), config.get("backbone")
+    return (saved, backbone) if isinstance(saved, str) and isinstance(backbone, str) else None
+
+
+def _check_saved_backbone(source: str, name: str) -> None:
+    """An asym model folder (e.g. a train_robust.py ``Classifier``) given as weights must be built on ``name``."""
+    saved = _saved_backbone(source)
+    if saved is not None and saved[1] != name:
+        raise UserError(
+            f"backbone weights {source} are those of an asym {saved[0]} on backbone {saved[1]!r}, but the backbone "
+            f"asked for is {name!r}: use backbone {saved[1]} (--backbone {saved[1]}) or weights trained on {name}"
+        )
+
+
+def _strip_wrappers(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """``state`` keyed like ``expected``: the wrapper prefix under which most expected keys are found is cut off.
+
+    Checkpoints nest the network under prefixes such as ``module.`` (DDP), ``backbone.model.`` (an asym model) or,
+    in the robustness library, ``module.model.`` next to ``module.attacker.model.`` (the same network again) and
+    ``module.normalizer.`` (its input normalisation): keys under other prefixes are dropped. Among prefixes that
+    provide equally many keys the shortest wins (``module.model.`` over ``module.attacker.model.``).
+    """
+    found: dict[str, int] = {}
+    for key in state:
+        parts = key.split(".")
+        for i in range(len(parts)):
+            if ".".join(parts[i:]) in expected:
+                prefix = ".".join(parts[:i])
+                found[prefix] = found.get(prefix, 0) + 1
+    if not found:
+        return state
+    prefix = max(found, key=lambda p: (found[p], -len(p)))
+    if not prefix:
+        return state
+    return {k[len(prefix) + 1 :]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
 def load_backbone_weights(backbone: Backbone, source: str) -> None:
-    """Load a checkpoint into ``backbone.model``; wrapper prefixes (``module.``, ``model.``, ...) are stripped.
+    """Load a checkpoint into ``backbone.model``; wrapper prefixes (``module.``, ``module.model.``,
+    ``backbone.model.``, ...) are stripped and tensors outside the backbone (a classifier head, the robustness
+    library's attacker copy and normaliser) are ignored.
 
     Raises ``UserError`` naming the file and the missing keys, or the mismatched shape, when it does not fit the
     architecture.
     """
     state = _read_state_dict(source)
     expected = set(backbone.model.state_dict())
-    for _ in range(4):  # strip e.g. "module.attacker.model." one prefix at a time until keys fit
-        if expected & set(state):
-            break
-        prefixes = {k.split(".", 1)[0] for k in state if "." in k}
-        if len(prefixes) != 1:
-            break
-        state = {k.split(".", 1)[1]: v for k, v in state.items() if "." in k}
-    missing = sorted(expected - set(state))
+    state = _strip_wrappers(state, expected)
+    # BatchNorm fills in a missing counter itself (checkpoints written before PyTorch 0.4.1 lack it)
+    missing = sorted(k for k in expected - set(state) if not k.endswith("num_batches_tracked"))
     if missing:
         raise UserError(
             f"backbone weights {source} do not fit backbone {type(backbone).__name__}: {len(missing)} missing keys, "
             f"e.g. {', '.join(missing[:4])}"
         )
     try:
-        backbone.model.load_state_dict({k: v for k, v in state.items() if k in expected})
+        backbone.model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
     except RuntimeError as err:
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         raise UserError(f"backbone weights {source} do not fit the backbone: {lines[-1] if lines else err}") from err

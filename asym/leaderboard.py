@@ -7,6 +7,8 @@ obtained) is marked where it is shown.
 ``init_label`` names a backbone's starting weights (random / pretrained / gan / file) from its provenance string;
 ``load_results`` reads the ``results.json`` files that train_iqa.py and train_metric.py write, and
 ``init_comparison_table`` sets their test correlations side by side per initialisation (the paper's Fig. 5/8).
+``robust_table_records`` / ``robust_table`` lay SR leaderboard records out as the robust-loss study's table: a row per
+loss setting in its letters (``study_loss``: mse E, feat P, texture T) and feature weights (``robust_label``).
 """
 
 from __future__ import annotations
@@ -403,11 +405,134 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
     return "\n".join(lines)
 
 
+# --- The robust-loss study's table (Uelwer et al.: SR losses on standard or adversarially robust VGG features) ----
+
+STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order
+STANDARD_WEIGHTS = ("auto", "pretrained", "random")  # --feat_weights that are no robust model's weights
+# The study's columns: (header, sr_results metric names that fill it by default, lower is better)
+STUDY_COLUMNS = (
+    ("PSNR", ("psnr",), False), ("SSIM", ("ssim",), False), ("UQI", ("uqi",), False), ("IFC", ("ifc",), False),
+    ("GMSD", ("gmsd",), True), ("LPIPS", ("lpips", "lpips-vgg"), True),
+    ("R-LPIPS", ("rlpips", "r-lpips", "r_lpips"), True),
+)  # fmt: skip
+
+
+def card_feat_weights(card: dict | None) -> str | None:
+    """The feature-loss weights a train_sr.py card records (``--feat_weights``: auto, pretrained, random, a file or a
+    Hub id), None if it records none."""
+    value = (card or {}).get("--feat_weights")
+    return None if value is None else str(value)
+
+
+def study_loss(loss: str | None) -> str | None:
+    """The study's name of a ``--loss`` (``mse+feat`` -> ``EP``, letters in E, P, T order), None where a term is not
+    one of the study's (``rec``, ``per``, ``adv``) or there is none."""
+    terms = [t.strip() for t in str(loss or "").split("+") if t.strip()]
+    if not terms or any(t not in STUDY_TERMS for t in terms):
+        return None
+    letters = {STUDY_TERMS[t] for t in terms}
+    return "".join(letter for letter in STUDY_TERMS.values() if letter in letters)
+
+
+def robust_label(letters: str, feat_weights: str | None) -> str | None:
+    """The table's Robust column: ``None`` for ``E`` (no feature loss), ``"yes"`` for weights from a file or Hub id
+    (a robust classifier's), ``"no"`` for the standard ones (none recorded, auto, pretrained, random)."""
+    if letters == "E":
+        return None
+    return "no" if feat_weights in (None, "", *STANDARD_WEIGHTS) else "yes"
+
+
+def _group_order(key: tuple[str, str | None]) -> tuple:
+    letters, robust = key
+    return len(letters), ["EPT".index(c) for c in letters], robust == "yes"
+
+
+def robust_table_records(records: list[dict], columns: dict[str, str]) -> tuple[list[dict], list[str]]:
+    """The study's table from sr_results records of the study's runs: a row per (loss letters, robust), each column
+    the mean over datasets of the mean over that row's runs.
+
+    Args:
+        records: sr_results.json records, each with ``run`` (what identifies the model across files), ``model``,
+            ``metric``, ``dataset``, ``status``, ``score``, ``letters`` (``study_loss``) and ``robust``
+            (``robust_label``).
+        columns: {column header: the sr_results metric that fills it}.
+
+    Returns:
+        (rows, notes): one dict per row (``loss``, ``robust``, ``runs``, ``models``, ``datasets``, then each column
+        header: its number, or None where any run lacks an available score on any dataset), and the notes saying why
+        cells are empty.
+    """
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    groups: dict[tuple[str, str | None], dict[str, str]] = {}
+    for r in records:
+        groups.setdefault((r["letters"], r["robust"]), {})[r["run"]] = r["model"]
+    by_key = {(r["run"], r["metric"], r["dataset"]): r for r in records}
+    notes = []
+    for header, metric in columns.items():  # a column without any number: one note instead of one per row
+        statuses = list(dict.fromkeys(r.get("status", OK) for r in records if r["metric"] == metric))
+        if not statuses:
+            notes.append(f"{header}: no metric {metric!r} in the sr_results files")
+        elif OK not in statuses:
+            notes.append(f"{header} ({metric}): {'; '.join(statuses)}")
+    whole = {m for m in columns.values() if any(r["metric"] == m and r.get("status", OK) == OK for r in records)}
+    rows = []
+    for key in sorted(groups, key=_group_order):
+        runs = groups[key]
+        row = {"loss": key[0], "robust": key[1], "runs": len(runs), "models": "; ".join(runs.values()),
+               "datasets": "; ".join(datasets)}  # fmt: skip
+        for header, metric in columns.items():
+            means, missing = [], []
+            for dataset in datasets:
+                values = []
+                for run, name in runs.items():
+                    record = by_key.get((run, metric, dataset))
+                    value = _number(record, False) if record else None
+                    if value is None:
+                        missing.append(f"{name} on {dataset} ({record.get('status', OK) if record else 'not scored'})")
+                    values.append(value)
+                if not missing:
+                    means.append(float(np.mean(values)))
+            row[header] = None if missing else float(np.mean(means))
+            if missing and metric in whole:
+                label = key[0] + (f"/{key[1]}" if key[1] else "")
+                notes.append(f"{header} of {label}: no score for {'; '.join(dict.fromkeys(missing))}")
+        rows.append(row)
+    return rows, notes
+
+
+def robust_table(rows: list[dict], columns: dict[str, str], notes: list[str] = ()) -> str:
+    """Markdown of ``robust_table_records``: rows E, EP/no, EP/yes, ...; columns marked higher (↑) or lower (↓) is
+    better, each naming the sr_results metric it shows where that is not one of its default names."""
+    lower = {header: low for header, _, low in STUDY_COLUMNS}
+    defaults = {header: names for header, names, _ in STUDY_COLUMNS}
+    heads = [f"{h} {'↓' if lower.get(h) else '↑'}" + (f" ({m})" if m.lower() not in defaults.get(h, ()) else "")
+             for h, m in columns.items()]  # fmt: skip
+    lines = [
+        "| Loss | Robust | Runs | " + " | ".join(_escape(h) for h in heads) + " |",
+        "|" + " --- |" * (len(heads) + 3),
+    ]
+    for row in rows:
+        cells = [_sr_value(row[h], 3 if h == "IFC" else 2) for h in columns]
+        lines.append(f"| {row['loss']} | {row['robust'] or '–'} | {row['runs']} | " + " | ".join(cells) + " |")
+    datasets = rows[0]["datasets"] if rows else ""
+    lines.append(
+        f"\nEach cell: the mean over datasets ({datasets.replace('; ', ', ')}) of the mean over the row's runs."
+    )
+    lines.append("Robust: the feature (and texture) loss on a robust classifier's weights (train_sr.py --feat_weights "
+                 "a file or Hub id); no: the standard ones; –: no feature loss.")  # fmt: skip
+    for note in notes:
+        lines.append(f"{MISSING}: {note}")
+    return "\n".join(lines)
+
+
 __all__ = [
     "INITS",
     "LINEAR_MARK",
     "REFERENCE",
+    "STUDY_COLUMNS",
+    "STUDY_TERMS",
     "card_disc_backbone",
+    "card_feat_weights",
     "card_loss",
     "card_per_backbone",
     "init_comparison_records",
@@ -415,9 +540,13 @@ __all__ = [
     "init_label",
     "load_results",
     "markdown_table",
+    "robust_label",
+    "robust_table",
+    "robust_table_records",
     "sr_model_averages",
     "sr_summary",
     "sr_table",
+    "study_loss",
     "unique_names",
     "write_records",
     "write_results",

@@ -3,10 +3,11 @@
 * ``psnr`` / ``ssim``: fidelity used to monitor super-resolution, one value per image, on images in [0, 1] after
   cropping ``border`` pixels on each side (the scale factor, as in BasicSR). RGB by default; ``y_channel=True`` scores
   the BT.601 luma ``rgb_to_y`` instead, as BasicSR/SwinIR do for SR papers. SSIM is scikit-image's (Gaussian window,
-  sigma 1.5, as Wang et al.).
+  sigma 1.5, as Wang et al.). UQI and IFC, the robust-loss study's other fidelity indices, are ``asym.fidelity``'s.
 * ``correlations``: SRCC, KRCC and signed PLCC after the ``logistic4`` fit (linear PLCC, with a ``FitWarning``, where
   that fit fails; NaN, with a ``ConstantScoresWarning``, for constant scores). ``pearson_loss`` (metric learning),
-  ``FRMetric`` / ``score_pairs``: any FR metric by name, scored over an FR dataset, and ``NRMetric`` / ``score_images``:
+  ``FRMetric`` / ``score_pairs``: any FR metric by name (pyiqa, or a saved asym ``DISTS`` / ``LPIPS`` as its config
+  names it), scored over an FR dataset, and ``NRMetric`` / ``score_images``:
   any NR quality model by name (a trained asym ``IQAModel`` or a pyiqa NR metric), scored over an NR dataset. A pyiqa
   metric whose weights cannot be obtained raises ``MetricUnavailable`` (a ``UserError``), so a leaderboard can report
   it and go on.
@@ -244,21 +245,54 @@ def pearson_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # --- Full-reference metrics by name ----------------------------------------------------------------------------
 
 
+ASYM_FR_CLASSES = ("DISTS", "LPIPS")  # asym classes that score an output against its reference, lower is better
+
+
+def _asym_class(source: str) -> str:
+    """The class a saved asym model's config.json names (``asym_class``; a folder saved before it was recorded is a
+    ``DISTS``, the only FR class then), read from the folder or downloaded from the Hub."""
+    import os
+
+    from .hub import CLASS_KEY, CONFIG_NAME, read_config
+
+    if os.path.isdir(source):
+        path = os.path.join(source, CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise UserError(f"{source} holds no {CONFIG_NAME}: not a metric saved by asym (save_pretrained)")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(source, CONFIG_NAME)
+        except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
+            raise UserError(f"{source} is no local folder and its {CONFIG_NAME} could not be downloaded from the Hub "
+                            f"({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
+    return str(read_config(path).get(CLASS_KEY) or "DISTS")
+
+
 class FRMetric:
     """A full-reference metric by name: ``metric(x, y)`` -> (B,) scores, with ``lower_better`` and ``name``.
 
-    ``source`` is a folder or Hub id of a metric saved by asym (``DISTS.from_pretrained``), or any pyiqa FR metric
-    name (``psnr``, ``ssim``, ``lpips``, ``dists``, ...; pyiqa downloads its weights on first use).
+    ``source`` is a folder or Hub id of a metric saved by asym (the class its config.json names: ``DISTS``, or
+    ``LPIPS`` such as an R-LPIPS on a robust backbone; both lower is better), or any pyiqa FR metric name (``psnr``,
+    ``ssim``, ``lpips``, ``dists``, ...; pyiqa downloads its weights on first use).
+
+    Raises:
+        UserError: an unknown name, or a saved model of another class (an ``IQAModel``, a ``Discriminator``).
     """
 
     def __init__(self, source: str, device: str | torch.device = "cpu", as_loss: bool = False):
         import os
 
         self.name = source.rstrip("/").split("/")[-1] if os.path.isdir(source) else source
-        if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):  # pyiqa names hold no "/"
-            from .perceptual import DISTS
+        if _is_asym_source(source):
+            from . import perceptual
 
-            self.model, self.lower_better = DISTS.from_pretrained(source).to(device), True
+            cls = _asym_class(source)
+            if cls not in ASYM_FR_CLASSES:
+                raise UserError(f"{source} holds an asym {cls}, not a full-reference metric "
+                                f"({' or '.join(ASYM_FR_CLASSES)})")  # fmt: skip
+            self.model, self.lower_better = getattr(perceptual, cls).from_pretrained(source).to(device), True
         else:
             import pyiqa
 
@@ -374,6 +408,7 @@ def _unknown_nr_metric(source: str, names: list[str], fr_names: list[str]) -> st
 
 
 __all__ = [
+    "ASYM_FR_CLASSES",
     "ConstantScoresWarning",
     "FRMetric",
     "MetricUnavailable",

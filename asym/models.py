@@ -16,7 +16,8 @@ from .errors import UserError, reading
 from .hub import HubModel, read_tensor_file
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
-# its lightweight configuration; `tiny` exists for tests and CPU demos.
+# its lightweight configuration; `tiny` exists for tests and CPU demos; `enhancenet` is the robust-loss study's
+# generator (asym.enhancenet, written here: spandrel has no EnhanceNet).
 GENERATORS: dict[str, dict] = {
     "swinir": dict(
         arch="swinir", embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,
@@ -31,6 +32,7 @@ GENERATORS: dict[str, dict] = {
         arch="swinir", embed_dim=12, depths=[1], num_heads=[2], window_size=4, mlp_ratio=2.0,
         upsampler="pixelshuffledirect", img_size=16,
     ),
+    "enhancenet": dict(arch="enhancenet", num_features=64, num_blocks=10),  # the robust-loss study's generator
 }  # fmt: skip
 SCALES = (2, 3, 4)
 
@@ -47,6 +49,10 @@ def build_generator(model: str, scale: int) -> nn.Module:
         from spandrel.architectures.SwinIR import SwinIR
 
         return SwinIR(upscale=scale, img_range=1.0, resi_connection="1conv", **config)
+    if arch == "enhancenet":
+        from .enhancenet import EnhanceNet
+
+        return EnhanceNet(scale, **config)
     from spandrel.architectures.ESRGAN import ESRGAN as RRDBNet
 
     return RRDBNet(scale=scale, upsampler="pixel_shuffle" if scale == 3 else "upconv", **config)
@@ -97,9 +103,15 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
     """``--init_generator``: a saved ``SRModel`` (folder or Hub id) or an official checkpoint file."""
     if os.path.isfile(source):
         generator = SRModel(model, scale)
-        net = SRModel.from_checkpoint(source)
+        if GENERATORS[model]["arch"] == "enhancenet":  # not a spandrel architecture: its own state dict
+            state = read_tensor_file(source, "generator checkpoint")
+            if not isinstance(state, dict):
+                raise UserError(f"generator checkpoint {source} holds a {type(state).__name__}, not a state dict")
+            state = state.get("params", state)  # BasicSR's wrapper key
+        else:
+            state = SRModel.from_checkpoint(source).state_dict()
         try:
-            generator.net.load_state_dict(net.state_dict())
+            generator.net.load_state_dict(state)
         except RuntimeError as err:
             raise UserError(
                 f"{source} does not fit --model {model} --scale {scale}: {str(err).splitlines()[0]}"

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Backbone, check_images, create_backbone, max_pooling_kwargs
+from .errors import UserError, summarize
 from .hub import HubModel
 
 RANGE_TOLERANCE = 0.5  # inputs may overshoot [0, 1] a little (raw generator outputs), not be in [0, 255] or [-1, 1]
@@ -49,9 +52,12 @@ def upcast_half(t: torch.Tensor) -> torch.Tensor:
 class FeatureMetric(nn.Module):
     """A frozen backbone plus the (output, reference) feature pass every metric here shares."""
 
-    def __init__(self, backbone: str, weights: str, backbone_kwargs: dict | None):
+    def __init__(self, backbone: str | Backbone, weights: str, backbone_kwargs: dict | None):
         super().__init__()
-        self.backbone: Backbone = create_backbone(backbone, weights, **(backbone_kwargs or {}))
+        if isinstance(backbone, Backbone):  # an existing network, shared (the robust-loss study's P and T)
+            self.backbone = backbone
+        else:
+            self.backbone = create_backbone(backbone, weights, **(backbone_kwargs or {}))
         self.backbone.requires_grad_(False).eval()
 
     def train(self, mode: bool = True):
@@ -257,15 +263,60 @@ def _official_lpips_weights(net: str = "vgg") -> list[torch.Tensor]:
     return [state[f"lin{i}.model.1.weight"].flatten().float() for i in range(5)]
 
 
+# The lpips package's nets by their linear layers' channels: an lpips-format file names its net by them.
+LPIPS_NETS = {(64, 128, 256, 512, 512): "vgg", (64, 192, 384, 256, 256): "alex",
+              (64, 128, 256, 384, 384, 512, 512): "squeeze"}  # fmt: skip
+# lpips's VGG-16 and AlexNet slices keep torchvision's layer numbers: net.slice<k>.<n>.* is torchvision's
+# features.<n>.*, so those trunks load into asym's vgg16 / alexnet backbones
+LPIPS_TRUNKS = ("vgg16", "alexnet")
+_LPIPS_VGG_KEY = re.compile(r"^net\.slice[1-5]\.(\d+)\.(weight|bias)$")
+
+
+def read_lpips_state_dict(path: str) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    """An ``lpips``-format state dict (the package's ``weights/v0.1/*.pth``, a checkpoint its trainer saved, the
+    published R-LPIPS files): its per-stage linear weights and its backbone tensors (``net.*``, empty if it has none).
+
+    Read with ``weights_only=True`` (or as safetensors); a ``module.`` prefix (DataParallel) is dropped. Linear weights
+    are ``lin<k>.model.1.weight`` (trained with dropout) or ``lin<k>.model.0.weight`` (without), ``lins.<k>...``
+    being the same tensors.
+
+    Raises:
+        UserError: unreadable, not a state dict, or without ``lin0`` weights.
+    """
+    from .hub import read_tensor_file
+
+    state = read_tensor_file(path, "lpips state dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state dict of tensors (an lpips .pth file of lin<k>.model.1.weight ...)")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    lins = []
+    for k in range(len(state)):
+        names = (f"lin{k}.model.1.weight", f"lin{k}.model.0.weight", f"lins.{k}.model.1.weight")
+        found = [state[name] for name in (*names, f"lins.{k}.model.0.weight") if name in state]
+        if not found:
+            break
+        lins.append(found[0].detach().flatten().float())
+    if not lins:
+        keys = ", ".join(sorted(state)[:4])
+        raise UserError(f"{path} holds no LPIPS linear weights (lin0.model.1.weight ...; found {keys or 'nothing'}): "
+                        "not an lpips state dict")  # fmt: skip
+    return lins, {k: v for k, v in state.items() if k.startswith("net.")}
+
+
 class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perceptual-loss"]):
     """LPIPS-style distance: ``sum_k mean_hw sum_c w_kc (x̂_kc - ŷ_kc)^2`` with x̂ unit-normalised over channels.
 
     Args:
         backbone: registry name; VGG backbones use max-pooling here, as LPIPS does.
         weights: backbone weights.
-        linear: ``"auto"`` (the LPIPS release for ``vgg16``, ones otherwise), ``"lpips"`` or ``"ones"``.
+        linear: ``"auto"`` (the LPIPS release for ``vgg16``, ones otherwise), ``"lpips"``, ``"ones"`` or
+            ``"random"`` (LPIPS's untrained start: PyTorch's default for its 1x1 convolutions, uniform in
+            +-1/sqrt(channels); negative weights are clamped away by training). An lpips-format file (LPIPS,
+            R-LPIPS checkpoints) loads with ``LPIPS.from_lpips_state_dict``.
         stages: which backbone stages to compare (default: all but the raw image).
         backbone_kwargs: extra arguments of the backbone constructor.
+        seed: seed of ``linear="random"``.
+        card: training facts for the model card.
     """
 
     def __init__(
@@ -275,33 +326,97 @@ class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perce
         linear: str = "auto",
         stages: list[int] | None = None,
         backbone_kwargs: dict | None = None,
+        seed: int = 0,
+        card: dict | None = None,
     ):
         super().__init__(backbone, weights, max_pooling_kwargs(backbone, backbone_kwargs))
+        self.card = dict(card or {})  # training facts shown in the model card (set by train_metric.py)
         self.stages = list(stages or range(1, len(self.backbone.channels)))
         if linear == "auto":
             linear = "lpips" if backbone == "vgg16" and self.stages == [1, 2, 3, 4, 5] else "ones"
+        channels = [self.backbone.channels[k] for k in self.stages]
         if linear == "lpips":
             if backbone != "vgg16" or self.stages != [1, 2, 3, 4, 5]:
                 raise ValueError("linear='lpips' needs backbone 'vgg16' with stages 1-5")
             lins = _official_lpips_weights("vgg")
         elif linear == "ones":
-            lins = [torch.ones(self.backbone.channels[k]) for k in self.stages]
+            lins = [torch.ones(c) for c in channels]
+        elif linear == "random":
+            g = torch.Generator().manual_seed(seed)
+            lins = [(2 * torch.rand(c, generator=g) - 1) / c**0.5 for c in channels]
         else:
-            raise ValueError(f"linear must be 'auto', 'lpips' or 'ones', got {linear!r}")
+            raise ValueError(f"linear must be 'auto', 'lpips', 'ones' or 'random', got {linear!r}")
         self.lins = nn.ParameterList([nn.Parameter(w.clone()) for w in lins])
+
+    @classmethod
+    def from_lpips_state_dict(cls, path: str, backbone: str = "vgg16", weights: str = "auto", **kwargs) -> LPIPS:
+        """An LPIPS with the linear weights of an ``lpips``-format state dict (``read_lpips_state_dict``): the lpips
+        package's release, a checkpoint its trainer wrote, the published R-LPIPS weights.
+
+        Backbone tensors in the file (``net.slice*``: LPIPS-VGG or -AlexNet, e.g. a trainer checkpoint) replace the
+        ``weights`` ones and are its ``weights_source`` (so ``save_pretrained`` stores them); without them the
+        backbone is ``weights`` (``"auto"``: ImageNet, what LPIPS's linear layers were trained on).
+
+        Raises:
+            UserError: the file is unreadable, its linear weights do not fit the backbone's stages (the message names
+                the lpips net they are from: the published R-LPIPS checkpoints are LPIPS-AlexNet, to be loaded with
+                ``backbone="alexnet"``), or it holds backbone tensors for another backbone than ``vgg16`` / ``alexnet``.
+        """
+        lins, net = read_lpips_state_dict(path)
+        stored = bool(net) and backbone in LPIPS_TRUNKS  # the file's own backbone: no need to obtain `weights`
+        metric = cls(backbone, weights="random" if stored else weights, linear="ones", **kwargs)
+        have = tuple(w.numel() for w in lins)
+        want = tuple(w.numel() for w in metric.lins)
+        if have != want:
+            net_name = LPIPS_NETS.get(have)
+            what = f"LPIPS-{net_name}" if net_name else "an unknown net"
+            hint = {"alex": " (backbone='alexnet')", "vgg": " (backbone='vgg16')",
+                    "squeeze": " (asym has no SqueezeNet backbone)"}.get(net_name, "")  # fmt: skip
+            raise UserError(f"{path} holds linear weights for channels {list(have)} ({what}), but backbone "
+                            f"{backbone!r} stages {metric.stages} have {list(want)}: pass the backbone they were "
+                            f"trained on{hint}")  # fmt: skip
+        with torch.no_grad():
+            for param, w in zip(metric.lins, lins):
+                param.copy_(w)
+        if net:
+            if backbone not in LPIPS_TRUNKS or not all(_LPIPS_VGG_KEY.match(k) for k in net):
+                raise UserError(f"{path} holds backbone tensors ({sorted(net)[0]}, ...) that are not LPIPS-VGG's or "
+                                f"-AlexNet's net.slice<k>.<n>.weight/bias: load it with backbone 'vgg16' or "
+                                f"'alexnet'")  # fmt: skip
+            features = {f"model.features.{m.group(1)}.{m.group(2)}": v for k, v in net.items()
+                        if (m := _LPIPS_VGG_KEY.match(k))}  # fmt: skip
+            try:
+                metric.backbone.load_state_dict(features, strict=True)
+            except RuntimeError as err:
+                raise UserError(f"{path}: its net.* tensors do not fit {backbone} ({summarize(err)})") from err
+            metric.backbone.weights_source = f"lpips state dict {path}"
+        return metric
 
     def card_description(self) -> str:
         return f"LPIPS-style metric on `{self.backbone.name}` stages {self.stages}. Lower is better."
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Distance per image, shape (B,)."""
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Linear weights back to >= 0 after an optimiser step (LPIPS's ``clamp_weights``): a distance stays one."""
+        for w in self.lins:
+            w.clamp_(min=0)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+        """Distance per image, shape (B,).
+
+        ``dropout``: probability of zeroing each entry of the normalised squared difference before the linear
+        weights (scaled up as usual), LPIPS's training recipe (0.5); off by default, including in training mode.
+        """
         fx, fy = self.features(x, y)
         distance = upcast_half(x).new_zeros(x.shape[0])
         for k, w in zip(self.stages, self.lins):
             f0, f1 = upcast_half(fx[k]), upcast_half(fy[k])
             f0 = f0 / (f0.square().sum(1, keepdim=True).sqrt() + 1e-10)
             f1 = f1 / (f1.square().sum(1, keepdim=True).sqrt() + 1e-10)
-            distance = distance + torch.einsum("bchw,c->b", (f0 - f1).square(), w) / (f0.shape[2] * f0.shape[3])
+            diff = (f0 - f1).square()
+            if dropout:
+                diff = F.dropout(diff, dropout, training=True)
+            distance = distance + torch.einsum("bchw,c->b", diff, w) / (f0.shape[2] * f0.shape[3])
         return distance
 
 
@@ -319,14 +434,10 @@ class FeatureLoss(FeatureMetric):
         backbone_kwargs: dict | None = None,
     ):
         super().__init__(backbone, weights, backbone_kwargs)
-        self.layers = _check_layers(layers or {2: 0.2, 5: 0.02}, self.backbone)
+        self.layers = _check_layers(layers or FEAT_LAYERS, self.backbone)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fx, fy = self.features(x, y)
-        loss = upcast_half(x).new_zeros(x.shape[0])
-        for k, w in self.layers.items():
-            loss = loss + w * (upcast_half(fx[k]) - upcast_half(fy[k])).square().mean([1, 2, 3])
-        return loss
+        return feature_distance(*self.features(x, y), self.layers)
 
 
 class GramTextureLoss(FeatureMetric):
@@ -348,19 +459,75 @@ class GramTextureLoss(FeatureMetric):
         backbone_kwargs: dict | None = None,
     ):
         super().__init__(backbone, weights, backbone_kwargs)
-        self.layers = _check_layers(layers or {1: 3e-7, 3: 1e-6, 5: 1e-6}, self.backbone)
+        self.layers = _check_layers(layers or TEXTURE_LAYERS, self.backbone)
         self.patch_size = patch_size
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) < self.patch_size:
-            raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than one {self.patch_size}px texture patch")
+        _check_patch(x, self.patch_size)
+        return texture_distance(*self.features(x, y), self.layers, self.patch_size, x.shape[-1])
+
+
+FEAT_LAYERS = {2: 0.2, 5: 0.02}  # the study's P: VGG-19 blocks 2 and 5 after ReLU
+TEXTURE_LAYERS = {1: 3e-7, 3: 1e-6, 5: 1e-6}  # the study's T (EnhanceNet's): blocks 1, 3 and 5
+
+
+class FeatureTextureLoss(FeatureMetric):
+    """The robust-loss study's P and T terms on one backbone, whose features are computed once per batch.
+
+    ``forward`` returns ``{"feat": (B,), "texture": (B,)}`` for the terms asked for (``feat_layers`` /
+    ``texture_layers`` None drops a term); each equals ``FeatureLoss`` / ``GramTextureLoss`` on the same network.
+    ``backbone`` may be an existing ``Backbone`` (e.g. a robust VGG-19 with normalised feature maps).
+    """
+
+    def __init__(
+        self,
+        backbone: str | Backbone = "vgg19",
+        weights: str = "auto",
+        feat_layers: dict[int, float] | None = FEAT_LAYERS,
+        texture_layers: dict[int, float] | None = TEXTURE_LAYERS,
+        patch_size: int = 16,
+        backbone_kwargs: dict | None = None,
+    ):
+        super().__init__(backbone, weights, backbone_kwargs)
+        self.feat_layers = _check_layers(feat_layers, self.backbone) if feat_layers else None
+        self.texture_layers = _check_layers(texture_layers, self.backbone) if texture_layers else None
+        self.patch_size = patch_size
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.texture_layers:
+            _check_patch(x, self.patch_size)
         fx, fy = self.features(x, y)
-        loss = upcast_half(x).new_zeros(x.shape[0])
-        for k, w in self.layers.items():
-            cell = max(1, round(self.patch_size * fx[k].shape[-1] / x.shape[-1]))
-            gx, gy = _patch_grams(upcast_half(fx[k]), cell), _patch_grams(upcast_half(fy[k]), cell)
-            loss = loss + w * (gx - gy).square().sum([2, 3]).mean(1)
-        return loss
+        terms = {}
+        if self.feat_layers:
+            terms["feat"] = feature_distance(fx, fy, self.feat_layers)
+        if self.texture_layers:
+            terms["texture"] = texture_distance(fx, fy, self.texture_layers, self.patch_size, x.shape[-1])
+        return terms
+
+
+def feature_distance(fx: list[torch.Tensor], fy: list[torch.Tensor], layers: dict[int, float]) -> torch.Tensor:
+    """``sum_k w_k mean((fx_k - fy_k)^2)`` per image (B,)."""
+    loss = 0
+    for k, w in layers.items():
+        loss = loss + w * (upcast_half(fx[k]) - upcast_half(fy[k])).square().mean([1, 2, 3])
+    return loss
+
+
+def texture_distance(fx: list[torch.Tensor], fy: list[torch.Tensor], layers: dict[int, float], patch_size: int,
+                     width: int) -> torch.Tensor:  # fmt: skip
+    """Per image (B,): over layers, ``w_k`` x the mean over cells of the squared Frobenius distance of the Gram
+    matrices of the cells covering ``patch_size`` input pixels (``width``: the input's width, to size the cells)."""
+    loss = 0
+    for k, w in layers.items():
+        cell = max(1, round(patch_size * fx[k].shape[-1] / width))
+        gx, gy = _patch_grams(upcast_half(fx[k]), cell), _patch_grams(upcast_half(fy[k]), cell)
+        loss = loss + w * (gx - gy).square().sum([2, 3]).mean(1)
+    return loss
+
+
+def _check_patch(x: torch.Tensor, patch_size: int) -> None:
+    if min(x.shape[-2:]) < patch_size:
+        raise ValueError(f"images of {tuple(x.shape[-2:])} are smaller than one {patch_size}px texture patch")
 
 
 def _patch_grams(f: torch.Tensor, cell: int) -> torch.Tensor:
@@ -382,4 +549,14 @@ def _check_layers(layers: dict[int, float], backbone: Backbone) -> dict[int, flo
     return layers
 
 
-__all__ = ["DISTS", "LPIPS", "FeatureLoss", "GramTextureLoss", "FeatureMetric", "check_pair"]
+__all__ = [
+    "DISTS",
+    "LPIPS",
+    "FeatureLoss",
+    "FeatureMetric",
+    "FeatureTextureLoss",
+    "GramTextureLoss",
+    "check_pair",
+    "feature_distance",
+    "texture_distance",
+]

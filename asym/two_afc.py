@@ -1,0 +1,127 @@
+"""Two-alternative forced choice (2AFC): the BAPPS task LPIPS and R-LPIPS are trained and scored on.
+
+A triplet is a reference and two distorted versions ``p0``, ``p1``; ``judge`` is the fraction of humans who found
+``p1`` closer to the reference. A metric answers with its two distances ``d0 = D(p0, ref)``, ``d1 = D(p1, ref)``.
+
+* ``Dist2Logit``: LPIPS's small network from ``(d0, d1)`` to the predicted ``judge``; ``ranking_loss`` is its binary
+  cross-entropy against ``judge`` (LPIPS's ``BCERankingLoss``), what the linear weights are trained on.
+* ``two_afc_scores``: LPIPS's 2AFC score per triplet, the share of humans the metric agrees with.
+* ``perturb_triplet``: R-LPIPS's adversarial inputs, PGD on the ranking loss with the models held fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .attacks import pgd_attack
+
+TRIPLET = ("ref", "p0", "p1")  # the images of a triplet, in the order the functions here take them
+
+
+class Dist2Logit(nn.Module):
+    """LPIPS's ``Dist2LogitLayer``: ``(d0, d1)`` -> predicted fraction of humans preferring ``p1``, in (0, 1).
+
+    Input features ``[d0, d1, d0 - d1, d0 / (d1 + eps), d1 / (d0 + eps)]``, then 1x1 convolutions 5 -> 32 -> 32 -> 1
+    with LeakyReLU(0.2) between and a sigmoid. Its state dict has the ``lpips`` package's keys (``model.0.weight``,
+    ...), so LPIPS's saved ``*_net_rank.pth`` files load as they are.
+    """
+
+    def __init__(self, chn_mid: int = 32, eps: float = 0.1):
+        super().__init__()
+        self.eps = eps
+        self.model = nn.Sequential(
+            nn.Conv2d(5, chn_mid, 1), nn.LeakyReLU(0.2), nn.Conv2d(chn_mid, chn_mid, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(chn_mid, 1, 1), nn.Sigmoid(),
+        )  # fmt: skip
+
+    def forward(self, d0: torch.Tensor, d1: torch.Tensor) -> torch.Tensor:
+        """``d0``, ``d1``: (B,) distances -> (B,) probabilities."""
+        d0, d1 = d0.reshape(-1, 1, 1, 1), d1.reshape(-1, 1, 1, 1)
+        x = torch.cat([d0, d1, d0 - d1, d0 / (d1 + self.eps), d1 / (d0 + self.eps)], dim=1)
+        return self.model(x).flatten()
+
+
+def _bce(predicted: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy per triplet, in fp32, with ``torch.nn.BCELoss``'s floor of -100 on the logs (written out:
+    autocast refuses ``F.binary_cross_entropy`` on CUDA)."""
+    p = predicted.float()
+    j = judge.reshape(-1).to(p)
+    return -(j * p.log().clamp(min=-100) + (1 - j) * (1 - p).log().clamp(min=-100))
+
+
+def ranking_loss(logit: Dist2Logit, d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:
+    """LPIPS's ``BCERankingLoss``: mean binary cross-entropy of ``logit(d0, d1)`` against ``judge`` (B,) in [0, 1].
+
+    (LPIPS passes ``2 judge - 1`` and maps it back with ``(j + 1) / 2``: the target is ``judge`` itself.)
+    """
+    return _bce(logit(d0, d1), judge).mean()
+
+
+def triplet_distances(metric: nn.Module, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, **kwargs):
+    """``(d0, d1)`` = ``metric(p0, ref)``, ``metric(p1, ref)`` (B,) each; ``kwargs`` go to the metric."""
+    return metric(p0, ref, **kwargs), metric(p1, ref, **kwargs)
+
+
+def two_afc_scores(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:
+    """LPIPS's 2AFC score of each triplet (``score_2afc_dataset``): the share of humans the metric agrees with.
+
+    ``1 - judge`` where the metric finds ``p0`` closer (``d0 < d1``), ``judge`` where it finds ``p1`` closer, 0.5 on a
+    tie. The dataset's score is the mean.
+    """
+    d0, d1, judge = d0.reshape(-1).double(), d1.reshape(-1).double(), judge.reshape(-1).to(d0.device).double()
+    return (d0 < d1) * (1 - judge) + (d1 < d0) * judge + (d0 == d1) * 0.5
+
+
+def perturb_triplet(
+    metric: nn.Module,
+    logit: Dist2Logit,
+    ref: torch.Tensor,
+    p0: torch.Tensor,
+    p1: torch.Tensor,
+    judge: torch.Tensor,
+    inputs: Sequence[str] = TRIPLET,
+    eps: float = 1.33,
+    steps: int = 10,
+    step_size: float | None = None,
+    norm: str = "l2",
+    random_start: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """R-LPIPS's adversarial triplet: PGD (``asym.attacks.pgd_attack``) that maximises ``ranking_loss`` with respect
+    to the images named in ``inputs`` (a subset of ``"ref", "p0", "p1"``), jointly, each in its own ``eps`` ball and
+    in [0, 1]; the others stay clean. ``metric`` and ``logit`` are held fixed (evaluation mode: no dropout; no
+    parameter gradients) and restored to the mode they were in.
+
+    Returns:
+        ``(ref, p0, p1)``, the chosen ones replaced by their adversarial versions (detached).
+    """
+    chosen = [name for name in TRIPLET if name in inputs]
+    unknown = sorted(set(inputs) - set(TRIPLET))
+    if unknown or not chosen:
+        raise ValueError(f"inputs must name some of {', '.join(TRIPLET)}, got {list(inputs)}")
+    clean = dict(zip(TRIPLET, (ref, p0, p1)))
+    batch = ref.shape[0]
+    stacked = torch.cat([clean[name] for name in chosen])  # (k B, 3, H, W): every image its own ball
+
+    def loss_fn(adv: torch.Tensor) -> torch.Tensor:
+        images = dict(clean, **dict(zip(chosen, adv.split(batch))))
+        d0, d1 = triplet_distances(metric, images["ref"], images["p0"], images["p1"])
+        return _bce(logit(d0, d1), judge).sum()  # summed: each triplet is attacked on its own loss
+
+    modes = [(m, m.training) for m in (metric, logit)]
+    try:
+        for module, _ in modes:
+            module.eval()
+        adv = pgd_attack(loss_fn, stacked, eps, steps, step_size=step_size, norm=norm, random_start=random_start,
+                         generator=generator)  # fmt: skip
+    finally:
+        for module, mode in modes:
+            module.train(mode)
+    out = dict(clean, **dict(zip(chosen, adv.split(batch))))
+    return out["ref"], out["p0"], out["p1"]
+
+
+__all__ = ["TRIPLET", "Dist2Logit", "perturb_triplet", "ranking_loss", "triplet_distances", "two_afc_scores"]
