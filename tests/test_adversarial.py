@@ -114,7 +114,7 @@ def test_unknown_disc_type_and_backbone():
     with pytest.raises(ValueError, match="'vanilla', 'patch'"):
         Discriminator("vgg16", "pixel")
     with pytest.raises(ValueError, match="unknown backbone"):
-        Discriminator("alexnet", "vanilla")
+        Discriminator("lenet5", "vanilla")
 
 
 def test_vgg_discriminator_uses_max_pooling():
