@@ -78,6 +78,7 @@ from asym.analysis import (
     stage_feature_maps,
     synthesize_texture,
 )
+from asym.atomic import atomic_path
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
 from asym.errors import UserError, reading, run_cli
 from asym.iqa_data import (
@@ -178,6 +179,14 @@ def parse_args(input_args=None):
     norm.add_argument("--calibration_dataset", default=None,
                       help="an NR dataset with MOS to fit the 1..100 maps on (saved: normalisation.json)")  # fmt: skip
     add_nr_dataset_args(sr)  # how --calibration_dataset is read
+    grid = sub.add_parser("grid", help="one image through several models, side by side: input | models | reference")
+    grid.add_argument("--models", required=True, help="comma-separated train_sr.py outputs / Hub ids, release files, "
+                                                      "bicubic (each is a column)")  # fmt: skip
+    grid.add_argument("--images", default="astronaut,coffee",
+                      help=f"comma-separated image files or builtin names ({', '.join(BUILTIN_IMAGES)}): one row "
+                           "each")  # fmt: skip
+    grid.add_argument("--size", type=int, default=128, help="centre crop of each reference image (pixels, square)")
+    grid.add_argument("--scale", type=int, default=4, help="the models' factor (1: autoencoders, input = reference)")
     corr = sub.add_parser("correlation", help="assessment SRCC of a backbone vs its SR loss's leaderboard average")
     corr.add_argument("--fr_results", required=True, help="fr_results.json of evaluate.py fr")
     corr.add_argument("--sr_results", required=True, help="sr_results.json of evaluate.py sr")
@@ -776,10 +785,43 @@ def run_classify(args) -> list[dict]:
     return records
 
 
+def run_grid(args) -> str:
+    """``grid.png``: per image a row of the input (its bicubic LR, nearest-upsampled), each model's output and the
+    reference, with the models' PSNR (Y, border = scale) printed; for autoencoders (scale 1) the input is the image."""
+    from torchvision.utils import save_image
+
+    from asym.data import bicubic_downscale
+    from asym.metrics import psnr
+    from asym.sr_eval import load_sr_source
+
+    specs = [m for m in args.models.split(",") if m]
+    names = unique_names(specs, "model")
+    sources = [load_sr_source(m, args.scale, args.device) for m in specs]
+    if args.size % args.scale:
+        raise UserError(f"--size {args.size} is not divisible by --scale {args.scale}")
+    rows = []
+    for image in [i for i in args.images.split(",") if i]:
+        hr = load_image(image, args.size)
+        lr = bicubic_downscale(hr[0], (args.size // args.scale,) * 2)[None]
+        shown = [torch.nn.functional.interpolate(lr, scale_factor=args.scale, mode="nearest")]
+        for name, source in zip(names, sources):
+            with torch.no_grad():
+                out = source(lr, hr).float().clamp(0, 1).cpu()
+            print(f"{image}: {name} PSNR {psnr(out, hr, border=args.scale, y_channel=True).item():.2f} dB (Y)")
+            shown.append(out)
+        rows += [*shown, hr]
+    os.makedirs(args.output_dir, exist_ok=True)
+    path = os.path.join(args.output_dir, "grid.png")
+    with atomic_path(path) as tmp:
+        save_image(torch.cat(rows), tmp, nrow=len(specs) + 2, padding=2, pad_value=1.0, format="png")
+    print(f"columns: input | {' | '.join(names)} | reference; written to {path}")
+    return path
+
+
 COMMANDS = {"fr": run_fr, "nr": run_nr, "init-comparison": run_init_comparison, "features": run_features,
             "recover": run_analysis, "texture": run_analysis, "sr": run_sr_leaderboard,
             "correlation": run_correlation, "sweep": run_sweep, "robust-table": run_robust_table,
-            "classify": run_classify}  # fmt: skip
+            "classify": run_classify, "grid": run_grid}  # fmt: skip
 
 
 def main(args):

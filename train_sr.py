@@ -12,6 +12,11 @@ Gram matrices of 16x16 patches, blocks 1/3/5 x 3e-7 / 1e-6 / 1e-6), on one --fea
 (e.g. a robust VGG-19), its feature maps normalised to mean 1 first:
 
     accelerate launch train_sr.py --model enhancenet --loss mse+feat+texture --feat_weights runs/robust-vgg19
+
+Autoencoders (the paper's App. F): --model autoencoder-kl (diffusers AutoencoderKL, the SD VAE's layout; or -tiny)
+with --scale 1 reconstruct the HR crop with the same losses, plus the VAE's KL term (--lambda_kl):
+
+    accelerate launch train_sr.py --model autoencoder-kl --scale 1 --loss rec+per+adv --init_generator <SD VAE id>
 """
 
 from __future__ import annotations
@@ -57,7 +62,8 @@ def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = parser.add_argument_group("model and loss")
     g.add_argument("--model", choices=list(GENERATORS), default="swinir", help="generator architecture")
-    g.add_argument("--scale", type=int, default=4, choices=[2, 3, 4], help="up-scaling factor")
+    g.add_argument("--scale", type=int, default=4, choices=[1, 2, 3, 4],
+                   help="up-scaling factor; 1 for the autoencoders (the input is the HR crop itself)")  # fmt: skip
     g.add_argument("--init_generator", default=None, help="saved generator folder / Hub id / official checkpoint")
     g.add_argument("--loss", default="rec+per+adv",
                    help="terms joined by '+': rec (L1), per (DISTS-style), adv; the robust-loss study's mse (E), "
@@ -65,6 +71,9 @@ def parse_args(input_args=None):
     g.add_argument("--lambda_rec", type=float, default=1e-2, help="weight of the L1 term")
     g.add_argument("--lambda_per", type=float, default=1.0, help="weight of the perceptual term")
     g.add_argument("--lambda_adv", type=float, default=5e-3, help="weight of the adversarial term")
+    g.add_argument("--lambda_kl", type=float, default=None,
+                   help="autoencoders: weight of the VAE's KL term (default 1e-6, latent diffusion's kl_weight: keeps "
+                        "the latents a usable distribution without blurring; 0 turns it off)")  # fmt: skip
     g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
     g.add_argument("--per_alpha_beta", choices=["auto", "uniform", "random"], default="auto",
                    help="alpha/beta of --per_backbone: auto = the DISTS release for vgg16, random for vgg16-r, "
@@ -106,7 +115,11 @@ def parse_args(input_args=None):
     add_common_args(parser)
     parser.set_defaults(adam_beta2=0.99)  # BasicSR's ESRGAN/SwinIR recipes: Adam betas (0.9, 0.99)
     args = parser.parse_args(input_args)
-    args.crop_size = args.crop_size or 64 * args.scale  # LR crops of 64 pixels at every scale
+    args.crop_size = args.crop_size or (256 if args.scale == 1 else 64 * args.scale)  # LR crops of 64 pixels (SR)
+    autoencoder = GENERATORS.get(args.model, {}).get("arch") == "autoencoder-kl"
+    if args.lambda_kl is not None and not autoencoder:
+        parser.error(f"--lambda_kl is the VAE's KL term: it needs --model autoencoder-kl[-tiny], not {args.model}")
+    args.lambda_kl = (1e-6 if args.lambda_kl is None else args.lambda_kl) if autoencoder else 0.0
     try:
         args.milestones = [int(m) for m in args.lr_milestones.split(",") if m.strip()]
     except ValueError:
@@ -121,7 +134,8 @@ def parse_args(input_args=None):
 def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
     """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report).
 
-    Optionally saves a grid of LR (nearest) | SR | HR rows, each a centre crop of at most 256 HR pixels.
+    Optionally saves a grid of LR (nearest) | SR | HR rows (input | reconstruction at scale 1), each a centre crop of
+    at most 256 HR pixels.
     """
     scores, rows = {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": []}, []
     generator.eval()
@@ -133,12 +147,12 @@ def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str |
             for suffix, y_channel in (("", False), ("_y", True)):
                 scores["psnr" + suffix].append(psnr(sr, hr, border=scale, y_channel=y_channel).item())
                 scores["ssim" + suffix].append(ssim(sr, hr, border=scale, y_channel=y_channel).item())
-            if grid_path and i < 4:
-                upsampled = F.interpolate(lr, scale_factor=scale, mode="nearest")
-                rows += [_centre_crop(t[0], 256) for t in (upsampled, sr, hr)]
+            if grid_path and i < 4:  # LR (nearest) | SR | HR; an autoencoder's (scale 1): input | reconstruction
+                shown = (F.interpolate(lr, scale_factor=scale, mode="nearest"), sr, hr) if scale > 1 else (hr, sr)
+                rows += [_centre_crop(t[0], 256) for t in shown]
     generator.train()
     if grid_path:
-        save_image(make_grid(rows, nrow=3), grid_path)
+        save_image(make_grid(rows, nrow=3 if scale > 1 else 2), grid_path)
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
@@ -173,6 +187,7 @@ def main(args):
             generator = load_generator(args.init_generator, args.model, args.scale)
         else:
             generator = SRModel(args.model, args.scale)
+        generator.train()  # from_pretrained returns eval mode: an autoencoder would then train on its posterior's mode
         per_loss = None
         if use_per:
             if args.per_metric:
@@ -248,6 +263,8 @@ def main(args):
                     losses["mse"] = F.mse_loss(sr.float(), hr)
                 if feat_loss is not None:
                     losses |= {k: v.mean() for k, v in feat_loss(sr.float(), hr).items()}
+                if args.lambda_kl > 0:  # the posterior of this forward (autoencoders)
+                    losses["kl"] = accelerator.unwrap_model(generator).net.last_kl.float().mean()
                 if use_adv:
                     plain_d.requires_grad_(False)
                     real_logits = plain_d(hr).detach()
@@ -319,6 +336,8 @@ def main(args):
             facts["feature loss"] = (f"{terms} on {feat_loss.backbone.name} ({feat_loss.backbone.weights_source}), "
                                      f"{normalised}")  # fmt: skip
         facts |= model_card_facts(args, [f"lambda_{t}" for t in ("mse", "feat", "texture") if t in args.terms])
+        if args.lambda_kl > 0:
+            facts |= model_card_facts(args, ["lambda_kl"])
         if plain_d is not None:
             facts["discriminator"] = (f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source}),"
                                       f" lr {args.disc_learning_rate}")  # fmt: skip

@@ -239,7 +239,11 @@ def _size(images, index: int) -> tuple[int, int]:
 
 
 def bicubic_downscale(hr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A (3, H, W) image downscaled to ``size`` by antialiased bicubic interpolation (Keys, a = -0.5), in [0, 1]."""
+    """A (3, H, W) image downscaled to ``size`` by antialiased bicubic interpolation (Keys, a = -0.5), in [0, 1].
+
+    At its own size (scale 1: autoencoders) the image itself is returned (clamped), not a resampled copy."""
+    if tuple(hr.shape[-2:]) == tuple(size):
+        return hr.clamp(0, 1)
     return F.interpolate(hr[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 

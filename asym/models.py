@@ -33,18 +33,28 @@ GENERATORS: dict[str, dict] = {
         upsampler="pixelshuffledirect", img_size=16,
     ),
     "enhancenet": dict(arch="enhancenet", num_features=64, num_blocks=10),  # the robust-loss study's generator
+    "autoencoder-kl": dict(arch="autoencoder-kl", config="sd"),  # diffusers AutoencoderKL, the SD VAE's layout
+    "autoencoder-kl-tiny": dict(arch="autoencoder-kl", config="tiny"),  # tests and CPU demos
 }  # fmt: skip
-SCALES = (2, 3, 4)
+SCALES = (2, 3, 4)  # super-resolution; autoencoders reconstruct at scale 1
 
 
-def build_generator(model: str, scale: int) -> nn.Module:
-    """A freshly initialised generator of a ``GENERATORS`` configuration."""
+def build_generator(model: str, scale: int, vae_config: dict | None = None) -> nn.Module:
+    """A freshly initialised generator of a ``GENERATORS`` configuration (``vae_config``: an autoencoder's own
+    ``AutoencoderKL`` arguments, e.g. those of a VAE it was initialised from, instead of the named ones)."""
     if model not in GENERATORS:
         raise UserError(f"unknown generator {model!r}: choose one of {', '.join(GENERATORS)}")
-    if scale not in SCALES:
-        raise UserError(f"unsupported scale x{scale}: choose one of {', '.join(map(str, SCALES))}")
     config = dict(GENERATORS[model])
     arch = config.pop("arch")
+    if arch == "autoencoder-kl":
+        if scale != 1:
+            raise UserError(f"--model {model} reconstructs its input: pass --scale 1 (got x{scale})")
+        from .autoencoder import AUTOENCODER_CONFIGS, AutoencoderGenerator
+
+        return AutoencoderGenerator(dict(vae_config or AUTOENCODER_CONFIGS[config["config"]]))
+    if scale not in SCALES:
+        raise UserError(f"unsupported scale x{scale} for --model {model}: choose one of {', '.join(map(str, SCALES))}"
+                        " (x1 is for the autoencoders, --model autoencoder-kl / autoencoder-kl-tiny)")  # fmt: skip
     if arch == "swinir":
         from spandrel.architectures.SwinIR import SwinIR
 
@@ -63,20 +73,45 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
 
     Args:
         model: a ``GENERATORS`` name.
-        scale: up-scaling factor (2, 3 or 4).
+        scale: up-scaling factor (2, 3 or 4; 1 for the autoencoders, which reconstruct their input).
         card: free-form facts about training, shown in the model card (set by ``train_sr.py``).
+        vae_config: an autoencoder's ``AutoencoderKL`` arguments when they are not the named configuration's (one
+            initialised from another VAE); saved, so the model reloads with the same layout.
+
+    An autoencoder is also saved as a diffusers folder, ``<folder>/vae``, for ``AutoencoderKL.from_pretrained``.
     """
 
-    def __init__(self, model: str = "swinir", scale: int = 4, card: dict | None = None):
+    def __init__(self, model: str = "swinir", scale: int = 4, card: dict | None = None, vae_config: dict | None = None):
         super().__init__()
         self.model_name, self.scale, self.card = model, scale, dict(card or {})
-        self.net = build_generator(model, scale)
+        self.net = build_generator(model, scale, vae_config)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         return self.net(lr)
 
+    @property
+    def is_autoencoder(self) -> bool:
+        return GENERATORS.get(self.model_name, {}).get("arch") == "autoencoder-kl"
+
     def card_description(self) -> str:
+        if self.is_autoencoder:
+            return (f"`{self.model_name}` autoencoder (diffusers `AutoencoderKL`), [0, 1] images in and out; the "
+                    "diffusers folder is `vae/`.")  # fmt: skip
         return f"`{self.model_name}` super-resolution generator, x{self.scale}."
+
+    def save_pretrained(self, save_directory, **kwargs):
+        """The asym folder (config, weights, card); for an autoencoder also ``vae/`` in diffusers' format, written
+        to a temporary folder and renamed into place."""
+        import shutil
+
+        out = super().save_pretrained(save_directory, **kwargs)
+        if self.is_autoencoder:
+            final, partial = os.path.join(save_directory, "vae"), os.path.join(save_directory, ".vae.tmp")
+            shutil.rmtree(partial, ignore_errors=True)
+            self.net.vae.save_pretrained(partial)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(partial, final)
+        return out
 
     @classmethod
     def from_checkpoint(cls, path: str) -> nn.Module:
@@ -100,7 +135,16 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
 
 
 def load_generator(source: str, model: str, scale: int) -> SRModel:
-    """``--init_generator``: a saved ``SRModel`` (folder or Hub id) or an official checkpoint file."""
+    """``--init_generator``: a saved ``SRModel`` (folder or Hub id) or an official checkpoint file; for the
+    autoencoders also a diffusers ``AutoencoderKL`` folder or Hub id (e.g. the SD VAE), whose layout is kept."""
+    if GENERATORS.get(model, {}).get("arch") == "autoencoder-kl" and not _is_asym_folder(source):
+        from .autoencoder import load_diffusers_autoencoder
+
+        vae = load_diffusers_autoencoder(source)
+        config = {k: v for k, v in vae.config.items() if not k.startswith("_")}  # its constructor arguments
+        generator = SRModel(model, scale, vae_config=config)
+        generator.net.vae.load_state_dict(vae.state_dict())
+        return generator
     if os.path.isfile(source):
         generator = SRModel(model, scale)
         if GENERATORS[model]["arch"] == "enhancenet":  # not a spandrel architecture: its own state dict
@@ -125,6 +169,14 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
             f"{source} is a {generator.model_name} x{generator.scale} model, not --model {model} --scale {scale}"
         )
     return generator
+
+
+def _is_asym_folder(source: str) -> bool:
+    """A folder written by asym (``config.json`` naming an asym class), rather than a diffusers one."""
+    from .hub import CLASS_KEY, read_config
+
+    path = os.path.join(source, "config.json")
+    return os.path.isfile(path) and CLASS_KEY in read_config(path)
 
 
 def upscale(generator: nn.Module, lr: torch.Tensor, scale: int, tile: int = 0, overlap: int = 16) -> torch.Tensor:

@@ -34,7 +34,12 @@ def parse_args(input_args=None):
     parser.add_argument("--disc_type", default="vanilla", help="vanilla or patch")
     parser.add_argument("--batch_size", type=int, default=4, help="HR crops per step")
     parser.add_argument("--crop_size", type=int, default=64, help="HR crop size")
-    parser.add_argument("--scale", type=int, default=4, help="up-scaling factor")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="up-scaling factor (default 4; 1 for the autoencoders, which reconstruct the crop)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype")
     return parser.parse_args(input_args)
@@ -43,6 +48,8 @@ def parse_args(input_args=None):
 def main(args):
     torch.manual_seed(0)
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    if args.scale is None:
+        args.scale = 1 if GENERATORS[args.model]["arch"] == "autoencoder-kl" else 4
     generator = SRModel(args.model, args.scale).to(device)
     per_loss = DISTS(args.per_backbone, weights="random", alpha_beta="uniform").to(device)
     disc = Discriminator(args.disc_backbone, args.disc_type, weights="random").to(device)
