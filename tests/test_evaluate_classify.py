@@ -28,14 +28,7 @@ CLASSES = {"cat": ("chelsea", "astronaut"), "drink": ("coffee", "rocket"), "grou
 SIZE, SEED = 64, 3  # 64x64 HR crops (resized to 73 first), 16x16 LR
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread. On a shared 2-core box, OpenMP threads waiting for a busy core made these
-    tests several times slower (measured 38 s instead of 11 s); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def run(argv):

@@ -34,14 +34,7 @@ EXPECTED_ROWS = [("E", None, ["e-1", "e-2"]), ("EP", "no", ["ep-std-1", "ep-std-
 HEADERS = ("PSNR", "SSIM", "UQI", "IFC", "GMSD", "LPIPS", "R-LPIPS")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread. On a shared 2-core box, OpenMP threads waiting for a busy core made these
-    tests several times slower (measured 38 s instead of 11 s); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def run(argv):

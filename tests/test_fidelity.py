@@ -18,15 +18,7 @@ from asym.errors import UserError
 from asym.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
 from asym.metrics import rgb_to_y
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread. On a shared 2-core box, OpenMP threads waiting for a busy core made these
-    tests several times slower (measured 38 s instead of 11 s); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def as_batch(*arrays) -> list[torch.Tensor]:

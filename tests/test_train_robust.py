@@ -40,14 +40,7 @@ QUICK = ["--backbone", TINY, "--weights", "random", "--crop_size", "32", "--trai
          "--eval_attack_steps", "10"]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread. On this shared 2-core VM, OpenMP threads waiting for a busy core made this
-    file 6x slower (measured 221 s instead of 34 s); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def run(out, *argv):
