@@ -787,11 +787,12 @@ def run_classify(args) -> list[dict]:
 
 def run_grid(args) -> str:
     """``grid.png``: per image a row of the input (its bicubic LR, nearest-upsampled), each model's output and the
-    reference, with the models' PSNR (Y, border = scale) printed; for autoencoders (scale 1) the input is the image."""
+    reference, with the models' PSNR and SSIM (Y, border = scale) printed; for autoencoders (scale 1) the input is the
+    image."""
     from torchvision.utils import save_image
 
     from asym.data import bicubic_downscale
-    from asym.metrics import psnr
+    from asym.metrics import psnr, ssim
     from asym.sr_eval import load_sr_source
 
     specs = [m for m in args.models.split(",") if m]
@@ -807,7 +808,8 @@ def run_grid(args) -> str:
         for name, source in zip(names, sources):
             with torch.no_grad():
                 out = source(lr, hr).float().clamp(0, 1).cpu()
-            print(f"{image}: {name} PSNR {psnr(out, hr, border=args.scale, y_channel=True).item():.2f} dB (Y)")
+            scores = [f(out, hr, border=args.scale, y_channel=True).item() for f in (psnr, ssim)]
+            print(f"{image}: {name} PSNR {scores[0]:.2f} dB, SSIM {scores[1]:.4f} (Y)")
             shown.append(out)
         rows += [*shown, hr]
     os.makedirs(args.output_dir, exist_ok=True)

@@ -41,6 +41,8 @@ from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.training import (
     UserError,
     add_common_args,
+    card_dataset_type,
+    correlation_results,
     create_accelerator,
     create_train_loader,
     int_at_least,
@@ -50,6 +52,7 @@ from asym.training import (
     resume,
     run_cli,
     save_checkpoint,
+    set_card_metadata,
     split_iqa_dataset,
 )
 
@@ -216,8 +219,8 @@ def main(args):
             "test": _fmt(test),
             "steps trained": global_step,
         }
-        if not os.path.exists(args.dataset_name) and args.dataset_name != "builtin":
-            kept.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
+        scores = correlation_results(args.mode, card_dataset_type(args.dataset_name), data.name, "test", test)
+        set_card_metadata(kept, args, scores, args.weights)
         kept.save_pretrained(args.output_dir)
         results = write_results(args.output_dir, "train_iqa", args, mode=args.mode, weights_source=source,
                                 dataset=data.name, split=split.description, steps=global_step, best_step=best.step,

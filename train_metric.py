@@ -39,8 +39,11 @@ from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
     UserError,
     add_common_args,
+    card_dataset_type,
+    correlation_results,
     create_accelerator,
     create_train_loader,
+    eval_results,
     evenly_spaced,
     int_at_least,
     logger,
@@ -49,6 +52,7 @@ from asym.training import (
     resume,
     run_cli,
     save_checkpoint,
+    set_card_metadata,
     split_iqa_dataset,
 )
 from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
@@ -263,6 +267,8 @@ def main(args):
             "test": f"SRCC {test['srcc']:.4f}, PLCC {test['plcc']:.4f}",
             "steps trained": global_step,
         }
+        dataset_type = card_dataset_type(args.dataset_name)
+        set_card_metadata(plain, args, correlation_results("fr", dataset_type, data.name, "test", test), args.weights)
         plain.save_pretrained(args.output_dir)
         source = plain.backbone.weights_source
         write_results(args.output_dir, "train_metric", args, mode="fr", weights_source=source, dataset=data.name,
@@ -312,6 +318,15 @@ def evaluate_2afc(metric, val_sets: dict, args, device, progress: bool) -> dict:
         scores[subset] = float(torch.cat(parts).mean())
     metric.train(was_training)
     return {"2afc": scores, "mean": sum(scores.values()) / len(scores), "n": {s: len(t) for s, t in val_sets.items()}}
+
+
+def two_afc_results(result: dict, dataset_type: str, dataset_name: str) -> list[dict]:
+    """The model card's model-index of ``evaluate_2afc``'s ``result``: the 2AFC score of each val subset (its dataset
+    config) and their mean."""
+    task = ("image-quality-assessment", "Perceptual similarity (2AFC)", dataset_type, dataset_name, "val")
+    scores = [eval_results(*task, [("2afc", f"2AFC score ({subset})", value)], dataset_config=subset)
+              for subset, value in result["2afc"].items()]  # fmt: skip
+    return [r for rs in scores for r in rs] + eval_results(*task, [("2afc", "2AFC score (mean)", result["mean"])])
 
 
 def _describe(result: dict) -> str:
@@ -424,6 +439,7 @@ def train_2afc(args):
             "validation 2AFC": _describe(val),
             "steps trained": global_step,
         }
+        set_card_metadata(plain, args, two_afc_results(val, card_dataset_type(args.dataset_name), name), args.weights)
         plain.save_pretrained(args.output_dir)
         from safetensors.torch import save_file
 

@@ -42,8 +42,10 @@ from asym.robust import (
 from asym.training import (
     UserError,
     add_common_args,
+    card_dataset_type,
     create_accelerator,
     create_train_loader,
+    eval_results,
     int_at_least,
     logger,
     model_card_facts,
@@ -51,6 +53,7 @@ from asym.training import (
     resume,
     run_cli,
     save_checkpoint,
+    set_card_metadata,
 )
 
 
@@ -259,8 +262,14 @@ def main(args):
             "after training": _fmt(final),
             "steps trained": global_step,
         }
-        if not os.path.exists(args.dataset_name) and args.dataset_name != "builtin":
-            plain.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
+        task = ("image-classification", "Image classification", card_dataset_type(args.dataset_name), data.name,
+                args.validation_split)  # fmt: skip
+        eval_attack = {"norm": args.eval_attack_norm, "eps": args.eval_attack_eps, "steps": args.eval_attack_steps,
+                       "step_size": eval_step}  # fmt: skip
+        scores = eval_results(*task, [("accuracy", "Clean accuracy", final["clean_accuracy"])])
+        scores += eval_results(*task, [("accuracy", f"PGD accuracy ({final['attack']})", final["pgd_accuracy"])],
+                               metric_args=eval_attack)  # fmt: skip
+        set_card_metadata(plain, args, scores, args.weights)
         plain.save_pretrained(args.output_dir)
         results = {
             "script": "train_robust", "backbone": args.backbone, "weights": args.weights,
@@ -269,8 +278,7 @@ def main(args):
             "objective": objective, "alp_weight": args.alp_weight if adversarial else 0.0,
             "train_attack": {"norm": args.attack_norm, "eps": args.attack_eps, "steps": args.attack_steps,
                              "step_size": step_size, "random_start": args.attack_random_start} if adversarial else None,
-            "eval_attack": {"norm": args.eval_attack_norm, "eps": args.eval_attack_eps,
-                            "steps": args.eval_attack_steps, "step_size": eval_step},
+            "eval_attack": eval_attack,
             "initial": initial, "final": final,
         }  # fmt: skip
         write_json(os.path.join(args.output_dir, "results.json"), results)

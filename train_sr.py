@@ -37,7 +37,7 @@ from asym.adversarial import (
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
-from asym.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
+from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
 from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.metrics import psnr, ssim
 from asym.models import GENERATORS, SRModel, load_generator, upscale
@@ -45,14 +45,17 @@ from asym.perceptual import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.training import (
     UserError,
     add_common_args,
+    card_dataset_type,
     create_accelerator,
     create_train_loader,
+    eval_results,
     logger,
     model_card_facts,
     push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
+    set_card_metadata,
 )
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
@@ -132,28 +135,42 @@ def parse_args(input_args=None):
 
 
 def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
-    """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report).
+    """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report), and
+    the same for bicubic up-sampling of the same LR images (``bicubic_*``; SR only), the baseline a run must beat.
 
-    Optionally saves a grid of LR (nearest) | SR | HR rows (input | reconstruction at scale 1), each a centre crop of
-    at most 256 HR pixels.
+    Optionally saves a grid of LR (nearest) | bicubic | SR | HR rows (input | reconstruction at scale 1), each a centre
+    crop of at most 256 HR pixels.
     """
-    scores, rows = {"psnr": [], "ssim": [], "psnr_y": [], "ssim_y": []}, []
+    methods = ("", "bicubic_") if scale > 1 else ("",)  # key prefixes: the model's scores, bicubic's
+    scores, rows = {f"{m}{k}": [] for m in methods for k in ("psnr", "ssim", "psnr_y", "ssim_y")}, []
     generator.eval()
     with torch.no_grad():
         for i in range(len(dataset)):
             item = dataset[i]
             lr, hr = item["lr"][None].to(device), item["hr"][None].to(device)
             sr = upscale(generator, lr, scale, tile).float().clamp(0, 1)
-            for suffix, y_channel in (("", False), ("_y", True)):
-                scores["psnr" + suffix].append(psnr(sr, hr, border=scale, y_channel=y_channel).item())
-                scores["ssim" + suffix].append(ssim(sr, hr, border=scale, y_channel=y_channel).item())
-            if grid_path and i < 4:  # LR (nearest) | SR | HR; an autoencoder's (scale 1): input | reconstruction
-                shown = (F.interpolate(lr, scale_factor=scale, mode="nearest"), sr, hr) if scale > 1 else (hr, sr)
+            outputs = {"": sr, "bicubic_": bicubic_upsample(lr, scale).clamp(0, 1)}
+            for method in methods:
+                for suffix, on_y in (("", False), ("_y", True)):
+                    out = outputs[method]
+                    scores[f"{method}psnr{suffix}"].append(psnr(out, hr, border=scale, y_channel=on_y).item())
+                    scores[f"{method}ssim{suffix}"].append(ssim(out, hr, border=scale, y_channel=on_y).item())
+            if grid_path and i < 4:  # LR (nearest) | bicubic | SR | HR; an autoencoder's (scale 1): input | output
+                nearest = F.interpolate(lr, scale_factor=scale, mode="nearest")
+                shown = (nearest, outputs["bicubic_"], sr, hr) if scale > 1 else (hr, sr)
                 rows += [_centre_crop(t[0], 256) for t in shown]
     generator.train()
     if grid_path:
-        save_image(make_grid(rows, nrow=3 if scale > 1 else 2), grid_path)
+        save_image(make_grid(rows, nrow=4 if scale > 1 else 2), grid_path)
     return {k: sum(v) / len(v) for k, v in scores.items()}
+
+
+def describe_validation(scores: dict[str, float]) -> str:
+    """Validation scores on Y (BT.601), with bicubic's on the same images when measured."""
+    text = f"Y (BT.601): PSNR {scores['psnr_y']:.2f} dB, SSIM {scores['ssim_y']:.4f}"
+    if "bicubic_psnr_y" in scores:
+        text += f" (bicubic: {scores['bicubic_psnr_y']:.2f} dB, {scores['bicubic_ssim_y']:.4f})"
+    return text
 
 
 def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -312,6 +329,7 @@ def main(args):
             scores = evaluate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
                               args.validation_tile, grid)  # fmt: skip
             accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
+            logger.info("step %d validation: %s", global_step, describe_validation(scores))
 
     # Save the generator (EMA weights if kept) at the root, the discriminator in discriminator/.
     accelerator.wait_for_everyone()
@@ -321,8 +339,8 @@ def main(args):
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")
         final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
-        logger.info("final validation on Y: PSNR %.2f dB, SSIM %.4f (RGB: %.2f dB, %.4f)",
-                    final["psnr_y"], final["ssim_y"], final["psnr"], final["ssim"])  # fmt: skip
+        logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f", describe_validation(final), final["psnr"],
+                    final["ssim"])  # fmt: skip
         facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
                                         "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
                                         "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
@@ -342,12 +360,22 @@ def main(args):
             facts["discriminator"] = (f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source}),"
                                       f" lr {args.disc_learning_rate}")  # fmt: skip
         facts["validation"] = (
-            f"Y (BT.601): PSNR {final['psnr_y']:.2f} dB, SSIM {final['ssim_y']:.4f}; RGB: PSNR {final['psnr']:.2f} dB, "
-            f"SSIM {final['ssim']:.4f}; {len(val_set)} whole images, {args.scale} border pixels cropped"
+            f"{describe_validation(final)}; RGB: PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f}; "
+            f"{len(val_set)} whole images, {args.scale} border pixels cropped"
         )
         generator.card = {**facts, "steps trained": global_step}
-        if not args.train_data_dir and args.dataset_name != "builtin" and not os.path.exists(args.dataset_name):
-            generator.card_datasets = [args.dataset_name]  # a Hub dataset id: linked in the card metadata
+        if args.validation_data_dir:
+            val_type = card_dataset_type(args.validation_data_dir)
+            val_name = f"{val_type} ({len(val_set)} images)"
+        else:
+            val_type = card_dataset_type(args.dataset_name, args.train_data_dir)
+            val_name = f"{val_type} ({len(val_set)} held-out images)"
+        task = "Image reconstruction (autoencoder)" if args.scale == 1 else f"Super-resolution x{args.scale}"
+        measured = {"channel": "Y (BT.601)", "border": args.scale, "images": "whole"}
+        results = eval_results("image-to-image", task, val_type, val_name, "validation",
+                               [("psnr", "Validation PSNR (Y, dB)", final["psnr_y"]),
+                                ("ssim", "Validation SSIM (Y)", final["ssim_y"])], metric_args=measured)  # fmt: skip
+        set_card_metadata(generator, args, results, base_model=args.init_generator)
         generator.save_pretrained(args.output_dir)
         if plain_d is not None:  # its card says what it trained against: read back by gan: weight sources
             plain_d.card = {

@@ -247,6 +247,13 @@ def bicubic_downscale(hr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(hr[None], size=size, mode="bicubic", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
+def bicubic_upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """(B, 3, h, w) images up-sampled ``scale`` times by PyTorch's bicubic (Keys, a = -0.75, no antialiasing,
+    ``align_corners=False``), unclamped: the ``bicubic`` baseline of every table (clamped there) and the skip of the
+    generators that learn a residual over it (``tiny``, ``enhancenet``)."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False, antialias=False)
+
+
 class SRPairDataset(torch.utils.data.Dataset):
     """Aligned (LR, HR) crops: ``{"lr": (3, crop/scale, crop/scale), "hr": (3, crop, crop)}`` floats in [0, 1].
 

@@ -13,10 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def bicubic_upsample(lr: torch.Tensor, scale: int) -> torch.Tensor:
-    """PyTorch bicubic (Keys a = -0.75, no antialiasing, ``align_corners=False``), unclamped: EnhanceNet's skip."""
-    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
+from .data import bicubic_upsample
 
 
 class ResidualBlock(nn.Module):
@@ -58,4 +55,4 @@ class EnhanceNet(nn.Module):
         return bicubic_upsample(lr, self.scale) + self.tail(F.relu(self.conv(x)))
 
 
-__all__ = ["EnhanceNet", "ResidualBlock", "bicubic_upsample"]
+__all__ = ["EnhanceNet", "ResidualBlock"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -51,20 +52,50 @@ model = {{ class_name | default("DISTS", true) }}.from_pretrained("<this folder 
 class HubModel(
     PyTorchModelHubMixin,
     library_name="asym",
-    tags=["asym", "image-quality-assessment"],
+    tags=["asym"],
     model_card_template=CARD_TEMPLATE,
 ):
-    """Mixin for ``nn.Module`` subclasses; a module's frozen backbone is expected at ``self.backbone``."""
+    """Mixin for ``nn.Module`` subclasses; a module's frozen backbone is expected at ``self.backbone``.
+
+    The card's YAML metadata comes from these attributes (None: the field is left out), set on the class or, by the
+    training scripts, on the instance (``asym.training.set_card_metadata``):
+
+    * ``card_pipeline_tag``: the Hub task the model performs (``image-to-image``); None where no Hub pipeline fits
+      (metrics, IQA models);
+    * ``card_license``: a Hub license id for the weights;
+    * ``card_datasets``: Hub dataset ids trained on;
+    * ``card_base_model``: the Hub model id training started from;
+    * ``card_results``: ``EvalResult`` keyword dicts, written as the card's ``model-index``.
+    """
+
+    card_pipeline_tag: str | None = None
+    card_license: str | None = None
+    card_datasets: list[str] | None = None
+    card_base_model: str | None = None
+    card_results: list[dict] | None = None
 
     def card_description(self) -> str:
         """Markdown paragraph for the model card; subclasses describe what they are."""
         return ""
 
     def generate_model_card(self, *args, **kwargs):
-        """The mixin's card, plus the ``datasets`` metadata a model may carry (``self.card_datasets``)."""
+        """The mixin's card with the metadata of the ``card_*`` attributes, set through huggingface_hub's card data
+        (``ModelCardData``, ``EvalResult``) so that the Hub and ``ModelCard.load`` read it back. The model-index is
+        named by the card's title; a result whose value is not a finite number (NaN: constant scores) is left out of
+        it, as no leaderboard can rank it (the facts list in the text still shows it)."""
+        from huggingface_hub import EvalResult
+
         card = super().generate_model_card(*args, **kwargs)
-        if getattr(self, "card_datasets", None):
-            card.data.datasets = list(self.card_datasets)
+        data = card.data
+        data.pipeline_tag = self.card_pipeline_tag or data.pipeline_tag
+        data.license = self.card_license or data.license
+        data.datasets = list(self.card_datasets) if self.card_datasets else data.datasets
+        data.base_model = self.card_base_model or data.base_model
+        results = [EvalResult(**{**r, "metric_value": float(r["metric_value"])}) for r in self.card_results or []]
+        results = [r for r in results if math.isfinite(r.metric_value)]
+        if results:
+            data.model_name = kwargs.get("title") or type(self).__name__
+            data.eval_results = results
         return card
 
     def extra_config(self) -> dict:

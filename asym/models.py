@@ -16,8 +16,9 @@ from .errors import UserError, reading
 from .hub import HubModel, read_tensor_file
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
-# its lightweight configuration; `tiny` exists for tests and CPU demos; `enhancenet` is the robust-loss study's
-# generator (asym.enhancenet, written here: spandrel has no EnhanceNet).
+# its lightweight configuration; `tiny` (asym.bicubic_residual) is a small CNN learning the residual over bicubic
+# up-sampling, for tests and the CPU demo; `enhancenet` is the robust-loss study's generator (asym.enhancenet, written
+# here: spandrel has no EnhanceNet).
 GENERATORS: dict[str, dict] = {
     "swinir": dict(
         arch="swinir", embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,
@@ -28,10 +29,7 @@ GENERATORS: dict[str, dict] = {
         upsampler="pixelshuffledirect", img_size=64,
     ),
     "rrdb": dict(arch="rrdb", num_filters=64, num_blocks=23),
-    "tiny": dict(
-        arch="swinir", embed_dim=12, depths=[1], num_heads=[2], window_size=4, mlp_ratio=2.0,
-        upsampler="pixelshuffledirect", img_size=16,
-    ),
+    "tiny": dict(arch="bicubic-residual", num_features=32, num_blocks=4),  # step 0 is bicubic up-sampling
     "enhancenet": dict(arch="enhancenet", num_features=64, num_blocks=10),  # the robust-loss study's generator
     "autoencoder-kl": dict(arch="autoencoder-kl", config="sd"),  # diffusers AutoencoderKL, the SD VAE's layout
     "autoencoder-kl-tiny": dict(arch="autoencoder-kl", config="tiny"),  # tests and CPU demos
@@ -63,6 +61,10 @@ def build_generator(model: str, scale: int, vae_config: dict | None = None) -> n
         from .enhancenet import EnhanceNet
 
         return EnhanceNet(scale, **config)
+    if arch == "bicubic-residual":
+        from .bicubic_residual import BicubicResidualSR
+
+        return BicubicResidualSR(scale, **config)
     from spandrel.architectures.ESRGAN import ESRGAN as RRDBNet
 
     return RRDBNet(scale=scale, upsampler="pixel_shuffle" if scale == 3 else "upconv", **config)
@@ -81,6 +83,8 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
     An autoencoder is also saved as a diffusers folder, ``<folder>/vae``, for ``AutoencoderKL.from_pretrained``.
     """
 
+    card_pipeline_tag = "image-to-image"  # the Hub task of the model card
+
     def __init__(self, model: str = "swinir", scale: int = 4, card: dict | None = None, vae_config: dict | None = None):
         super().__init__()
         self.model_name, self.scale, self.card = model, scale, dict(card or {})
@@ -97,6 +101,9 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
         if self.is_autoencoder:
             return (f"`{self.model_name}` autoencoder (diffusers `AutoencoderKL`), [0, 1] images in and out; the "
                     "diffusers folder is `vae/`.")  # fmt: skip
+        if GENERATORS.get(self.model_name, {}).get("arch") == "bicubic-residual":
+            return (f"`{self.model_name}` super-resolution generator, x{self.scale}: a small CNN learning the residual "
+                    "over bicubic up-sampling (the untrained network is bicubic interpolation).")  # fmt: skip
         return f"`{self.model_name}` super-resolution generator, x{self.scale}."
 
     def save_pretrained(self, save_directory, **kwargs):
@@ -147,7 +154,7 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
         return generator
     if os.path.isfile(source):
         generator = SRModel(model, scale)
-        if GENERATORS[model]["arch"] == "enhancenet":  # not a spandrel architecture: its own state dict
+        if GENERATORS[model]["arch"] in ("enhancenet", "bicubic-residual"):  # not spandrel's: their own state dict
             state = read_tensor_file(source, "generator checkpoint")
             if not isinstance(state, dict):
                 raise UserError(f"generator checkpoint {source} holds a {type(state).__name__}, not a state dict")

@@ -86,7 +86,10 @@ def _official_dists_weights() -> tuple[torch.Tensor, torch.Tensor]:
     return weights["alpha"].flatten().float(), weights["beta"].flatten().float()
 
 
-class DISTS(FeatureMetric, HubModel, tags=["dists", "full-reference-iqa", "perceptual-loss"]):
+METRIC_TAGS = ["image-quality-assessment", "full-reference-iqa", "perceptual-loss"]  # model card tags of the metrics
+
+
+class DISTS(FeatureMetric, HubModel, tags=["dists", *METRIC_TAGS]):
     """DISTS-style distance ``D = 1 - sum_ij (alpha_ij l_ij + beta_ij s_ij)`` over backbone stages i, channels j.
 
     Args:
@@ -303,7 +306,7 @@ def read_lpips_state_dict(path: str) -> tuple[list[torch.Tensor], dict[str, torc
     return lins, {k: v for k, v in state.items() if k.startswith("net.")}
 
 
-class LPIPS(FeatureMetric, HubModel, tags=["lpips", "full-reference-iqa", "perceptual-loss"]):
+class LPIPS(FeatureMetric, HubModel, tags=["lpips", *METRIC_TAGS]):
     """LPIPS-style distance: ``sum_k mean_hw sum_c w_kc (x̂_kc - ŷ_kc)^2`` with x̂ unit-normalised over channels.
 
     Args:

@@ -52,6 +52,8 @@ class Classifier(nn.Module, HubModel, tags=["image-classification", "adversarial
         class_names: one name per class, or None.
     """
 
+    card_pipeline_tag = "image-classification"  # the Hub task it performs (the model card's pipeline_tag)
+
     def __init__(self, backbone: str = "vgg19", num_classes: int = 1000, weights: str = "random",
                  backbone_kwargs: dict | None = None, class_names: list[str] | None = None):  # fmt: skip
         super().__init__()

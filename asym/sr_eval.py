@@ -20,11 +20,18 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .atomic import atomic_path
-from .data import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, SRImageDataset, _shape_or_none, load_sr_images
+from .data import (
+    BUILTIN_IMAGES,
+    IMAGE_EXTENSIONS,
+    ImageSequence,
+    SRImageDataset,
+    _shape_or_none,
+    bicubic_upsample,
+    load_sr_images,
+)
 from .errors import UserError, summarize
 from .models import SRModel, upscale
 
@@ -214,8 +221,8 @@ class SRSource:
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor | None = None, *, tile: int = 0, overlap: int = 16):
         """Super-resolve ``lr`` (on its device; the model runs on ``self.device``); ``hr`` is needed by ``hr`` only.
 
-        ``bicubic`` is ``F.interpolate(mode="bicubic", align_corners=False, antialias=False)`` (Keys, a = -0.75 in
-        torch; no antialiasing, which only matters for downscaling) clamped to [0, 1]. Models run tile by tile when
+        ``bicubic`` is ``asym.data.bicubic_upsample`` (Keys, a = -0.75 in torch; no antialiasing, which only matters
+        for downscaling) clamped to [0, 1]. Models run tile by tile when
         ``tile`` > 0 (``asym.models.upscale``); their output is returned unclamped.
         """
         if self.kind == "hr":
@@ -223,8 +230,7 @@ class SRSource:
                 raise ValueError("the hr source returns the reference: pass hr")
             return hr
         if self.kind == "bicubic":
-            out = F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False, antialias=False)
-            return out.clamp(0, 1)
+            return bicubic_upsample(lr, self.scale).clamp(0, 1)
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             out = upscale(self.module, lr.to(self.device), self.scale, tile, overlap)

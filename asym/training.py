@@ -49,6 +49,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--logging_dir", default="logs", help="log folder, relative to --output_dir")
     g.add_argument("--push_to_hub", action="store_true", help="upload the final model to the Hub")
     g.add_argument("--hub_model_id", default=None, help="Hub repo for --push_to_hub (default: output_dir name)")
+    g.add_argument("--license", default="unknown",
+                   help="a Hub license id for the saved weights, e.g. mit, apache-2.0, cc-by-nc-4.0 (written in the "
+                        "model card; the weights inherit the terms of the training data)")  # fmt: skip
 
 
 def check_output_dir(output_dir: str) -> None:
@@ -256,6 +259,76 @@ def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
     return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
 
 
+def hub_dataset_id(dataset_name: str | None, train_data_dir: str | None = None) -> str | None:
+    """``dataset_name`` if the data came from the Hub: a repo id (``name`` or ``owner/name``) that names nothing on
+    disk, neither ``builtin`` nor overridden by ``--train_data_dir``; else None (local data has no Hub page)."""
+    if train_data_dir or not dataset_name or dataset_name == "builtin" or os.path.exists(dataset_name):
+        return None
+    return dataset_name if _is_repo_id(dataset_name) else None
+
+
+def hub_model_id(source: str | None) -> str | None:
+    """``source`` (an init or weights argument) if it is a Hub model id, exactly ``owner/name``, and names nothing on
+    disk; None for a local path, a prefixed source (``gan:``, ``timm:``, ...) or a keyword (random, pretrained, auto):
+    those are no Hub model to name as the card's ``base_model``."""
+    if not source or os.path.exists(source) or "/" not in source:
+        return None
+    return source if _is_repo_id(source) else None
+
+
+def _is_repo_id(name: str) -> bool:
+    """Whether huggingface_hub accepts ``name`` as a repo id (``[owner/]name``; no ``:``, no leading ``.``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def card_dataset_type(dataset_name: str, train_data_dir: str | None = None) -> str:
+    """The ``dataset_type`` of a model-index result: the Hub dataset id, else the name given (``builtin``) or the local
+    folder's / file's base name (a local path would say nothing on the Hub)."""
+    if train_data_dir:
+        return os.path.basename(os.path.normpath(train_data_dir))
+    return hub_dataset_id(dataset_name) or os.path.basename(os.path.normpath(dataset_name))
+
+
+def eval_results(task_type: str, task_name: str, dataset_type: str, dataset_name: str, split: str | None,
+                 metrics: list[tuple[str, str, float]], dataset_config: str | None = None,
+                 metric_args: dict | None = None) -> list[dict]:  # fmt: skip
+    """``EvalResult`` keyword dicts (``HubModel.card_results``) for scores of one task on one dataset split, one per
+    ``(metric_type, metric_name, value)``; ``dataset_config`` names a subset, ``metric_args`` how they were measured."""
+    common = {"task_type": task_type, "task_name": task_name, "dataset_type": dataset_type,
+              "dataset_name": dataset_name, "dataset_split": split, "dataset_config": dataset_config}  # fmt: skip
+    extra = {"metric_args": dict(metric_args)} if metric_args else {}
+    return [common | {"metric_type": kind, "metric_name": name, "metric_value": float(value)} | extra
+            for kind, name, value in metrics]  # fmt: skip
+
+
+IQA_TASKS = {"fr": "Full-reference image quality assessment", "nr": "No-reference image quality assessment"}
+CORRELATIONS = (("srcc", "spearmanr", "SRCC"), ("plcc", "pearsonr", "PLCC"), ("krcc", "kendalltau", "KRCC"))
+
+
+def correlation_results(mode: str, dataset_type: str, dataset_name: str, split: str, scores: dict) -> list[dict]:
+    """An FR / NR IQA model's SRCC, PLCC and KRCC (those in ``scores``, as ``correlations`` returns them) on one
+    dataset split, as ``eval_results`` dicts (task ``image-quality-assessment``)."""
+    metrics = [(kind, f"{split.capitalize()} {name}", scores[key]) for key, kind, name in CORRELATIONS if key in scores]
+    return eval_results("image-quality-assessment", IQA_TASKS[mode], dataset_type, dataset_name, split, metrics)
+
+
+def set_card_metadata(model, args: argparse.Namespace, results: list[dict], base_model: str | None = None) -> None:
+    """Give ``model`` (a ``HubModel``) the card metadata of a training run: ``--license``, the Hub dataset of
+    ``--dataset_name`` (unless ``--train_data_dir`` replaced it), ``base_model`` (the value of an init / weights
+    argument) if it is a Hub model id, and ``results`` (``eval_results`` dicts) as the model-index."""
+    model.card_license = getattr(args, "license", None) or None
+    dataset = hub_dataset_id(getattr(args, "dataset_name", None), getattr(args, "train_data_dir", None))
+    model.card_datasets = [dataset] if dataset else None
+    model.card_base_model = hub_model_id(base_model)
+    model.card_results = [dict(result) for result in results] or None
+
+
 def push_to_hub(args: argparse.Namespace) -> None:
     """Upload ``--output_dir`` to ``--hub_model_id`` (default: the folder's name), without the resumable
     ``checkpoints/`` (optimiser states, not part of the model). Without network the local copy stays and the
@@ -281,7 +354,12 @@ __all__ = [
     "check_output_dir",
     "create_accelerator",
     "create_train_loader",
+    "card_dataset_type",
+    "correlation_results",
+    "eval_results",
     "evenly_spaced",
+    "hub_dataset_id",
+    "hub_model_id",
     "int_at_least",
     "fit_crop_size",
     "list_checkpoints",
@@ -290,5 +368,6 @@ __all__ = [
     "resume",
     "run_cli",
     "save_checkpoint",
+    "set_card_metadata",
     "split_iqa_dataset",
 ]

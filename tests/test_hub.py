@@ -2,12 +2,23 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 
 from asym import DISTS, SRModel
 from asym.errors import UserError
+from asym.hub import HubModel
+from asym.training import (
+    add_common_args,
+    card_dataset_type,
+    correlation_results,
+    eval_results,
+    hub_dataset_id,
+    hub_model_id,
+    set_card_metadata,
+)
 
 
 def _save_as_pretrained(metric, folder):
@@ -121,3 +132,93 @@ def test_broken_folders_are_one_user_error(saved_metric, tmp_path, damage, messa
         folder = "nobody/no-such-metric"
     with pytest.raises(UserError, match=message):
         DISTS.from_pretrained(folder)
+
+
+# --- model card metadata --------------------------------------------------------------------------------------------
+
+
+class _Tiny(torch.nn.Module, HubModel):
+    """A HubModel of one 1x1 convolution: saves in milliseconds; an image-to-image model, as SRModel is."""
+
+    card_pipeline_tag = "image-to-image"
+    model_name = "tiny"  # (in the card's title)
+
+    def __init__(self, width: int = 3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, width, 1)
+
+
+def test_card_metadata_is_what_model_card_load_reads_back(tmp_path):
+    """License, pipeline tag, datasets, base model and the model-index are Hub metadata: huggingface_hub's own parser
+    returns exactly what was set (a NaN score is left out: no leaderboard ranks it); the Markdown text is kept."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    model = _Tiny()
+    model.card = {"test": "SRCC 0.5"}
+    model.card_license, model.card_datasets, model.card_base_model = "cc-by-nc-4.0", ["owner/data"], "owner/base"
+    scores = {"srcc": np.float32(0.625), "plcc": 0.7071067811865476, "krcc": float("nan"), "n": 32}
+    val = eval_results("image-quality-assessment", "No-reference IQA", "owner/data", "Data", "val",
+                       [("2afc", "2AFC score (cnn)", 0.875)], dataset_config="cnn",
+                       metric_args={"eps": 1.33})  # fmt: skip
+    model.card_results = correlation_results("nr", "owner/data", "Data", "test", scores) + val
+    model.save_pretrained(tmp_path / "model")
+    card = ModelCard.load(tmp_path / "model" / "README.md")
+    data = card.data
+    assert (data.library_name, data.license, data.pipeline_tag) == ("asym", "cc-by-nc-4.0", "image-to-image")
+    assert (data.datasets, data.base_model, data.model_name) == (["owner/data"], "owner/base", "_Tiny (tiny)")
+    test = dict(task_type="image-quality-assessment", task_name="No-reference image quality assessment",
+                dataset_type="owner/data", dataset_name="Data", dataset_split="test")  # fmt: skip
+    assert data.eval_results == [
+        EvalResult(**test, metric_type="spearmanr", metric_name="Test SRCC", metric_value=0.625),
+        EvalResult(**test, metric_type="pearsonr", metric_name="Test PLCC", metric_value=0.7071067811865476),
+        EvalResult(task_type="image-quality-assessment", task_name="No-reference IQA", dataset_type="owner/data",
+                   dataset_name="Data", dataset_split="val", dataset_config="cnn", metric_type="2afc",
+                   metric_name="2AFC score (cnn)", metric_value=0.875, metric_args={"eps": 1.33}),
+    ]  # fmt: skip
+    assert "- **test**: SRCC 0.5" in card.text and "_Tiny.from_pretrained" in card.text
+
+
+def test_a_card_without_metadata_has_no_license_and_no_model_index(saved_metric):
+    """A model saved outside the training scripts claims nothing: no license (the scripts write --license, default
+    unknown), no datasets, no base model, no pipeline tag (no Hub pipeline fits a metric), no model-index."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(saved_metric / "README.md")
+    data = card.data
+    assert data.library_name == "asym" and "dists" in data.tags
+    assert [data.license, data.pipeline_tag, data.datasets, data.base_model, data.eval_results] == [None] * 5
+    assert "model-index" not in card.content and "license" not in card.content
+
+
+def test_set_card_metadata_links_only_hub_ids(tmp_path, monkeypatch):
+    """Datasets and base model are Hub ids only: not builtin, not a local folder (even one named like owner/name),
+    not a prefixed source (gan:, timm:) or keyword; the license comes from --license (default unknown)."""
+    import argparse
+    from types import SimpleNamespace
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "local" / "data").mkdir(parents=True)
+    parser = argparse.ArgumentParser()
+    add_common_args(parser)
+    assert parser.parse_args([]).license == "unknown"
+
+    def metadata(dataset_name, base_model, train_data_dir=None, results=()):
+        model = SimpleNamespace()
+        args = SimpleNamespace(license="mit", dataset_name=dataset_name, train_data_dir=train_data_dir)
+        set_card_metadata(model, args, list(results), base_model)
+        return model.card_license, model.card_datasets, model.card_base_model, model.card_results
+
+    assert metadata("owner/data", "owner/model") == ("mit", ["owner/data"], "owner/model", None)
+    assert metadata("imagenet-1k", None) == ("mit", ["imagenet-1k"], None, None)  # a canonical (ownerless) dataset
+    assert metadata("local/data", "local/data") == ("mit", None, None, None)  # existing folders, not Hub ids
+    assert metadata("builtin", "random") == ("mit", None, None, None)
+    assert metadata("owner/data", "gan:owner/run", train_data_dir="hr") == ("mit", None, None, None)
+    for source in ("pretrained", "auto", "timm:owner/name", "./owner/name", "/owner/name", "a/b/c", "owner--x/y"):
+        assert hub_model_id(source) is None, source
+    assert hub_dataset_id("gan:owner/run") is None and hub_dataset_id("local/data") is None
+    result = eval_results("image-classification", "Image classification", "builtin", "builtin", "validation",
+                          [("accuracy", "Clean accuracy", np.float64(0.5))])  # fmt: skip
+    assert metadata("builtin", None, results=result)[3] == result and type(result[0]["metric_value"]) is float
+    assert card_dataset_type("owner/data") == "owner/data" and card_dataset_type("builtin") == "builtin"
+    assert card_dataset_type("local/data/") == "data" and card_dataset_type("owner/data", "x/DIV2K_train_HR") == (
+        "DIV2K_train_HR")  # fmt: skip

@@ -20,13 +20,31 @@ def test_paper_configurations_are_the_swinir_release_ones():
 
 
 def test_official_release_checkpoint_loads_through_spandrel(tmp_path):
-    release = SRModel("tiny", 4)
-    torch.save({"params": release.net.state_dict()}, tmp_path / "001_SwinIR_tiny_x4.pth")  # release layout
-    loaded = load_generator(str(tmp_path / "001_SwinIR_tiny_x4.pth"), "tiny", 4)
+    release = SRModel("swinir-light", 4).eval()
+    torch.save({"params": release.net.state_dict()}, tmp_path / "002_lightweightSR_x4.pth")  # release layout
+    loaded = load_generator(str(tmp_path / "002_lightweightSR_x4.pth"), "swinir-light", 4).eval()
     lr = torch.rand(1, 3, 12, 12)
-    torch.testing.assert_close(loaded(lr), release(lr), atol=0, rtol=0)
-    with pytest.raises(ValueError, match="does not fit --model tiny --scale 2"):
-        load_generator(str(tmp_path / "001_SwinIR_tiny_x4.pth"), "tiny", 2)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(lr), release(lr), atol=0, rtol=0)
+    with pytest.raises(ValueError, match="does not fit --model swinir-light --scale 2"):
+        load_generator(str(tmp_path / "002_lightweightSR_x4.pth"), "swinir-light", 2)
+
+
+def test_tiny_starts_as_bicubic_upsampling_and_loads_its_own_state_dict(tmp_path):
+    """The untrained ``tiny`` is PyTorch's bicubic up-sampling (computed here directly), to float32 rounding."""
+    lr = torch.rand(2, 3, 11, 13)
+    for scale in (2, 3, 4):
+        with torch.no_grad():
+            out = SRModel("tiny", scale)(lr)
+        expected = torch.nn.functional.interpolate(lr.double(), scale_factor=scale, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=0)
+    trained = SRModel("tiny", 4)
+    torch.nn.init.normal_(trained.net.tail.weight, std=0.01)  # as if trained: no longer bicubic
+    torch.save({"params": trained.net.state_dict()}, tmp_path / "tiny.pth")  # BasicSR's wrapper key
+    loaded = load_generator(str(tmp_path / "tiny.pth"), "tiny", 4)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(lr), trained(lr), atol=0, rtol=0)
+        assert (loaded(lr) - SRModel("tiny", 4)(lr)).abs().max() > 1e-4
 
 
 def test_saved_model_must_match_the_requested_configuration(tmp_path):

@@ -326,6 +326,14 @@ def test_training_raises_val_2afc_score_on_several_seeds(bapps, tmp_path):
     saved = LPIPS.from_pretrained(out)
     assert all((w >= 0).all() for w in saved.lins)  # clamped after every step
     assert "2AFC" in (out / "README.md").read_text()
+    from huggingface_hub import ModelCard  # the card's model-index: results.json's 2AFC score of each val subset, mean
+
+    card = ModelCard.load(out / "README.md").data
+    assert {(r.dataset_type, r.dataset_name, r.dataset_split, r.metric_type) for r in card.eval_results} == {
+        (results["dataset"], results["dataset"], "val", "2afc")
+    }
+    expected = {**results["validation"]["2afc"], None: results["validation"]["mean"]}  # None: no subset, the mean
+    assert {r.dataset_config: r.metric_value for r in card.eval_results} == expected
     from safetensors.torch import load_file
 
     Dist2Logit().load_state_dict(load_file(out / "dist2logit.safetensors"))

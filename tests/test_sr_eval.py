@@ -121,7 +121,7 @@ def test_bicubic_and_hr_sources():
 
 
 def test_model_sources(tmp_path):
-    model = SRModel("tiny", 4)
+    model = SRModel("swinir-light", 4)
     model.save_pretrained(tmp_path / "run")
     torch.save({"params": model.net.state_dict()}, tmp_path / "001_SwinIR_tiny_x4.pth")  # release layout
     lr = torch.rand(1, 3, 8, 8)

@@ -77,6 +77,17 @@ def test_results_are_the_kept_models_scores_on_the_test_split(nr_run):
     assert saved["best_step"] in (20, 40, 60)
     card = (out / "README.md").read_text()
     assert f"step {saved['best_step']} (best validation SRCC)" in card and "test" in card
+    # the card's Hub metadata: the test correlations of results.json as its model-index, --license's default
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(out / "README.md").data
+    assert (data.license, data.datasets, data.base_model, data.pipeline_tag) == ("unknown", None, None, None)
+    assert {(r.task_name, r.dataset_type, r.dataset_name, r.dataset_split) for r in data.eval_results} == {
+        ("No-reference image quality assessment", "builtin", saved["dataset"], "test")
+    }
+    kinds = {"spearmanr": "srcc", "pearsonr": "plcc", "kendalltau": "krcc"}
+    expected = {k: saved["test"][k] for k in kinds.values()}
+    assert {kinds[r.metric_type]: r.metric_value for r in data.eval_results} == expected
 
 
 def test_split_is_written_and_reused(nr_run, tmp_path):

@@ -50,6 +50,18 @@ def test_saved_metric_loads_with_identical_scores_and_card(trained):
     torch.testing.assert_close(metric(x, y), again(x, y), atol=0, rtol=0)
     card = (Path(args.output_dir) / "README.md").read_text()
     assert "test" in card and "SRCC" in card and "1 - PLCC" in card
+    # the card's Hub metadata: --license's default, nothing on the Hub used, the test correlations as its model-index
+    from huggingface_hub import ModelCard
+
+    results = json.loads((Path(args.output_dir) / "results.json").read_text())
+    data = ModelCard.load(Path(args.output_dir) / "README.md").data
+    assert (data.license, data.datasets, data.base_model, data.pipeline_tag) == ("unknown", None, None, None)
+    assert {(r.task_type, r.task_name, r.dataset_type, r.dataset_name, r.dataset_split) for r in data.eval_results} == {
+        ("image-quality-assessment", "Full-reference image quality assessment", "builtin", results["dataset"], "test")
+    }  # fmt: skip
+    kinds = {"spearmanr": "srcc", "pearsonr": "plcc", "kendalltau": "krcc"}
+    expected = {k: results["test"][k] for k in kinds.values()}
+    assert {kinds[r.metric_type]: r.metric_value for r in data.eval_results} == expected
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path):

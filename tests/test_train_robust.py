@@ -275,6 +275,19 @@ def test_adversarial_training_beats_standard_training_under_attack(robust_and_st
     assert robust["eval_attack"]["step_size"] == pytest.approx(0.6)  # 2 eps / steps
     card = (robust_and_standard[0] / "README.md").read_text()
     assert "CE on the adversarial logits + 0.5 x ALP" in card and "after training" in card
+    # the card's Hub metadata: an image classifier whose model-index holds results.json's clean and PGD accuracy
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(robust_and_standard[0] / "README.md").data
+    assert (data.license, data.datasets, data.base_model, data.pipeline_tag) == ("unknown", None, None,
+                                                                                 "image-classification")  # fmt: skip
+    clean, pgd = data.eval_results
+    assert (clean.task_type, clean.dataset_type, clean.dataset_split) == ("image-classification", "builtin",
+                                                                          "validation")  # fmt: skip
+    assert (clean.metric_type, clean.metric_args, pgd.metric_type) == ("accuracy", None, "accuracy")
+    assert clean.metric_value == robust["final"]["clean_accuracy"]
+    assert pgd.metric_value == robust["final"]["pgd_accuracy"]
+    assert pgd.metric_args == robust["eval_attack"] and robust["final"]["attack"] in pgd.metric_name
 
 
 def test_output_folder_loads_as_backbone_weights(robust_and_standard):

@@ -46,12 +46,6 @@ def test_every_paper_setting_trains_and_saves(tmp_path, loss, disc_type):
     assert f"--loss**: {loss}" in card and "--lambda_per" in card and "PSNR" in card
 
 
-def test_l1_pretraining_loss_falls(tmp_path):
-    _, history = run(tmp_path, "--loss", "rec", "--max_train_steps", "50", "--learning_rate", "2e-3")
-    losses = [h["loss/rec"] for h in history]
-    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:10]) / 10
-
-
 def _weights(folder):
     from safetensors.torch import load_file
 
@@ -172,30 +166,71 @@ def test_gan_recipe_optimisers_and_discriminator_logs(tmp_path):
         assert torch.isfinite(torch.tensor(logs["disc/logit_gap"]))
 
 
-def test_validation_is_on_whole_images_in_y_and_rgb(tmp_path):
-    """The card's PSNR equals one computed here from scratch: the whole held-out image, mod-cropped, bicubic LR,
-    BT.601 Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255, scale border pixels cropped."""
+def _held_out_image(scale: int = 4):
+    """The one held-out builtin image of a ``--num_validation_images 1`` run, mod-cropped, and its bicubic LR."""
     import torch.nn.functional as F
 
     from asym.data import load_sr_images, split_train_validation
 
-    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "1", "--scale", "4")
-    config = json.loads((Path(args.output_dir) / "config.json").read_text())
-    assert "Y (BT.601)" in config["card"]["validation"] and "1 whole images" in config["card"]["validation"]
     _, val = split_train_validation(load_sr_images("builtin"), 1, seed=0)
     hr = torch.from_numpy(val[0]).permute(2, 0, 1).float() / 255
-    hr = hr[:, : hr.shape[1] // 4 * 4, : hr.shape[2] // 4 * 4]
-    lr = F.interpolate(hr[None], scale_factor=0.25, mode="bicubic", antialias=True).clamp(0, 1)
-    with torch.no_grad():
-        sr = SRModel.from_pretrained(args.output_dir)(lr).clamp(0, 1)[0]
+    hr = hr[:, : hr.shape[1] // scale * scale, : hr.shape[2] // scale * scale]
+    return hr, F.interpolate(hr[None], scale_factor=1 / scale, mode="bicubic", antialias=True).clamp(0, 1)
+
+
+def _y_psnr(sr, hr, border=4):
+    """Y-PSNR from scratch: BT.601 Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255, ``border`` pixels cropped."""
 
     def y(t):
         return (16 + 65.481 * t[0] + 128.553 * t[1] + 24.966 * t[2]) / 255
 
-    mse = (y(sr) - y(hr))[4:-4, 4:-4].double().square().mean()
-    expected = (10 * torch.log10(1 / mse)).item()
-    reported = float(config["card"]["validation"].split("PSNR ")[1].split(" dB")[0])
-    assert reported == pytest.approx(expected, abs=0.006)  # the card rounds to 0.01 dB
+    mse = (y(sr) - y(hr))[border:-border, border:-border].double().square().mean()
+    return (10 * torch.log10(1 / mse)).item()
+
+
+def test_validation_is_on_whole_images_in_y_and_rgb_next_to_bicubic(tmp_path):
+    """The card's PSNR, and bicubic's beside it, equal ones computed here from scratch: the whole held-out image,
+    mod-cropped, bicubic LR, Y-PSNR with scale border pixels cropped."""
+    import torch.nn.functional as F
+
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "1", "--scale", "4")
+    config = json.loads((Path(args.output_dir) / "config.json").read_text())
+    validation = config["card"]["validation"]
+    assert "Y (BT.601)" in validation and "1 whole images" in validation
+    hr, lr = _held_out_image()
+    with torch.no_grad():
+        sr = SRModel.from_pretrained(args.output_dir)(lr).clamp(0, 1)[0]
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)[0]
+    reported = float(validation.split("PSNR ")[1].split(" dB")[0])
+    assert reported == pytest.approx(_y_psnr(sr, hr), abs=0.006)  # the card rounds to 0.01 dB
+    reported_bicubic = float(validation.split("(bicubic: ")[1].split(" dB")[0])
+    assert reported_bicubic == pytest.approx(_y_psnr(bicubic, hr), abs=0.006)
+    # the Hub metadata: an image-to-image model whose model-index holds the same validation PSNR, unrounded
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(Path(args.output_dir) / "README.md")
+    assert (card.data.pipeline_tag, card.data.library_name, card.data.license) == ("image-to-image", "asym", "unknown")
+    assert card.data.datasets is None and card.data.base_model is None  # builtin and no --init_generator
+    results = {r.metric_type: r for r in card.data.eval_results}
+    assert set(results) == {"psnr", "ssim"} and results["psnr"].task_name == "Super-resolution x4"
+    assert results["psnr"].dataset_split == "validation" and results["psnr"].dataset_type == "builtin"
+    assert results["psnr"].metric_value == pytest.approx(_y_psnr(sr, hr), abs=1e-4)
+    assert 0 < results["ssim"].metric_value < 1
+
+
+def test_tiny_learns_to_beat_bicubic_in_100_l1_steps(tmp_path):
+    """The CPU demo's promise: ``tiny`` starts as bicubic up-sampling and 100 ``--loss rec`` steps (the README's crop
+    and batch, the default learning rate) improve on it on the held-out image, measured here from scratch."""
+    import torch.nn.functional as F
+
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "100", "--crop_size", "64", "--train_batch_size", "4")
+    hr, lr = _held_out_image()
+    with torch.no_grad():
+        sr = SRModel.from_pretrained(args.output_dir)(lr).clamp(0, 1)[0]
+    bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)[0]
+    gain = _y_psnr(sr, hr) - _y_psnr(bicubic, hr)
+    # 0.08 dB measured; an untrained tiny scores exactly 0 and a noisy one far below, rounding across CPUs ~1e-4 dB
+    assert gain > 0.02, f"tiny after 100 L1 steps: {gain:+.3f} dB over bicubic"
 
 
 def test_ema_weights_are_what_is_saved(tmp_path):
@@ -214,7 +249,7 @@ def test_ema_weights_are_what_is_saved(tmp_path):
     saved = _weights(args.output_dir)
     assert saved.keys() == expected.keys()
     parameters = {name for name, _ in SRModel("tiny", 4).named_parameters()}  # buffers are not averaged
-    assert parameters and parameters < set(saved)
+    assert parameters and parameters <= set(saved)
     moved = 0
     for name in saved:
         want = expected[name] if name in parameters else online[-1][name]
@@ -234,11 +269,12 @@ def test_gradient_clipping_clips_both_networks(tmp_path, monkeypatch):
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
-    run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", "--max_grad_norm", "1e-3", name="clipped")
-    assert len(norms) == 4 and max(norms) <= 1e-3 * (1 + 1e-5)  # clip_grad_norm_ scales to norm / (norm + 1e-6)
+    # tiny's zero-initialised last layer makes its first gradients small (~4e-4 here): a bound well below them
+    run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", "--max_grad_norm", "1e-5", name="clipped")
+    assert len(norms) == 4 and max(norms) <= 1e-5 * (1 + 1e-5)  # clip_grad_norm_ scales to norm / (norm + 1e-6)
     norms.clear()
     run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "2", name="free")
-    assert min(norms) > 1e-3  # without clipping the same steps are larger: the check above can fail
+    assert min(norms) > 1e-5  # without clipping the same steps are larger: the check above can fail
 
 
 @pytest.mark.parametrize("loss", ["mse", "feat", "texture", "mse+feat+texture"])
