@@ -43,6 +43,27 @@ def one_thread():
 
 
 @pytest.fixture
+def kill_after_checkpoint(monkeypatch):
+    """``kill(script_module, step, call)``: runs ``call()`` with the script's ``save_checkpoint`` raising right after
+    it has written the checkpoint of ``step`` (the process killed there), then puts the real one back."""
+
+    def kill(script_module, step: int, call) -> None:
+        real_save = script_module.save_checkpoint
+
+        def save_then_die(accelerator, output_dir, saved_step, limit):
+            real_save(accelerator, output_dir, saved_step, limit)
+            if saved_step == step:
+                raise KeyboardInterrupt  # the process is killed here
+
+        monkeypatch.setattr(script_module, "save_checkpoint", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        monkeypatch.setattr(script_module, "save_checkpoint", real_save)
+
+    return kill
+
+
+@pytest.fixture
 def fresh_accelerate_state():
     reset_accelerate_state()
     yield

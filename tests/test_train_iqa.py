@@ -109,24 +109,14 @@ def test_split_is_written_and_reused(nr_run, tmp_path):
     assert [again[k] for k in ("train", "validation", "test")] == [split[k] for k in ("train", "validation", "test")]
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+def test_resumed_run_equals_uninterrupted_run(tmp_path, kill_after_checkpoint):
     """Killed right after its step-3 checkpoint, then resumed: the same losses, learning rates (cosine), best model
     and final weights as 6 uninterrupted steps (validation every 2 steps, so the kept best crosses the restart)."""
     argv = ["--mode", "fr", "--backbone", "timm:resnet10t", "--max_train_steps", "6", "--validation_steps", "2",
             "--checkpointing_steps", "3", "--max_eval_samples", "4"]  # fmt: skip
     straight = run(tmp_path / "straight", *argv)["history"]
 
-    real_save = train_iqa.save_checkpoint
-
-    def save_then_die(accelerator, output_dir, step, limit):
-        real_save(accelerator, output_dir, step, limit)
-        if step == 3:
-            raise KeyboardInterrupt  # the process is killed here
-
-    monkeypatch.setattr(train_iqa, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "split", *argv)
-    monkeypatch.setattr(train_iqa, "save_checkpoint", real_save)
+    kill_after_checkpoint(train_iqa, 3, lambda: run(tmp_path / "split", *argv))
     resumed = run(tmp_path / "split", *argv, "--resume_from_checkpoint", "latest")["history"]
     assert len(resumed) == 3
     for a, b in zip(straight[3:], resumed):

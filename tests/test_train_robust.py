@@ -305,23 +305,13 @@ def test_output_folder_loads_as_backbone_weights(robust_and_standard):
         create_backbone("timm:resnet10t", weights=str(robust))
 
 
-def test_resume_is_exact(tmp_path, monkeypatch):
+def test_resume_is_exact(tmp_path, kill_after_checkpoint):
     """Killed after its step-3 checkpoint and resumed: the same losses, learning rates and weights as 6 straight steps,
     and the same evaluation before training (kept in the checkpoint, not recomputed on the resumed model)."""
     argv = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--lr_step_size", "2", "--attack_random_start",
             "--num_validation_crops", "1", "--eval_attack_steps", "2", "--train_batch_size", "8"]  # fmt: skip
     straight = run(tmp_path / "straight", *argv)["history"]
-    real_save = train_robust.save_checkpoint
-
-    def save_then_die(accelerator, output_dir, step, limit):
-        real_save(accelerator, output_dir, step, limit)
-        if step == 3:
-            raise KeyboardInterrupt  # the process is killed here
-
-    monkeypatch.setattr(train_robust, "save_checkpoint", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "split", *argv)
-    monkeypatch.setattr(train_robust, "save_checkpoint", real_save)
+    kill_after_checkpoint(train_robust, 3, lambda: run(tmp_path / "split", *argv))
     resumed = run(tmp_path / "split", *argv, "--resume_from_checkpoint", "latest")["history"]
     assert len(straight) == 6 and len(resumed) == 3
     for a, b in zip(straight[3:], resumed):
