@@ -36,8 +36,11 @@ def test_vgg19_logits_unchanged_and_maps_at_mean_one():
     # the logits are the same function of the input: on the calibration images and on others
     scale = before.abs().max()
     assert (after - before).abs().max() <= 1e-4 * scale and (after_other - before_other).abs().max() <= 1e-4 * scale
-    assert torch.equal(after.argsort(dim=1), before.argsort(dim=1))  # the classifier's ranking
-    assert torch.equal(after_other.argsort(dim=1), before_other.argsort(dim=1))
+    # the classifier's ranking: ordered by the new logits, the old ones never fall by more than the tolerance (logits
+    # closer than that, 5e-8 apart among 1000 random ones, may swap: float32 rounding, not normalisation)
+    for old_logits, new_logits in ((before, after), (before_other, after_other)):
+        assert torch.equal(new_logits.argmax(dim=1), old_logits.argmax(dim=1))
+        assert old_logits.gather(1, new_logits.argsort(dim=1)).diff(dim=1).min() >= -2e-4 * scale
     for old, new in zip(raw, relu_means(vgg, images)):
         alive = old > 1e-3 * old.median()
         # float32 sums over 3 x 64 x 64 positions: relative error well under 1e-3
