@@ -59,21 +59,17 @@ def float_in(low: float | None = None, high: float | None = None, *, low_open: b
         describe = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
     def parse(text: str) -> float:
-        if fractions and "/" in text:
-            num, _, den = text.partition("/")
-            try:
-                value = float(num) / float(den)
-            except ZeroDivisionError:
-                raise ValueError(text) from None
-        else:
-            value = float(text)
+        num, slash, den = text.partition("/") if fractions else (text, "", "")
+        try:
+            value = float(num) / float(den) if slash else float(num)
+        except (ValueError, ZeroDivisionError):
+            raise argparse.ArgumentTypeError(f"not a number{' or a fraction a/b' * fractions}: {text!r}") from None
         above = low is None or (value > low if low_open else value >= low)
         below = high is None or (value < high if high_open else value <= high)
         if not (math.isfinite(value) and above and below):
             raise argparse.ArgumentTypeError(f"must be {describe}, got {text}")
         return value
 
-    parse.__name__ = "number or fraction a/b" if fractions else "number"
     return parse
 
 
@@ -159,7 +155,7 @@ def check_output_dir(output_dir: str, saves: type | None = None) -> None:
     saved = saved_class(path)
     if saved is not None and saved != saves.__name__:
         what = f"an asym {saved} (a {RUN_SCRIPTS[saved]} run)" if saved in RUN_SCRIPTS else \
-            f"an asym {saved}" if saved else "a config.json not written by asym"  # fmt: skip
+            f"an asym {saved}" if saved else "a config.json naming no asym class"  # fmt: skip
         raise UserError(f"--output_dir {output_dir} holds {what}, not the {saves.__name__} this run writes: choose "
                         "another --output_dir (or remove that folder)")  # fmt: skip
 

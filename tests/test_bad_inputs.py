@@ -237,7 +237,7 @@ def test_each_script_has_its_own_folder_and_never_writes_over_another_kind(files
         ("train_metric", [*METRIC, "--objective", "2afc"], sr_run, "not the LPIPS this run writes"),
         ("train_robust", ROBUST, sr_run, "holds an asym SRModel (a train_sr.py run), not the Classifier this run"),
         ("train_sr", SR, files / "metric", "holds an asym DISTS (a train_metric.py run), not the SRModel this run"),
-        ("train_sr", SR, foreign, "holds a config.json not written by asym, not the SRModel this run writes"),
+        ("train_sr", SR, foreign, "holds a config.json naming no asym class, not the SRModel this run writes"),
     ]
     for script, argv, folder, message in cases:
         before = _snapshot(folder)
