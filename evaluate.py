@@ -66,7 +66,6 @@ import os
 import torch
 
 from asym.analysis import (
-    _saved_class,
     load_feature_backbone,
     plot_correlation,
     plot_init_comparison,
@@ -81,6 +80,7 @@ from asym.analysis import (
 from asym.atomic import atomic_path
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
 from asym.errors import UserError, reading, run_cli
+from asym.hub import saved_class
 from asym.iqa_data import (
     add_fr_dataset_args,
     add_nr_dataset_args,
@@ -113,7 +113,15 @@ from asym.leaderboard import (
     write_text,
 )
 from asym.metrics import FRMetric, MetricUnavailable, NRMetric, correlations, score_images, score_pairs
-from asym.training import check_output_dir, evenly_spaced, int_at_least
+from asym.training import (
+    check_output_dir,
+    evenly_spaced,
+    int_at_least,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed_int,
+)
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
 
@@ -146,16 +154,16 @@ def parse_args(input_args=None):
                                                        "gan:<run>, a file or Hub id")  # fmt: skip
     feats.add_argument("--image", default="astronaut",
                        help=f"an image file or a builtin name ({', '.join(BUILTIN_IMAGES)})")  # fmt: skip
-    feats.add_argument("--size", type=int, default=224, help="centre crop of the image (pixels, square)")
-    feats.add_argument("--top_k", type=int, default=4, help="channels shown per stage (highest mean energy)")
+    feats.add_argument("--size", type=positive_int, default=224, help="centre crop of the image (pixels, square)")
+    feats.add_argument("--top_k", type=positive_int, default=4, help="channels shown per stage (highest mean energy)")
     for name in ("recover", "texture"):
         p = sub.add_parser(name, help="recover an image from noise" if name == "recover" else "synthesise a texture")
         p.add_argument("--metric", required=True, help="an asym metric folder / Hub id or a pyiqa FR metric name")
         p.add_argument("--image", default="astronaut" if name == "recover" else "brick",
                        help=f"an image file or a builtin name ({', '.join(BUILTIN_IMAGES)})")  # fmt: skip
-        p.add_argument("--size", type=int, default=128, help="centre crop of the image (pixels, square)")
-        p.add_argument("--steps", type=int, default=300, help="optimisation steps")
-        p.add_argument("--learning_rate", type=float, default=0.01, help="Adam learning rate on the pixels")
+        p.add_argument("--size", type=positive_int, default=128, help="centre crop of the image (pixels, square)")
+        p.add_argument("--steps", type=positive_int, default=300, help="optimisation steps")
+        p.add_argument("--learning_rate", type=positive_float, default=0.01, help="Adam learning rate on the pixels")
     sr = sub.add_parser("sr", help="score SR models' outputs with FR and NR metrics (the paper's Table 1)")
     sr.add_argument("--models", required=True,
                     help="comma-separated train_sr.py outputs / Hub ids, release checkpoints, bicubic, hr")  # fmt: skip
@@ -164,9 +172,10 @@ def parse_args(input_args=None):
                          "names, asym metric folders (FR: DISTS, LPIPS such as an R-LPIPS) and train_iqa.py outputs "
                          "(NR)")  # fmt: skip
     sr.add_argument("--datasets", default="builtin", help="comma-separated test sets: builtin, HR folders, benchmarks")
-    sr.add_argument("--scale", type=int, default=4, help="up-scaling factor")
-    sr.add_argument("--tile", type=int, default=0, help="tile size of model inference (0: whole images)")
-    sr.add_argument("--max_images", type=int, default=None, help="score only the first N images of each test set")
+    sr.add_argument("--scale", type=positive_int, default=4, help="up-scaling factor")
+    sr.add_argument("--tile", type=non_negative_int, default=0, help="tile size of model inference (0: whole images)")
+    sr.add_argument("--max_images", type=positive_int, default=None,
+                    help="score only the first N images of each test set")  # fmt: skip
     sr.add_argument("--batch_size", type=int_at_least(1), default=None,
                     help="images per scorer forward: the models' outputs of one test image are scored together "
                          "(default 8 on GPU, 1 on CPU, where batching measured slower: "
@@ -185,8 +194,10 @@ def parse_args(input_args=None):
     grid.add_argument("--images", default="astronaut,coffee",
                       help=f"comma-separated image files or builtin names ({', '.join(BUILTIN_IMAGES)}): one row "
                            "each")  # fmt: skip
-    grid.add_argument("--size", type=int, default=128, help="centre crop of each reference image (pixels, square)")
-    grid.add_argument("--scale", type=int, default=4, help="the models' factor (1: autoencoders, input = reference)")
+    grid.add_argument("--size", type=positive_int, default=128,
+                      help="centre crop of each reference image (pixels, square; a multiple of --scale)")  # fmt: skip
+    grid.add_argument("--scale", type=positive_int, default=4,
+                      help="the models' factor (1: autoencoders, input = reference)")  # fmt: skip
     corr = sub.add_parser("correlation", help="assessment SRCC of a backbone vs its SR loss's leaderboard average")
     corr.add_argument("--fr_results", required=True, help="fr_results.json of evaluate.py fr")
     corr.add_argument("--sr_results", required=True, help="sr_results.json of evaluate.py sr")
@@ -224,15 +235,18 @@ def parse_args(input_args=None):
     cls.add_argument("--label_column", default="label", help="label column of a Hub / datasets set")
     cls.add_argument("--max_images", type=int_at_least(1), default=None,
                      help="classify at most N images, evenly spaced over the set")  # fmt: skip
-    cls.add_argument("--image_size", type=int, default=224, help="HR crop side (after resizing to 256/224 of it)")
-    cls.add_argument("--scale", type=int, default=4, help="down-scaling factor of the LR the SR models restore")
-    cls.add_argument("--tile", type=int, default=0, help="tile size of SR model inference (0: whole images)")
+    cls.add_argument("--image_size", type=positive_int, default=224,
+                     help="HR crop side (after resizing to 256/224 of it)")  # fmt: skip
+    cls.add_argument("--scale", type=positive_int, default=4,
+                     help="down-scaling factor of the LR the SR models restore")  # fmt: skip
+    cls.add_argument("--tile", type=non_negative_int, default=0,
+                     help="tile size of SR model inference (0: whole images)")  # fmt: skip
     cls.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
                      help="autocast dtype of the SR models' forward (cached apart)")  # fmt: skip
     for p in sub.choices.values():
         p.add_argument("--output_dir", default="results", help="where tables / images are written")
         p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-        p.add_argument("--seed", type=int, default=0, help="seed of the noise initialisation")
+        p.add_argument("--seed", type=seed_int, default=0, help="seed of the noise initialisation, in [0, 2^32)")
     return parser.parse_args(input_args)
 
 
@@ -366,8 +380,6 @@ def run_features(args) -> list[dict]:
     """Per-stage feature maps of a saved model's backbone (or a registry backbone) on one image, as a PNG grid."""
     if args.model is not None and args.weights is not None:
         raise UserError("--weights goes with --backbone; a --model brings its own weights")
-    if args.top_k < 1:
-        raise UserError(f"--top_k must be at least 1, got {args.top_k}")
     image = load_image(args.image, args.size)  # before loading a model: a typo costs nothing
     backbone, name, description = load_feature_backbone(args.model, args.backbone, args.weights or "auto",
                                                         args.device)  # fmt: skip
@@ -388,7 +400,7 @@ def _metric_kind(source: str) -> str:
     if source in SR_BUILTIN_FR:
         return "fr"
     if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):
-        cls = _saved_class(source) if os.path.isdir(source) else None
+        cls = saved_class(source) if os.path.isdir(source) else None
         return "nr" if cls == "IQAModel" else "fr"  # DISTS / LPIPS folders are FR, train_iqa.py outputs NR
     import pyiqa
 
@@ -477,8 +489,6 @@ def run_sr_leaderboard(args) -> list[dict]:
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not model_sources or not metric_sources or not dataset_sources:
         raise UserError("--models, --metrics and --datasets must each name at least one entry")
-    if args.max_images is not None and args.max_images < 1:
-        raise UserError(f"--max_images must be at least 1, got {args.max_images}")
     model_names = unique_names(model_sources, "model")
     metric_names = unique_names(metric_sources, "metric")
     unique_names(dataset_sources, "dataset")
@@ -795,11 +805,11 @@ def run_grid(args) -> str:
     from asym.metrics import psnr, ssim
     from asym.sr_eval import load_sr_source
 
+    if args.size % args.scale:  # before loading any model: a typo costs nothing
+        raise UserError(f"--size {args.size} is not divisible by --scale {args.scale}")
     specs = [m for m in args.models.split(",") if m]
     names = unique_names(specs, "model")
     sources = [load_sr_source(m, args.scale, args.device) for m in specs]
-    if args.size % args.scale:
-        raise UserError(f"--size {args.size} is not divisible by --scale {args.scale}")
     rows = []
     for image in [i for i in args.images.split(",") if i]:
         hr = load_image(image, args.size)

@@ -48,6 +48,8 @@ from asym.training import (
     int_at_least,
     logger,
     model_card_facts,
+    non_negative_float,
+    positive_int,
     push_to_hub,
     resume,
     run_cli,
@@ -68,9 +70,11 @@ def parse_args(input_args=None):
         help="initial backbone weights: random, pretrained (ImageNet), auto (pretrained if obtainable), "
         "gan:<train_sr.py run, its discriminator/ folder or a Hub id>, or a weights file / Hub id",
     )
-    g.add_argument("--head_width", type=int, default=256, help="hidden width of the regression head")
-    g.add_argument("--backbone_learning_rate", type=float, default=1e-5, help="learning rate of the backbone")
-    g.add_argument("--plcc_weight", type=float, default=1.0, help="weight of the (1 - PLCC) term next to the L1 term")
+    g.add_argument("--head_width", type=positive_int, default=256, help="hidden width of the regression head")
+    g.add_argument("--backbone_learning_rate", type=non_negative_float, default=1e-5,
+                   help="learning rate of the backbone (0: frozen, only the head learns)")  # fmt: skip
+    g.add_argument("--plcc_weight", type=non_negative_float, default=1.0,
+                   help="weight of the (1 - PLCC) term next to the L1 term (0: L1 only)")  # fmt: skip
     g.add_argument("--lr_scheduler", default="cosine", choices=["cosine", "constant"],
                    help="cosine decay of both learning rates to 0 over --max_train_steps, or constant")  # fmt: skip
     d = parser.add_argument_group("data")
@@ -79,13 +83,14 @@ def parse_args(input_args=None):
         default="builtin",
         help="builtin, an IQA folder (KonIQ-10k, KADID-10k, ...), a pyiqa meta-info csv or a Hub id",
     )
-    d.add_argument("--crop_size", type=int, default=224, help="training crop (capped at the smallest image)")
-    d.add_argument("--validation_steps", type=int, default=250, help="validate every N steps (and at the end)")
+    d.add_argument("--crop_size", type=positive_int, default=224, help="training crop (capped at the smallest image)")
+    d.add_argument("--validation_steps", type=positive_int, default=250,
+                   help="validate every N steps (and at the end)")  # fmt: skip
     d.add_argument("--max_eval_samples", type=int_at_least(3), default=None,
                    help="evaluate on at most N validation and N test images, evenly spaced (quick runs)")  # fmt: skip
     add_iqa_dataset_args(parser)
     add_split_args(parser)
-    add_common_args(parser)
+    add_common_args(parser, "output/iqa")
     parser.set_defaults(learning_rate=1e-4, max_train_steps=3000, train_batch_size=16)
     return parser.parse_args(input_args)
 
@@ -114,7 +119,7 @@ def evaluate(model, dataset, device, progress: bool) -> dict[str, float]:
 
 
 def main(args):
-    accelerator = create_accelerator(args)
+    accelerator = create_accelerator(args, IQAModel)
     torch.manual_seed(args.seed)
     show = accelerator.is_main_process  # progress bars
 

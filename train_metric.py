@@ -45,15 +45,19 @@ from asym.training import (
     create_train_loader,
     eval_results,
     evenly_spaced,
+    float_in,
     int_at_least,
     logger,
     model_card_facts,
+    positive_fraction,
+    positive_int,
     push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
     set_card_metadata,
     split_iqa_dataset,
+    unit_interval,
 )
 from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 
@@ -70,20 +74,6 @@ TWO_AFC_ONLY = ("train_subsets", "val_subsets", "load_size", "lpips_dropout", *S
 LPIPS_EPOCHS = 10  # the lpips trainer's 5 epochs at the base rate + 5 decaying ones
 
 
-def _number(text: str) -> float:
-    """A float, or a fraction such as ``4/255`` (attack radii are usually written so)."""
-    try:
-        if "/" in text:
-            num, den = text.split("/")
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"not a number or a fraction a/b: {text!r}") from None
-
-
-_number.__name__ = "number"
-
-
 def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = parser.add_argument_group("metric")
@@ -98,17 +88,20 @@ def parse_args(input_args=None):
                    help=f"initial weights. plcc: alpha/beta {', '.join(PLCC_INITS)} (default uniform); 2afc: linear "
                         f"weights {', '.join(LPIPS_INITS)} (default random: LPIPS's; lpips: its release) or an "
                         "lpips-format .pth/.safetensors file (LPIPS.from_lpips_state_dict)")  # fmt: skip
-    g.add_argument("--lr_halving_steps", type=int, default=1000, help="halve the learning rate every N steps")
-    g.add_argument("--stage0_min", type=float, default=0.02, help="lower bound of the raw-image alpha/beta")
+    g.add_argument("--lr_halving_steps", type=positive_int, default=1000, help="halve the learning rate every N steps")
+    g.add_argument("--stage0_min", type=float_in(0, 1), default=0.02,
+                   help="lower bound of the raw-image alpha/beta, in [0, 1] (0: none; at most 1 / (2 x the "
+                        "backbone's input channels): alpha and beta sum to 1)")  # fmt: skip
     d = parser.add_argument_group("data")
     d.add_argument("--dataset_name", default="builtin", help="builtin, an IQA folder (KADID-10k, ...) or a Hub id")
     d.add_argument(
         "--crop_size",
-        type=int,
+        type=positive_int,
         default=256,
         help="training crop, same window in both images (capped at the smallest training image)",
     )
-    d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
+    d.add_argument("--validation_steps", type=positive_int, default=500,
+                   help="validate every N steps (and at the end)")  # fmt: skip
     d.add_argument(
         "--max_eval_samples",
         type=int_at_least(3),
@@ -126,19 +119,21 @@ def parse_args(input_args=None):
                    help=f"comma-separated 2afc/val subsets (default: all found; BAPPS: "
                         f"{','.join(BAPPS_SUBSETS['val'])})")  # fmt: skip
     t.add_argument("--load_size", type=int_at_least(16), default=None, help="images resized to this square (64)")
-    t.add_argument("--lpips_dropout", type=float, default=None, help="dropout before the linear weights (0.5)")
+    t.add_argument("--lpips_dropout", type=unit_interval, default=None,
+                   help="dropout before the linear weights, in [0, 1) (0.5; 0: none)")  # fmt: skip
     t.add_argument("--attack", default="none", choices=["none", "pgd"],
                    help="pgd: train on PGD triplets (R-LPIPS); the attack defaults are the robust-loss study's: L2, "
                         "eps 1.33, 10 steps, all three images")  # fmt: skip
     t.add_argument("--attack_norm", default=None, choices=NORMS, help="ball of the attack (l2)")
-    t.add_argument("--attack_eps", type=_number, default=None,
+    t.add_argument("--attack_eps", type=positive_fraction, default=None,
                    help="radius in [0, 1] image space, per image (1.33); a radius for [-1, 1] images is halved: the "
                         "public R-LPIPS code's L-inf 8/255 is 4/255 here")  # fmt: skip
     t.add_argument("--attack_steps", type=int_at_least(1), default=None, help="PGD steps (10)")
-    t.add_argument("--attack_step_size", type=_number, default=None, help="PGD step (default 2.5 eps / steps)")
+    t.add_argument("--attack_step_size", type=positive_fraction, default=None,
+                   help="PGD step (default 2.5 eps / steps)")  # fmt: skip
     t.add_argument("--attack_inputs", default=None, help="which images are perturbed: some of ref,p0,p1 (all three)")
     t.add_argument("--attack_random_start", action="store_true", help="start PGD at a random point of the ball")
-    add_common_args(parser)
+    add_common_args(parser, "output/metric")
     parser.set_defaults(learning_rate=1e-4, max_train_steps=None, train_batch_size=None, adam_beta1=None)
     args = parser.parse_args(input_args)
     _resolve_objective(parser, args)
@@ -173,8 +168,6 @@ def _resolve_objective(parser: argparse.ArgumentParser, args: argparse.Namespace
     if not inputs or any(name not in TRIPLET for name in inputs) or len(set(inputs)) != len(inputs):
         parser.error(f"--attack_inputs {args.attack_inputs!r}: name some of ref, p0, p1 once each, comma-separated")
     args.attack_inputs = ",".join(name for name in TRIPLET if name in inputs)
-    if args.attack_eps <= 0 or (args.attack_step_size is not None and args.attack_step_size <= 0):
-        parser.error("--attack_eps and --attack_step_size must be positive")
 
 
 def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
@@ -186,7 +179,7 @@ def evaluate(metric, dataset, device, progress: bool) -> dict[str, float]:
 def main(args):
     if args.objective == "2afc":
         return train_2afc(args)
-    accelerator = create_accelerator(args)
+    accelerator = create_accelerator(args, DISTS)
     torch.manual_seed(args.seed)
 
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
@@ -202,6 +195,10 @@ def main(args):
     with accelerator.main_process_first():  # downloads once; every process then reads the same cached weights
         metric = DISTS(args.backbone, weights=args.weights, alpha_beta=init, seed=args.seed)
     trainable = args.backbone != "vgg16-r"
+    raw = 2 * metric.backbone.channels[0]  # alpha and beta of each raw-image channel, bounded below by --stage0_min
+    if trainable and raw * args.stage0_min > 1:
+        raise UserError(f"--stage0_min {args.stage0_min} leaves no alpha/beta summing to 1 on {args.backbone} "
+                        f"({raw} raw-image weights): use at most {1 / raw:.4g}")  # fmt: skip
     initial = evaluate(metric.to(accelerator.device), val_set, accelerator.device, show)
     logger.info("initial validation SRCC %.4f PLCC %.4f", initial["srcc"], initial["plcc"])
 
@@ -342,7 +339,7 @@ def _describe_attack(args) -> str:
 
 def train_2afc(args):
     """``--objective 2afc``: LPIPS's linear weights on BAPPS judgements, on adversarial triplets with ``--attack``."""
-    accelerator = create_accelerator(args)
+    accelerator = create_accelerator(args, LPIPS)
     torch.manual_seed(args.seed)
     show = accelerator.is_main_process
 

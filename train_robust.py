@@ -46,14 +46,21 @@ from asym.training import (
     create_accelerator,
     create_train_loader,
     eval_results,
+    float_in,
     int_at_least,
     logger,
     model_card_facts,
+    non_negative_float,
+    non_negative_fraction,
+    non_negative_int,
+    positive_fraction,
+    positive_int,
     push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
     set_card_metadata,
+    unit_interval,
 )
 
 
@@ -66,31 +73,39 @@ def parse_args(input_args=None):
                    "else random with a warning), a weights file / folder / Hub id, or gan:<run>")  # fmt: skip
     g.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="SGD with momentum (robustness "
                    "library) or Adam (--adam_beta1/2)")  # fmt: skip
-    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    g.add_argument("--weight_decay", type=float, default=1e-4, help="weight decay (the robustness library's ImageNet)")
+    g.add_argument("--momentum", type=unit_interval, default=0.9, help="SGD momentum, in [0, 1) (0: plain SGD)")
+    g.add_argument("--weight_decay", type=non_negative_float, default=1e-4,
+                   help="weight decay (the robustness library's ImageNet; 0: none)")  # fmt: skip
     g.add_argument("--lr_step_size", type=int_at_least(1), default=None,
                    help="multiply the learning rate by --lr_step_gamma every N steps (default: a quarter of "
                    "--max_train_steps, like the robustness library's drops at epochs 50/100/150 of 200)")  # fmt: skip
-    g.add_argument("--lr_step_gamma", type=float, default=0.1, help="learning-rate factor at each drop")
+    g.add_argument("--lr_step_gamma", type=float_in(0, 1, low_open=True), default=0.1,
+                   help="learning-rate factor at each drop, in (0, 1] (1: constant)")  # fmt: skip
     a = parser.add_argument_group("adversarial training")
     a.add_argument("--no_adversarial", dest="adversarial", action="store_false",
                    help="standard training: clean images, plain cross-entropy (no attack, no ALP)")  # fmt: skip
     a.add_argument("--attack_norm", default="l2", help="threat model of the training attack: l2 or linf")
     a.add_argument(
         "--attack_eps",
-        type=float,
+        type=non_negative_fraction,
         default=5.82,
-        help="radius of the training attack, [0, 1] pixel units (the study's 5.82: RMS 0.015 at 224x224)",
+        help="radius of the training attack, [0, 1] pixel units (the study's 5.82: RMS 0.015 at 224x224; 0: standard "
+        "training)",
     )
-    a.add_argument("--attack_steps", type=int, default=5, help="PGD steps of the training attack (0: standard)")
-    a.add_argument("--attack_step_size", type=float, default=None, help="PGD step (default 2.5 eps / steps)")
+    a.add_argument("--attack_steps", type=non_negative_int, default=5,
+                   help="PGD steps of the training attack (0: standard training)")  # fmt: skip
+    a.add_argument("--attack_step_size", type=positive_fraction, default=None,
+                   help="PGD step (default 2.5 eps / steps)")  # fmt: skip
     a.add_argument("--attack_random_start", action="store_true", help="start PGD at a random point of the ball")
-    a.add_argument("--alp_weight", type=float, default=0.5, help="weight of adversarial logit pairing (0: off)")
+    a.add_argument("--alp_weight", type=non_negative_float, default=0.5,
+                   help="weight of adversarial logit pairing (0: off)")  # fmt: skip
     e = parser.add_argument_group("evaluation (before and after training)")
     e.add_argument("--eval_attack_norm", default=None, help="threat model of the evaluation (default: --attack_norm)")
-    e.add_argument("--eval_attack_eps", type=float, default=3.88, help="radius (the study's 3.88: RMS 0.01 at 224)")
-    e.add_argument("--eval_attack_steps", type=int, default=50, help="PGD steps (the study's PGD-50)")
-    e.add_argument("--eval_attack_step_size", type=float, default=None,
+    e.add_argument("--eval_attack_eps", type=non_negative_fraction, default=3.88,
+                   help="radius (the study's 3.88: RMS 0.01 at 224; 0: no attack, PGD accuracy = clean)")  # fmt: skip
+    e.add_argument("--eval_attack_steps", type=non_negative_int, default=50,
+                   help="PGD steps (the study's PGD-50; 0: no attack, PGD accuracy = clean)")  # fmt: skip
+    e.add_argument("--eval_attack_step_size", type=positive_fraction, default=None,
                    help="PGD step (default 2 eps / steps: 0.155 for the study's eps 3.88 and 50 steps)")  # fmt: skip
     e.add_argument("--eval_batch_size", type=int_at_least(1), default=64, help="evaluation batch size")
     e.add_argument(
@@ -103,16 +118,17 @@ def parse_args(input_args=None):
     d.add_argument("--dataset_name", default="builtin",
                    help="builtin, an image folder (DIR/<class>/*, or DIR/train/ + DIR/val/) or a Hub dataset id / "
                    "datasets folder with image and label columns (ILSVRC/imagenet-1k)")  # fmt: skip
-    d.add_argument("--crop_size", type=int, default=None, help="training and evaluation crop (default: 32 on "
+    d.add_argument("--crop_size", type=positive_int, default=None, help="training and evaluation crop (default: 32 on "
                    "builtin, 224 otherwise)")  # fmt: skip
-    d.add_argument("--num_validation_crops", type=int, default=4, help="builtin: validation crops per photograph")
-    d.add_argument("--validation_fraction", type=float, default=0.1,
+    d.add_argument("--num_validation_crops", type=positive_int, default=4,
+                   help="builtin: validation crops per photograph")  # fmt: skip
+    d.add_argument("--validation_fraction", type=float_in(0, 1, low_open=True, high_open=True), default=0.1,
                    help="image folder without val/: share of each class held out (by --seed)")  # fmt: skip
     d.add_argument("--train_split", default="train", help="Hub / datasets source: training split")
     d.add_argument("--validation_split", default="validation", help="Hub / datasets source: validation split")
     d.add_argument("--image_column", default="image", help="Hub / datasets source: image column")
     d.add_argument("--label_column", default="label", help="Hub / datasets source: integer class column")
-    add_common_args(parser)
+    add_common_args(parser, "output/robust")
     parser.set_defaults(learning_rate=0.01, max_train_steps=1000, train_batch_size=8)
     args = parser.parse_args(input_args)
     args.eval_attack_norm = args.eval_attack_norm or args.attack_norm
@@ -135,22 +151,16 @@ class RunRecord:
 
 
 def check_args(args) -> None:
-    """Every setting that does not depend on the data, checked before anything is built or written."""
+    """The attack settings that no flag type checks alone (the norm's name, an L-inf radius that covers the pixel
+    range), before anything is built or written; numbers out of range are refused while parsing."""
     check_attack("attack", args.attack_norm, args.attack_eps, args.attack_steps, args.attack_step_size)
     check_attack("eval_attack", args.eval_attack_norm, args.eval_attack_eps, args.eval_attack_steps,
                  args.eval_attack_step_size)  # fmt: skip
-    if not args.alp_weight >= 0:
-        raise UserError(f"--alp_weight must be non-negative, got {args.alp_weight}")
-    if not args.learning_rate > 0 or not args.weight_decay >= 0 or not 0 < args.lr_step_gamma <= 1:
-        raise UserError(
-            f"--learning_rate ({args.learning_rate}) must be positive, --weight_decay "
-            f"({args.weight_decay}) non-negative and --lr_step_gamma ({args.lr_step_gamma}) in (0, 1]"
-        )
 
 
 def main(args):
     check_args(args)
-    accelerator = create_accelerator(args)
+    accelerator = create_accelerator(args, Classifier)
     torch.manual_seed(args.seed)
     show = accelerator.is_main_process  # progress bars
     adversarial = args.adversarial and args.attack_steps > 0 and args.attack_eps > 0

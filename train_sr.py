@@ -51,11 +51,16 @@ from asym.training import (
     eval_results,
     logger,
     model_card_facts,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
     push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
     set_card_metadata,
+    unit_interval,
 )
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
@@ -71,23 +76,25 @@ def parse_args(input_args=None):
     g.add_argument("--loss", default="rec+per+adv",
                    help="terms joined by '+': rec (L1), per (DISTS-style), adv; the robust-loss study's mse (E), "
                         "feat (P: VGG-19 features), texture (T: patch Gram matrices): mse+feat+texture")  # fmt: skip
-    g.add_argument("--lambda_rec", type=float, default=1e-2, help="weight of the L1 term")
-    g.add_argument("--lambda_per", type=float, default=1.0, help="weight of the perceptual term")
-    g.add_argument("--lambda_adv", type=float, default=5e-3, help="weight of the adversarial term")
-    g.add_argument("--lambda_kl", type=float, default=None,
+    g.add_argument("--lambda_rec", type=non_negative_float, default=1e-2, help="weight of the L1 term (0: off)")
+    g.add_argument("--lambda_per", type=non_negative_float, default=1.0, help="weight of the perceptual term (0: off)")
+    g.add_argument("--lambda_adv", type=non_negative_float, default=5e-3,
+                   help="weight of the adversarial term (0: off; the discriminator still trains)")  # fmt: skip
+    g.add_argument("--lambda_kl", type=non_negative_float, default=None,
                    help="autoencoders: weight of the VAE's KL term (default 1e-6, latent diffusion's kl_weight: keeps "
-                        "the latents a usable distribution without blurring; 0 turns it off)")  # fmt: skip
+                        "the latents a usable distribution without blurring; 0: off)")  # fmt: skip
     g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
     g.add_argument("--per_alpha_beta", choices=["auto", "uniform", "random"], default="auto",
                    help="alpha/beta of --per_backbone: auto = the DISTS release for vgg16, random for vgg16-r, "
                    "uniform otherwise")  # fmt: skip
     g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
     g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, a file")
-    g.add_argument("--lambda_mse", type=float, default=1.0, help="weight of the mse (E) term")
-    g.add_argument("--lambda_feat", type=float, default=1.0,
-                   help="weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside)")  # fmt: skip
-    g.add_argument("--lambda_texture", type=float, default=1.0,
-                   help="weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside)")  # fmt: skip
+    g.add_argument("--lambda_mse", type=non_negative_float, default=1.0, help="weight of the mse (E) term (0: off)")
+    g.add_argument("--lambda_feat", type=non_negative_float, default=1.0,
+                   help="weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside; 0: off)")  # fmt: skip
+    g.add_argument("--lambda_texture", type=non_negative_float, default=1.0,
+                   help="weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside; 0: "
+                        "off)")  # fmt: skip
     g.add_argument("--feat_backbone", default="vgg19", help="network of the feat and texture terms (one for both)")
     g.add_argument("--feat_weights", default="auto",
                    help="its weights: auto, pretrained, random, a file / folder / Hub id (e.g. a robust VGG-19 of "
@@ -100,22 +107,25 @@ def parse_args(input_args=None):
     g.add_argument(
         "--disc_weights", default="random", help="discriminator backbone start: random, pretrained, gan:<run>"
     )
-    g.add_argument("--disc_learning_rate", type=float, default=1e-4, help="discriminator Adam lr (BasicSR's ESRGAN)")
+    g.add_argument("--disc_learning_rate", type=positive_float, default=1e-4,
+                   help="discriminator Adam lr (BasicSR's ESRGAN)")  # fmt: skip
     g.add_argument("--lr_milestones", default="150000,300000,350000,375000", help="steps where the lr halves")
     g.add_argument("--use_ema", action="store_true", help="keep an EMA of the generator and save it")
-    g.add_argument("--ema_decay", type=float, default=0.999, help="EMA decay")
+    g.add_argument("--ema_decay", type=unit_interval, default=0.999, help="EMA decay, in [0, 1)")
     d = parser.add_argument_group("data")
     d.add_argument("--dataset_name", default="builtin", help="'builtin', a Hub dataset id or a local dataset path")
     d.add_argument("--train_data_dir", default=None, help="folder of HR images (e.g. DIV2K_train_HR)")
     d.add_argument("--validation_data_dir", default=None, help="folder of HR validation images")
     d.add_argument("--image_column", default="image", help="image column of a Hub/local dataset")
-    d.add_argument("--crop_size", type=int, default=None, help="HR training crop (default: 64 * scale, 256 for x4)")
-    d.add_argument("--num_validation_images", type=int, default=2, help="held out when no validation folder")
-    d.add_argument("--validation_steps", type=int, default=500, help="validate every N steps (and at the end)")
-    d.add_argument("--validation_tile", type=int, default=512,
+    d.add_argument("--crop_size", type=positive_int, default=None,
+                   help="HR training crop (default: 64 * scale, 256 for x4)")  # fmt: skip
+    d.add_argument("--num_validation_images", type=positive_int, default=2, help="held out when no validation folder")
+    d.add_argument("--validation_steps", type=positive_int, default=500,
+                   help="validate every N steps (and at the end)")  # fmt: skip
+    d.add_argument("--validation_tile", type=non_negative_int, default=512,
                    help="validation runs on whole images; larger ones are super-resolved in tiles of N LR pixels "
                    "(0: never tile)")  # fmt: skip
-    add_common_args(parser)
+    add_common_args(parser, "output/sr")
     parser.set_defaults(adam_beta2=0.99)  # BasicSR's ESRGAN/SwinIR recipes: Adam betas (0.9, 0.99)
     args = parser.parse_args(input_args)
     args.crop_size = args.crop_size or (256 if args.scale == 1 else 64 * args.scale)  # LR crops of 64 pixels (SR)
@@ -124,13 +134,17 @@ def parse_args(input_args=None):
         parser.error(f"--lambda_kl is the VAE's KL term: it needs --model autoencoder-kl[-tiny], not {args.model}")
     args.lambda_kl = (1e-6 if args.lambda_kl is None else args.lambda_kl) if autoencoder else 0.0
     try:
-        args.milestones = [int(m) for m in args.lr_milestones.split(",") if m.strip()]
-    except ValueError:
-        parser.error(f"--lr_milestones {args.lr_milestones!r}: expected comma-separated step numbers, e.g. 1000,2000")
+        args.milestones = [positive_int(m) for m in args.lr_milestones.split(",") if m.strip()]
+    except (ValueError, argparse.ArgumentTypeError):
+        parser.error(f"--lr_milestones {args.lr_milestones!r}: expected comma-separated step numbers (at least 1), "
+                     "e.g. 1000,2000")  # fmt: skip
     args.terms = [t.strip() for t in args.loss.split("+")]
     unknown = [t for t in args.terms if t not in LOSS_TERMS]
     if unknown or not args.terms:
         parser.error(f"--loss {args.loss!r}: unknown term(s) {unknown}; join {', '.join(LOSS_TERMS)} with '+'")
+    if not any(getattr(args, f"lambda_{t}") > 0 for t in args.terms):  # a run that trains nothing replaces no model
+        parser.error(f"--loss {args.loss}: every term has weight 0 ("
+                     + ", ".join(f"--lambda_{t}" for t in args.terms) + "): the generator would not train")  # fmt: skip
     return args
 
 
@@ -181,7 +195,7 @@ def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def main(args):
-    accelerator = create_accelerator(args)
+    accelerator = create_accelerator(args, SRModel)
     torch.manual_seed(args.seed)
     use_rec, use_per, use_adv, use_mse, use_feat, use_texture = (term in args.terms for term in LOSS_TERMS)
     if args.crop_size % args.scale:

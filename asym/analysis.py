@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import UserError
+from .hub import saved_class
 from .metrics import psnr, ssim
 
 Metric = Callable[[Tensor, Tensor], Tensor]
@@ -426,23 +427,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
 
 
-def _saved_class(folder: str) -> str | None:
-    """The ``asym_class`` of a saved folder's config.json (``""`` if it names none), None without a config.json."""
-    import json
-
-    from .errors import reading
-    from .hub import CLASS_KEY, CONFIG_NAME
-
-    path = os.path.join(folder, CONFIG_NAME)
-    if not os.path.isfile(path):
-        return None
-    with reading(path, "model config"), open(path, encoding="utf-8") as file:
-        config = json.load(file)
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object: not a config written by asym")
-    return str(config.get(CLASS_KEY) or "")
-
-
 def _hub_class(repo: str) -> str | None:
     """The ``asym_class`` of a Hub model's config.json; a UserError if it cannot be downloaded."""
     from huggingface_hub import hf_hub_download
@@ -455,7 +439,7 @@ def _hub_class(repo: str) -> str | None:
     except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
         raise UserError(f"--model {repo} is no local folder and its {CONFIG_NAME} could not be downloaded from the "
                         f"Hub ({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
-    return _saved_class(os.path.dirname(path))
+    return saved_class(os.path.dirname(path))
 
 
 def _weights_label(weights: str, source: str) -> str:
@@ -501,10 +485,10 @@ def load_feature_backbone(model: str | None = None, backbone: str | None = None,
 
     folder, name = model, os.path.basename(os.path.normpath(model))
     if os.path.isdir(model):
-        saved = _saved_class(model)
+        saved = saved_class(model)
         if saved not in BACKBONE_MODELS and os.path.isdir(os.path.join(model, FOLDER)):  # a train_sr.py run folder
             folder = os.path.join(model, FOLDER)
-            saved, name = _saved_class(folder), f"{name}-{FOLDER}"
+            saved, name = saved_class(folder), f"{name}-{FOLDER}"
         elif name == FOLDER:  # runs/x/discriminator: named after its run
             name = os.path.basename(os.path.dirname(os.path.abspath(model))) + "-" + FOLDER
     elif model.startswith((".", "/", "~")) or model.count("/") != 1 or os.path.exists(model):

@@ -235,6 +235,16 @@ def read_config(path: str, what: str = "model config") -> dict:
     return config
 
 
+def saved_class(folder: str) -> str | None:
+    """The asym class that wrote a saved folder, as its ``config.json`` names it (``asym_class``): ``""`` if the
+    config names none (a foreign model, or a DISTS saved before the class was recorded), None without a
+    ``config.json``; one ``UserError`` naming the file if it cannot be read. The one reader of "what is saved here"."""
+    path = os.path.join(folder, CONFIG_NAME)
+    if not os.path.isfile(path):
+        return None
+    return str(read_config(path).get(CLASS_KEY) or "")
+
+
 def _check_config(cls, folder: str) -> None:
     """A saved folder's ``config.json`` exists, parses, and was written by ``cls`` (or, for folders saved before the
     class was recorded, holds only arguments ``cls`` takes)."""
@@ -270,4 +280,4 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
                  if hasattr(errors, name))  # fmt: skip
 
 
-__all__ = ["HubModel", "read_config", "read_tensor_file"]
+__all__ = ["HubModel", "read_config", "read_tensor_file", "saved_class"]

@@ -253,12 +253,10 @@ def _asym_class(source: str) -> str:
     ``DISTS``, the only FR class then), read from the folder or downloaded from the Hub."""
     import os
 
-    from .hub import CLASS_KEY, CONFIG_NAME, read_config
+    from .hub import CONFIG_NAME, saved_class
 
     if os.path.isdir(source):
-        path = os.path.join(source, CONFIG_NAME)
-        if not os.path.isfile(path):
-            raise UserError(f"{source} holds no {CONFIG_NAME}: not a metric saved by asym (save_pretrained)")
+        folder = source
     else:
         from huggingface_hub import hf_hub_download
 
@@ -267,7 +265,11 @@ def _asym_class(source: str) -> str:
         except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
             raise UserError(f"{source} is no local folder and its {CONFIG_NAME} could not be downloaded from the Hub "
                             f"({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
-    return str(read_config(path).get(CLASS_KEY) or "DISTS")
+        folder = os.path.dirname(path)
+    saved = saved_class(folder)
+    if saved is None:
+        raise UserError(f"{source} holds no {CONFIG_NAME}: not a metric saved by asym (save_pretrained)")
+    return saved or "DISTS"
 
 
 class FRMetric:

@@ -180,10 +180,9 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
 
 def _is_asym_folder(source: str) -> bool:
     """A folder written by asym (``config.json`` naming an asym class), rather than a diffusers one."""
-    from .hub import CLASS_KEY, read_config
+    from .hub import saved_class
 
-    path = os.path.join(source, "config.json")
-    return os.path.isfile(path) and CLASS_KEY in read_config(path)
+    return bool(saved_class(source))
 
 
 def upscale(generator: nn.Module, lr: torch.Tensor, scale: int, tile: int = 0, overlap: int = 16) -> torch.Tensor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import shutil
@@ -22,25 +23,98 @@ logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """Flags every training script has, with the diffusers/transformers examples' names."""
+# --- Numeric flags, validated at parse time -------------------------------------------------------------------------
+# Every numeric flag of every script takes one of these ``type=``s: a value out of range is refused by argparse (exit
+# status 2, one ``error: argument --flag: must be ...`` line) before anything is built or written. Where 0 (or a
+# bound) is accepted, the flag's help says what it means ("0: off", "in [0, 1)").
+
+
+def int_in(low: int, high: int | None = None):
+    """An argparse ``type`` for integers in [``low``, ``high``] (no upper bound without ``high``)."""
+    describe = f"at least {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {describe}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}" if high is None else f"integer in [{low}, {high}]"  # argparse's "invalid X"
+    return parse
+
+
+def int_at_least(low: int):
+    """An argparse ``type`` for integers >= ``low`` (e.g. ``--max_eval_samples``: a correlation needs 3 scores)."""
+    return int_in(low)
+
+
+def float_in(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
+             fractions: bool = False):  # fmt: skip
+    """An argparse ``type`` for finite numbers between ``low`` and ``high`` (open ends with ``low_open`` /
+    ``high_open``; None: unbounded); ``fractions`` also takes ``a/b`` (attack radii are written so: ``4/255``)."""
+    if high is None:
+        describe = f"a {'positive' if low_open else 'non-negative'} number" if low == 0 else \
+            f"a number {'>' if low_open else '>='} {low:g}"  # fmt: skip
+    else:
+        describe = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text: str) -> float:
+        num, slash, den = text.partition("/") if fractions else (text, "", "")
+        try:
+            value = float(num) / float(den) if slash else float(num)
+        except (ValueError, ZeroDivisionError):
+            raise argparse.ArgumentTypeError(f"not a number{' or a fraction a/b' * fractions}: {text!r}") from None
+        above = low is None or (value > low if low_open else value >= low)
+        below = high is None or (value < high if high_open else value <= high)
+        if not (math.isfinite(value) and above and below):
+            raise argparse.ArgumentTypeError(f"must be {describe}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = int_in(1)  # counts, sizes, steps
+non_negative_int = int_in(0)  # where 0 has a meaning the flag's help gives (0: off, 0: keep all, 0: whole images)
+positive_float = float_in(0, low_open=True)  # learning rates, radii, step sizes
+non_negative_float = float_in(0)  # loss weights (0: the term is off), norms (0: no clipping)
+unit_interval = float_in(0, 1, high_open=True)  # Adam's betas, momentum, decay, dropout: [0, 1)
+seed_int = int_in(0, 2**32 - 1)  # numpy's and transformers.set_seed's range
+positive_fraction = float_in(0, low_open=True, fractions=True)  # attack radii and steps, often written 4/255
+non_negative_fraction = float_in(0, fractions=True)  # attack radii where 0 means no attack
+
+
+# --- Common flags and the output folder ----------------------------------------------------------------------------
+
+# the asym class each training script saves at the root of its --output_dir (read back by ``hub.saved_class``)
+RUN_SCRIPTS = {"SRModel": "train_sr.py", "DISTS": "train_metric.py", "LPIPS": "train_metric.py --objective 2afc",
+               "IQAModel": "train_iqa.py", "Classifier": "train_robust.py"}  # fmt: skip
+
+
+def add_common_args(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
+    """Flags every training script has, with the diffusers/transformers examples' names. ``default_output_dir`` is the
+    script's own (``output/sr``, ``output/metric``, ...): bare runs of two scripts must not share one folder."""
     g = parser.add_argument_group("training run")
-    g.add_argument("--output_dir", default="output", help="where the model, checkpoints and logs are written")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random choice (weights, data order, crops)")
-    g.add_argument("--train_batch_size", type=int, default=4, help="batch size per device")
-    g.add_argument("--max_train_steps", type=int, default=1000, help="optimisation steps in total")
-    g.add_argument("--learning_rate", type=float, default=2e-4, help="initial learning rate (Adam)")
-    g.add_argument("--adam_beta1", type=float, default=0.9, help="Adam's beta1")
-    g.add_argument("--adam_beta2", type=float, default=0.999, help="Adam's beta2")
-    g.add_argument("--gradient_accumulation_steps", type=int, default=1, help="batches per optimiser step")
-    g.add_argument("--max_grad_norm", type=float, default=0.0, help="gradient clipping norm (0: off)")
+    g.add_argument("--output_dir", default=default_output_dir,
+                   help=f"where the model, checkpoints and logs are written (default: {default_output_dir}; a folder "
+                        "holding another kind of model is refused)")  # fmt: skip
+    g.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of every random choice (weights, data order, crops), in [0, 2^32)")  # fmt: skip
+    g.add_argument("--train_batch_size", type=positive_int, default=4, help="batch size per device")
+    g.add_argument("--max_train_steps", type=positive_int, default=1000, help="optimisation steps in total")
+    g.add_argument("--learning_rate", type=positive_float, default=2e-4, help="initial learning rate (Adam)")
+    g.add_argument("--adam_beta1", type=unit_interval, default=0.9, help="Adam's beta1, in [0, 1)")
+    g.add_argument("--adam_beta2", type=unit_interval, default=0.999, help="Adam's beta2, in [0, 1)")
+    g.add_argument("--gradient_accumulation_steps", type=positive_int, default=1, help="batches per optimiser step")
+    g.add_argument("--max_grad_norm", type=non_negative_float, default=0.0, help="gradient clipping norm (0: off)")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None,
                    help="autocast dtype; default: what `accelerate config` says")  # fmt: skip
-    g.add_argument("--dataloader_num_workers", type=int, default=0, help="data loading processes")
-    g.add_argument("--checkpointing_steps", type=int, default=500, help="save a resumable state every N steps")
+    g.add_argument("--dataloader_num_workers", type=non_negative_int, default=0,
+                   help="data loading processes (0: load in the main process)")  # fmt: skip
+    g.add_argument("--checkpointing_steps", type=positive_int, default=500,
+                   help="save a resumable state every N steps")  # fmt: skip
     g.add_argument(
         "--checkpoints_total_limit",
-        type=int,
+        type=non_negative_int,
         default=3,
         help="keep the newest N checkpoints (0: all; a SwinIR + VGG-16 discriminator state: 0.32 GB)",
     )
@@ -54,24 +128,56 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         "model card; the weights inherit the terms of the training data)")  # fmt: skip
 
 
-def check_output_dir(output_dir: str) -> None:
-    """``--output_dir`` must be a folder, or creatable as one: checked before any work, so a typo costs nothing."""
+def check_output_dir(output_dir: str, saves: type | None = None) -> None:
+    """``--output_dir`` must be a folder, or creatable as one, and (with ``saves``, the class a training run writes at
+    its root) hold no model of another class: checked before any work, so a typo costs nothing and no run replaces
+    another kind of model (a resume or a re-run of the same kind is allowed).
+
+    Writability is tried, not inferred from permission bits (``os.access`` says yes to root everywhere, and to
+    ``/proc``): a temporary folder is made and removed in the nearest existing folder on the path.
+    """
+    from .hub import saved_class
+
+    if not output_dir:
+        raise UserError("--output_dir is empty: name a folder")
     path = os.path.abspath(output_dir)
+    if os.path.lexists(path) and not os.path.exists(path):
+        raise UserError(f"--output_dir {output_dir} is a broken symbolic link: choose another path")
     if os.path.exists(path) and not os.path.isdir(path):
         raise UserError(f"--output_dir {output_dir} exists and is not a folder: choose another path")
     parent = path
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+    if not os.path.isdir(parent) or not _can_write_in(parent):
         raise UserError(f"--output_dir {output_dir} cannot be created ({parent} is not a writable folder)")
+    if saves is None or not os.path.isdir(path):
+        return
+    saved = saved_class(path)
+    if saved is not None and saved != saves.__name__:
+        what = f"an asym {saved} (a {RUN_SCRIPTS[saved]} run)" if saved in RUN_SCRIPTS else \
+            f"an asym {saved}" if saved else "a config.json naming no asym class"  # fmt: skip
+        raise UserError(f"--output_dir {output_dir} holds {what}, not the {saves.__name__} this run writes: choose "
+                        "another --output_dir (or remove that folder)")  # fmt: skip
 
 
-def create_accelerator(args: argparse.Namespace):
-    """An ``Accelerator`` set up from the common flags (tracker folder under ``output_dir``)."""
+def _can_write_in(folder: str) -> bool:
+    """Whether a folder can be created inside ``folder`` (tried, then removed)."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".asym-write-test-", dir=folder))
+    except OSError:
+        return False
+    return True
+
+
+def create_accelerator(args: argparse.Namespace, saves: type):
+    """An ``Accelerator`` set up from the common flags (tracker folder under ``output_dir``), once ``--output_dir`` is
+    known to be writable and free of another class's model (``saves``: the class the run writes there)."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
-    check_output_dir(args.output_dir)
+    check_output_dir(args.output_dir, saves)
     report_to = None if args.report_to == "none" else args.report_to
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
@@ -130,8 +236,18 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | 
 
 
 def resume(accelerator, args: argparse.Namespace) -> int:
-    """Load ``--resume_from_checkpoint`` (``latest`` or a folder) and return the step it was saved at."""
+    """Load ``--resume_from_checkpoint`` (``latest`` or a folder) and return the step it was saved at.
+
+    A fresh run (no ``--resume_from_checkpoint``) into a folder that holds an earlier run's checkpoints is refused:
+    its own checkpoints would replace those of the same step, prune the rest and leave ``latest`` pointing at the
+    other run's. A checkpoint past ``--max_train_steps`` is refused too: the run would train nothing.
+    """
     if not args.resume_from_checkpoint:
+        earlier = list_checkpoints(args.output_dir)
+        if earlier:
+            raise UserError(f"--output_dir {args.output_dir} holds an earlier run's checkpoints (up to "
+                            f"{os.path.basename(earlier[-1][1])}): pass --resume_from_checkpoint latest to continue "
+                            "it, or another --output_dir (or remove its checkpoints/) to start afresh")  # fmt: skip
         return 0
     if args.resume_from_checkpoint == "latest":
         checkpoints = list_checkpoints(args.output_dir)
@@ -145,6 +261,9 @@ def resume(accelerator, args: argparse.Namespace) -> int:
         if not os.path.isdir(path) or not match:
             raise UserError(f"--resume_from_checkpoint {path!r} is not a checkpoint-N folder (or use 'latest')")
         step = int(match.group(1))
+    if step > args.max_train_steps:
+        raise UserError(f"checkpoint {path} is at step {step}, past --max_train_steps {args.max_train_steps}: raise "
+                        "--max_train_steps to continue that run")  # fmt: skip
     with reading(path, "checkpoint"):  # truncated, foreign, or written by a run with other models / flags
         accelerator.load_state(path)
     logger.info("resumed from %s (step %d)", path, step)
@@ -191,19 +310,6 @@ def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_s
         num_workers=args.dataloader_num_workers,
         generator=torch.Generator().manual_seed(args.seed),
     )
-
-
-def int_at_least(low: int):
-    """An argparse ``type`` for integers >= ``low`` (e.g. ``--max_eval_samples``: a correlation needs 3 scores)."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {low}"  # argparse names the type in its message
-    return parse
 
 
 def evenly_spaced(indices: list[int], n: int) -> list[int]:
@@ -360,11 +466,22 @@ __all__ = [
     "evenly_spaced",
     "hub_dataset_id",
     "hub_model_id",
+    "float_in",
     "int_at_least",
+    "int_in",
+    "non_negative_float",
+    "non_negative_fraction",
+    "non_negative_int",
+    "positive_float",
+    "positive_fraction",
+    "positive_int",
+    "seed_int",
+    "unit_interval",
     "fit_crop_size",
     "list_checkpoints",
     "model_card_facts",
     "push_to_hub",
+    "RUN_SCRIPTS",
     "resume",
     "run_cli",
     "save_checkpoint",

@@ -17,6 +17,7 @@ import time
 import torch
 
 from asym import DISTS, list_backbones
+from asym.training import positive_int
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -26,9 +27,9 @@ def parse_args(input_args=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     parser.add_argument("--backbones", nargs="+", default=list_backbones(), help="registry names to run")
     parser.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES), help="autocast dtypes")
-    parser.add_argument("--batch_size", type=int, default=8, help="images per batch")
-    parser.add_argument("--resolution", type=int, default=224, help="image height and width")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="images per batch")
+    parser.add_argument("--resolution", type=positive_int, default=224, help="image height and width")
+    parser.add_argument("--steps", type=positive_int, default=5, help="timed steps (after one warm-up)")
     return parser.parse_args(input_args)
 
 

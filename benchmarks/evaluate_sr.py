@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from asym.data import BUILTIN_IMAGES  # noqa: E402
 from asym.metrics import NRMetric  # noqa: E402
 from asym.sr_eval import score_outputs  # noqa: E402
+from asym.training import positive_int  # noqa: E402
 from evaluate import load_image  # noqa: E402
 
 
@@ -35,11 +36,15 @@ def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--metric", default="piqe", help="a pyiqa NR metric name (piqe needs no weight download)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    parser.add_argument("--images", type=int, default=4, help="test images (builtin photographs)")
-    parser.add_argument("--models", type=int, default=8, help="outputs per test image (the leaderboard's models)")
-    parser.add_argument("--size", type=int, default=256, help="centre crop side of each image")
-    parser.add_argument("--batch_size", type=int, default=None, help="evaluate.py sr --batch_size (default: as it)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per implementation")
+    parser.add_argument("--images", type=positive_int, default=4, help="test images (builtin photographs)")
+    parser.add_argument(
+        "--models", type=positive_int, default=8, help="outputs per test image (the leaderboard's models)"
+    )
+    parser.add_argument("--size", type=positive_int, default=256, help="centre crop side of each image")
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=None, help="evaluate.py sr --batch_size (default: as it)"
+    )
+    parser.add_argument("--rounds", type=positive_int, default=5, help="timed rounds per implementation")
     return parser.parse_args(input_args)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from asym import DISTS
 from asym.reference import pyiqa_dists_like
+from asym.training import non_negative_int, positive_int
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -26,10 +27,10 @@ DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    parser.add_argument("--batch_size", type=int, default=4, help="images per batch")
-    parser.add_argument("--resolution", type=int, default=256, help="image height and width")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per implementation")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--batch_size", type=positive_int, default=4, help="images per batch")
+    parser.add_argument("--resolution", type=positive_int, default=256, help="image height and width")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed steps per implementation")
+    parser.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first (0: none)")
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype")
     return parser.parse_args(input_args)
 

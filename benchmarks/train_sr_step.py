@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from asym import DISTS
 from asym.adversarial import Discriminator, relativistic_discriminator_loss, relativistic_generator_loss
 from asym.models import GENERATORS, SRModel
+from asym.training import positive_int
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -32,15 +33,15 @@ def parse_args(input_args=None):
     parser.add_argument("--per_backbone", default="vgg16", help="perceptual loss backbone")
     parser.add_argument("--disc_backbone", default="vgg16", help="discriminator backbone")
     parser.add_argument("--disc_type", default="vanilla", help="vanilla or patch")
-    parser.add_argument("--batch_size", type=int, default=4, help="HR crops per step")
-    parser.add_argument("--crop_size", type=int, default=64, help="HR crop size")
+    parser.add_argument("--batch_size", type=positive_int, default=4, help="HR crops per step")
+    parser.add_argument("--crop_size", type=positive_int, default=64, help="HR crop size")
     parser.add_argument(
         "--scale",
-        type=int,
+        type=positive_int,
         default=None,
         help="up-scaling factor (default 4; 1 for the autoencoders, which reconstruct the crop)",
     )
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up)")
+    parser.add_argument("--steps", type=positive_int, default=5, help="timed steps (after one warm-up)")
     parser.add_argument("--dtype", default="fp32", choices=list(DTYPES), help="autocast dtype")
     return parser.parse_args(input_args)
 

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, one level up
     sys.path.insert(0, ROOT)
 from asym.errors import UserError, run_cli  # noqa: E402
+from asym.training import check_output_dir  # noqa: E402
 
 STAGE2_LOSSES = ("rec+per", "rec+per+adv")  # the README's stage 2
 PLOT_LOSSES = ("rec", "rec+per", "rec+adv", "rec+per+adv")  # the plot's four settings
@@ -105,9 +106,12 @@ def parse_args(input_args=None):
 
 
 def main(args) -> None:
-    if not args.dry_run and os.path.isdir(args.output_dir) and os.listdir(args.output_dir):
-        raise UserError(f"{args.output_dir} is not empty: pass a new --output_dir (the figures must come from fresh "
-                        "runs, not from earlier ones)")  # fmt: skip
+    if not args.dry_run:
+        check_output_dir(args.output_dir)  # before the first run: an unwritable folder costs nothing
+        check_output_dir(args.docs_dir)
+        if os.path.isdir(args.output_dir) and os.listdir(args.output_dir):
+            raise UserError(f"{args.output_dir} is not empty: pass a new --output_dir (the figures must come from "
+                            "fresh runs, not from earlier ones)")  # fmt: skip
     commands = demo_commands(args.output_dir, plot=True)
     for i, (script, argv) in enumerate(commands, 1):
         print(f"[{i}/{len(commands)}] {command_line(script, argv)}", flush=True)

@@ -158,6 +158,10 @@ def parse_args(input_args=None):
 
 def main(args) -> list[tuple[str, list[str]]]:
     out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else "paper")
+    if not args.dry_run:
+        from asym.training import check_output_dir
+
+        check_output_dir(out)  # before the first run: an unwritable folder costs nothing
     commands = smoke_commands(out) if args.smoke else paper_commands(args.data, out)
     for i, (script, argv) in enumerate(commands, 1):
         launcher = ["python"] if script == "evaluate.py" or args.smoke else ["accelerate", "launch"]

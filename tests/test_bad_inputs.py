@@ -20,16 +20,21 @@ from conftest import reset_accelerate_state  # noqa: E402
 import evaluate  # noqa: E402
 import train_iqa  # noqa: E402
 import train_metric  # noqa: E402
+import train_robust  # noqa: E402
 import train_sr  # noqa: E402
 from asym import DISTS, SRModel  # noqa: E402
 from asym.errors import run_cli  # noqa: E402
+from asym.training import check_output_dir  # noqa: E402
 
-SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "train_iqa": train_iqa, "evaluate": evaluate}
+SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "train_iqa": train_iqa, "train_robust": train_robust,
+           "evaluate": evaluate}  # fmt: skip
 SR = ["--model", "tiny", "--crop_size", "32", "--weights", "random", "--max_train_steps", "1", "--report_to", "none",
       "--num_validation_images", "1", "--loss", "rec"]  # fmt: skip
 METRIC = ["--weights", "random", "--max_train_steps", "1", "--report_to", "none", "--crop_size", "64",
           "--max_eval_samples", "4"]  # fmt: skip
 IQA = METRIC  # train_iqa.py shares train_metric.py's quick flags
+ROBUST = ["--backbone", "timm:test_resnet", "--weights", "random", "--max_train_steps", "1", "--report_to", "none",
+          "--num_validation_crops", "1", "--eval_attack_steps", "1"]  # fmt: skip
 
 
 def _truncated(path: Path) -> Path:
@@ -106,7 +111,11 @@ CASES = [
     ("train_sr", [*SR, "--loss", "per", "--per_metric", "{f}/metric-cut"], "metric-cut/model.safetensors cannot be"),
     ("train_sr", [*SR, "--loss", "per", "--per_metric", "{f}/metric-pretrained"], "relies on pretrained backbone"),
     ("train_sr", [*SR, "--loss", "adv", "--disc_weights", "{f}/garbage.safetensors"], "{f}/garbage.safetensors"),
-    ("train_sr", [*SR, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "checkpoint {out}/checkpoints/"),
+    (
+        "train_sr",
+        [*SR, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3", "--max_train_steps", "3"],
+        "checkpoint {out}/checkpoints/",
+    ),
     ("train_sr", [*SR, "--resume_from_checkpoint", "{f}/nowhere/checkpoint-3"], "is not a checkpoint-N folder"),
     ("train_sr", [*SR, "--resume_from_checkpoint", "{x2}"], "size mismatch"),
     ("train_sr", [*SR, "--output_dir", "{f}/a_file.txt"], "--output_dir {f}/a_file.txt exists and is not a folder"),
@@ -121,7 +130,11 @@ CASES = [
     ("train_metric", [*METRIC, "--dataset_name", "{f}/no-layout"], "in no known IQA layout"),
     ("train_metric", [*METRIC, "--weights", "{f}/cut.safetensors"], "{f}/cut.safetensors"),
     ("train_metric", [*METRIC, "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),
-    ("train_metric", [*METRIC, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "cannot be read"),
+    (
+        "train_metric",
+        [*METRIC, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3", "--max_train_steps", "3"],
+        "cannot be read",
+    ),
     ("train_metric", [*METRIC, "--backbone", "timm:no_such_net"], "no_such_net"),
     ("train_iqa", [*IQA, "--mode", "xx"], "argument --mode: invalid choice: 'xx'"),
     ("train_iqa", [*IQA, "--backbone", "vgg17"], "unknown backbone 'vgg17'"),
@@ -132,7 +145,11 @@ CASES = [
     ("train_iqa", [*IQA, "--split", "official"], "builtin has no official split"),
     ("train_iqa", [*IQA, "--dataset_name", "{f}/koniq-malformed"], "koniq10k_scores_and_distributions.csv line 3"),
     ("train_iqa", [*IQA, "--mode", "fr", "--dataset_name", "{f}/kadid-malformed"], "dmos.csv line 3"),
-    ("train_iqa", [*IQA, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3"], "cannot be read"),
+    (
+        "train_iqa",
+        [*IQA, "--resume_from_checkpoint", "{out}/checkpoints/checkpoint-3", "--max_train_steps", "3"],
+        "cannot be read",
+    ),
     ("evaluate", ["fr", "--metrics", "{f}/metric-cut"], "metric-cut/model.safetensors cannot be read"),
     ("evaluate", ["fr", "--metrics", "{f}/metric-pretrained"], "relies on pretrained backbone"),
     ("evaluate", ["fr", "--metrics", "psnr,{f}/metric,psnr"], "metric listed twice (psnr, psnr)"),
@@ -140,6 +157,34 @@ CASES = [
     ("evaluate", ["fr", "--metrics", "nosuchmetric"], "unknown metric 'nosuchmetric'"),
     ("evaluate", ["recover", "--metric", "psnr", "--image", "{f}/garbage.png"], "--image {f}/garbage.png cannot be"),
     ("evaluate", ["recover", "--metric", "psnr", "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),
+    # numbers out of range: refused while parsing (every flag: test_numeric_flags.py); a run that would train nothing
+    # must not replace the folder's model and results.json
+    ("train_iqa", [*IQA, "--max_train_steps", "0"], "argument --max_train_steps: must be at least 1, got 0"),
+    ("train_robust", [*ROBUST, "--max_train_steps", "-1"], "argument --max_train_steps: must be at least 1, got -1"),
+    ("train_metric", [*METRIC, "--objective", "2afc", "--max_train_steps", "0"], "--max_train_steps: must be at least"),
+    ("train_sr", [*SR, "--train_batch_size", "0"], "argument --train_batch_size: must be at least 1, got 0"),
+    ("train_iqa", [*IQA, "--train_batch_size", "0"], "argument --train_batch_size: must be at least 1, got 0"),
+    ("train_sr", [*SR, "--lambda_rec", "0"], "every term has weight 0 (--lambda_rec): the generator would not train"),
+    ("train_sr", [*SR, "--resume_from_checkpoint", "latest"], "is at step 3, past --max_train_steps 1"),
+    ("train_sr", SR, "holds an earlier run's checkpoints (up to checkpoint-3): pass --resume_from_checkpoint latest"),
+    ("evaluate", ["grid", "--models", "bicubic", "--size", "0"], "argument --size: must be at least 1, got 0"),
+    ("evaluate", ["grid", "--models", "bicubic", "--size", "-2"], "argument --size: must be at least 1, got -2"),
+    ("evaluate", ["grid", "--models", "bicubic", "--scale", "0"], "argument --scale: must be at least 1, got 0"),
+    ("evaluate", ["grid", "--models", "bicubic", "--size", "30", "--scale", "4"], "--size 30 is not divisible by"),
+    (
+        "evaluate",
+        ["sr", "--models", "bicubic", "--metrics", "psnr", "--tile", "-8"],
+        "argument --tile: must be at least 0, got -8",
+    ),
+    # an output folder that cannot be written: os.access says yes to root, and to /proc; an empty name
+    (
+        "evaluate",
+        ["recover", "--metric", "psnr", "--output_dir", "/proc/asym/out"],
+        "--output_dir /proc/asym/out cannot be created",
+    ),
+    ("evaluate", ["grid", "--models", "bicubic", "--output_dir", ""], "--output_dir is empty"),
+    ("train_iqa", [*IQA, "--output_dir", "/proc/asym/out"], "--output_dir /proc/asym/out cannot be created"),
+    ("train_robust", [*ROBUST, "--output_dir", ""], "--output_dir is empty"),
 ]
 
 
@@ -154,6 +199,7 @@ def test_bad_input_is_one_line_and_touches_nothing(files, x2_checkpoint, tmp_pat
     (out / "checkpoints" / "checkpoint-3").mkdir(parents=True)  # an earlier run's files, which must survive
     (out / "checkpoints" / "checkpoint-3" / "model.safetensors").write_bytes(b"half-written by a killed run")
     (out / "model.safetensors").write_bytes(b"the previous model")
+    (out / "results.json").write_text('{"test": {"srcc": 0.9, "plcc": 0.9}}')
     before = _snapshot(out)
     fill = {"f": str(files), "out": str(out), "x2": str(x2_checkpoint)}
     argv = [a.format(**fill) for a in argv]
@@ -171,6 +217,38 @@ def test_bad_input_is_one_line_and_touches_nothing(files, x2_checkpoint, tmp_pat
     assert message.format(**fill) in last, err
     assert sum(line.startswith("error:") for line in err.splitlines()) <= 1
     assert _snapshot(out) == before
+
+
+def test_each_script_has_its_own_folder_and_never_writes_over_another_kind(files, x2_checkpoint, tmp_path, capsys):
+    """Bare runs of the four training scripts used to share ./output (its config.json went IQAModel -> DISTS ->
+    Classifier, a stale split.json left beside the classifier). Each has its own default folder now, and a run into a
+    folder holding another class's model, or a model of another library, is refused before any work: one error line,
+    exit 2, the folder byte-identical. A resume or a re-run of the same kind is allowed."""
+    defaults = {name: SCRIPTS[name].parse_args([]).output_dir for name in SCRIPTS if name.startswith("train_")}
+    assert defaults == {"train_sr": "output/sr", "train_metric": "output/metric", "train_iqa": "output/iqa",
+                        "train_robust": "output/robust"}  # fmt: skip
+    sr_run = x2_checkpoint.parent.parent  # a real train_sr.py run: SRModel, checkpoints, validation grids
+    foreign = tmp_path / "vae"
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"_class_name": "AutoencoderKL"}')  # a diffusers folder
+    cases = [
+        ("train_iqa", IQA, sr_run, "holds an asym SRModel (a train_sr.py run), not the IQAModel this run writes"),
+        ("train_metric", METRIC, sr_run, "holds an asym SRModel (a train_sr.py run), not the DISTS this run"),
+        ("train_metric", [*METRIC, "--objective", "2afc"], sr_run, "not the LPIPS this run writes"),
+        ("train_robust", ROBUST, sr_run, "holds an asym SRModel (a train_sr.py run), not the Classifier this run"),
+        ("train_sr", SR, files / "metric", "holds an asym DISTS (a train_metric.py run), not the SRModel this run"),
+        ("train_sr", SR, foreign, "holds a config.json naming no asym class, not the SRModel this run writes"),
+    ]
+    for script, argv, folder, message in cases:
+        before = _snapshot(folder)
+        reset_accelerate_state()
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(SCRIPTS[script].main, SCRIPTS[script].parse_args([*argv, "--output_dir", str(folder)]))
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+        assert exit_info.value.code == 2 and len(errors) == 1 and message in errors[0], (script, errors)
+        assert _snapshot(folder) == before
+    check_output_dir(str(sr_run), SRModel)  # the same kind: a resume or a re-run may write there
+    check_output_dir(str(files / "metric"), DISTS)
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):

@@ -313,7 +313,6 @@ def test_features_mistakes(models, tmp_path):
         (["--model", str(models / "iqa"), "--weights", "random"], "--weights goes with --backbone"),
         (["--backbone", "vgg99"], "unknown backbone"),
         (["--backbone", "vgg16", "--weights", "random", "--image", "nope"], "neither a file nor a builtin"),
-        (["--backbone", "vgg16", "--weights", "random", "--top_k", "0"], "top_k"),
     ]
     for extra, match in cases:
         with pytest.raises(UserError, match=match):

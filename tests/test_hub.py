@@ -199,7 +199,7 @@ def test_set_card_metadata_links_only_hub_ids(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "local" / "data").mkdir(parents=True)
     parser = argparse.ArgumentParser()
-    add_common_args(parser)
+    add_common_args(parser, "output/test")
     assert parser.parse_args([]).license == "unknown"
 
     def metadata(dataset_name, base_model, train_data_dir=None, results=()):
