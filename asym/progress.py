@@ -20,10 +20,11 @@ import weakref
 from typing import ClassVar
 
 from tqdm.auto import tqdm as auto_tqdm
-from tqdm.notebook import tqdm_notebook
+from tqdm.autonotebook import tqdm as chosen_tqdm
+from tqdm.std import tqdm as std_tqdm
 
 LOG_INTERVAL = 30.0  # seconds between two lines of a running bar in a log
-IN_NOTEBOOK = issubclass(auto_tqdm, tqdm_notebook)
+IN_NOTEBOOK = chosen_tqdm is not std_tqdm  # tqdm.auto's choice (without importing IPython to ask again)
 
 
 def writes_to_terminal(file) -> bool:

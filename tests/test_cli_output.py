@@ -21,14 +21,17 @@ class Terminal(io.StringIO):
 
 
 def _train(file, steps: int = 6, fail_at: int | None = None):
-    """A training bar with a transient evaluation bar under it at every step, as the scripts draw them."""
+    """A training bar with a transient evaluation bar under it at every step, drawn as the scripts draw them (the
+    training bar updated by hand: an exception leaves it open, where a bar iterated over closes as it unwinds)."""
     bar = progress.tqdm(range(steps), desc="train", file=file)
-    for step in bar:
+    for step in range(steps):
         for _ in progress.tqdm(range(3), desc="evaluating", leave=False, file=file):
             pass
-        bar.set_postfix(loss=f"{step:.2f}")
         if step == fail_at:
             raise UserError("the training set holds a truncated image")
+        bar.update(1)
+        bar.set_postfix(loss=f"{step:.2f}")
+    bar.close()
 
 
 def test_a_log_gets_plain_lines_and_the_final_state(monkeypatch):
