@@ -480,8 +480,8 @@ def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) 
 def run_sr_leaderboard(args) -> list[dict]:
     """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
     import numpy as np
-    from tqdm.auto import tqdm
 
+    from asym.progress import tqdm
     from asym.sr_eval import SROutputCache, SRTestSet, load_sr_source, load_sr_test_set, run_sr, score_outputs
 
     model_sources = [m for m in args.models.split(",") if m]

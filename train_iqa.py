@@ -25,7 +25,6 @@ import os
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from asym import IQAModel, list_backbones
 from asym.iqa_data import (
@@ -38,6 +37,7 @@ from asym.iqa_data import (
 from asym.iqa_data.splits import add_split_args, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
+from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,

@@ -26,7 +26,6 @@ import argparse
 import os
 
 import torch
-from tqdm.auto import tqdm
 
 from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
@@ -36,6 +35,7 @@ from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset
 from asym.iqa_data.splits import add_split_args, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
+from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,

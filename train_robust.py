@@ -25,10 +25,10 @@ import os
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from asym import list_backbones
 from asym.atomic import write_json
+from asym.progress import tqdm
 from asym.robust import (
     Classifier,
     adversarial_examples,

@@ -27,7 +27,6 @@ import os
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
-from tqdm.auto import tqdm
 
 from asym import DISTS, list_backbones
 from asym.adversarial import (
@@ -42,6 +41,7 @@ from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.metrics import psnr, ssim
 from asym.models import GENERATORS, SRModel, load_generator, upscale
 from asym.perceptual import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
+from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,

@@ -38,6 +38,7 @@ from .errors import UserError, summarize
 from .gan_weights import PREFIX as GAN_PREFIX
 from .gan_weights import load_gan_weights, read_gan_weights
 from .hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
+from .offline import hub_reachable
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -468,6 +469,7 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
     """
     build = _constructor(name)
     if weights in ("auto", "pretrained") and name != "vgg16-r":
+        hub_reachable()  # no network: one line, then huggingface_hub fails at once instead of retrying
         try:
             backbone, source = build(True, **kwargs), "pretrained"
         except UserError:

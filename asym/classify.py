@@ -265,7 +265,7 @@ def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], mod
     """Top-1 errors of every classifier on every SR model's restorations of ``dataset``: one record per (classifier,
     model) with ``images``, ``errors`` and ``top1_error`` (errors / images). The models' outputs of one image are
     classified as one batch."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     targets = [target_indices(dataset, c)[0] for c in classifiers]
     wrong = torch.zeros(len(classifiers), len(sources), dtype=torch.long)

@@ -4,6 +4,9 @@ A ``UserError`` is a mistake in the command line or the data (a bad path, an unk
 truncated checkpoint): the scripts report it as one line and exit with status 2. Anything else is a bug and keeps its
 traceback. ``UserError`` is a ``ValueError``, so library users who catch ``ValueError`` still catch it.
 
+Ctrl-C ends a script with one line too (a training script's says where its last checkpoint is and how to resume)
+instead of a ``KeyboardInterrupt`` traceback; the process still ends as Python ends on Ctrl-C (status 130).
+
 Files named by the user are parsed inside ``reading(path, what)``: whatever the parser raises on a truncated, foreign
 or garbage file becomes one ``UserError`` naming the file, instead of a deserialiser's traceback.
 """
@@ -11,24 +14,55 @@ or garbage file becomes one ``UserError`` naming the file, instead of a deserial
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from .progress import close_all as close_progress_bars
+
 
 class UserError(ValueError):
     """A mistake in the command line or the data: reported as one line, exit status 2."""
 
 
-def run_cli(main: Callable, args: argparse.Namespace):
-    """Run ``main(args)``; a ``UserError`` ends with one line on stderr and exit status 2, anything else propagates."""
+def run_cli(main: Callable, args: argparse.Namespace,
+            interrupted: Callable[[argparse.Namespace], str] | None = None):  # fmt: skip
+    """Run ``main(args)`` as a script's entry point.
+
+    A ``UserError`` ends with one line on stderr (``error: ...``) and exit status 2. Ctrl-C ends with one line
+    (``interrupted(args)``, default ``interrupted``; from the main process only) and no traceback: the
+    ``KeyboardInterrupt`` goes on, so CPython still cleans up and then ends the process by SIGINT (status 130 in the
+    shell; a shell loop of runs stops too). Anything else propagates with its traceback. Open progress bars are
+    closed first, so that the line or the traceback starts a line of its own.
+    """
     try:
         return main(args)
     except UserError as err:
+        close_progress_bars()
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        close_progress_bars()
+        if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
+            print(interrupted(args) if interrupted else "interrupted", file=sys.stderr, flush=True)
+        sys.excepthook = quiet_on_interrupt(sys.excepthook)
+        raise
+    except BaseException:
+        close_progress_bars()
+        raise
+
+
+def quiet_on_interrupt(hook: Callable) -> Callable:
+    """``hook`` (a ``sys.excepthook``) printing nothing for a ``KeyboardInterrupt``, whose line is already out."""
+
+    def quiet(kind, value, traceback):
+        if not issubclass(kind, KeyboardInterrupt):
+            hook(kind, value, traceback)
+
+    return quiet
 
 
 def _parse_errors() -> tuple[type[BaseException], ...]:
@@ -70,4 +104,4 @@ def reading(path: str | Callable[[], str], what: str = "", as_what: str = "") ->
         ) from err
 
 
-__all__ = ["UserError", "reading", "run_cli", "summarize"]
+__all__ = ["UserError", "quiet_on_interrupt", "reading", "run_cli", "summarize"]

@@ -26,7 +26,9 @@ from pathlib import Path
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from safetensors.torch import load_file, save_file
 
+from .atomic import honour_umask
 from .errors import UserError, reading
+from .offline import hub_reachable
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -131,6 +133,7 @@ class HubModel(
         tmp = Path(tempfile.mkdtemp(prefix=".saving-", dir=save_directory))
         try:
             super().save_pretrained(tmp, config=config, model_card_kwargs=card)
+            honour_umask(str(tmp))  # safetensors writes model.safetensors 0600
             for file in tmp.iterdir():  # each file replaced whole; the folder's other contents are kept
                 os.replace(file, save_directory / file.name)
         finally:
@@ -159,6 +162,8 @@ class HubModel(
             _check_config(cls, source)
         elif os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") != 1:
             raise UserError(f"{source} is not a folder saved by asym (save_pretrained), nor a Hub id (owner/name)")
+        else:
+            hub_reachable()  # a Hub id; no network: one line, then the cache only, without retries
         try:
             return super().from_pretrained(source, **kwargs)
         except _hub_errors() as err:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .errors import UserError, summarize
+from .offline import hub_reachable
 
 
 def _crop(x: torch.Tensor, border: int, min_size: int, what: str) -> torch.Tensor:
@@ -214,7 +215,7 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
     """``metric(dist, ref)`` for every pair of an FR dataset (``asym.iqa_data.FRDataset``): full images, one pair at a
     time, as sizes may differ between pairs (and batching does not pay on CPU). A tqdm bar unless ``progress`` is
     False."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     scores = []
     with torch.no_grad():
@@ -227,7 +228,7 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
 def score_images(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
     """``metric(image)`` for every image of an NR dataset (``asym.iqa_data.NRDataset``): full images, one at a time
     (sizes may differ). A tqdm bar unless ``progress`` is False."""
-    from tqdm.auto import tqdm
+    from .progress import tqdm
 
     scores = []
     with torch.no_grad():
@@ -304,6 +305,7 @@ class FRMetric:
                     f"unknown metric {source!r}: pass a saved asym metric folder / Hub id or a pyiqa FR metric "
                     f"({', '.join(names)})"
                 )
+            hub_reachable()  # no network: one line, then no download retries
             try:
                 self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=as_loss)
             except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
@@ -364,6 +366,7 @@ class NRMetric:
 
         if source in VLM_SCORERS:  # VLM scorers pyiqa lacks (asym.vlm_scorers); NaN where an answer is unparsable
             scorer, hub_id = VLM_SCORERS[source]
+            hub_reachable()
             self.model, self.lower_better = scorer.from_pretrained(hub_id, device), False
             return
         if _is_asym_source(source):
@@ -380,6 +383,7 @@ class NRMetric:
         names = pyiqa.list_models(metric_mode="NR")
         if source not in names or source in NOT_PER_IMAGE:
             raise UserError(_unknown_nr_metric(source, names, pyiqa.list_models(metric_mode="FR")))
+        hub_reachable()  # no network: one line, then no download retries (46 s for MANIQA)
         try:
             self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=False)
         except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline

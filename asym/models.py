@@ -8,10 +8,14 @@ loads an official release (SwinIR, ESRGAN/Real-ESRGAN, ... anything spandrel aut
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
+from .atomic import honour_umask
 from .errors import UserError, reading
 from .hub import HubModel, read_tensor_file
 
@@ -35,6 +39,16 @@ GENERATORS: dict[str, dict] = {
     "autoencoder-kl-tiny": dict(arch="autoencoder-kl", config="tiny"),  # tests and CPU demos
 }  # fmt: skip
 SCALES = (2, 3, 4)  # super-resolution; autoencoders reconstruct at scale 1
+MESHGRID_WARNING = r"torch\.meshgrid: in an upcoming release, it will be required to pass the indexing argument"
+
+
+@contextmanager
+def quiet_swinir_meshgrid() -> Iterator[None]:
+    """Building a SwinIR without torch's ``meshgrid`` deprecation warning, exactly that one: the release's code
+    (spandrel's copy) calls ``torch.meshgrid`` without ``indexing``, meaning the "ij" that torch keeps as default."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=MESHGRID_WARNING, category=UserWarning)
+        yield
 
 
 def build_generator(model: str, scale: int, vae_config: dict | None = None) -> nn.Module:
@@ -56,7 +70,8 @@ def build_generator(model: str, scale: int, vae_config: dict | None = None) -> n
     if arch == "swinir":
         from spandrel.architectures.SwinIR import SwinIR
 
-        return SwinIR(upscale=scale, img_range=1.0, resi_connection="1conv", **config)
+        with quiet_swinir_meshgrid():
+            return SwinIR(upscale=scale, img_range=1.0, resi_connection="1conv", **config)
     if arch == "enhancenet":
         from .enhancenet import EnhanceNet
 
@@ -116,6 +131,7 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
             final, partial = os.path.join(save_directory, "vae"), os.path.join(save_directory, ".vae.tmp")
             shutil.rmtree(partial, ignore_errors=True)
             self.net.vae.save_pretrained(partial)
+            honour_umask(partial)  # diffusers writes its safetensors through safetensors: 0600
             shutil.rmtree(final, ignore_errors=True)
             os.replace(partial, final)
         return out
@@ -132,7 +148,7 @@ class SRModel(nn.Module, HubModel, tags=["super-resolution", "image-restoration"
         if not isinstance(state, dict):
             raise UserError(f"generator checkpoint {path} holds a {type(state).__name__}, not a state dict")
         try:
-            with reading(path, "generator checkpoint"):
+            with reading(path, "generator checkpoint"), quiet_swinir_meshgrid():
                 descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state))
         except spandrel.UnsupportedModelError as err:
             raise UserError(f"{path} holds no architecture spandrel recognises (SwinIR, ESRGAN, ...)") from err

@@ -156,7 +156,7 @@ def robust_accuracy(model: nn.Module, dataset, eps: float, steps: int, step_size
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     clean_correct = robust_correct = total = 0
     try:
-        from tqdm.auto import tqdm
+        from .progress import tqdm
 
         for batch in tqdm(loader, desc="PGD evaluation", disable=not progress, leave=False):
             x, y = batch["image"].to(device), batch["label"].to(device)

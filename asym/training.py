@@ -1,4 +1,5 @@
-"""What the training scripts share: common flags, the Accelerator, atomic checkpoints, resume, data order.
+"""What the training scripts share: common flags, the Accelerator, atomic checkpoints, resume, data order, and the
+entry point (``run_cli``: a Ctrl-C ends with where the last checkpoint is).
 
 Kept out of the scripts so ``train_sr.py``, ``train_metric.py`` and ``train_iqa.py`` stay readable top to
 bottom without copying boilerplate between them.
@@ -12,12 +13,14 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from .errors import UserError, reading, run_cli  # noqa: F401 - run_cli re-exported: the scripts' entry point
+from .atomic import honour_umask
+from .errors import UserError, reading
+from .errors import run_cli as run_entry_point
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -226,6 +229,7 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int | 
     accelerator.save_state(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        honour_umask(tmp)  # Accelerate saves models through safetensors: 0600
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         if total_limit:  # None or 0: keep every checkpoint
@@ -251,8 +255,9 @@ def resume(accelerator, args: argparse.Namespace) -> int:
         return 0
     if args.resume_from_checkpoint == "latest":
         checkpoints = list_checkpoints(args.output_dir)
-        if not checkpoints:
-            logger.info("no checkpoint in %s: starting from scratch", args.output_dir)
+        if not checkpoints:  # a warning: the user asked to continue, and the run starts over
+            logger.warning("--resume_from_checkpoint latest: no checkpoint in %s yet, training from step 0",
+                           os.path.join(args.output_dir, "checkpoints"))  # fmt: skip
             return 0
         step, path = checkpoints[-1]
     else:
@@ -268,6 +273,24 @@ def resume(accelerator, args: argparse.Namespace) -> int:
         accelerator.load_state(path)
     logger.info("resumed from %s (step %d)", path, step)
     return step
+
+
+def interrupted_line(args: argparse.Namespace) -> str:
+    """The line a training run stopped by Ctrl-C ends with: where its last checkpoint is and how to resume."""
+    checkpoints = list_checkpoints(args.output_dir)
+    if not checkpoints:
+        return (f"interrupted before the first checkpoint (one every --checkpointing_steps {args.checkpointing_steps} "
+                "steps): nothing to resume, the same command starts again from step 0")  # fmt: skip
+    step, path = checkpoints[-1]
+    how = ("run the same command again" if args.resume_from_checkpoint == "latest"
+           else "run the same command with --resume_from_checkpoint latest")  # fmt: skip
+    return f"interrupted; the last checkpoint is {path} (step {step}): to continue from it, {how}"
+
+
+def run_cli(main: Callable, args: argparse.Namespace):
+    """The training scripts' entry point: ``asym.errors.run_cli`` (a ``UserError`` is one line and exit status 2),
+    whose Ctrl-C line is ``interrupted_line``."""
+    return run_entry_point(main, args, interrupted=interrupted_line)
 
 
 class StepSampler(torch.utils.data.Sampler):
@@ -477,6 +500,7 @@ __all__ = [
     "positive_int",
     "seed_int",
     "unit_interval",
+    "interrupted_line",
     "fit_crop_size",
     "list_checkpoints",
     "model_card_facts",

@@ -105,3 +105,24 @@ def perturbed_tiny(seed: int, scale: int = 4, card: dict | None = None, strength
             else:  # the default init's scale, drawn from this seed
                 parameter.copy_(noise * parameter.std().clamp_min(1e-3) if parameter.numel() > 1 else noise * 0.01)
     return model.eval()
+
+
+def readme_snippets() -> list[tuple[int, str]]:
+    """The README's commands as (line number, text), in reading order: each ```bash block whole, and each inline code
+    span that is a whole command (starts with ``python `` or ``accelerate launch ``, no placeholder such as ``<run>``,
+    ``[--model NAME]``, ``a|b``, ``N`` or ``...``; spread over lines, joined into one)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    found = []
+    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+        if match.group(1) == "bash":
+            found.append((match.start(2), match.group(2)))
+    fenced = re.sub(r"^```.*?^```", lambda m: " " * len(m.group(0)), text, flags=re.S | re.M)
+    for match in re.finditer(r"`([^`]+)`", fenced):
+        span = " ".join(match.group(1).split())
+        placeholder = re.search(r"[<>\[\]|]", span) or {"N", "NAME", "DIR", "FILE", "PATH", "..."} & set(span.split())
+        if span.startswith(("python ", "accelerate launch ")) and not placeholder:
+            found.append((match.start(1), span + "\n"))
+    return [(text.count("\n", 0, start) + 1, snippet) for start, snippet in sorted(found)]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import readme_snippets
 
 from asym.errors import UserError
 
@@ -22,7 +23,8 @@ spec.loader.exec_module(demo)
 def _readme_demo_lines() -> list[str]:
     """The command lines of the README's CPU demo block (the first bash block after its heading)."""
     text = ROOT.joinpath("README.md").read_text()
-    block = text.split("### CPU demo", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    heading = text[: text.index("### CPU demo")].count("\n") + 1
+    block = next(snippet for line, snippet in readme_snippets() if line > heading)
     return [line for line in block.splitlines() if line.strip()]
 
 

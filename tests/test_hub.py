@@ -1,6 +1,7 @@
 """Hub persistence: a saved model reloads exactly as saved, or fails with one UserError; never on substitute weights."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -222,3 +223,89 @@ def test_set_card_metadata_links_only_hub_ids(tmp_path, monkeypatch):
     assert card_dataset_type("owner/data") == "owner/data" and card_dataset_type("builtin") == "builtin"
     assert card_dataset_type("local/data/") == "data" and card_dataset_type("owner/data", "x/DIV2K_train_HR") == (
         "DIV2K_train_HR")  # fmt: skip
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_files_get_the_mode_the_umask_gives(tmp_path):
+    """safetensors (>= 0.8) and mkstemp create files 0600: a model, results or a grid then became unreadable to the
+    group or a container user that the umask lets read everything else."""
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from asym.atomic import atomic_path, write_json
+
+    umask = os.umask(0o027)  # not the usual 022: the mode must follow the umask, not be a constant 0644
+    try:
+        SRModel("autoencoder-kl-tiny", 1).save_pretrained(tmp_path / "model")  # also vae/, through diffusers
+        write_json(str(tmp_path / "results.json"), {"srcc": 0.5})
+        with atomic_path(str(tmp_path / "dist2logit.safetensors")) as tmp:
+            save_file({"w": torch.zeros(2)}, tmp)
+        with atomic_path(str(tmp_path / "grid.png")) as tmp:
+            Image.new("RGB", (2, 2)).save(tmp)
+    finally:
+        os.umask(umask)
+    modes = {path.relative_to(tmp_path).as_posix(): path.stat().st_mode & 0o777 for path in tmp_path.rglob("*")
+             if path.is_file()}  # fmt: skip
+    assert {"model/model.safetensors", "model/vae/diffusion_pytorch_model.safetensors", "results.json",
+            "dist2logit.safetensors", "grid.png"} <= set(modes)  # fmt: skip
+    assert modes == dict.fromkeys(modes, 0o640)
+
+
+@pytest.fixture
+def hub_endpoint(monkeypatch):
+    """``set(url)``: the Hub's endpoint for ``asym.offline.hub_reachable``, online mode on, the check not made yet."""
+    from huggingface_hub import constants
+
+    from asym.offline import hub_reachable
+
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # put back after the test (the check may set it)
+
+    def set_endpoint(url: str) -> None:
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", url)
+        hub_reachable.cache_clear()
+
+    yield set_endpoint
+    hub_reachable.cache_clear()
+
+
+def test_an_unreachable_hub_is_said_once_then_downloads_fail_at_once(hub_endpoint, tmp_path, caplog):
+    import logging
+    import socket
+    import time
+
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from asym.offline import hub_reachable
+
+    with socket.socket() as free:  # a port nothing listens on: the connection is refused
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    hub_endpoint(f"http://127.0.0.1:{port}")
+    with caplog.at_level(logging.WARNING, logger="asym"):
+        assert hub_reachable() is False and hub_reachable() is False
+    [record] = [record for record in caplog.records if "cannot be reached" in record.getMessage()]
+    assert f"127.0.0.1:{port}" in record.getMessage() and "HF_HUB_OFFLINE=1" in record.getMessage()
+    assert constants.HF_HUB_OFFLINE is True
+    start = time.monotonic()
+    with pytest.raises(LocalEntryNotFoundError):  # the cache only, no retries (about 23 s per file otherwise)
+        hf_hub_download("asym-tests/never-downloaded", "model.safetensors", cache_dir=str(tmp_path))
+    assert time.monotonic() - start < 5
+
+
+def test_a_hub_that_answers_is_reachable_whatever_its_status(hub_endpoint, caplog):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from huggingface_hub import constants
+
+    from asym.offline import hub_reachable
+
+    with HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:  # answers HEAD with 501
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        hub_endpoint(f"http://127.0.0.1:{server.server_address[1]}")
+        assert hub_reachable() is True
+    assert constants.HF_HUB_OFFLINE is False and "cannot be reached" not in caplog.text

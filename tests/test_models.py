@@ -1,7 +1,9 @@
+import warnings
+
 import pytest
 import torch
 
-from asym.models import GENERATORS, SRModel, build_generator, load_generator
+from asym.models import GENERATORS, SRModel, build_generator, load_generator, quiet_swinir_meshgrid
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -13,10 +15,26 @@ def test_generators_upscale_odd_sizes(model, scale):
     assert out.shape == (1, 3, 11 * scale, 13 * scale)
 
 
+TORCH_MESHGRID_WARNING = (
+    "torch.meshgrid: in an upcoming release, it will be required to pass the indexing argument. "
+    "(Triggered internally at /pytorch/aten/src/ATen/native/TensorShape.cpp:4221.)"
+)
+
+
 def test_paper_configurations_are_the_swinir_release_ones():
     assert GENERATORS["swinir"]["embed_dim"] == 180 and GENERATORS["swinir"]["depths"] == [6] * 6
-    light = build_generator("swinir-light", 4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        light = build_generator("swinir-light", 4)
     assert 0.9e6 < sum(p.numel() for p in light.parameters()) < 0.95e6  # SwinIR-light x4 has ~0.93M
+    # SwinIR's torch.meshgrid deprecation warning is not shown (torch warns once per process: the first build's)...
+    assert not [w for w in caught if "meshgrid" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with quiet_swinir_meshgrid():
+            warnings.warn(TORCH_MESHGRID_WARNING, UserWarning, stacklevel=1)
+            warnings.warn("a warning of something else", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a warning of something else"]  # ...and nothing else is hidden
 
 
 def test_official_release_checkpoint_loads_through_spandrel(tmp_path):

@@ -1,6 +1,7 @@
 """train_sr.py end to end on the builtin photographs, tiny models, CPU."""
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ sys.path.insert(0, str(ROOT))
 import train_sr  # noqa: E402
 from asym import SRModel  # noqa: E402
 from asym.adversarial import Discriminator  # noqa: E402
-from asym.training import list_checkpoints, run_cli  # noqa: E402
+from asym.atomic import new_file_mode  # noqa: E402
+from asym.training import interrupted_line, list_checkpoints, resume, run_cli  # noqa: E402
 
 FAST = ["--model", "tiny", "--crop_size", "32", "--train_batch_size", "2", "--weights", "random",
         "--per_backbone", "vgg16", "--disc_backbone", "vgg16", "--validation_steps", "1000", "--report_to", "none",
@@ -75,6 +77,42 @@ def test_checkpoint_rotation_and_interrupted_save(tmp_path, monkeypatch):
     assert list_checkpoints(args.output_dir)[-1][0] == 4
     _, history = run(tmp_path, "--loss", "rec", "--max_train_steps", "5", "--resume_from_checkpoint", "latest")
     assert len(history) == 1  # resumed at step 4, trained step 5 only
+    # every file has the mode the umask gives (safetensors alone would write model.safetensors 0600)
+    modes = {oct(path.stat().st_mode & 0o777) for path in Path(args.output_dir).rglob("*") if path.is_file()}
+    assert modes == {oct(new_file_mode())}
+
+
+def test_ctrl_c_ends_with_one_line_naming_the_last_checkpoint(tmp_path, capsys, monkeypatch, kill_after_checkpoint):
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_cli quiets it for the interrupt: put it back after
+    args = train_sr.parse_args([*FAST, "--loss", "rec", "--max_train_steps", "4", "--checkpointing_steps", "2",
+                                "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    kill_after_checkpoint(train_sr, 2, lambda: run_cli(train_sr.main, args))
+    checkpoint = tmp_path / "out" / "checkpoints" / "checkpoint-2"
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"interrupted; the last checkpoint is {checkpoint} (step 2): to continue from it, run the same command with "
+        "--resume_from_checkpoint latest")  # fmt: skip
+    sys.excepthook(KeyboardInterrupt, KeyboardInterrupt(), None)  # what the interpreter does next: no traceback
+    assert capsys.readouterr().err == ""
+    args.resume_from_checkpoint = "latest"
+    assert interrupted_line(args).endswith("to continue from it, run the same command again")
+
+    def interrupted_at_once(args):
+        raise KeyboardInterrupt
+
+    fresh = train_sr.parse_args([*FAST, "--output_dir", str(tmp_path / "fresh")])
+    with pytest.raises(KeyboardInterrupt):
+        run_cli(interrupted_at_once, fresh)
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"interrupted before the first checkpoint (one every --checkpointing_steps {fresh.checkpointing_steps} steps): "
+        "nothing to resume, the same command starts again from step 0")  # fmt: skip
+
+
+def test_resume_latest_without_a_checkpoint_is_a_warning(tmp_path, caplog):
+    args = train_sr.parse_args([*FAST, "--resume_from_checkpoint", "latest", "--output_dir", str(tmp_path)])
+    with caplog.at_level(logging.INFO, logger="asym"):
+        assert resume(None, args) == 0  # nothing to load: the accelerator is not asked
+    [record] = [record for record in caplog.records if "no checkpoint" in record.getMessage()]
+    assert record.levelno == logging.WARNING and record.getMessage().endswith("training from step 0")
 
 
 def test_saved_models_load_back_identically(tmp_path):

@@ -1,0 +1,99 @@
+"""What a script prints: progress bars as plain lines where they go to a log and tqdm's redraws on a terminal
+(asym.progress), open bars closed before the one line an error ends with, and Ctrl-C as one line and death by SIGINT
+(asym.errors.run_cli)."""
+
+import io
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from asym import progress
+from asym.errors import UserError, run_cli
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _train(file, steps: int = 6, fail_at: int | None = None):
+    """A training bar with a transient evaluation bar under it at every step, drawn as the scripts draw them (the
+    training bar updated by hand: an exception leaves it open, where a bar iterated over closes as it unwinds)."""
+    bar = progress.tqdm(range(steps), desc="train", file=file)
+    for step in range(steps):
+        for _ in progress.tqdm(range(3), desc="evaluating", leave=False, file=file):
+            pass
+        if step == fail_at:
+            raise UserError("the training set holds a truncated image")
+        bar.update(1)
+        bar.set_postfix(loss=f"{step:.2f}")
+    bar.close()
+
+
+def test_a_log_gets_plain_lines_and_the_final_state(monkeypatch):
+    monkeypatch.setattr(progress, "LOG_INTERVAL", 0.0)  # a line at every redraw
+    log = io.StringIO()
+    _train(log)
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b[" not in text  # no redraws, no cursor moves
+    lines = text.splitlines()
+    assert lines[0].startswith("train:   0%") and lines[-1].startswith("train: 100%") and "6/6" in lines[-1]
+    assert any(line.startswith("evaluating:") for line in lines)  # transient bars show progress, never a final line
+    assert sum(line.startswith("train: 100%") for line in lines) == 1  # the final state once, not again at close
+
+
+def test_a_log_gets_one_line_per_interval_at_most(monkeypatch):
+    clock = iter(range(0, 10_000, 10))  # every call of the clock 10 s later
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    log = io.StringIO()
+    _train(log, steps=3)
+    lines = log.getvalue().splitlines()
+    # start, then at most one per 30 s of (fake) time, then the final state: fewer lines than redraws
+    assert lines[0].startswith("train:   0%") and lines[-1].startswith("train: 100%")
+    assert 2 <= len(lines) <= 6 and sum(line.startswith("train: 100%") for line in lines) == 1
+
+
+def test_a_terminal_keeps_tqdm_redraws():
+    screen = Terminal()
+    _train(screen, steps=2)
+    assert "\r" in screen.getvalue() and "\x1b[A" in screen.getvalue()  # tqdm's in-place, nested drawing
+
+
+def test_the_error_line_starts_on_a_line_of_its_own(monkeypatch):
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)  # bars and the error line on one terminal, as in a shell
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda args: _train(sys.stderr, fail_at=2), None)
+    assert exit_info.value.code == 2
+    before, error = screen.getvalue().rsplit("error: ", 1)
+    assert error == "the training set holds a truncated image\n"
+    assert before.endswith("\n") and "2/6" in before.rsplit("\r", 1)[-1]  # the bar redrawn where it stopped, ended
+    assert not progress.tqdm.still_open
+
+
+def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint():
+    # only asym.errors and asym.progress: the package's __init__ (torch, the models) would cost seconds here
+    code = textwrap.dedent("""
+        import os, signal, sys, time, types
+        sys.modules["asym"] = types.ModuleType("asym")
+        sys.modules["asym"].__path__ = [os.path.join(os.getcwd(), "asym")]
+        from asym.errors import run_cli
+        from asym.progress import tqdm
+
+        def main(args):
+            bar = tqdm(total=10, desc="train")
+            bar.update(3)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+            time.sleep(30)
+
+        run_cli(main, None)
+        """)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGINT  # the shell reports 130, and a loop of runs stops, as after Python's own
+    lines = done.stderr.splitlines()
+    assert lines[-1] == "interrupted" and "3/10" in lines[-2] and "Traceback" not in done.stderr, done.stderr
