@@ -447,8 +447,8 @@ def test_objective_defaults_and_flag_errors(capsys, tmp_path):
     write_subset(broken / "2afc" / "val" / "traditional", 3, seed=1)
     bad = broken / "2afc" / "train" / "traditional" / "p1" / "000001.png"
     bad.write_bytes(bad.read_bytes()[:-20])
-    args = train_metric.parse_args(["--objective", "2afc", "--dataset_name", str(broken), "--output_dir",
-                                    str(tmp_path / "out"), "--report_to", "none", "--max_train_steps", "1"])  # fmt: skip
+    args = train_metric.parse_args(["--objective", "2afc", "--dataset_name", str(broken), "--max_train_steps", "1",
+                                    "--output_dir", str(tmp_path / "out"), "--report_to", "none"])  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         run_cli(train_metric.main, args)
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
