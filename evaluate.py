@@ -22,10 +22,14 @@ official layouts such as KADID-10k / TID2013, Hub ids): SRCC, KRCC and PLCC afte
 prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_results.json.
 `nr`: no-reference quality models (train_iqa.py outputs or pyiqa NR names; pyiqa's own direction, oriented so that
 higher is better) on NR datasets (builtin, KonIQ-10k, FR layouts read as NR, pyiqa NR csvs, Hub ids): the same
-table, nr_results.csv and nr_results.json. A pyiqa metric whose weights cannot be obtained is reported as
-`unavailable: <reason>` and the rest of the table is still produced.
+table, nr_results.csv and nr_results.json. A train_iqa.py model is scored on its own test split where the split.json
+beside it was made for the dataset (else, and for pyiqa models, on all images); each record and the lines under the
+table say which images and how many (`--split`, `--split_file` choose). A pyiqa metric whose weights cannot be
+obtained is reported as `unavailable: <reason>` and the rest of the table is still produced.
 `init-comparison`: test SRCC / PLCC of train_iqa.py / train_metric.py runs (their results.json) by backbone and
 initialisation (random / pretrained / gan / file), as the paper's Fig. 5/8: init_comparison.png, .csv, .json, .md.
+Runs side by side must have been tested on one test set (results.json's test-set fingerprint; the table gives n):
+others are refused unless --allow_different_test_sets.
 `features`: what each stage of a backbone sees in an image (the paper's Fig. 14): channel mean and the top-k channels
 by energy per stage, as features-<model>-<image>.png.
 `recover` / `texture`: can a metric serve as a loss? Recover a reference from noise by minimising the metric
@@ -79,7 +83,7 @@ from asym.analysis import (
 )
 from asym.atomic import atomic_path
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
-from asym.errors import UserError, reading, run_cli
+from asym.errors import UserError, reading, run_cli, summarize
 from asym.hub import saved_class
 from asym.iqa_data import (
     add_fr_dataset_args,
@@ -89,6 +93,7 @@ from asym.iqa_data import (
     load_nr_dataset,
     nr_dataset_kwargs,
 )
+from asym.iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from asym.leaderboard import (
     OK,
     REFERENCE,
@@ -98,6 +103,7 @@ from asym.leaderboard import (
     card_feat_weights,
     card_loss,
     card_per_backbone,
+    check_test_sets,
     init_comparison_records,
     init_comparison_table,
     load_results,
@@ -140,11 +146,24 @@ def parse_args(input_args=None):
     nr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, csvs, Hub ids")
     nr.add_argument("--max_samples", type=int_at_least(3), default=None,
                     help="score at most N images per dataset, evenly spaced (quick runs)")  # fmt: skip
+    nr.add_argument("--split", default=None, choices=(*SPLIT_NAMES, "all"),
+                    help="which images of a dataset score a model. Default: a train_iqa.py model's test split where "
+                         "its split.json (beside the model) or --split_file was made for that dataset, else all "
+                         "images (the table says which); all: every image (a trained model's own training images "
+                         "included); train / validation / test: that part of the split file, refused where none "
+                         "applies")  # fmt: skip
+    nr.add_argument("--split_file", default=None, metavar="FILE",
+                    help="a split.json (or the run folder holding it) applied to every model, pyiqa ones included, "
+                         "so all are scored on the same images; refused for a dataset it was not made for")  # fmt: skip
     add_nr_dataset_args(nr)  # columns of Hub / datasets sources, the same for each
     init = sub.add_parser("init-comparison", help="test correlations of training runs by backbone and initialisation")
     init.add_argument("--results", required=True,
                       help="comma-separated results.json files of train_iqa.py / train_metric.py runs, or their "
                            "output folders")  # fmt: skip
+    init.add_argument("--allow_different_test_sets", action="store_true",
+                      help="set side by side runs whose test sets differ (their results.json test-set fingerprints: "
+                           "another seed's split, another --max_eval_samples) or cannot be checked (results.json "
+                           "without one); refused by default. The table then gives n per cell")  # fmt: skip
     feats = sub.add_parser("features", help="per-stage feature maps of a backbone on an image")
     which = feats.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="a saved Discriminator / IQAModel / DISTS / LPIPS folder or Hub id, or a "
@@ -324,8 +343,51 @@ def run_analysis(args) -> dict:
     return result
 
 
+def _own_split_file(source: str, metric) -> tuple[str | None, str]:
+    """The split.json that train_iqa.py wrote beside a model (a run folder, or a Hub repo it was pushed to), or None
+    and why there is none."""
+    from asym import IQAModel
+
+    if not isinstance(getattr(metric, "model", None), IQAModel):
+        return None, "a pyiqa / VLM model, trained elsewhere: no split.json"
+    if os.path.isdir(source):
+        path = os.path.join(source, SPLIT_FILE)
+        return (path, "") if os.path.isfile(path) else (None, f"no {SPLIT_FILE} beside the model")
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(source, SPLIT_FILE), ""
+    except Exception as err:  # noqa: BLE001 - no such file in the repo, or no network: scored on all images, said so
+        return None, f"no {SPLIT_FILE} obtainable from {source} ({summarize(err)})"
+
+
+def _scored_images(name: str, own: tuple[str | None, str], dataset, args) -> tuple[list[int], dict]:
+    """Which images of ``dataset`` score model ``name``: its indices, and what the record says of them (``split``:
+    test / train / validation / all, ``split_file``, ``images``: the table's words). See ``--split``."""
+    everything = list(range(len(dataset)))
+    if args.split == "all":
+        return everything, {"split": "all", "split_file": None, "images": "all images (--split all)"}
+    part = args.split or "test"
+    if args.split_file:  # asked for: applied to every model, or refused
+        parts, path = load_split(args.split_file, dataset), args.split_file
+    elif own[0] is None:
+        if args.split:
+            raise UserError(f"--split {args.split}: {name} has no split to take it from ({own[1]}): pass --split_file "
+                            f"(a train_iqa.py run's {SPLIT_FILE}) or --split all")  # fmt: skip
+        return everything, {"split": "all", "split_file": None, "images": f"all images ({own[1]})"}
+    else:
+        parts, why = match_split(own[0], dataset)
+        if parts is None:
+            if args.split:
+                raise UserError(f"--split {args.split}: {name}'s {why}")
+            return everything, {"split": "all", "split_file": None, "images": f"all images: its {why}"}
+        path = own[0]
+    return parts[SPLIT_NAMES.index(part)], {"split": part, "split_file": path, "images": f"{part} split of {path}"}
+
+
 def run_nr(args) -> list[dict]:
-    """The NR leaderboard: every model on every dataset, unavailable pyiqa metrics reported in place of numbers."""
+    """The NR leaderboard: every model on every dataset, unavailable pyiqa metrics reported in place of numbers. A
+    trained model is scored on its own test split where its split.json was made for the dataset (``--split``)."""
     model_sources = [m for m in args.models.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not model_sources or not dataset_sources:
@@ -333,31 +395,46 @@ def run_nr(args) -> list[dict]:
     model_names = unique_names(model_sources, "model")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
     models: list[NRMetric | str] = []  # a metric, or the status of one that cannot be created here
+    own_splits: list[tuple[str | None, str]] = []
     for name, source in zip(model_names, model_sources):
         try:
             models.append(NRMetric(source, args.device))
         except MetricUnavailable as err:
             print(f"{name}: unavailable ({err.reason}); reported as such, the other models are still scored")
             models.append(f"unavailable: {err.reason}")
-    datasets = [
-        _at_most(load_nr_dataset(source, **nr_dataset_kwargs(args)), args.max_samples) for source in dataset_sources
-    ]  # all loaded before any work
-    results = []
-    for dataset in datasets:
-        print(f"{dataset.name}: {len(dataset)} images, scores {dataset.direction}")
-        mos = dataset.quality()
-        for name, model in zip(model_names, models):
-            if isinstance(model, str):
-                results.append({"srcc": None, "plcc": None, "krcc": None, "n": None, "plcc_fit": None, "status": model})
-                continue
-            scores = score_images(model, dataset, args.device, desc=f"{name} on {dataset.name}")
-            results.append({**correlations(-scores if model.lower_better else scores, mos), "status": OK})
+        own_splits.append(_own_split_file(source, models[-1]))
+    datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    unscored = ([], {"split": None, "split_file": None, "images": "not scored"})  # an unavailable model
+    chosen = [[unscored if isinstance(model, str) else _scored_images(name, own, dataset, args)
+               for name, model, own in zip(model_names, models, own_splits)]
+              for dataset in datasets]  # every split decided (or refused) before any scoring  # fmt: skip
+    results, notes = [], []
     dataset_names = _column_names(datasets, source_names)
+    for dataset, column, per_model in zip(datasets, dataset_names, chosen):
+        print(f"{dataset.name}: {len(dataset)} images, scores {dataset.direction}")
+        images: dict[str, list[str]] = {}  # what a model was scored on -> the models scored on it
+        for name, model, (indices, facts) in zip(model_names, models, per_model):
+            if isinstance(model, str):
+                results.append({"srcc": None, "plcc": None, "krcc": None, "n": None, "plcc_fit": None, "status": model,
+                                **facts})  # fmt: skip
+                continue
+            part = _at_most(dataset.subset(indices), args.max_samples)
+            facts = {**facts, "images": f"{facts['images']}, n = {len(part)}"}
+            images.setdefault(facts["images"], []).append(name)
+            scores = score_images(model, part, args.device, desc=f"{name} on {dataset.name}")
+            results.append({**correlations(-scores if model.lower_better else scores, part.quality()), "status": OK,
+                            **facts})  # fmt: skip
+        scored = "; ".join(f"{', '.join(names)}: {what}" for what, names in images.items())
+        notes.append(f"Images of {column}: {scored}")
+        if len(images) > 1:
+            notes.append(f"{column}: the models are scored on different images (each on its own split or all): rows "
+                         f"are not comparable; pass --split_file to score all on one split's images")  # fmt: skip
     rows = [(m, d) for d in dataset_names for m in model_names]
-    records = [{"model": m, "dataset": d, **{k: r[k] for k in (*RESULT_KEYS, "status")}}
-               for (m, d), r in zip(rows, results)]  # fmt: skip
+    fields = (*RESULT_KEYS, "status", "split", "split_file", "images")
+    records = [{"model": m, "dataset": d, **{k: r[k] for k in fields}} for (m, d), r in zip(rows, results)]
     write_records(records, args.output_dir, "nr_results")
     print(markdown_table(records, model_names, dataset_names, row_key="model"))
+    print("\n" + "\n".join(notes))
     return records
 
 
@@ -366,8 +443,10 @@ def run_init_comparison(args) -> list[dict]:
     sources = [r for r in args.results.split(",") if r]
     if not sources:
         raise UserError("--results must name at least one results.json or run folder")
-    records = init_comparison_records(load_results(sources))
-    table = init_comparison_table(records)
+    results = load_results(sources)
+    notes = check_test_sets(results, args.allow_different_test_sets)  # runs side by side share one test set
+    records = init_comparison_records(results)
+    table = "\n\n".join([init_comparison_table(records), *notes])
     write_records(records, args.output_dir, "init_comparison")
     write_text(os.path.join(args.output_dir, "init_comparison.md"), table + "\n")
     path = plot_init_comparison(records, os.path.join(args.output_dir, "init_comparison.png"))

@@ -12,9 +12,11 @@ that higher is better), plus `--plcc_weight` x (1 - PLCC) over the batch (Li et 
 term fixes the scale, the PLCC term the ranking-like linear agreement SRCC/PLCC evaluate. Training augmentation keeps
 quality: random crops and horizontal flips, no resizing. Validation and test score full images (global pooling makes
 the model size-agnostic), so every pixel counts. The model with the best validation SRCC is kept in --output_dir
-(checked every --validation_steps); its test SRCC/PLCC/KRCC go to results.json and the model card. The 6:2:2 split
-(by reference content when the dataset has references, by image otherwise) is written to split.json; --split_file
-reuses it, so runs with different initialisations are compared on the same test images.
+(checked every --validation_steps); its test SRCC/PLCC/KRCC go to results.json (with a fingerprint of the exact test
+set, which init-comparison checks) and the model card. The 6:2:2 split (by reference content when the dataset has
+references: a release's, or a table's --ref_column / --ref_id_column; by image otherwise) is written to split.json;
+--split_file reuses it, so runs with different initialisations are compared on the same test images. Before any of
+that, every image the run reads is read once: a truncated or foreign file, or a constant score column, is one error.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from asym.iqa_data import (
     load_nr_dataset,
     nr_dataset_kwargs,
 )
-from asym.iqa_data.splits import add_split_args, save_split
+from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.progress import tqdm
@@ -130,8 +132,12 @@ def main(args):
         data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     logger.info("%s: %d %s, scores %s", data.name, len(data), "images" if args.mode == "nr" else "pairs",
                 data.direction)  # fmt: skip
+    data.check_scores_vary()  # a constant MOS column: nothing to learn, no correlation to report
     split = split_iqa_dataset(data, args)  # also caps --crop_size at the smallest training image
     train_set, val_set, test_set = split.train, split.validation, split.test
+    train_set.check_scores_vary("the training split")
+    for part in (train_set, val_set, test_set):  # every image the run reads, read once now: a broken file fails here
+        part.verify_images(show)
     quality = data.quality()[split.parts[0]]  # oriented: higher is better
     mean, std = float(quality.mean()), float(quality.std()) or 1.0
     sign = -1.0 if data.lower_better else 1.0
@@ -229,7 +235,8 @@ def main(args):
         kept.save_pretrained(args.output_dir)
         results = write_results(args.output_dir, "train_iqa", args, mode=args.mode, weights_source=source,
                                 dataset=data.name, split=split.description, steps=global_step, best_step=best.step,
-                                initial=initial, validation=val, test=test)  # fmt: skip
+                                initial=initial, validation=val, test=test,
+                                test_set=dataset_eval_set(test_set))  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()

@@ -6,7 +6,8 @@ The paper's recipe is the default: Adam 1e-4 halved every 1000 steps, 5000 steps
 alpha/beta kept non-negative and normalised with the zeroth-stage weights in [0.02, 1]. Objective: 1 - PLCC
 between -D and the MOS of each batch (scale- and shift-invariant, as the metric's scale is arbitrary).
 `vgg16-r` keeps its random, fixed alpha/beta and is only evaluated. Images are split 6:2:2 by reference (split.json;
---split_file reuses a split); test SRCC/PLCC/KRCC go to results.json and the model card.
+--split_file reuses a split); test SRCC/PLCC/KRCC go to results.json (with the test set's fingerprint) and the model
+card. Every image the run reads is read once before it starts: a truncated or foreign file is one error naming it.
 
 `--objective 2afc` trains an LPIPS (its per-channel linear weights, the backbone frozen: LPIPS's "lin" mode) on the
 BAPPS 2AFC judgements with LPIPS's recipe, and with `--attack pgd` on adversarial triplets (R-LPIPS):
@@ -17,7 +18,8 @@ BAPPS 2AFC judgements with LPIPS's recipe, and with `--attack pgd` on adversaria
 Recipe (the lpips package's trainer): a Dist2Logit network maps the two distances to the predicted human judgement,
 binary cross-entropy against it; Adam 1e-4, betas (0.5, 0.999), batch 50, dropout 0.5 before the linear weights,
 which are clamped >= 0 after each step; 10 epochs, the learning rate constant for the first half, then linearly to
-0. The 2AFC score of every BAPPS val subset (and their mean) goes to results.json and the model card.
+0. Distances are ``D(ref, p)``, LPIPS's order. The 2AFC score of every BAPPS val subset (and their mean) goes to
+results.json and the model card.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
 from asym.attacks import NORMS
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc
-from asym.iqa_data.splits import add_split_args, save_split
+from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
+from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.progress import tqdm
@@ -185,10 +187,14 @@ def main(args):
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
     data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     logger.info("%s: %d pairs, scores %s", data.name, len(data), data.direction)
+    data.check_scores_vary()  # a constant MOS column: nothing to learn, no correlation to report
     split = split_iqa_dataset(data, args)  # also caps --crop_size at the smallest training image
     train_set, val_set, test_set = split.train, split.validation, split.test
+    train_set.check_scores_vary("the training split")
     sign = -1.0 if data.lower_better else 1.0  # MOS oriented "higher is better"
     show = accelerator.is_main_process  # progress bars
+    for part in (train_set, val_set, test_set):  # every image the run reads, read once now: a broken file fails here
+        part.verify_images(show)
 
     # The metric: frozen backbone, trainable alpha/beta (vgg16-r: random and fixed).
     init = "random" if args.backbone == "vgg16-r" else args.init
@@ -270,7 +276,7 @@ def main(args):
         source = plain.backbone.weights_source
         write_results(args.output_dir, "train_metric", args, mode="fr", weights_source=source, dataset=data.name,
                       split=split.description, steps=global_step, best_step=None, initial=initial, validation=val,
-                      test=test)  # fmt: skip
+                      test=test, test_set=dataset_eval_set(test_set))  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()
@@ -359,6 +365,7 @@ def train_2afc(args):
              + (" (--max_eval_samples)" if args.max_eval_samples else "")
              + "; BAPPS has no test split: its val subsets are the benchmark, test = final validation")  # fmt: skip
     logger.info("%s: %s", name, split)
+    verify_triplets([*train_triplets, *(t for triplets in val_sets.values() for t in triplets)], show)  # fail now
 
     # The metric (frozen backbone, trainable linear weights) and LPIPS's Dist2Logit on top.
     with accelerator.main_process_first():  # downloads once; every process then reads the same cached weights
@@ -442,9 +449,10 @@ def train_2afc(args):
 
         with atomic_path(os.path.join(args.output_dir, "dist2logit.safetensors")) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in plain_logit.state_dict().items()}, tmp)
+        tested = eval_set_record([(t.key, t.judge) for triplets in val_sets.values() for t in triplets], "2afc val")
         write_results(args.output_dir, "train_metric", args, mode="2afc", weights_source=plain.backbone.weights_source,
                       dataset=name, split=split, steps=global_step, best_step=None, initial=initial, validation=val,
-                      test=val)  # fmt: skip
+                      test=val, test_set=tested)  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
     accelerator.end_training()

@@ -5,12 +5,12 @@
   the BT.601 luma ``rgb_to_y`` instead, as BasicSR/SwinIR do for SR papers. SSIM is scikit-image's (Gaussian window,
   sigma 1.5, as Wang et al.). UQI and IFC, the robust-loss study's other fidelity indices, are ``asym.fidelity``'s.
 * ``correlations``: SRCC, KRCC and signed PLCC after the ``logistic4`` fit (linear PLCC, with a ``FitWarning``, where
-  that fit fails; NaN, with a ``ConstantScoresWarning``, for constant scores). ``pearson_loss`` (metric learning),
-  ``FRMetric`` / ``score_pairs``: any FR metric by name (pyiqa, or a saved asym ``DISTS`` / ``LPIPS`` as its config
-  names it), scored over an FR dataset, and ``NRMetric`` / ``score_images``:
-  any NR quality model by name (a trained asym ``IQAModel`` or a pyiqa NR metric), scored over an NR dataset. A pyiqa
-  metric whose weights cannot be obtained raises ``MetricUnavailable`` (a ``UserError``), so a leaderboard can report
-  it and go on.
+  that fit fails or collapses into a step, ``is_step_fit``; NaN, with a ``ConstantScoresWarning``, for constant
+  scores). ``pearson_loss`` (metric learning), ``FRMetric`` / ``score_pairs``: any FR metric by name (pyiqa, or a
+  saved asym ``DISTS`` / ``LPIPS`` as its config names it), scored over an FR dataset, and ``NRMetric`` /
+  ``score_images``: any NR quality model by name (a trained asym ``IQAModel`` or a pyiqa NR metric), scored over an
+  NR dataset. A pyiqa metric whose weights cannot be obtained raises ``MetricUnavailable`` (a ``UserError``), so a
+  leaderboard can report it and go on.
 """
 
 from __future__ import annotations
@@ -97,6 +97,20 @@ class ConstantScoresWarning(UserWarning):
 
 _MAXFEV = 20000  # function evaluations for the logistic fit; converging fits need a few hundred to a few thousand
 _SHORTFALL = 1e-4  # a fit this much below |linear PLCC| is a local optimum (converged ones fall short by < 1e-6)
+_SATURATED = 1e-6  # a fitted value this close to an end of the logistic (relative to its range) is outside the slope
+
+
+def is_step_fit(fitted, low: float, high: float) -> bool:
+    """Whether a fitted logistic collapsed into a step on the scores it was fitted to: fewer than 2 of its values
+    ``fitted`` lie inside its transition, i.e. farther than ``_SATURATED`` x ``(high - low)`` from both ends ``low``
+    and ``high``. Its width then tends to 0 and its midpoint sits anywhere between two neighbouring scores: the map
+    splits the scores into two groups (plus at most one free point), so its parameters are undetermined and a
+    correlation through it measures that split, not the ranking. Shared by ``correlations`` (PLCC) and
+    ``asym.normalisation.fit_normalisation`` (the 1..100 map)."""
+    fitted = np.asarray(fitted, dtype=np.float64)
+    low, high = min(low, high), max(low, high)
+    margin = _SATURATED * (high - low)
+    return int(((fitted > low + margin) & (fitted < high - margin)).sum()) < 2
 
 
 def logistic4(x, b1: float, b2: float, b3: float, b4: float):
@@ -161,9 +175,10 @@ def correlations(pred, mos) -> dict[str, float | int | str]:
     ``sign(b1 - b2) * pearson(logistic4(pred), mos)``, so an anti-correlated metric gets a negative PLCC, as its SRCC
     (the map itself is always fitted to the MOS, so the unsigned value would be positive). ``plcc_fit`` says how PLCC
     was computed: ``"logistic"``; ``"linear"`` (plain Pearson correlation of pred and mos, with a ``FitWarning``)
-    where the fit cannot be trusted: fewer than 5 scores, no convergence, a constant map, or a local optimum worse
-    than a straight line; ``"none"`` where predictions or MOS are constant: then SRCC, KRCC and PLCC are NaN, with a
-    ``ConstantScoresWarning``. NaN/inf in either input is a UserError.
+    where the fit cannot be trusted: fewer than 5 scores, no convergence, a constant map, a step (``is_step_fit``:
+    on small test sets the fit can jump between two neighbouring scores, inflating |PLCC| and even flipping its sign
+    against SRCC), or a local optimum worse than a straight line; ``"none"`` where predictions or MOS are constant:
+    then SRCC, KRCC and PLCC are NaN, with a ``ConstantScoresWarning``. NaN/inf in either input is a UserError.
     """
     from scipy import stats
 
@@ -198,6 +213,9 @@ def correlations(pred, mos) -> dict[str, float | int | str]:
                 fitted = logistic4(pred, b1, b2, b3, b4)
                 if not np.isfinite(fitted).all() or np.ptp(fitted) == 0:
                     failure = "collapsed to a constant"
+                elif is_step_fit(fitted, b1, b2):
+                    failure = (f"collapsed into a step (at most one of the {n} scores on its slope): its PLCC would "
+                               "measure a split into two groups, not the ranking")  # fmt: skip
                 else:
                     plcc = float(np.sign(b1 - b2) * stats.pearsonr(fitted, mos).statistic)
                     if abs(plcc) < abs(linear) - _SHORTFALL:  # the logistic family contains lines in the limit
@@ -423,6 +441,7 @@ __all__ = [
     "FitWarning",
     "correlations",
     "fit_logistic4",
+    "is_step_fit",
     "logistic4",
     "pearson_loss",
     "psnr",

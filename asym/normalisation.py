@@ -30,14 +30,13 @@ import numpy as np
 
 from .atomic import write_json
 from .errors import UserError, reading
-from .metrics import finite_scores
+from .metrics import finite_scores, is_step_fit
 
 E1, E2 = 100.0, 1.0  # the fixed ends of the normalised scale
 MIN_SCORES = 5  # the fewest calibration scores that a 2-parameter fit is asked to explain
 FORMAT = "asym-normalisation"  # marks the JSON files written by save_normalisations
 _MAXFEV = 10000  # function evaluations for curve_fit; well-posed fits need a few dozen
 _FLAT = 0.01  # a fitted map whose values over the calibration scores span less than this (on 1..100) is constant
-_SATURATED = 1e-6  # a fitted value this close to 1 or 100 lies outside the logistic's transition
 
 
 def _finite_vector(values, what: str) -> np.ndarray:
@@ -159,8 +158,9 @@ def fit_normalisation(
     Raises:
         UserError: fewer than 5 scores, mismatched lengths, NaN/inf, constant scores or MOS, MOS outside
             ``mos_range``; or a failed fit, named with its reason: no convergence, non-finite parameters, a step
-            (``|e4| ~ 0``: no calibration score inside the transition, so ``e3``/``e4`` are undetermined) or a
-            constant map (the scores do not rise with the MOS). A failed fit is never returned.
+            (``metrics.is_step_fit``, ``|e4| ~ 0``: at most one calibration score inside the transition, so
+            ``e3``/``e4`` are undetermined) or a constant map (the scores do not rise with the MOS). A failed fit is
+            never returned.
     """
     from scipy.optimize import OptimizeWarning, curve_fit
     from scipy.stats import spearmanr
@@ -206,10 +206,9 @@ def fit_normalisation(
     if not (math.isfinite(e3) and math.isfinite(e4)) or e4 == 0:
         raise fail(f"the fit gave non-finite or zero parameters (e3={e3!r}, e4={e4!r})")
     fitted = _map(x, e3, e4)
-    inside = int(((fitted > E2 + _SATURATED) & (fitted < E1 - _SATURATED)).sum())
-    if inside == 0:
+    if is_step_fit(fitted, E2, E1):
         raise fail(
-            f"the fit is a step (|e4| = {e4:.3g}, no calibration score inside the transition): e3 and e4 are "
+            f"the fit is a step (|e4| = {e4:.3g}, at most one calibration score inside the transition): e3 and e4 are "
             "undetermined; the MOS jumps between two neighbouring scores"
         )
     if np.ptp(fitted) < _FLAT:

@@ -1,7 +1,9 @@
 """Two-alternative forced choice (2AFC): the BAPPS task LPIPS and R-LPIPS are trained and scored on.
 
 A triplet is a reference and two distorted versions ``p0``, ``p1``; ``judge`` is the fraction of humans who found
-``p1`` closer to the reference. A metric answers with its two distances ``d0 = D(p0, ref)``, ``d1 = D(p1, ref)``.
+``p1`` closer to the reference. A metric answers with its two distances ``d0 = D(ref, p0)``, ``d1 = D(ref, p1)``:
+the reference first, as the ``lpips`` package's trainer and ``score_2afc_dataset`` call it (``func(ref, p)``), which
+matters for a metric that is not symmetric (asym's own ``(output, reference)`` order would score another task).
 
 * ``Dist2Logit``: LPIPS's small network from ``(d0, d1)`` to the predicted ``judge``; ``ranking_loss`` is its binary
   cross-entropy against ``judge`` (LPIPS's ``BCERankingLoss``), what the linear weights are trained on.
@@ -61,8 +63,9 @@ def ranking_loss(logit: Dist2Logit, d0: torch.Tensor, d1: torch.Tensor, judge: t
 
 
 def triplet_distances(metric: nn.Module, ref: torch.Tensor, p0: torch.Tensor, p1: torch.Tensor, **kwargs):
-    """``(d0, d1)`` = ``metric(p0, ref)``, ``metric(p1, ref)`` (B,) each; ``kwargs`` go to the metric."""
-    return metric(p0, ref, **kwargs), metric(p1, ref, **kwargs)
+    """``(d0, d1)`` = ``metric(ref, p0)``, ``metric(ref, p1)`` (B,) each, in LPIPS's order (its trainer's
+    ``forward(var_ref, var_p0)``, ``score_2afc_dataset``'s ``func(ref, p0)``); ``kwargs`` go to the metric."""
+    return metric(ref, p0, **kwargs), metric(ref, p1, **kwargs)
 
 
 def two_afc_scores(d0: torch.Tensor, d1: torch.Tensor, judge: torch.Tensor) -> torch.Tensor:

@@ -92,11 +92,77 @@ def test_nr_table_matches_independent_scores(nr_data, models, tmp_path, capsys):
     assert saved == records
     with open(out / "nr_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["model", "dataset", "srcc", "plcc", "krcc", "n", "plcc_fit", "status"]
+    assert list(rows[0]) == ["model", "dataset", "srcc", "plcc", "krcc", "n", "plcc_fit", "status", "split",
+                             "split_file", "images"]  # fmt: skip
+    assert row["split"] == "all" and row["images"] == "all images (no split.json beside the model), n = 12"
+    assert by_model["piqe"]["images"].startswith("all images (a pyiqa / VLM model")
     assert float(next(r for r in rows if r["model"] == "iqa")["srcc"]) == pytest.approx(row["srcc"])
     assert next(r for r in rows if r["model"] == "maniqa")["srcc"] == ""
     assert "| maniqa | n/a | n/a | n/a | n/a | unavailable:" in printed
     assert f"| iqa | {row['srcc']:.3f} |" in printed
+
+
+def test_nr_scores_each_model_on_its_own_test_split(nr_data, tmp_path, capsys, one_thread):
+    """Models whose split.json was made for the dataset are scored on their own test split by default (two runs, two
+    seeds, two test sets: said so); one whose split.json was made for another dataset, on all images (said so);
+    --split_file puts every model on one file's images, --split all on every image; what was asked for explicitly
+    and cannot be done is refused."""
+    import shutil
+
+    from asym.iqa_data import choose_split, load_nr_dataset, save_split
+
+    folder, images, mos = nr_data
+    data = load_nr_dataset(str(folder))
+    runs = tmp_path / "runs"
+    IQAModel(backbone="timm:resnet10t", mode="nr", weights="random").save_pretrained(runs / "a")  # small: fast
+    for run_name, seed in (("a", 0), ("b", 1)):
+        if run_name != "a":
+            shutil.copytree(runs / "a", runs / run_name, ignore=shutil.ignore_patterns("split.json"))
+        parts, how = choose_split(data, seed=seed, ratios=(0.5, 0.25, 0.25))
+        save_split(str(runs / run_name), data, parts, how)
+    shutil.copytree(runs / "a", runs / "c", ignore=shutil.ignore_patterns("split.json"))
+    builtin = load_nr_dataset("builtin")
+    save_split(str(runs / "c"), builtin, choose_split(builtin)[0], "random")  # made for another dataset
+    tests = {r: json.loads((runs / r / "split.json").read_text())["test"] for r in ("a", "b")}
+    assert tests["a"] != tests["b"] and len(tests["a"]) == 3
+
+    model = IQAModel.from_pretrained(runs / "a").eval()  # b and c are copies of it
+    with torch.no_grad():
+        own = np.array([model(x[None]).item() for x in images])
+    index = {key: i for i, key in enumerate(data.keys())}
+
+    def srcc_on(keys):
+        idx = [index[k] for k in keys]
+        return stats.spearmanr(own[idx], mos[idx]).statistic
+
+    argv = ["nr", "--models", ",".join(str(runs / r) for r in "abc"), "--datasets", str(folder), "--output_dir",
+            str(tmp_path / "out"), "--device", "cpu"]  # fmt: skip
+    by_model = {r["model"]: r for r in run(argv)}
+    printed = capsys.readouterr().out
+    for r in ("a", "b"):
+        record = by_model[r]
+        assert (record["split"], record["n"], record["split_file"]) == ("test", 3, str(runs / r / "split.json"))
+        assert record["srcc"] == pytest.approx(srcc_on(tests[r]), abs=1e-9)
+        assert f"{r}: test split of {runs / r / 'split.json'}, n = 3" in printed
+    assert by_model["c"]["split"] == "all" and by_model["c"]["n"] == 12
+    assert by_model["c"]["srcc"] == pytest.approx(stats.spearmanr(own, mos).statistic, abs=1e-9)
+    assert "c: all images: its split file" in printed and "made for dataset builtin" in printed
+    assert "the models are scored on different images" in printed
+
+    pinned = run([*argv, "--split_file", str(runs / "a")])  # every model on a's test images, c included
+    assert {(r["n"], r["split"], r["srcc"]) for r in pinned} == {(3, "test", by_model["a"]["srcc"])}
+    assert "different images" not in capsys.readouterr().out
+    trained_on = run([*argv, "--split", "train", "--split_file", str(runs / "b")])
+    assert {r["n"] for r in trained_on} == {6}
+    everything = run([*argv, "--split", "all"])
+    assert {(r["n"], r["split"]) for r in everything} == {(12, "all")}
+    with pytest.raises(UserError, match="--split test: c's split file .* was made for dataset builtin"):
+        run([*argv, "--split", "test"])
+    with pytest.raises(UserError, match="--split test: piqe has no split to take it from .*--split_file"):
+        run([*argv[:2], "piqe", *argv[3:], "--split", "test"])
+    with pytest.raises(UserError, match="was made for dataset builtin.*drop --split_file"):
+        run([*argv, "--split_file", str(runs / "c" / "split.json")])
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("lower_better", [True, False])
@@ -196,12 +262,13 @@ def test_init_label(source, label):
 
 def _results(folder: Path, backbone: str, init: str, srcc: float, plcc: float, **extra) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    n = extra.get("test_set", {}).get("n", 7)
     result = {"script": "train_iqa", "mode": "nr", "backbone": backbone, "weights": init, "weights_source": init,
               "init": init, "dataset": "koniq10k", "split": "official", "steps": 10, "best_step": 10,
               "initial_validation": {"srcc": 0.0, "plcc": 0.0, "krcc": 0.0, "n": 5},
               "validation": {"srcc": srcc, "plcc": plcc, "krcc": 0.0, "n": 5},
-              "test": {"srcc": srcc, "plcc": plcc, "krcc": srcc / 2, "n": 7, "plcc_fit": "logistic"},
-              **extra}  # fmt: skip
+              "test": {"srcc": srcc, "plcc": plcc, "krcc": srcc / 2, "n": n, "plcc_fit": "logistic"},
+              "test_set": {"fingerprint": "f" * 64, "n": n}, **extra}  # fmt: skip
     (folder / "results.json").write_text(json.dumps(result))
     return folder / "results.json"
 
@@ -256,6 +323,48 @@ def test_init_comparison_mistakes(tmp_path):
     c = _results(tmp_path / "c", "vgg16", "", 0.7, 0.7, weights_source="gan:runs/sr (vanilla discriminator)")
     records = run(["init-comparison", "--results", f"{a},{c}", "--output_dir", str(out)])
     assert [r["init"] for r in records] == ["random", "gan"]
+
+
+def test_init_comparison_refuses_runs_tested_on_different_test_sets(tmp_path, capsys):
+    """Two seeds / --max_eval_samples: test-set fingerprints differ (n = 8 vs n = 40): refused naming both runs,
+    unless --allow_different_test_sets, when each cell gives its n. A results.json without a fingerprint (an older
+    run) cannot be checked: refused likewise; alone in its section, it is compared with nothing and passes."""
+    out = tmp_path / "out"
+    a = _results(tmp_path / "a", "vgg16", "random", 0.5, 0.5, test_set={"fingerprint": "a" * 64, "n": 8})
+    b = _results(tmp_path / "b", "vgg16", "gan", 0.7, 0.6, test_set={"fingerprint": "b" * 64, "n": 40})
+    argv = ["init-comparison", "--results", f"{a},{b}", "--output_dir", str(out)]
+    with pytest.raises(UserError, match=rf"{a} \(n = 8\) and {b} \(n = 40\) were tested on different koniq10k \(NR\) "
+                                        r"test sets: .*--allow_different_test_sets"):  # fmt: skip
+        run(argv)
+    assert not out.exists()
+    records = run([*argv, "--allow_different_test_sets"])
+    table = (out / "init_comparison.md").read_text()
+    assert "### koniq10k (NR), test sets differ or unchecked: n per cell" in table
+    assert "| vgg16 | 0.500 | 0.500 (n = 8) | 0.700 | 0.600 (n = 40) |" in table
+    assert "koniq10k (NR): the runs' test sets differ or cannot be checked (--allow_different_test_sets)" in table
+    assert [(r["n"], r["test_set"]) for r in records] == [(8, "a" * 64), (40, "b" * 64)]
+
+    old = tmp_path / "old" / "results.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps({k: v for k, v in json.loads(b.read_text()).items() if k != "test_set"}))
+    with pytest.raises(UserError, match=rf"{old} records no test-set fingerprint .*: re-run it, or pass "
+                                        r"--allow_different_test_sets"):  # fmt: skip
+        run(["init-comparison", "--results", f"{a},{old}", "--output_dir", str(out)])
+    run(["init-comparison", "--results", f"{a},{old}", "--output_dir", str(out), "--allow_different_test_sets"])
+    other = _results(tmp_path / "other", "vgg16", "gan", 0.4, 0.3, dataset="kadid10k", test_set={"n": 5})  # old
+    same = _results(tmp_path / "same", "vgg16", "gan", 0.6, 0.6, test_set={"fingerprint": "a" * 64, "n": 8})
+    run(["init-comparison", "--results", f"{a},{same},{other}", "--output_dir", str(out)])  # one test set each
+    table = (out / "init_comparison.md").read_text()
+    assert "### koniq10k (NR), test set, n = 8" in table and "### kadid10k (NR), test set, n = 5" in table
+    capsys.readouterr()
+
+
+def test_init_comparison_marks_a_linear_plcc(tmp_path):
+    linear = {"srcc": 0.1, "plcc": -0.117, "krcc": 0.1, "n": 8, "plcc_fit": "linear"}
+    path = _results(tmp_path / "a", "vgg16", "random", 0.1, -0.117, test=linear)
+    run(["init-comparison", "--results", str(path), "--output_dir", str(tmp_path / "out")])
+    table = (tmp_path / "out" / "init_comparison.md").read_text()
+    assert "| vgg16 | 0.100 | -0.117† |" in table and "† linear PLCC" in table
 
 
 # --- features -----------------------------------------------------------------------------------------------

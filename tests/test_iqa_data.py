@@ -623,6 +623,10 @@ def test_corrupt_images_are_user_errors_naming_them(tmp_path):
         data[5]
     with pytest.raises(UserError, match=r"ref1_m0\.png cannot be read as an image"):
         data.min_side()
+    with pytest.raises(UserError, match=r"image .*ref1_m0\.png cannot be read as an image"):
+        data.verify_images(progress=False)  # the up-front check of every image: the first broken one, in order
+    with pytest.raises(UserError, match=r"image .*ref2_m1\.png cannot be read as an image \(OSError: Truncated"):
+        data.subset([4, 5]).verify_images(progress=False)
     path = _table(tmp_path / "table", n_refs=3, per_ref=2)
     import datasets
 
@@ -632,6 +636,14 @@ def test_corrupt_images_are_user_errors_naming_them(tmp_path):
     datasets.Dataset.from_dict(table, features=features).save_to_disk(str(tmp_path / "broken"))
     with pytest.raises(UserError, match=r"broken row 3, column 'ref': reference image row 3 cannot be read"):
         load_fr_dataset(str(tmp_path / "broken"), "dist", "ref", "mos")
+    table["ref"][3] = table["ref"][2]
+    whole = table["dist"][1]["bytes"]
+    table["dist"][1] = {"bytes": whole[:-20], "path": None}  # decodes, but its last chunk is cut: verify sees it
+    datasets.Dataset.from_dict(table, features=features).save_to_disk(str(tmp_path / "cut"))
+    cut = load_fr_dataset(str(tmp_path / "cut"), "dist", "ref", "mos")
+    with pytest.raises(UserError, match=r"cut: image row 1, column 'dist' cannot be read as an image"):
+        cut.verify_images(progress=False)
+    cut.subset([0, 2, 3]).verify_images(progress=False)  # the others are whole
 
 
 def test_image_sizes_and_min_side_read_headers_only(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from asym.metrics import (
     FitWarning,
     correlations,
     fit_logistic4,
+    is_step_fit,
     logistic4,
     pearson_loss,
     psnr,
@@ -225,6 +226,38 @@ def test_a_fit_worse_than_a_line_reports_the_linear_plcc(monkeypatch, params, re
         result = correlations(pred, mos)
     assert result["plcc_fit"] == "linear"
     assert result["plcc"] == pytest.approx(formula_pearson(pred, mos), abs=10 * len(pred) * EPS64)
+
+
+def test_a_fit_that_collapses_into_a_step_reports_the_linear_plcc_marked():
+    """The issue's case, 8 test images: SRCC +0.095, but the logistic fit is a step between the two highest
+    predictions and the rest, whose PLCC (-0.407) is inflated and of the other sign; the linear PLCC (-0.117) is
+    reported instead, with a FitWarning and the table's mark."""
+    from asym.leaderboard import markdown_table
+
+    pred = np.array([7.004, 3.643, 4.127, 0.388, 6.719, 1.827, 0.64, 1.261])
+    mos = np.array([1.418, 1.306, 3.592, 1.099, 1.228, 2.995, 1.54, 2.294])
+    b1, b2, b3, b4 = fit_logistic4(pred, mos)
+    fitted = logistic4(pred, b1, b2, b3, b4)
+    ends = np.abs(fitted - np.where(pred > b3, b1, b2)) / abs(b1 - b2)
+    assert ends.max() < 1e-9 and sorted(pred[pred > b3]) == [6.719, 7.004]  # a step: every value at an end
+    assert is_step_fit(fitted, b1, b2)
+    step = float(np.sign(b1 - b2) * stats.pearsonr(fitted, mos).statistic)
+    assert round(step, 3) == -0.407  # what a step fit would report: sign against SRCC, |PLCC| > 3x the linear one
+    with pytest.warns(FitWarning, match="collapsed into a step.*linear PLCC") as caught:
+        result = correlations(pred, mos)
+    assert len(caught) == 1 and result["plcc_fit"] == "linear"
+    assert result["srcc"] == pytest.approx(stats.spearmanr(pred, mos).statistic, abs=10 * EPS64)
+    assert result["plcc"] == pytest.approx(stats.pearsonr(pred, mos).statistic, abs=10 * 8 * EPS64)
+    assert (round(result["srcc"], 3), round(result["plcc"], 3)) == (0.095, -0.117)
+    record = {"metric": "m", "dataset": "d", **result}
+    assert "| m | 0.095 | -0.117† |" in markdown_table([record], ["m"], ["d"])
+
+
+def test_step_detection_counts_scores_on_the_slope():
+    # at most one value strictly inside the transition (farther than 1e-6 of the range from both ends) is a step
+    assert is_step_fit([1, 1, 1, 100, 100], 1, 100) and is_step_fit([1, 1, 30, 100, 100], 100, 1)
+    assert not is_step_fit([1, 1, 30, 60, 100], 1, 100)
+    assert is_step_fit([1 + 5e-5, 30, 100 - 5e-5], 1, 100) and not is_step_fit([1 + 2e-4, 30, 100], 1, 100)
 
 
 def test_logistic_fit_recovers_known_parameters_from_noisy_data():

@@ -308,6 +308,60 @@ def test_saved_dataset_table(tmp_path):
     assert flipped.lower_better and flipped.direction.startswith("lower is better (--lower_better; without it: ")
 
 
+def _kadid_like_table(path, n_refs=10, per_ref=4):
+    """A KADID-like saved table: ``n_refs`` 8x8 references x ``per_ref`` distorted versions, columns dist_image,
+    ref_image, scene (the reference's name) and dmos (KADID's 1..5 rating)."""
+    import datasets
+
+    rng = np.random.default_rng(3)
+    rows = {"dist_image": [], "ref_image": [], "scene": [], "dmos": []}
+    for r in range(n_refs):
+        ref = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        for k in range(per_ref):
+            rows["dist_image"].append(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)))
+            rows["ref_image"].append(ref)
+            rows["scene"].append(f"I{r:02d}")
+            rows["dmos"].append(1.0 + k)
+    features = datasets.Features({"dist_image": datasets.Image(), "ref_image": datasets.Image(),
+                                  "scene": datasets.Value("string"), "dmos": datasets.Value("float32")})  # fmt: skip
+    datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(path))
+    return str(path)
+
+
+def test_nr_table_with_references_is_split_by_reference(tmp_path):
+    """A 10x4 KADID-like table in NR mode: with --ref_column (pixels) or --ref_id_column, no reference lands in two
+    splits, for any seed; without either it is split by image, with a warning saying what to pass."""
+    import warnings
+
+    import train_iqa
+
+    path = _kadid_like_table(tmp_path / "kadid-table")
+    scene = [f"I{i // 4:02d}" for i in range(40)]  # what the test wrote: row i shows reference i // 4
+    argv = ["--mode", "nr", "--dataset_name", path, "--image_column", "dist_image", "--score_column", "dmos"]
+    for extra in (["--ref_column", "ref_image"], ["--ref_id_column", "scene"],
+                  ["--ref_column", "ref_image", "--ref_id_column", "scene"]):  # fmt: skip
+        kwargs = nr_dataset_kwargs(train_iqa.parse_args([*argv, *extra]))
+        data = load_nr_dataset(path, **kwargs)
+        assert len(data) == 40 and data.split_unit() == "reference" and data.keys()[5] == "row 5"
+        assert data.lower_better is False  # KADID's dmos, a rating 1..5, named as such
+        for seed in range(5):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # split by reference: no warning
+                parts, how = choose_split(data, "random", seed=seed)
+            assert how == f"random 6:2:2 by reference, seed {seed}"
+            refs = [{scene[i] for i in part} for part in parts]
+            assert [len(r) for r in refs] == [6, 2, 2] and sum(map(len, refs)) == 10, (extra, seed, refs)
+    by_image = load_nr_dataset(path, "dist_image", "dmos")
+    assert by_image.split_unit() == "image" and by_image.references_unknown
+    with pytest.warns(UserWarning, match="kadid-table is split by image: the table names no references.*--ref_column"):
+        parts, how = choose_split(by_image, "random", seed=0)
+    assert how == "random 6:2:2 by image, seed 0"
+    assert sum(len({scene[i] for i in part} & {scene[i] for i in other}) > 0 for part in parts for other in parts
+               if part is not other) > 0  # fmt: skip  # without references, they leak (what the warning is about)
+    with pytest.raises(UserError, match="no column 'nope'"):
+        load_nr_dataset(path, "dist_image", "dmos", ref_id_column="nope")
+
+
 def test_builtin_nr():
     data = load_nr_dataset("builtin")
     assert len(data) == 160 and data.name == "builtin" and data.lower_better is False
@@ -465,7 +519,8 @@ def test_cli_flags():
     assert nr_dataset_kwargs(args) == {"split": "train", "lower_better": None}  # columns: the loader's defaults
     assert fr_dataset_kwargs(args) == {"split": "train", "lower_better": None, "ref_id_column": None}
     args = both.parse_args(["--score_column", "MOS", "--ref_column", "pristine", "--lower_better"])
-    assert nr_dataset_kwargs(args) == {"score_column": "MOS", "split": "train", "lower_better": True}
+    assert nr_dataset_kwargs(args) == {"score_column": "MOS", "split": "train", "lower_better": True,
+                                       "ref_column": "pristine"}  # fmt: skip
     assert fr_dataset_kwargs(args)["ref_column"] == "pristine" and fr_dataset_kwargs(args)["score_column"] == "MOS"
     fr = argparse.ArgumentParser()
     add_fr_dataset_args(fr)

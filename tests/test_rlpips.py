@@ -129,6 +129,34 @@ def test_two_afc_score_by_hand_and_against_lpips_with_ties():
     assert two_afc_scores(d0, d1, judge).mean().item() == pytest.approx(mean, abs=1e-7)
 
 
+def test_triplet_distances_take_the_reference_first_as_lpips_does():
+    """An asymmetric metric (the mean of ``a - b`` where positive): lpips's score_2afc_dataset calls func(ref, p); our
+    distances and 2AFC score must be its, not those of func(p, ref), which here prefer the other patch."""
+    from lpips.trainer import score_2afc_dataset
+
+    def brighter(a, b):  # how much brighter the first image is than the second: not symmetric
+        return (a - b).clamp(min=0).mean((1, 2, 3))
+
+    g = torch.Generator().manual_seed(0)
+    ref = 0.3 + 0.4 * torch.rand(6, 3, 8, 8, generator=g)
+    p0 = (ref + 0.2).clamp(0, 1)  # brighter than ref: brighter(ref, p0) = 0, brighter(p0, ref) > 0
+    p1 = ref - 0.1 * torch.rand(6, 1, 1, 1, generator=g)  # darker
+    judge = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.6, 0.1])  # most "humans" prefer p0
+
+    class Loader:
+        def load_data(self):
+            yield {"ref": ref, "p0": p0, "p1": p1, "judge": judge}
+
+    mean, theirs = score_2afc_dataset(Loader(), brighter, name="asymmetric")
+    d0, d1 = triplet_distances(brighter, ref, p0, p1)
+    np.testing.assert_array_equal(d0.numpy(), theirs["d0s"].astype(np.float32))
+    np.testing.assert_array_equal(d1.numpy(), theirs["d1s"].astype(np.float32))
+    assert two_afc_scores(d0, d1, judge).mean().item() == pytest.approx(mean, abs=1e-12)
+    swapped = two_afc_scores(brighter(p0, ref), brighter(p1, ref), judge).mean().item()
+    assert mean == pytest.approx(1 - judge.mean().item()) and swapped == pytest.approx(judge.mean().item())
+    assert mean > 0.7 and swapped < 0.3  # the order decides this metric's 2AFC score
+
+
 # --- loading lpips-format weights (LPIPS, R-LPIPS checkpoints) ---------------------------------------------------
 
 
@@ -412,3 +440,17 @@ def test_objective_defaults_and_flag_errors(capsys, tmp_path):
         run_cli(train_metric.main, args)
     assert exit_info.value.code == 2 and "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.json").exists()
+    # a truncated patch in BAPPS (its last 20 bytes, which PIL's decoder does not miss): one error naming it, before
+    # anything is written (it used to train on with no word)
+    broken = tmp_path / "bapps"
+    write_subset(broken / "2afc" / "train" / "traditional", 3, seed=0)
+    write_subset(broken / "2afc" / "val" / "traditional", 3, seed=1)
+    bad = broken / "2afc" / "train" / "traditional" / "p1" / "000001.png"
+    bad.write_bytes(bad.read_bytes()[:-20])
+    args = train_metric.parse_args(["--objective", "2afc", "--dataset_name", str(broken), "--max_train_steps", "1",
+                                    "--output_dir", str(tmp_path / "out"), "--report_to", "none"])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train_metric.main, args)
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert exit_info.value.code == 2 and len(errors) == 1 and f"BAPPS image {bad} cannot be read" in errors[0]
+    assert not (tmp_path / "out").exists()

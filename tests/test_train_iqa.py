@@ -2,6 +2,7 @@
 and takes a train_sr.py discriminator as its starting point (the chain of the asymmetry study, from the CLI)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,9 @@ from conftest import reset_accelerate_state  # noqa: E402
 
 import train_iqa  # noqa: E402
 from asym import Discriminator, IQAModel  # noqa: E402
+from asym.errors import run_cli  # noqa: E402
 from asym.iqa_data import load_nr_dataset  # noqa: E402
+from asym.iqa_data.splits import dataset_eval_set  # noqa: E402
 
 # From scratch (random weights) on CPU: larger learning rates than the defaults, which are for pretrained backbones.
 QUICK = ["--backbone", "vgg16", "--weights", "random", "--crop_size", "64", "--train_batch_size", "8",
@@ -72,6 +75,7 @@ def test_results_are_the_kept_models_scores_on_the_test_split(nr_run):
     with torch.no_grad():
         scores = [model(data[i]["image"][None]).item() for i in test]
     mos = data.scores()[test]  # builtin pseudo-MOS: higher is better
+    assert saved["test_set"] == dataset_eval_set(data.subset(test)) and saved["test_set"]["n"] == 32
     assert saved["test"]["srcc"] == pytest.approx(scipy.stats.spearmanr(scores, mos)[0], abs=1e-9)
     assert saved["test"]["krcc"] == pytest.approx(scipy.stats.kendalltau(scores, mos)[0], abs=1e-9)
     assert saved["best_step"] in (20, 40, 60)
@@ -107,6 +111,51 @@ def test_split_is_written_and_reused(nr_run, tmp_path):
     run(tmp_path / "b", "--seed", "5", "--max_train_steps", "1", "--max_eval_samples", "3", *pinned)
     again = json.loads((tmp_path / "b" / "split.json").read_text())
     assert [again[k] for k in ("train", "validation", "test")] == [split[k] for k in ("train", "validation", "test")]
+
+
+def _csv_set(folder, n=24, scores=None):
+    """A pyiqa NR csv of ``n`` 16x16 PNGs (img_name,mos): MOS 10, 13, ... unless ``scores``."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = ["img_name,mos"]
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"img{i:02d}.png")
+        rows.append(f"img{i:02d}.png,{scores[i] if scores else 10 + 3 * i}")
+    (folder / "meta_info.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("broken", ["truncated png", "text named png", "truncated jpeg", "constant mos"])
+def test_bad_training_data_ends_with_one_error_before_anything_is_written(tmp_path, capsys, broken):
+    """A truncated image or a text file named .png anywhere in the set, or a constant MOS column: one error line
+    naming the file (or the column's problem), exit 2, and the output folder of an earlier run left as it was."""
+    data = _csv_set(tmp_path / "set", scores=[50] * 24 if broken == "constant mos" else None)
+    bad = data / "img07.png"
+    if broken == "truncated png":
+        bad.write_bytes(bad.read_bytes()[:-40])
+    elif broken == "text named png":
+        bad.write_text("hello, this is no image\n")
+    elif broken == "truncated jpeg":
+        Image.open(bad).save(data / "img07.jpg", quality=90)
+        (data / "img07.jpg").write_bytes((data / "img07.jpg").read_bytes()[:-200])
+        text = (data / "meta_info.csv").read_text()
+        (data / "meta_info.csv").write_text(text.replace("img07.png", "img07.jpg"))
+        bad = data / "img07.jpg"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")  # an earlier run's: must stay as it is
+    reset_accelerate_state()
+    args = train_iqa.parse_args([*QUICK, "--dataset_name", str(data), "--max_train_steps", "2", "--output_dir",
+                                 str(out)])  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train_iqa.main, args)
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert exit_info.value.code == 2 and len(errors) == 1, errors
+    if broken == "constant mos":
+        assert "all 24 scores of set are equal (50): a constant MOS" in errors[0]
+    else:
+        assert f"image {bad} cannot be read as an image" in errors[0]
+    assert os.listdir(out) == ["results.json"] and (out / "results.json").read_text() == "{}"
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, kill_after_checkpoint):

@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
     args = train_metric.parse_args([
         "--backbone", "vgg16", "--weights", "random", "--output_dir", str(out), "--max_train_steps", "30",
         "--train_batch_size", "8", "--crop_size", "96", "--learning_rate", "3e-3", "--lr_halving_steps", "1000",
-        "--validation_steps", "30", "--checkpointing_steps", "15", "--report_to", "none",
+        "--validation_steps", "30", "--checkpointing_steps", "15", "--report_to", "none", "--max_eval_samples", "16",
     ])  # fmt: skip
     return args, train_metric.main(args)
 
@@ -40,20 +40,37 @@ def test_training_raises_validation_srcc(trained):
     assert result["history"][-1]["loss"] < result["history"][0]["loss"]
 
 
-def test_saved_metric_loads_with_identical_scores_and_card(trained):
+def test_saved_metric_reproduces_the_runs_test_results_and_card(trained):
+    """The saved metric, loaded back and scored on the test pairs split.json names, gives the test correlations the
+    run recorded in results.json (SRCC / KRCC recomputed with scipy), on the test set results.json fingerprints."""
+    from scipy import stats
+
+    from asym.iqa_data import load_fr_dataset
+    from asym.iqa_data.splits import dataset_eval_set
+    from asym.metrics import correlations
+    from asym.training import evenly_spaced
+
     args, _ = trained
-    metric = DISTS.from_pretrained(args.output_dir)
+    metric = DISTS.from_pretrained(args.output_dir).eval()
     assert torch.all(metric.alpha >= 0) and torch.isclose(metric.alpha.sum() + metric.beta.sum(), torch.tensor(1.0))
     assert (metric.alpha[:3] >= 0.02 - 1e-6).all() and (metric.beta[:3] >= 0.02 - 1e-6).all()
-    again = DISTS.from_pretrained(args.output_dir)
-    x, y = torch.rand(2, 3, 48, 48), torch.rand(2, 3, 48, 48)
-    torch.testing.assert_close(metric(x, y), again(x, y), atol=0, rtol=0)
+    results = json.loads((Path(args.output_dir) / "results.json").read_text())
+    split = json.loads((Path(args.output_dir) / "split.json").read_text())
+    data = load_fr_dataset("builtin")
+    index = {key: i for i, key in enumerate(data.keys())}
+    test = data.subset(evenly_spaced([index[key] for key in split["test"]], 16))  # --max_eval_samples 16
+    with torch.no_grad():
+        scores = [-metric(test[i]["dist"][None], test[i]["ref"][None]).item() for i in range(len(test))]
+    mos = test.quality()
+    assert results["test"]["n"] == len(test) == 16 and results["test_set"] == dataset_eval_set(test)
+    assert results["test"]["srcc"] == pytest.approx(stats.spearmanr(scores, mos).statistic, abs=1e-6)
+    assert results["test"]["krcc"] == pytest.approx(stats.kendalltau(scores, mos).statistic, abs=1e-6)
+    assert results["test"]["plcc"] == pytest.approx(correlations(scores, mos)["plcc"], abs=1e-5)
     card = (Path(args.output_dir) / "README.md").read_text()
     assert "test" in card and "SRCC" in card and "1 - PLCC" in card
     # the card's Hub metadata: --license's default, nothing on the Hub used, the test correlations as its model-index
     from huggingface_hub import ModelCard
 
-    results = json.loads((Path(args.output_dir) / "results.json").read_text())
     data = ModelCard.load(Path(args.output_dir) / "README.md").data
     assert (data.license, data.datasets, data.base_model, data.pipeline_tag) == ("unknown", None, None, None)
     assert {(r.task_type, r.task_name, r.dataset_type, r.dataset_name, r.dataset_split) for r in data.eval_results} == {

@@ -254,18 +254,26 @@ def test_deqa_vendored_architecture_missing_folder_is_unavailable(tmp_path):
 # --- NRMetric dispatch ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, cls", [("deqa", DeQAScore), ("visualquality-r1", VisualQualityR1)])
-def test_nrmetric_dispatch(name, cls, monkeypatch):
+@pytest.mark.parametrize(
+    "name, cls, other, hub_id",
+    [("deqa", DeQAScore, VisualQualityR1, "zhiyuanyou/DeQA-Score-Mix3"),
+     ("visualquality-r1", VisualQualityR1, DeQAScore, "TianheWu/VisualQuality-R1-7B")],
+)  # fmt: skip
+def test_nrmetric_dispatch(name, cls, other, hub_id, monkeypatch):
+    """Each name creates its own scorer class from its own default Hub id (the authors' releases), on the device
+    asked for; the other scorer is never touched."""
     seen = {}
 
     class Fake:
         def __call__(self, x):
             return torch.full((x.shape[0],), 3.0)
 
-    monkeypatch.setattr(cls, "from_pretrained", classmethod(lambda c, src, dev: seen.update(src=src) or Fake()))
-    metric = NRMetric(name)
-    assert metric.lower_better is False and metric.name == name
-    assert seen["src"] in ("zhiyuanyou/DeQA-Score-Mix3", "TianheWu/VisualQuality-R1-7B")
+    fake = Fake()
+    monkeypatch.setattr(cls, "from_pretrained", classmethod(lambda c, src, dev: seen.update(src=src, dev=dev) or fake))
+    monkeypatch.setattr(other, "from_pretrained", classmethod(lambda c, *a: pytest.fail(f"{name} created {other}")))
+    metric = NRMetric(name, "cpu")
+    assert metric.lower_better is False and metric.name == name and metric.model is fake
+    assert seen == {"src": hub_id, "dev": "cpu"}
     assert metric(images()).tolist() == [3.0, 3.0]
 
 

@@ -23,7 +23,9 @@ file layouts (``ref/I01.png`` and ``I01.png`` naming one file are one reference)
 distorted images; KonIQ-10k as released (``koniq10k_scores_and_distributions.csv`` and/or the official-split
 ``koniq10k_distributions_sets.csv``, images in ``1024x768/`` or ``512x384/``); any FR layout above (its distorted
 images, grouped by reference); pyiqa's NR meta-info csvs (image path, then MOS; a ``split`` column is the official
-split); a Hub / local table with an image and a score column. Every item has a ``key`` (the image's name as the
+split); a Hub / local table with an image and a score column (and a reference column or reference-id column
+where its images share references: KADID-like tables; without one it is split by image, with a warning). Every item
+has a ``key`` (the image's name as the
 release's score file writes it, ``row N`` for tables), which split files record (``asym.iqa_data.splits``:
 ``choose_split``, ``save_split``, ``load_split``).
 
@@ -44,7 +46,8 @@ so they are not parsed from the releases. Write their scores into the pyiqa-styl
 The package, one concept per module (each imports only the ones listed before it):
 
 * ``dataset``: ``FRItem``, ``NRItem``, ``FRDataset``, ``NRDataset`` and their base ``IQADataset`` (decoding, crops,
-  header-only sizes, item keys), the wording of a score direction, ``split_by_reference``.
+  header-only sizes, item keys, the up-front image check ``verify_images``), the wording of a score direction,
+  ``split_by_reference``.
 * ``builtin``: the builtin synthetic-distortion set (``builtin_fr_items``, ``pseudo_mos``, ``DISTORTIONS``).
 * ``files``: a user's text and csv files, scores, finding a release's images, reference identity by file.
 * ``layouts``: ``detect_layout``, ``LAYOUTS``, ``READERS``, ``NR_LAYOUTS``, and one reader module per release
@@ -54,7 +57,8 @@ The package, one concept per module (each imports only the ones listed before it
 * ``loading``: ``load_fr_dataset`` and its command-line flags (``add_fr_dataset_args``, ``fr_dataset_kwargs``).
 * ``nr``: ``load_nr_dataset`` and its flags (``add_nr_dataset_args``, ``nr_dataset_kwargs``; ``add_iqa_dataset_args``
   declares the FR and NR flags once, for a script that takes either).
-* ``splits``: ``choose_split``, ``save_split``, ``load_split``, ``add_split_args``.
+* ``splits``: ``choose_split``, ``save_split``, ``load_split``, ``match_split``, ``add_split_args``, and the test-set
+  fingerprints of results.json (``eval_set_record``, ``dataset_eval_set``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The datasets every IQA source loads into: ``FRItem`` triplets and ``NRItem`` s (image, score), ``FRDataset`` and
 ``NRDataset`` on their common base ``IQADataset`` (decoding on access, crops, header-only image sizes, item keys for
-split files), the wording of a score direction, and ``split_by_reference``.
+split files, an up-front check that every image reads: ``verify_images``), the wording of a score direction, and
+``split_by_reference``.
 
 The readers (``builtin``, ``layouts``, ``tables``, ``nr``) produce items and a ``_Scores`` direction; this module only
 consumes them, so it imports none of its siblings.
@@ -9,7 +10,9 @@ consumes them, so it imports none of its siblings.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -65,13 +68,15 @@ class NRItem:
 
 
 class _Scores(NamedTuple):
-    """What a reader found: the items, the direction of their scores with the reason for it, and the release's own
-    train/validation/test split where it has one (sorted index lists)."""
+    """What a reader found: the items, the direction of their scores with the reason for it, the release's own
+    train/validation/test split where it has one (sorted index lists), and whether its images may share references
+    nobody named (a table read without a reference column: ``IQADataset.references_unknown``)."""
 
     items: list
     lower_better: bool
     why: str  # e.g. "KADID-10k dmos.csv: mean degradation category rating 1..5"
     official_split: tuple[list[int], list[int], list[int]] | None = None
+    references_unknown: bool = False
 
 
 def _better(lower_better: bool) -> str:
@@ -116,29 +121,77 @@ def _header_size(source, what: str | Callable[[], str]) -> tuple[int, int]:
     return height, width
 
 
+def _check_image(source, what: Callable[[], str]) -> None:
+    """Read one image through: a PNG's chunks and their checksums (``Image.verify``: a truncated or damaged file fails,
+    at ~1/60 of a decode), any other format decoded in full (PIL's ``verify`` checks nothing there)."""
+    with reading(what, as_what="an image"), Image.open(source) as image:
+        if image.format == "PNG":
+            image.verify()
+        else:
+            image.load()
+
+
+def verify_images(sources: Sequence, what: Callable[[object], str], progress: bool = True) -> None:
+    """Read every image of ``sources`` (paths, ``(dataset, column, row)`` cells, arrays) once, up front, in threads, so
+    that a truncated file or one that is no image (a text file named ``.png``) ends a run with one ``UserError``
+    naming it (the first in order) before the run writes anything, rather than hours into training.
+
+    ``what(source)`` names a source for the message. Arrays are skipped (they are decoded already); a path listed
+    several times (a reference shared by many items) is read once. A tqdm bar unless ``progress`` is False.
+    """
+    from tqdm.auto import tqdm
+
+    jobs, seen = [], set()
+    for source in sources:
+        if isinstance(source, np.ndarray) or (isinstance(source, str) and source in seen):
+            continue
+        if isinstance(source, str):
+            seen.add(source)
+        jobs.append(source)
+    workers = min(16, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(jobs), desc="checking images", leave=False,
+                                                    disable=not progress or not jobs) as bar:  # fmt: skip
+        for start in range(0, len(jobs), 256):  # a batch at a time: the first broken image stops the check
+            chunk = jobs[start : start + 256]
+            cells = iter(_cell_sources([s for s in chunk if isinstance(s, tuple)]))
+            openable = [next(cells) if isinstance(s, tuple) else s for s in chunk]
+            for _ in pool.map(lambda pair: _check_image(pair[0], lambda: what(pair[1])), zip(openable, chunk)):
+                bar.update(1)
+
+
+def _cell_sources(cells: Sequence[tuple]) -> list:
+    """What PIL opens for each ``(dataset, column, row)`` cell (its bytes, else its path), rows read in one batch per
+    table and column."""
+    out: list = [None] * len(cells)
+    groups: dict[tuple[int, str], tuple] = {}
+    for i, (table, column, row) in enumerate(cells):
+        groups.setdefault((id(table), column), (table, column, []))[2].append((i, row))
+    for table, column, rows in groups.values():
+        values = table.select_columns([column])[[row for _, row in rows]][column]
+        for (i, _), cell in zip(rows, values):
+            out[i] = io.BytesIO(cell["bytes"]) if cell["bytes"] else cell["path"]
+    return out
+
+
 def _sizes(sources: Sequence) -> list[tuple[int, int]]:
     """(height, width) of each source without decoding: array shapes, file headers (each distinct path once), and
     table cells' headers (read in row batches)."""
     sizes: list = [None] * len(sources)
     by_path: dict[str, tuple[int, int]] = {}
-    tables: dict[tuple[int, str], tuple] = {}
+    cells = []
     for i, source in enumerate(sources):
         if isinstance(source, np.ndarray):
             sizes[i] = tuple(source.shape[:2])
         elif isinstance(source, tuple):
-            table, column, row = source
-            tables.setdefault((id(table), column), (table, column, []))[2].append((i, row))
+            cells.append((i, source))
         else:
             if source not in by_path:
                 by_path[source] = _header_size(source, f"image {source}")
             sizes[i] = by_path[source]
-    for table, column, rows in tables.values():
-        cells = table.select_columns([column])
-        for start in range(0, len(rows), 256):
-            chunk = rows[start : start + 256]
-            for (i, row), cell in zip(chunk, cells[[row for _, row in chunk]][column]):
-                source = io.BytesIO(cell["bytes"]) if cell["bytes"] else cell["path"]
-                sizes[i] = _header_size(source, lambda t=table, c=column, r=row: f"image in {_describe((t, c, r))}")
+    for start in range(0, len(cells), 256):
+        chunk = cells[start : start + 256]
+        for (i, cell), opened in zip(chunk, _cell_sources([cell for _, cell in chunk])):
+            sizes[i] = _header_size(opened, lambda cell=cell: f"image in {_describe(cell)}")
     return sizes
 
 
@@ -157,20 +210,23 @@ class IQADataset(torch.utils.data.Dataset):
         direction: the score direction and why, for people (``"lower is better (column 'dmos' of live.csv: a
             differential MOS)"``); default: the direction alone, marked as given.
         official_split: the release's own (train, validation, test) item indices, or None.
+        references_unknown: True for a table that named no reference column: its images may share references
+            (KADID-like) that nobody told apart, so a split by image may leak one content into two splits
+            (``choose_split`` warns).
     """
 
     _image = "dist"
     _others: tuple[str, ...] = ()
 
     def __init__(self, items: list, name: str, lower_better: bool, crop_size: int | None = None, train: bool = False,
-                 direction: str | None = None,
-                 official_split: tuple[list[int], list[int], list[int]] | None = None):  # fmt: skip
+                 direction: str | None = None, official_split: tuple[list[int], list[int], list[int]] | None = None,
+                 references_unknown: bool = False):  # fmt: skip
         if crop_size is not None and crop_size < 1:
             raise UserError(f"crop size must be positive, got {crop_size}")
         self.items, self.name, self.lower_better = list(items), name, bool(lower_better)
         self.direction = direction or f"{_better(self.lower_better)} (given)"
         self.crop_size, self.train = crop_size, train
-        self.official_split = official_split
+        self.official_split, self.references_unknown = official_split, references_unknown
 
     def __len__(self) -> int:
         return len(self.items)
@@ -208,6 +264,16 @@ class IQADataset(torch.utils.data.Dataset):
         """All scores oriented so that higher means better quality (negated when ``lower_better``)."""
         return -self.scores() if self.lower_better else self.scores()
 
+    def check_scores_vary(self, what: str = "") -> None:
+        """A ``UserError`` when every score is equal (``what`` names the part, e.g. "the training split"): a constant
+        MOS leaves a model nothing to learn and no correlation to report, and is usually the wrong column."""
+        scores = self.scores()
+        if len(scores) > 1 and np.ptp(scores) == 0:
+            where = f"{what} of {self.name}" if what else self.name
+            raise UserError(f"all {len(scores)} scores of {where} are equal ({scores[0]:g}): a constant MOS gives "
+                            "nothing to learn and no correlation; is --score_column the subjective-score "
+                            "column?")  # fmt: skip
+
     def keys(self) -> list[str]:
         """Each item's key for split files, in item order: ``item.key`` (``item N`` where it has none), a repeated key
         suffixed ``#2``, ``#3``, ... in order, so keys are unique and stable."""
@@ -231,6 +297,13 @@ class IQADataset(torch.utils.data.Dataset):
         """(height, width) of each (distorted) image, from file headers only (no decoding): cheap enough to check a
         crop size before any work. An unreadable header is a ``UserError`` naming the image."""
         return _sizes([getattr(item, self._image) for item in self.items])
+
+    def verify_images(self, progress: bool = True) -> None:
+        """Read every image of every item once (``verify_images``): a truncated or foreign file is a ``UserError``
+        naming it, raised before a run writes anything."""
+        fields = (self._image, *self._others)
+        sources = [getattr(item, field) for item in self.items for field in fields]
+        verify_images(sources, lambda source: f"{self.name}: image {_describe(source)}", progress)
 
     def min_side(self) -> int:
         """The shortest side over all images of all items (headers only): the largest crop every item allows. Each

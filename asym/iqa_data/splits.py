@@ -6,7 +6,10 @@ release's own (``--split official``: KonIQ-10k's sets file, a pyiqa csv's split 
 split, by reference content where items have one (``ref_id``: KADID-10k, builtin), by image otherwise
 (``split_by_reference``). ``save_split`` writes the split by item keys (``IQADataset.keys()``: stable names such as
 ``I01_01_01.png``, not indices), with a fingerprint of the dataset's keys; ``load_split`` checks it against the
-dataset it is applied to and refuses one made for another.
+dataset it is applied to and refuses one made for another; ``match_split`` applies a model's own split file only
+where it was made for the dataset at hand (evaluate.py nr scores a model on its test split so). A split by image of
+a table that names no references warns (``UnknownReferencesWarning``). ``eval_set_record`` / ``dataset_eval_set``
+fingerprint the exact set a run was tested on (results.json), so that runs on different test sets are not compared.
 
     >>> from asym.iqa_data import load_nr_dataset
     >>> data = load_nr_dataset("builtin")
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 
 from asym.atomic import write_json
@@ -35,9 +39,30 @@ Parts = tuple[list[int], list[int], list[int]]  # train, validation, test item i
 SPLIT_FILE = "split.json"  # the name a run writes its split under; a folder given as a split file is looked into
 
 
+class UnknownReferencesWarning(UserWarning):
+    """An NR table that names no references is split by image: its distorted versions of one reference may leak."""
+
+
 def fingerprint(dataset: IQADataset) -> str:
     """sha256 over the dataset's sorted item keys: equal for the same images in any order."""
     return hashlib.sha256("\n".join(sorted(dataset.keys())).encode()).hexdigest()
+
+
+def eval_set_record(pairs: Sequence[tuple[str, float]], context: str = "") -> dict:
+    """What identifies the exact set a run was tested on, for results.json: ``{"fingerprint", "n"}``, the sha256 over
+    ``context`` and its sorted ``(key, score)`` pairs (an IQA item's key and MOS, a 2AFC triplet's key and judgement),
+    and their number. Two runs share a test set exactly when their records are equal: another seed's split, another
+    ``--max_eval_samples``, another score column or direction, another table of the same size all change it."""
+    lines = sorted(f"{key}\t{float(score)!r}" for key, score in pairs)
+    digest = hashlib.sha256("\n".join([context, *lines]).encode()).hexdigest()
+    return {"fingerprint": digest, "n": len(lines)}
+
+
+def dataset_eval_set(dataset: IQADataset) -> dict:
+    """``eval_set_record`` of an IQA dataset (a run's test subset): its items' keys and scores, and their direction
+    (correlations against a MOS read the other way round are not comparable)."""
+    pairs = list(zip(dataset.keys(), dataset.scores().tolist()))
+    return eval_set_record(pairs, f"lower_better={dataset.lower_better}")
 
 
 def _ratio_text(ratios: Sequence[float]) -> str:
@@ -76,8 +101,9 @@ def save_split(path: str, dataset: IQADataset, parts: Sequence[Sequence[int]], h
     return path
 
 
-def _read_split(path: str, dataset: IQADataset) -> tuple[Parts, dict]:
-    """The split file's (train, validation, test) sorted index lists into ``dataset``, and the file's record."""
+def _read_record(path: str) -> tuple[str, dict]:
+    """The split file's path (``path`` or the ``split.json`` in it) and its record, checked for form: JSON, the three
+    lists of keys, no key twice."""
     path = _file(path)
     if not os.path.isfile(path):
         raise UserError(f"split file {path} does not exist: pass the {SPLIT_FILE} an earlier run wrote")
@@ -94,7 +120,6 @@ def _read_split(path: str, dataset: IQADataset) -> tuple[Parts, dict]:
             problem = "lacks" if keys is None else "has a malformed"
             raise UserError(f"split file {path} {problem} {name!r} (expected a list of image keys): pass an unedited "
                             f"{SPLIT_FILE}")  # fmt: skip
-    index = {key: i for i, key in enumerate(dataset.keys())}
     split_of: dict[str, str] = {}
     for name in SPLIT_NAMES:
         for key in record[name]:
@@ -103,19 +128,60 @@ def _read_split(path: str, dataset: IQADataset) -> tuple[Parts, dict]:
                 raise UserError(f"split file {path}: {key!r} is {where} {name}; a split file lists each image once "
                                 f"(pass an unedited {SPLIT_FILE})")  # fmt: skip
             split_of[key] = name
-    unknown = [key for key in split_of if key not in index]
+    return path, record
+
+
+def _mismatch(path: str, record: dict, dataset: IQADataset) -> str | None:
+    """Why the split file does not cover ``dataset``'s images exactly (keys it lacks or the dataset lacks), or None."""
+    keys = dataset.keys()
+    listed = [key for name in SPLIT_NAMES for key in record[name]]
+    known, given = set(keys), set(listed)
     made_for = record.get("dataset", "another dataset")
+    unknown = [key for key in listed if key not in known]
     if unknown:
-        raise UserError(f"split file {path} was made for dataset {made_for}: {len(unknown)} of its {len(split_of)} "
-                        f"images are not in {dataset.name} (e.g. {_list_names(unknown, 3)}): pass the split file "
-                        f"written for this dataset, or drop --split_file")  # fmt: skip
-    left = [key for key in index if key not in split_of]
+        return (f"split file {path} was made for dataset {made_for}: {len(unknown)} of its {len(listed)} images are "
+                f"not in {dataset.name} (e.g. {_list_names(unknown, 3)})")  # fmt: skip
+    left = [key for key in keys if key not in given]
     if left:
-        raise UserError(f"split file {path} (made for {made_for}) puts {len(left)} of the {len(index)} images of "
-                        f"{dataset.name} in no split (e.g. {_list_names(left, 3)}): pass the split file written for "
-                        f"this dataset, or drop --split_file")  # fmt: skip
+        return (f"split file {path} (made for {made_for}) puts {len(left)} of the {len(keys)} images of "
+                f"{dataset.name} in no split (e.g. {_list_names(left, 3)})")  # fmt: skip
+    return None
+
+
+def _parts(record: dict, dataset: IQADataset) -> Parts:
+    index = {key: i for i, key in enumerate(dataset.keys())}
     train, validation, test = (sorted(index[key] for key in record[name]) for name in SPLIT_NAMES)
-    return (train, validation, test), record
+    return train, validation, test
+
+
+def _read_split(path: str, dataset: IQADataset) -> tuple[Parts, dict]:
+    """The split file's (train, validation, test) sorted index lists into ``dataset``, and the file's record."""
+    path, record = _read_record(path)
+    mismatch = _mismatch(path, record, dataset)
+    if mismatch:
+        raise UserError(f"{mismatch}: pass the split file written for this dataset, or drop --split_file")
+    return _parts(record, dataset), record
+
+
+def match_split(path: str, dataset: IQADataset) -> tuple[Parts | None, str]:
+    """A split file applied only where it was made for ``dataset``: ``(parts, how)`` when it covers exactly the
+    dataset's images and names the dataset as it is named now, else ``(None, why not)``: a file made for another
+    dataset, or for a table of the same size under another name (``row N`` keys alone cannot tell two tables apart).
+    For a model's own ``split.json``, which is applied without being asked for; ``load_split`` applies a file the
+    user named, by its keys alone.
+
+    Raises:
+        UserError: a missing, unreadable or malformed file (as ``load_split``).
+    """
+    path, record = _read_record(path)
+    mismatch = _mismatch(path, record, dataset)
+    if mismatch:
+        return None, mismatch
+    made_for = record.get("dataset")
+    if made_for != dataset.name:
+        return None, (f"split file {path} was made for dataset {made_for}, not {dataset.name} (its image keys match: "
+                      f"pass it as --split_file to apply it)")  # fmt: skip
+    return _parts(record, dataset), f"from {path} ({record.get('how', 'how not recorded')})"
 
 
 def load_split(path: str, dataset: IQADataset) -> Parts:
@@ -150,7 +216,13 @@ def choose_split(dataset: IQADataset, split: str = "random", split_file: str | N
         train, validation, test = (sorted(part) for part in dataset.official_split)
         return (train, validation, test), "official"
     if split == "random":
-        how = f"random {_ratio_text(ratios)} by {dataset.split_unit()}, seed {seed}"
+        unit = dataset.split_unit()
+        if unit == "image" and dataset.references_unknown:
+            warnings.warn(UnknownReferencesWarning(
+                f"{dataset.name} is split by image: the table names no references, so distorted versions of one "
+                "reference (a KADID-like table) may land in two splits; pass --ref_column (the reference-image "
+                "column) or --ref_id_column to split by reference"), stacklevel=2)  # fmt: skip
+        how = f"random {_ratio_text(ratios)} by {unit}, seed {seed}"
         return split_by_reference(dataset, ratios, seed), how
     raise UserError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
 

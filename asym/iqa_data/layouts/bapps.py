@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from asym.data import _decode, _list_names, _to_array, to_tensor
 from asym.errors import UserError, reading
 
+from ..dataset import verify_images
+
 BAPPS_SUBSETS = {"train": ("traditional", "cnn", "mix"),
                  "val": ("traditional", "cnn", "superres", "deblur", "color", "frameinterp")}  # fmt: skip
 IMAGE_FOLDERS = ("ref", "p0", "p1")
@@ -164,6 +166,13 @@ def load_two_afc(source: str, split: str, subsets: list[str] | None = None) -> d
     return {s: read_bapps_subset(source, split, s) for s in (subsets or bapps_subsets(source, split))}
 
 
+def verify_triplets(triplets: list[TwoAFCTriplet], progress: bool = True) -> None:
+    """Read every image of every triplet once, up front (``asym.iqa_data.dataset.verify_images``): a truncated patch
+    or a file that is no image is a ``UserError`` naming it, before a run writes anything."""
+    sources = [getattr(t, name) for t in triplets for name in IMAGE_FOLDERS]
+    verify_images(sources, lambda source: f"BAPPS image {source}", progress)
+
+
 class TwoAFCDataset(torch.utils.data.Dataset):
     """Triplets decoded on access: ``{"ref", "p0", "p1"}`` (3, S, S) float tensors in [0, 1] and ``"judge"``.
 
@@ -209,4 +218,5 @@ __all__ = [
     "builtin_two_afc",
     "load_two_afc",
     "read_bapps_subset",
+    "verify_triplets",
 ]
