@@ -35,12 +35,15 @@ output computed once and cached in <output_dir>/sr_cache (a re-run with more met
 (asym.metrics) and uqi / ifc (asym.fidelity) are asym's, on the BT.601 Y channel with --scale border pixels cropped
 (SR papers' convention); other FR metrics (pyiqa names, asym DISTS / LPIPS folders) and NR metrics (pyiqa names,
 train_iqa.py outputs) as named. `hr` on an FR metric is `n/a: reference`. NR metrics are mapped to 1..100 (App. D)
-by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); without either, score_norm
-is null and raw means are shown. Writes sr_results.json / .csv / .md (one record per model, metric, dataset: score =
-raw mean, score_norm = mean of the normalised per-image scores) and sr_scores.csv (per image); prints Table 1: a row
-per metric, a column per model grouped by its card's --loss (with a Std. column per group), bicubic and Ref.; rows
-Average / Std are the mean and population std across the normalised metrics (not computed when none is: raw scales
-and directions differ).
+by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); each map belongs to the
+scorer it was fitted for (weights hash, pyiqa name + version, VLM Hub id + revision), and one of another scorer is
+refused; without either, score_norm is null and raw means are shown. Writes sr_results.json / .csv / .md (one record
+per model, metric, dataset: score = raw mean, score_norm = mean of the normalised per-image scores, images and
+fingerprint = which images were scored, status = ok or why there is no number, e.g. an unparsable VLM answer) and
+sr_scores.csv (per image, with its status); prints Table 1: a row per metric (two for a normalised one: the mean of
+the normalised scores, then the raw mean), a column per model grouped by its card's --loss (with a Std. column per
+group), bicubic and Ref.; rows Average / Std are the mean and population std across the normalised metrics (not
+computed when none is: raw scales and directions differ).
 `correlation` (Fig. 3): each FR metric's SRCC (mean over fr_results.json datasets) against the leaderboard average of
 the SR model trained with that backbone as perceptual loss (its card's backbone equals the metric name or ends it
 after -, _ or /; or --pairs metric=model,...), one point per (backbone, loss setting): correlation.png, .csv, .json,
@@ -49,9 +52,10 @@ and Spearman's rho per loss setting (none for n < 3).
 discriminator backbone (runs without an adversarial term: dashed lines): sweep.png, .csv, .json.
 `robust-table` (the robust-loss study's table): sr_results.json files of `sr` runs (uqi / ifc are asym.fidelity's, Y
 channel, --scale border cropped, as psnr / ssim), their models grouped by the card's --loss in the study's letters
-(mse E, feat P, texture T) and whether its card's --feat_weights (recorded by `sr` as feat_weights) is a robust
-classifier's (a file or Hub id; not auto / pretrained / random): each metric averaged over a group's runs, then over
-the datasets. robust_table.md / .csv / .json.
+(mse E, feat P, texture T) and whether its card's --feat_weights are robust by their own card (recorded by `sr` as
+feat_robust: yes for a train_robust.py output trained with PGD, no for standard weights, unknown where the weights
+say neither): each metric averaged over a group's runs, then over the datasets; files that scored one test set on
+different images are refused, naming both. robust_table.md / .csv / .json.
 `classify` (the robust-loss study's Fig. 1): ImageNet-style labelled images, each cut as torchvision's ImageNet
 evaluation (shorter side 256, centre 224 for --image_size 224): that crop is the HR image, its antialiased bicubic
 x--scale downscale the LR; every --models SR model restores it (cached) and every --classifiers classifier labels
@@ -588,8 +592,8 @@ SR_NUMBERS = ("score", "score_norm")  # its numbers (or null)
 
 
 def _read_records(path: str, what: str, keys: tuple[str, ...], numbers: tuple[str, ...] = ()) -> list[dict]:
-    """The records of an evaluate.py results json: each holds ``keys``, strings except the ``numbers``, which (and
-    any other field in ``numbers``) are numbers or null; a UserError naming the file and the first bad field."""
+    """The records of an evaluate.py results json: each holds ``keys``, all strings but those in ``numbers``, which
+    are numbers or null wherever they appear; a UserError naming the file, the record and the first bad field."""
     import json
 
     if not os.path.isfile(path):
@@ -779,7 +783,7 @@ def run_robust_table(args) -> list[dict]:
                                 "pass each evaluation once")  # fmt: skip
             seen[key] = path
             robust = None if letters == "E" else r["feat_robust"]
-            if robust not in (None, *ROBUST):
+            if letters != "E" and robust not in ROBUST:
                 raise UserError(f"{path}: {r['model']} has feat_robust {robust!r}, not one of {', '.join(ROBUST)}")
             if robust == "unknown":
                 unknown.setdefault(r["model"], r.get("feat_robust_why") or "no reason recorded")

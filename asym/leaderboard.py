@@ -432,8 +432,9 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
         lines.append("(1..100): the mean over images of each image's normalised score (score_norm), not the "
                      "normalised mean score: the map is non-linear, so two models can rank differently on it and on "
                      "the raw mean (score) in the row below it.")  # fmt: skip
-    lines.append("Std. [loss] columns: population std across that loss setting's models, per row (none in the Std "
-                 "row: a std of stds).")  # fmt: skip
+    if any(isinstance(target, list) for _, target in columns):
+        lines.append("Std. [loss] columns: population std across that loss setting's models, per row (none in the "
+                     "Std row: a std of stds).")  # fmt: skip
     unavailable = sorted({f"{r['metric']}: {r['status']}" for r in records if str(r.get("status")).startswith("unav")})
     failed = [f"{r['metric']} of {r['model']}: {r['status']}" for r in records
               if r.get("status", OK) not in (OK, REFERENCE) and not str(r["status"]).startswith("unav")]  # fmt: skip
