@@ -39,12 +39,15 @@ output computed once and cached in <output_dir>/sr_cache (a re-run with more met
 (asym.metrics) and uqi / ifc (asym.fidelity) are asym's, on the BT.601 Y channel with --scale border pixels cropped
 (SR papers' convention); other FR metrics (pyiqa names, asym DISTS / LPIPS folders) and NR metrics (pyiqa names,
 train_iqa.py outputs) as named. `hr` on an FR metric is `n/a: reference`. NR metrics are mapped to 1..100 (App. D)
-by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); without either, score_norm
-is null and raw means are shown. Writes sr_results.json / .csv / .md (one record per model, metric, dataset: score =
-raw mean, score_norm = mean of the normalised per-image scores) and sr_scores.csv (per image); prints Table 1: a row
-per metric, a column per model grouped by its card's --loss (with a Std. column per group), bicubic and Ref.; rows
-Average / Std are the mean and population std across the normalised metrics (not computed when none is: raw scales
-and directions differ).
+by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); each map belongs to the
+scorer it was fitted for (weights hash, pyiqa name + version, VLM Hub id + revision), and one of another scorer is
+refused; without either, score_norm is null and raw means are shown. Writes sr_results.json / .csv / .md (one record
+per model, metric, dataset: score = raw mean, score_norm = mean of the normalised per-image scores, images and
+fingerprint = which images were scored, status = ok or why there is no number, e.g. an unparsable VLM answer) and
+sr_scores.csv (per image, with its status); prints Table 1: a row per metric (two for a normalised one: the mean of
+the normalised scores, then the raw mean), a column per model grouped by its card's --loss (with a Std. column per
+group), bicubic and Ref.; rows Average / Std are the mean and population std across the normalised metrics (not
+computed when none is: raw scales and directions differ).
 `correlation` (Fig. 3): each FR metric's SRCC (mean over fr_results.json datasets) against the leaderboard average of
 the SR model trained with that backbone as perceptual loss (its card's backbone equals the metric name or ends it
 after -, _ or /; or --pairs metric=model,...), one point per (backbone, loss setting): correlation.png, .csv, .json,
@@ -53,9 +56,10 @@ and Spearman's rho per loss setting (none for n < 3).
 discriminator backbone (runs without an adversarial term: dashed lines): sweep.png, .csv, .json.
 `robust-table` (the robust-loss study's table): sr_results.json files of `sr` runs (uqi / ifc are asym.fidelity's, Y
 channel, --scale border cropped, as psnr / ssim), their models grouped by the card's --loss in the study's letters
-(mse E, feat P, texture T) and whether its card's --feat_weights (recorded by `sr` as feat_weights) is a robust
-classifier's (a file or Hub id; not auto / pretrained / random): each metric averaged over a group's runs, then over
-the datasets. robust_table.md / .csv / .json.
+(mse E, feat P, texture T) and whether its card's --feat_weights are robust by their own card (recorded by `sr` as
+feat_robust: yes for a train_robust.py output trained with PGD, no for standard weights, unknown where the weights
+say neither): each metric averaged over a group's runs, then over the datasets; files that scored one test set on
+different images are refused, naming both. robust_table.md / .csv / .json.
 `classify` (the robust-loss study's Fig. 1): ImageNet-style labelled images, each cut as torchvision's ImageNet
 evaluation (shorter side 256, centre 224 for --image_size 224): that crop is the HR image, its antialiased bicubic
 x--scale downscale the LR; every --models SR model restores it (cached) and every --classifiers classifier labels
@@ -97,6 +101,7 @@ from asym.iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_spli
 from asym.leaderboard import (
     OK,
     REFERENCE,
+    ROBUST,
     STUDY_COLUMNS,
     STUDY_TERMS,
     card_disc_backbone,
@@ -104,6 +109,8 @@ from asym.leaderboard import (
     card_loss,
     card_per_backbone,
     check_test_sets,
+    check_image_sets,
+    feat_weights_robustness,
     init_comparison_records,
     init_comparison_table,
     load_results,
@@ -523,21 +530,29 @@ class _Subset:
 
 
 def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) -> dict:
-    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset)."""
-    from asym.normalisation import fit_normalisation, load_normalisations, save_normalisations
+    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset),
+    each belonging to its scorer's identity (``scorer_identity``), never to a name alone."""
+    from asym.normalisation import (
+        fit_normalisation,
+        load_normalisations,
+        save_normalisations,
+        scorer_identity,
+        select_normalisation,
+    )
 
     usable = [(n, m) for n, m, k in zip(names, metrics, kinds) if k == "nr" and not isinstance(m, str)]
     if args.normalisation:
         loaded = load_normalisations(args.normalisation)
         out = {}
         for name, metric in usable:
-            if name not in loaded:
+            found = select_normalisation(loaded, name, scorer_identity(metric), args.normalisation)
+            if found is None:
                 print(f"{name}: no normalisation in {args.normalisation}; shown raw (score_norm null)")
-            elif loaded[name].lower_better != metric.lower_better:
-                raise UserError(f"{args.normalisation}: {name} is fitted with lower_better={loaded[name].lower_better}"
+            elif found.lower_better != metric.lower_better:
+                raise UserError(f"{args.normalisation}: {name} is fitted with lower_better={found.lower_better}"
                                 f" but the metric says {metric.lower_better}: refit it")  # fmt: skip
             else:
-                out[name] = loaded[name]
+                out[name] = found
         return out
     if args.calibration_dataset:
         dataset = load_nr_dataset(args.calibration_dataset, **nr_dataset_kwargs(args))
@@ -546,7 +561,7 @@ def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) 
         for name, metric in usable:
             scores = score_images(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
             out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
-                                          calibration=dataset.name)  # fmt: skip
+                                          calibration=dataset.name, scorer=scorer_identity(metric))  # fmt: skip
         path = os.path.join(args.output_dir, "normalisation.json")
         os.makedirs(args.output_dir, exist_ok=True)
         save_normalisations(path, list(out.values()))
@@ -561,7 +576,16 @@ def run_sr_leaderboard(args) -> list[dict]:
     import numpy as np
 
     from asym.progress import tqdm
-    from asym.sr_eval import SROutputCache, SRTestSet, load_sr_source, load_sr_test_set, run_sr, score_outputs
+    from asym.sr_eval import (
+        SROutputCache,
+        SRTestSet,
+        fingerprint,
+        item_digest,
+        load_sr_source,
+        load_sr_test_set,
+        run_sr,
+        score_outputs,
+    )
 
     model_sources = [m for m in args.models.split(",") if m]
     metric_sources = [m for m in args.metrics.split(",") if m]
@@ -583,43 +607,61 @@ def run_sr_leaderboard(args) -> list[dict]:
     normalisations = _sr_normalisations(args, metric_names, metrics, metric_kinds)
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
     batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)
+    cards = {n: getattr(s.module, "card", None) for n, s in zip(model_names, sources)}
+    robustness = {n: feat_weights_robustness(card_feat_weights(c)) if c else (None, None) for n, c in cards.items()}
     records, per_image = [], []
     for test_set in test_sets:
         count = len(test_set) if args.max_images is None else min(args.max_images, len(test_set))
         print(f"{test_set.name}: {count} of {len(test_set)} images")
-        scores = {(m, k): [] for m in model_names for k in metric_names}
-        for i in tqdm(range(count), desc=f"sr on {test_set.name}", disable=count < 2):
+        scores = {(m, k): [] for m in model_names for k in metric_names}  # [(score, score_norm, status)] per image
+        digests = []  # of the images scored: the test set's fingerprint in every record
+        progress = tqdm(range(count), desc=f"sr on {test_set.name}", disable=count < 2)
+        for i in progress:
             one = SRTestSet(test_set.name, test_set.scale, [test_set.names[i]], _Subset(test_set.images, [i]))
-            hr = one[0].hr[None]
-            outputs = {model: run_sr(source, one, cache, tile=args.tile)[test_set.names[i]]
+            item = one[0]
+            digests.append(item_digest(item))
+            hr = item.hr[None]
+            outputs = {model: run_sr(source, one, cache, tile=args.tile)[item.name]
                        for model, source in zip(model_names, sources)}  # fmt: skip
             for name, metric, kind in zip(metric_names, metrics, metric_kinds):
                 if isinstance(metric, str):
                     continue
                 scored = [m for m in model_names if not (kind == "fr" and kinds[m] == "hr")]  # hr vs itself: n/a
-                values = score_outputs(metric, [outputs[m] for m in scored], hr if kind == "fr" else None,
-                                       args.device, batch_size)  # fmt: skip
-                for model, score in zip(scored, values):
-                    norm = float(normalisations[name]([score])[0]) if name in normalisations else None
-                    scores[(model, name)].append((score, norm))
-                    per_image.append({"model": model, "metric": name, "dataset": test_set.name,
-                                      "image": test_set.names[i], "score": score, "score_norm": norm})  # fmt: skip
+                statuses = []
+                try:
+                    values = score_outputs(metric, [outputs[m] for m in scored], hr if kind == "fr" else None,
+                                           args.device, batch_size, statuses)  # fmt: skip
+                except UserError as err:  # e.g. an image too small for the metric: say which one
+                    progress.close()  # the error on a line of its own
+                    size = f"{hr.shape[-1]}x{hr.shape[-2]}"
+                    raise UserError(f"{test_set.name} image {item.name} ({size} HR, WxH): {err}") from err
+                for model, score, status in zip(scored, values, statuses):
+                    norm = float(normalisations[name]([score])[0]) if name in normalisations and status == OK else None
+                    scores[(model, name)].append((score, norm, status))
+                    per_image.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,
+                                      "score": score, "score_norm": norm, "status": status})  # fmt: skip
+        images = {"images": count, "fingerprint": fingerprint(digests)}
         for model, source in zip(model_names, sources):
             for name, metric, kind in zip(metric_names, metrics, metric_kinds):
                 record = {"model": model, "metric": name, "dataset": test_set.name, "score": None, "score_norm": None}
+                values = scores[(model, name)]
+                failed = [status for _, _, status in values if status != OK]
                 if isinstance(metric, str):
                     record["status"] = metric
                 elif kind == "fr" and source.kind == "hr":
                     record["status"] = REFERENCE
+                elif failed:  # no mean over a subset of the images: it would not compare with the other cells
+                    why = "; ".join(dict.fromkeys(f.split(":", 1)[0] for f in failed))
+                    record["status"] = f"{why}: no score for {len(failed)} of {count} images (sr_scores.csv)"
                 else:
-                    values = scores[(model, name)]
-                    record["score"] = float(np.mean([v for v, _ in values]))
+                    record["score"] = float(np.mean([v for v, _, _ in values]))
                     if name in normalisations:
-                        record["score_norm"] = float(np.mean([n for _, n in values]))
+                        record["score_norm"] = float(np.mean([n for _, n, _ in values]))
                     record["status"] = OK
-                card = getattr(source.module, "card", None)
-                record.update(source=source.name, kind=source.kind, loss=losses[model],
-                              per_backbone=card_per_backbone(card), feat_weights=card_feat_weights(card))  # fmt: skip
+                card = cards[model]
+                record.update(images, source=source.name, kind=source.kind, loss=losses[model],
+                              per_backbone=card_per_backbone(card), feat_weights=card_feat_weights(card),
+                              feat_robust=robustness[model][0], feat_robust_why=robustness[model][1])  # fmt: skip
                 records.append(record)
     write_records(records, args.output_dir, "sr_results")
     write_records(per_image, args.output_dir, "sr_scores")
@@ -634,8 +676,13 @@ def run_sr_leaderboard(args) -> list[dict]:
     return records
 
 
-def _read_records(path: str, what: str, keys: tuple[str, ...]) -> list[dict]:
-    """The records of an evaluate.py results json; a UserError naming the file if it is not one."""
+SR_KEYS = ("model", "metric", "dataset", "status")  # what every sr_results.json record names (strings)
+SR_NUMBERS = ("score", "score_norm")  # its numbers (or null)
+
+
+def _read_records(path: str, what: str, keys: tuple[str, ...], numbers: tuple[str, ...] = ()) -> list[dict]:
+    """The records of an evaluate.py results json: each holds ``keys``, all strings but those in ``numbers``, which
+    are numbers or null wherever they appear; a UserError naming the file, the record and the first bad field."""
     import json
 
     if not os.path.isfile(path):
@@ -644,6 +691,17 @@ def _read_records(path: str, what: str, keys: tuple[str, ...]) -> list[dict]:
         records = json.load(file)
     if not isinstance(records, list) or not all(isinstance(r, dict) and all(k in r for k in keys) for r in records):
         raise UserError(f"{path} is not a {what} written by evaluate.py (a list of records with {', '.join(keys)})")
+    for i, record in enumerate(records):
+        for key in dict.fromkeys((*keys, *numbers)):
+            value = record.get(key)
+            if key in numbers:
+                fine = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+            else:
+                fine = isinstance(value, str)
+            if not fine:
+                kind = "a number or null" if key in numbers else "a string"
+                raise UserError(f"{path}, record {i}: {key} must be {kind}, got {value!r} (is it a {what} written "
+                                "by evaluate.py?)")  # fmt: skip
     return records
 
 
@@ -661,8 +719,9 @@ def run_correlation(args) -> list[dict]:
     import numpy as np
     from scipy.stats import spearmanr
 
-    fr = _read_records(args.fr_results, "fr_results.json", ("metric", "dataset", "srcc"))
-    sr = _read_records(args.sr_results, "sr_results.json", ("model", "metric", "dataset", "status"))
+    fr = _read_records(args.fr_results, "fr_results.json", ("metric", "dataset", "srcc"), ("srcc",))
+    sr = _read_records(args.sr_results, "sr_results.json", SR_KEYS, SR_NUMBERS)
+    check_image_sets([(args.sr_results, sr)])
     srcc = {}
     for metric in dict.fromkeys(r["metric"] for r in fr):
         values = [r["srcc"] for r in fr if r["metric"] == metric and r.get("status", OK) == OK]
@@ -735,7 +794,8 @@ def run_sweep(args) -> list[dict]:
     if not runs:
         raise UserError("--runs must name at least one train_sr.py output folder")
     names = unique_names(runs, "run")
-    sr = _read_records(args.sr_results, "sr_results.json", ("model", "metric", "dataset", "status"))
+    sr = _read_records(args.sr_results, "sr_results.json", SR_KEYS, SR_NUMBERS)
+    check_image_sets([(args.sr_results, sr)])
     averages = sr_model_averages(sr)
     by_source = {os.path.normpath(str(r.get("source", ""))): r["model"] for r in sr}
     points, baselines = [], []
@@ -787,18 +847,21 @@ def run_robust_table(args) -> list[dict]:
     files = [f for entry in args.sr_results for f in entry.split(",") if f]
     if not files:
         raise UserError("--sr_results must name at least one sr_results.json")
-    records, seen, left_out = [], {}, {}
-    for path in files:
-        for r in _read_records(path, "sr_results.json", ("model", "metric", "dataset", "status")):
+    read = [(path, _read_records(path, "sr_results.json", SR_KEYS, SR_NUMBERS)) for path in files]
+    check_image_sets(read)  # one image set per test set, across all the files
+    records, seen, left_out, unknown = [], {}, {}, {}
+    for path, file_records in read:
+        for r in file_records:
             run = os.path.normpath(str(r.get("source") or r["model"]))
             letters = study_loss(r.get("loss"))
             if letters is None:
                 loss = f"loss {r['loss']}" if r.get("loss") else "no loss recorded"
                 left_out.setdefault(r["model"], f"{loss}, not one of the study's ({', '.join(STUDY_TERMS)})")
                 continue
-            if letters != "E" and "feat_weights" not in r:
-                raise UserError(f"{path} was written before evaluate.py sr recorded feat_weights: run evaluate.py sr "
-                                "on it again (its cached outputs make that quick)")  # fmt: skip
+            if letters != "E" and not {"feat_weights", "feat_robust"} <= set(r):
+                raise UserError(f"{path} was written before evaluate.py sr recorded feat_weights and their robustness "
+                                "(feat_robust): run evaluate.py sr on it again (its cached outputs make that "
+                                "quick)")  # fmt: skip
             if letters != "E" and str(r.get("feat_weights") or "").startswith("gan:"):
                 left_out.setdefault(r["model"], f"features {r['feat_weights']} (a GAN discriminator's: neither "
                                                 "standard nor robust)")  # fmt: skip
@@ -808,11 +871,16 @@ def run_robust_table(args) -> list[dict]:
                 raise UserError(f"{run} is scored by {r['metric']} on {r['dataset']} in both {seen[key]} and {path}: "
                                 "pass each evaluation once")  # fmt: skip
             seen[key] = path
-            records.append(
-                {**r, "run": run, "letters": letters, "robust": robust_label(letters, r.get("feat_weights"))}
-            )
+            robust = None if letters == "E" else r["feat_robust"]
+            if letters != "E" and robust not in ROBUST:
+                raise UserError(f"{path}: {r['model']} has feat_robust {robust!r}, not one of {', '.join(ROBUST)}")
+            if robust == "unknown":
+                unknown.setdefault(r["model"], r.get("feat_robust_why") or "no reason recorded")
+            records.append({**r, "run": run, "letters": letters, "robust": robust})
     for model, why in left_out.items():
         print(f"{model}: {why}; left out")
+    for model, why in unknown.items():
+        print(f"{model}: robustness of its feature weights unknown ({why}); its row says unknown")
     if not records:
         raise UserError(f"no model in {', '.join(files)} was trained with the study's losses "
                         f"({'+'.join(STUDY_TERMS)} in train_sr.py --loss)")  # fmt: skip

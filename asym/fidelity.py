@@ -34,7 +34,11 @@ from .metrics import _prepare
 UQI_WINDOW = 8
 IFC_BLOCK = 3  # M: the GSM vectors are 3x3 blocks of coefficients
 IFC_SUBBANDS = (4, 7, 10, 13, 16, 19, 22, 25)  # 1-based, in ind2wtree order (low-pass first): one orientation skipped
-IFC_MIN_SIZE = 65  # the smallest side at which every subband keeps a 3x3 block inside its border offset
+# The smallest side the release accepts: ifcvec.m builds buildSpyr(im, 4, 'sp5Filters', 'reflect1'), and buildSpyr
+# refuses more levels than maxPyrHt(size(im), 9) (sp5Filters' 9x9 lofilt: one level per halving that leaves a side of
+# at least 9), so 4 levels need floor(side / 8) >= 9. Sides of 65 to 71 would still leave every subband a 3x3 block,
+# but their IFC has no reference value: the release stops there.
+IFC_MIN_SIZE = 72
 _TOL = 1e-15  # ifcvec's tolerance for zero variance
 
 

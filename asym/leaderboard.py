@@ -375,6 +375,34 @@ def sr_summary(records: list[dict], models: list[str], metrics: list[str]) -> di
     return {"normalised": normalised, "basis": basis, "average": average, "std": std, "partial": partial}
 
 
+def check_image_sets(files: Sequence[tuple[str, list[dict]]]) -> None:
+    """Refuse to combine sr_results records made on different images of one test set.
+
+    ``files`` are (path, records) of sr_results.json files; every record carries the number of images scored
+    (``images``) and their ``fingerprint`` (``asym.sr_eval.fingerprint``), which evaluate.py sr writes. Two records of
+    one dataset name must share both, whichever files they come from: an average over runs scored with
+    ``--max_images 1`` and 4, or before and after a test folder changed, would mix different images silently.
+
+    Raises:
+        UserError: a record without the two fields (a file written before evaluate.py sr recorded them: re-run it),
+            or two image sets for one dataset, naming both files and their image counts.
+    """
+    seen: dict[str, tuple[object, object, str]] = {}
+    for path, records in files:
+        for r in records:
+            if "images" not in r or "fingerprint" not in r:
+                raise UserError(f"{path} was written before evaluate.py sr recorded which images it scored "
+                                "(images, fingerprint): run evaluate.py sr on it again (its cached outputs make that "
+                                "quick)")  # fmt: skip
+            dataset, images, fingerprint = r["dataset"], r["images"], r["fingerprint"]
+            first = seen.setdefault(dataset, (images, fingerprint, path))
+            if first[:2] != (images, fingerprint):
+                raise UserError(f"{dataset} was scored on different images in {first[2]} ({first[0]} images, "
+                                f"fingerprint {first[1]}) and in {path} ({images} images, fingerprint "
+                                f"{fingerprint}): evaluate every model on the same images (the same test set and "
+                                "--max_images)")  # fmt: skip
+
+
 def sr_model_averages(records: list[dict]) -> dict[str, float]:
     """Each model's leaderboard average over every dataset of an sr_results.json (the mean of its per-dataset
     ``sr_summary`` Average); models without one are left out."""
@@ -406,10 +434,12 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
 
     Trained models come first, grouped by their loss setting (``losses``: the card's ``--loss``; the header says
     ``name [loss]``), each group of two or more followed by a ``Std. [loss]`` column (population std across that
-    group's models, as the paper's Std.), then the stage-1 models (``--loss rec``: the paper's ``l1`` column),
-    ``bicubic`` and the reference (``Ref.``: the ``hr`` source). A cell shows the normalised mean (1..100) where the
-    metric has a normalisation, else the raw mean; ``n/a`` marks a cell without numbers (its status in
-    sr_results.json says why).
+    group's models, as the paper's Std.; empty in the Std row, where it would be a std of stds), then the stage-1
+    models (``--loss rec``: the paper's ``l1`` column), ``bicubic`` and the reference (``Ref.``: the ``hr`` source).
+    A normalised metric has two rows: ``(1..100)``, the mean of the per-image normalised scores (``score_norm``, what
+    Average / Std use), and ``(raw mean)`` below it, the mean of the raw scores (``score``): ``N`` is non-linear, so
+    the first is not ``N`` of the second and the two can order models differently. Other metrics show the raw mean.
+    ``n/a`` marks a cell without numbers (its status in sr_results.json says why, listed below the table).
     """
     by_key = {(r["model"], r["metric"]): r for r in records}
     trained = [m for m in models if kinds.get(m) not in ("bicubic", "hr") and losses.get(m) != L1_LOSS]
@@ -425,16 +455,16 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
                 if kinds.get(m) in ("bicubic", "hr")]  # fmt: skip
     summary = sr_summary(records, models, metrics)
 
-    def number(model: str, metric: str) -> float | None:
+    def number(model: str, metric: str, normalised: bool) -> float | None:
         record = by_key.get((model, metric))
-        if record is None:
-            return None
-        return _number(record, record.get("score_norm") is not None)
+        return None if record is None else _number(record, normalised)
 
-    def row(label: str, value) -> str:
+    def row(label: str, value, spread: bool = True) -> str:
         cells = []
         for _, target in columns:
-            if isinstance(target, list):
+            if isinstance(target, list) and not spread:
+                cells.append("–")
+            elif isinstance(target, list):
                 values = [value(m) for m in target]
                 ok = [v for v in values if v is not None and math.isfinite(v)]
                 cells.append(_sr_value(float(np.std(ok)) if len(ok) == len(values) else None, 3))
@@ -443,16 +473,18 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
         return f"| {_escape(label)} | " + " | ".join(cells) + " |"
 
     lines = ["| Metric | " + " | ".join(_escape(h) for h, _ in columns) + " |", "|" + " --- |" * (len(columns) + 1)]
+    shown_normalised = []
     for metric in metrics:
         statuses = {r.get("status", OK) for r in records if r["metric"] == metric}
-        label = metric + (" (1..100)" if any(r.get("score_norm") is not None for r in records
-                                               if r["metric"] == metric) else " (raw)")  # fmt: skip
-        if statuses and all(s.startswith("unavailable") for s in statuses):
-            label += " (unavailable)"
-        lines.append(row(label, lambda m, metric=metric: number(m, metric)))
-    mark = lambda m: summary["average"].get(m)  # noqa: E731
-    lines.append(row("Average", mark))
-    lines.append(row("Std", lambda m: summary["std"].get(m)))
+        unavailable = " (unavailable)" if statuses and all(s.startswith("unavailable") for s in statuses) else ""
+        if any(r.get("score_norm") is not None for r in records if r["metric"] == metric):
+            shown_normalised.append(metric)
+            lines.append(row(f"{metric} (1..100)", lambda m, metric=metric: number(m, metric, True)))
+            lines.append(row(f"{metric} (raw mean)", lambda m, metric=metric: number(m, metric, False)))
+        else:
+            lines.append(row(f"{metric} (raw){unavailable}", lambda m, metric=metric: number(m, metric, False)))
+    lines.append(row("Average", lambda m: summary["average"].get(m)))
+    lines.append(row("Std", lambda m: summary["std"].get(m), spread=False))
     basis = ", ".join(summary["basis"]) or "none"
     if summary["normalised"]:
         lines.append(f"\nAverage / Std: mean and population std across the normalised (1..100) metrics ({basis}).")
@@ -461,10 +493,18 @@ def sr_table(records: list[dict], models: list[str], metrics: list[str], losses:
                      "scale and direction (pass --normalisation or --calibration_dataset).")  # fmt: skip
     if summary["partial"]:
         lines.append(f"Average / Std of {', '.join(summary['partial'])} skip the cells shown n/a.")
-    lines.append("Std. [loss] columns: population std across that loss setting's models, per row.")
+    if shown_normalised:
+        lines.append("(1..100): the mean over images of each image's normalised score (score_norm), not the "
+                     "normalised mean score: the map is non-linear, so two models can rank differently on it and on "
+                     "the raw mean (score) in the row below it.")  # fmt: skip
+    if any(isinstance(target, list) for _, target in columns):
+        lines.append("Std. [loss] columns: population std across that loss setting's models, per row (none in the "
+                     "Std row: a std of stds).")  # fmt: skip
     unavailable = sorted({f"{r['metric']}: {r['status']}" for r in records if str(r.get("status")).startswith("unav")})
-    if unavailable:
-        lines.append(f"{MISSING}: " + "; ".join(unavailable))
+    failed = [f"{r['metric']} of {r['model']}: {r['status']}" for r in records
+              if r.get("status", OK) not in (OK, REFERENCE) and not str(r["status"]).startswith("unav")]  # fmt: skip
+    if unavailable or failed:
+        lines.append(f"{MISSING}: " + "; ".join(unavailable + failed))
     if any(r.get("status") == REFERENCE for r in records):
         lines.append(f"{MISSING} in Ref.: a full-reference metric of the reference against itself ({REFERENCE}).")
     return "\n".join(lines)
@@ -499,17 +539,70 @@ def study_loss(loss: str | None) -> str | None:
     return "".join(letter for letter in STUDY_TERMS.values() if letter in letters)
 
 
+ROBUST = ("no", "yes", "unknown")  # the Robust column's values (and its row order); None: no feature loss
+
+
+def _weights_card(feat_weights: str) -> tuple[dict | None, str]:
+    """(config.json, where it was found) of the asym model that ``feat_weights`` names: a folder, the weights file of
+    one, or a Hub repo (its config.json from the local cache or the Hub); (None, why not) if there is none."""
+    if os.path.isdir(feat_weights) or os.path.isfile(feat_weights):
+        folder = feat_weights if os.path.isdir(feat_weights) else os.path.dirname(os.path.abspath(feat_weights))
+        path = os.path.join(folder, "config.json")
+        if not os.path.isfile(path):
+            return None, f"{feat_weights}: weights without a config.json or model card saying how they were trained"
+    elif feat_weights.count("/") == 1 and not feat_weights.startswith((".", "/")):
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(feat_weights, "config.json")
+        except Exception as err:  # noqa: BLE001 - offline, no such repo, no config.json: nothing to read
+            return None, f"{feat_weights}: its config.json could not be had ({type(err).__name__})"
+    else:
+        return None, f"{feat_weights}: not found here (no file, folder or Hub repo to read a card from)"
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError) as err:
+        return None, f"{path} cannot be read ({type(err).__name__})"
+    return (config if isinstance(config, dict) else None), path
+
+
+def feat_weights_robustness(feat_weights: str | None) -> tuple[str, str]:
+    """Whether feature-loss weights come from adversarial training, by their own record: (``"yes"`` / ``"no"`` /
+    ``"unknown"``, why).
+
+    ``no``: none recorded, ``auto`` / ``pretrained`` / ``random`` (standard or random weights), ``gan:<run>`` (a
+    discriminator's backbone), or a train_robust.py output whose card records standard training. ``yes``: a
+    train_robust.py output (its folder, its weights file, or its Hub repo) whose card's objective is PGD adversarial
+    training. ``unknown``: weights that record neither, such as a robustness-library checkpoint file (it holds the
+    network, not how it was trained) or a Hub repo that cannot be read here.
+    """
+    if feat_weights in (None, "", *STANDARD_WEIGHTS):
+        return "no", "standard weights" if feat_weights else "no --feat_weights recorded (the default, auto)"
+    if feat_weights.startswith("gan:"):
+        return "no", f"{feat_weights}: a GAN discriminator's backbone, not adversarially trained"
+    config, where = _weights_card(feat_weights)
+    if config is None:
+        return "unknown", where
+    objective = str((config.get("card") or {}).get("objective") or "")
+    if config.get("asym_class") == "Classifier" and "x_adv: PGD" in objective:
+        return "yes", f"{where}: {objective.split('x_adv: ', 1)[1]}"
+    if config.get("asym_class") == "Classifier" and objective.startswith("standard training"):
+        return "no", f"{where}: {objective}"
+    return "unknown", f"{where}: its card records no adversarial or standard training objective (train_robust.py's)"
+
+
 def robust_label(letters: str, feat_weights: str | None) -> str | None:
-    """The table's Robust column: ``None`` for ``E`` (no feature loss), ``"yes"`` for weights from a file or Hub id
-    (a robust classifier's), ``"no"`` for the standard ones (none recorded, auto, pretrained, random)."""
+    """The table's Robust column: ``None`` for ``E`` (no feature loss), else ``feat_weights_robustness``'s verdict
+    (``yes``, ``no`` or ``unknown``)."""
     if letters == "E":
         return None
-    return "no" if feat_weights in (None, "", *STANDARD_WEIGHTS) else "yes"
+    return feat_weights_robustness(feat_weights)[0]
 
 
 def _group_order(key: tuple[str, str | None]) -> tuple:
     letters, robust = key
-    return len(letters), ["EPT".index(c) for c in letters], robust == "yes"
+    return len(letters), ["EPT".index(c) for c in letters], ROBUST.index(robust) if robust in ROBUST else -1
 
 
 def robust_table_records(records: list[dict], columns: dict[str, str]) -> tuple[list[dict], list[str]]:
@@ -583,8 +676,10 @@ def robust_table(rows: list[dict], columns: dict[str, str], notes: list[str] = (
     lines.append(
         f"\nEach cell: the mean over datasets ({datasets.replace('; ', ', ')}) of the mean over the row's runs."
     )
-    lines.append("Robust: the feature (and texture) loss on a robust classifier's weights (train_sr.py --feat_weights "
-                 "a file or Hub id); no: the standard ones; –: no feature loss.")  # fmt: skip
+    lines.append("Robust: yes: the feature (and texture) loss on weights whose card records PGD adversarial training "
+                 "(train_robust.py); no: standard weights (auto / pretrained / random, or a card recording standard "
+                 "training); unknown: weights that record neither (e.g. a robustness-library checkpoint file); –: no "
+                 "feature loss.")  # fmt: skip
     for note in notes:
         lines.append(f"{MISSING}: {note}")
     return "\n".join(lines)
@@ -594,6 +689,7 @@ __all__ = [
     "INITS",
     "LINEAR_MARK",
     "REFERENCE",
+    "ROBUST",
     "STUDY_COLUMNS",
     "STUDY_TERMS",
     "card_disc_backbone",
@@ -601,6 +697,8 @@ __all__ = [
     "card_loss",
     "card_per_backbone",
     "check_test_sets",
+    "check_image_sets",
+    "feat_weights_robustness",
     "init_comparison_records",
     "init_comparison_table",
     "init_label",

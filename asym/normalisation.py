@@ -15,6 +15,10 @@ compressing the rest of the scale.
 
 The fitted parameters (with the calibration set, its size and the fit's RMSE) are saved as JSON
 (``save_normalisations`` / ``load_normalisations``), so a normalised table can be rebuilt exactly from raw scores.
+A map belongs to the scorer it was fitted for, not to a name: each records ``scorer``, the scorer's identity
+(``scorer_identity``: a weights hash for asym models, name and version for pyiqa, Hub id and revision for the VLM
+scorers), and ``select_normalisation`` applies a saved map only to that scorer, so two models saved in folders of
+one name (``kA/iqa``, ``kB/iqa``) never share one.
 """
 
 from __future__ import annotations
@@ -86,7 +90,9 @@ class Normalisation:
     """One metric's fitted ``N``: ``e3``/``e4`` on the oriented scores, and how well it fitted its calibration set.
 
     ``calibration`` names the set the fit used ("" if unnamed), ``n`` its size, ``rmse`` the fit's root-mean-square
-    error on the 1..100 scale (``None`` where unknown), kept so that a table states how far to trust its scale.
+    error on the 1..100 scale (``None`` where unknown), kept so that a table states how far to trust its scale;
+    ``scorer`` is the ``scorer_identity`` of the scorer fitted ("" where unknown: such a map is not applied by
+    ``select_normalisation``).
     """
 
     metric: str
@@ -96,6 +102,7 @@ class Normalisation:
     calibration: str = ""
     n: int = 0
     rmse: float | None = field(default=None)
+    scorer: str = ""
 
     def __post_init__(self) -> None:
         """Refuse parameters that define no map (non-finite, ``e4 == 0``), so a bad one fails where it is made."""
@@ -126,16 +133,17 @@ class Normalisation:
         if unknown:
             raise UserError(f"normalisation {d['metric']!r} has unknown fields {', '.join(unknown)}")
         lower_better, calibration = d.get("lower_better", False), d.get("calibration", "")
-        n, rmse = d.get("n", 0), d.get("rmse")
+        n, rmse, scorer = d.get("n", 0), d.get("rmse"), d.get("scorer", "")
         if not isinstance(lower_better, bool):
             raise UserError(f"normalisation {d['metric']!r}: lower_better must be true or false, got {lower_better!r}")
-        if not isinstance(calibration, str):
-            raise UserError(f"normalisation {d['metric']!r}: calibration must be a string, got {calibration!r}")
+        for key, value in (("calibration", calibration), ("scorer", scorer)):
+            if not isinstance(value, str):
+                raise UserError(f"normalisation {d['metric']!r}: {key} must be a string, got {value!r}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise UserError(f"normalisation {d['metric']!r}: n must be a count, got {n!r}")
         if rmse is not None and (isinstance(rmse, bool) or not isinstance(rmse, (int, float))):
             raise UserError(f"normalisation {d['metric']!r}: rmse must be a number or null, got {rmse!r}")
-        return cls(d["metric"], d["e3"], d["e4"], lower_better, calibration, n, rmse)
+        return cls(d["metric"], d["e3"], d["e4"], lower_better, calibration, n, rmse, scorer)
 
 
 def fit_normalisation(
@@ -146,6 +154,7 @@ def fit_normalisation(
     *,
     metric: str = "metric",
     calibration: str = "",
+    scorer: str = "",
 ) -> Normalisation:
     """Fit ``e3``, ``e4`` so that ``N(scores)`` matches the calibration MOS mapped linearly onto 1..100.
 
@@ -153,7 +162,8 @@ def fit_normalisation(
     observed min/max. The fit is least squares (``scipy.optimize.curve_fit``) on the oriented scores ``x`` (negated
     if ``lower_better``), starting from ``e3 = mean(x)``, ``e4 = std(x) / 4`` (the midpoint at the typical score, the
     transition spanning the bulk of them); it runs on standardised scores, an affine change undone afterwards, so its
-    steps and tolerances suit scores of any scale and offset. ``metric`` and ``calibration`` name what was fitted.
+    steps and tolerances suit scores of any scale and offset. ``metric`` and ``calibration`` name what was fitted,
+    ``scorer`` identifies the scorer (``scorer_identity``) that the map may be applied to.
 
     Raises:
         UserError: fewer than 5 scores, mismatched lengths, NaN/inf, constant scores or MOS, MOS outside
@@ -214,7 +224,7 @@ def fit_normalisation(
     if np.ptp(fitted) < _FLAT:
         raise fail(f"the fit is constant (N spans {np.ptp(fitted):.3g} over the calibration scores)")
     rmse = float(np.sqrt(np.mean((fitted - target) ** 2)))
-    return Normalisation(metric, e3, e4, bool(lower_better), calibration, len(x), rmse)
+    return Normalisation(metric, e3, e4, bool(lower_better), calibration, len(x), rmse, scorer)
 
 
 def save_normalisations(path: str, normalisations: Sequence[Normalisation]) -> None:
@@ -256,10 +266,60 @@ def load_normalisations(path: str) -> dict[str, Normalisation]:
     return out
 
 
+def scorer_identity(metric) -> str:
+    """What a 1..100 map is fitted for: the identity of an NR scorer (an ``asym.metrics.NRMetric`` or its model).
+
+    * an asym model (a train_iqa.py output): ``"<class> weights sha256:<digest>"``, the digest of its parameters and
+      buffers that the SR output cache keys models by (``asym.sr_eval.state_digest``), so another folder's model,
+      or the same folder retrained, is another scorer;
+    * a pyiqa metric: ``"pyiqa <name> <pyiqa version>"`` (pyiqa fixes each metric's weights per release);
+    * a VLM scorer (``asym.vlm_scorers``): its ``identity``, the Hub id and revision (commit) of its weights.
+    """
+    model = getattr(metric, "model", metric)
+    identity = getattr(model, "identity", None)
+    if isinstance(identity, str) and identity:
+        return identity
+    if type(model).__module__.split(".")[0] == "pyiqa":
+        import pyiqa
+
+        name = getattr(model, "metric_name", None) or getattr(metric, "name", type(model).__name__)
+        return f"pyiqa {name} {pyiqa.__version__}"
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        from .sr_eval import state_digest
+
+        return f"{type(model).__name__} weights sha256:{state_digest(model)}"
+    raise TypeError(f"no scorer identity for a {type(model).__name__}")
+
+
+def select_normalisation(saved: dict[str, Normalisation], name: str, scorer: str, path: str) -> Normalisation | None:
+    """The map in ``saved`` (``load_normalisations`` of ``path``) fitted for ``scorer`` (the metric shown as
+    ``name``), None if it holds none for that scorer or that name.
+
+    Raises:
+        UserError: the map saved under ``name`` was fitted for another scorer (naming both), or records none (a file
+            written before maps were keyed by scorer); either way the fix is to refit it.
+    """
+    for normalisation in saved.values():
+        if normalisation.scorer == scorer:
+            return normalisation
+    other = saved.get(name)
+    if other is None:
+        return None
+    refit = "refit it with --calibration_dataset (a map is applied only to the scorer it was fitted for)"
+    if not other.scorer:
+        raise UserError(f"{path}: the map of {name} records no scorer identity (written before maps were keyed by "
+                        f"scorer): {refit}")  # fmt: skip
+    raise UserError(f"{path}: the map of {name} was fitted for {other.scorer}, but {name} here is {scorer}: {refit}")
+
+
 __all__ = [
     "Normalisation",
     "fit_normalisation",
     "load_normalisations",
     "normalise",
     "save_normalisations",
+    "scorer_identity",
+    "select_normalisation",
 ]

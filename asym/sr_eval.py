@@ -3,7 +3,8 @@
 ``load_sr_test_set`` resolves a test set (``builtin``, a folder of HR images, or the BasicSR/SwinIR benchmark layouts)
 into (name, HR, LR) items; ``load_sr_source`` puts every kind of SR model (a ``train_sr.py`` output, an official
 release file, bicubic upsampling, the HR reference itself) behind one callable; ``run_sr`` super-resolves a test set
-through an ``SROutputCache``, so that each (model weights, test set, image) is computed once.
+through an ``SROutputCache``, so that each (model weights, test set, image) is computed once. ``item_digest`` /
+``fingerprint`` identify the exact images a leaderboard scored, so that tables never average over different ones.
 
     >>> test_set = load_sr_test_set("builtin", scale=4)
     >>> outputs = run_sr(load_sr_source("bicubic", 4), test_set, SROutputCache("cache/sr"))
@@ -12,6 +13,7 @@ through an ``SROutputCache``, so that each (model weights, test set, image) is c
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import warnings
@@ -111,6 +113,7 @@ def _paired_set(label: str, scale: int, hr_folder: str, lr_folder: str, lr_stem:
         for path, size in ((hr, hr_size), (lr, lr_size)):
             if size is None:
                 raise UserError(f"test image {path} cannot be read; is it truncated or not an image?")
+        _check_size(hr, hr_size, scale)
         expected = (hr_size[0] // scale, hr_size[1] // scale)
         if tuple(lr_size) != expected:
             raise UserError(f"LR image {lr} is {lr_size[1]}x{lr_size[0]} (WxH), expected {expected[1]}x{expected[0]} "
@@ -119,6 +122,13 @@ def _paired_set(label: str, scale: int, hr_folder: str, lr_folder: str, lr_stem:
         lr_sizes.append(tuple(lr_size))
     dataset = SRImageDataset(ImageSequence(hr_paths, hr_sizes), scale, ImageSequence(lr_paths, lr_sizes))
     return SRTestSet(f"{label}-x{scale}", scale, [os.path.splitext(f)[0] for f in files], dataset)
+
+
+def _check_size(path: str, size: tuple[int, int], scale: int) -> None:
+    """A UserError naming an HR test image too small for one LR pixel at ``scale`` (the smallest SR test image)."""
+    if min(size) < scale:
+        raise UserError(f"test image {path} is {size[1]}x{size[0]} (WxH): at x{scale} an HR test image needs at least "
+                        f"{scale}x{scale} pixels (one LR pixel); remove it or pass a smaller --scale")  # fmt: skip
 
 
 def _wrong_scale(where: str, scale: int, found: dict[int, str]) -> UserError:
@@ -163,19 +173,25 @@ def load_sr_test_set(source: str, scale: int) -> SRTestSet:
             raise _wrong_scale(lr_root, scale, found) if found else UserError(f"{lr_root} has no X<k>/ folder")
         return _paired_set(label, scale, hr, found[scale], "{}x" + str(scale))
     images = load_sr_images(train_data_dir=source)
+    for i, size in enumerate(images.sizes):
+        _check_size(images.name(i), size, scale)
     names = [
         os.path.splitext(os.path.relpath(images.name(i), source))[0].replace(os.sep, "/") for i in range(len(images))
     ]
     return SRTestSet(f"{label}-x{scale}", scale, names, SRImageDataset(images, scale))
 
 
-def _state_digest(module: nn.Module) -> str:
-    """sha256 over a module's parameters and buffers (names, dtypes, shapes, bytes): changes with any weight."""
+def state_digest(module: nn.Module) -> str:
+    """sha256 over a module's class, parameters and buffers (names, dtypes, shapes, bytes): changes with any weight.
+
+    The SR output cache keys a model's outputs by it, and ``asym.normalisation.scorer_identity`` an asym scorer's
+    1..100 map."""
     digest = hashlib.sha256(type(module).__name__.encode())
     for key, tensor in sorted(module.state_dict().items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"\0{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        flat = tensor.reshape(-1)  # a 0-dim buffer (BatchNorm's counter) cannot be viewed as bytes
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
@@ -189,7 +205,7 @@ class SRSource:
         name: what tables call it (the path or Hub id, ``bicubic``, ``hr``).
         kind: ``"asym"`` (a ``train_sr.py`` model), ``"spandrel"`` (an official release), ``"bicubic"`` or ``"hr"``.
         scale: the up-scaling factor.
-        cache_key: changes whenever the outputs could: a sha256 of the weights (``_state_digest``) and the autocast
+        cache_key: changes whenever the outputs could: a sha256 of the weights (``state_digest``) and the autocast
             precision for models, a constant per scale for ``bicubic``/``hr``.
         module: the generator (``None`` for ``bicubic``/``hr``).
         precision: ``"no"`` (float32) or ``"bf16"`` / ``"fp16"``: the model's forward runs under ``torch.autocast``.
@@ -215,7 +231,7 @@ class SRSource:
         self.cache_key = f"{self.kind}-x{self.scale}"
         if self.module is not None:
             precision = "" if self.precision == "no" else f"-{self.precision}"
-            self.cache_key += f"-{_state_digest(self.module)}{precision}"
+            self.cache_key += f"-{state_digest(self.module)}{precision}"
 
     @torch.no_grad()
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor | None = None, *, tile: int = 0, overlap: int = 16):
@@ -319,7 +335,7 @@ class SROutputCache:
         from safetensors.numpy import save_file
 
         image = image.detach().float().cpu().reshape(-1, *image.shape[-3:])[0]
-        array = (image.clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+        array = _quantised(image)
         with atomic_path(self.path(source, dataset_name, image_name)) as tmp:
             save_file(
                 {"image": np.ascontiguousarray(array)}, tmp, metadata=self._metadata(source, dataset_name, image_name)
@@ -327,10 +343,30 @@ class SROutputCache:
         return torch.from_numpy(array.astype(np.float32) / 65535)[None]
 
 
+def _quantised(image: torch.Tensor) -> np.ndarray:
+    """An image in [0, 1] as uint16 (``round(65535 * x)``): exact for 8- and 16-bit files."""
+    return (image.detach().float().cpu().clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
+
+
 def _lr_digest(lr: torch.Tensor) -> str:
     """A short hash of an LR image quantised to 16 bits: a changed input file never reuses a stale output."""
-    quantised = (lr.detach().float().cpu().clamp(0, 1) * 65535).round().to(torch.int32).numpy().astype(np.uint16)
-    return hashlib.sha256(quantised.tobytes()).hexdigest()[:16]
+    return hashlib.sha256(_quantised(lr).tobytes()).hexdigest()[:16]
+
+
+def item_digest(item: SRTestItem) -> str:
+    """sha256 of one test image as it is scored: its name and its HR and LR pixels (shapes included)."""
+    digest = hashlib.sha256(item.name.encode())
+    for image in (item.hr, item.lr):
+        digest.update(f"\0{tuple(image.shape)}\0".encode())
+        digest.update(_quantised(image).tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(digests: Sequence[str]) -> str:
+    """The identity of the images a table scored (their ``item_digest`` s, in order), 16 hex digits: two evaluations
+    share it exactly when they scored the same images, so one made with ``--max_images 1`` and one with 4, or on an
+    edited folder, are told apart."""
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
 
 
 def run_sr(source: SRSource, test_set: SRTestSet, cache: SROutputCache | None, tile: int | None = None,
@@ -366,13 +402,24 @@ def run_sr(source: SRSource, test_set: SRTestSet, cache: SROutputCache | None, t
     return outputs
 
 
+def _statuses(metric, values: list[float]) -> list[str]:
+    """Per score: ``"ok"`` if it is finite, else why not: the scorer's own ``last_status`` of that image where it
+    keeps one (``asym.vlm_scorers``: ``"unparsable: <reply>"``), else ``"non-finite score (nan)"``."""
+    kept = getattr(getattr(metric, "model", metric), "last_status", None)
+    kept = kept if isinstance(kept, list) and len(kept) == len(values) else [None] * len(values)
+    return ["ok" if math.isfinite(v) else k if k and k != "ok" else f"non-finite score ({v})"
+            for v, k in zip(values, kept)]  # fmt: skip
+
+
 def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor | None, device,
-                  batch_size: int = 8) -> list[float]:  # fmt: skip
+                  batch_size: int = 8, statuses: list[str] | None = None) -> list[float]:  # fmt: skip
     """Scores of same-sized images (e.g. every model's output of one test image), ``batch_size`` per forward.
 
     ``metric(batch)`` for NR metrics (``reference`` None) or ``metric(batch, reference expanded)`` for FR ones; each
     returns one score per image. Batching is what lets a GPU scorer run at full width: the leaderboard stacks the
     outputs of all its models for one image (they share the image's size, which whole test sets do not).
+    ``statuses``, if given, is extended by one status per image: ``"ok"``, or why its score is not finite (a VLM
+    reply without a parsable answer scores NaN), read from the scorer right after the batch it belongs to.
     """
     scores = []
     with torch.no_grad():
@@ -382,7 +429,10 @@ def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor |
                 values = metric(batch)
             else:
                 values = metric(batch, reference.to(device).expand(batch.shape[0], -1, -1, -1))
-            scores.extend(float(v) for v in values.reshape(batch.shape[0]).float().cpu())
+            values = [float(v) for v in values.reshape(batch.shape[0]).float().cpu()]
+            scores.extend(values)
+            if statuses is not None:
+                statuses.extend(_statuses(metric, values))
     return scores
 
 
@@ -391,8 +441,11 @@ __all__ = [
     "SRSource",
     "SRTestItem",
     "SRTestSet",
+    "fingerprint",
+    "item_digest",
     "load_sr_source",
     "load_sr_test_set",
     "run_sr",
     "score_outputs",
+    "state_digest",
 ]

@@ -12,7 +12,10 @@ the code they need cannot be obtained; nothing falls back silently.
 Unparsable answers: a VisualQuality-R1 reply without a usable ``<answer>`` number scores **NaN**, never a default.
 Each call sets ``last_status`` (``"ok"`` or ``"unparsable: <reply>"`` per image) and warns an
 ``UnparsableAnswerWarning``; ``asym.metrics.correlations`` then refuses the NaN scores with a ``UserError`` naming
-their indices, so they cannot enter a correlation unnoticed.
+their indices, so they cannot enter a correlation unnoticed, and ``evaluate.py sr`` records that status for the
+image and its model (no number in the table, the reason beside it).
+
+Each scorer's ``identity`` (``model_identity``: Hub id and revision) is what a 1..100 map of its scores belongs to.
 """
 
 from __future__ import annotations
@@ -25,12 +28,21 @@ import torch
 
 from .errors import summarize
 
-PROMPT_VISUALQUALITY_R1 = (
-    "You are doing the image quality assessment task. Here is the question: What is your overall rating on the "
-    "quality of this picture? The rating should be a float between 1 and 5, rounded to two decimal places, with 1 "
-    "representing very poor quality and 5 representing excellent quality."
-    " Please only output the final answer with only one score in <answer> </answer> tags."
+# The authors' "Non-Thinking Inference" (their advice for VisualQuality-R1 as an evaluation model): PROMPT and
+# QUESTION_TEMPLATE verbatim from README.md of github.com/TianheWu/VisualQuality-R1 at commit
+# a16dcdb64eea03a27afdb411d43cc1c9d723a1b2 (2025-10-16), the text sent being QUESTION_TEMPLATE.format(Question=PROMPT)
+# after the image, through apply_chat_template(..., add_generation_prompt=True, add_vision_id=True) (Qwen2.5-VL's
+# template then writes "Picture 1: " before the image). Not theirs: greedy decoding (they sample, top_k 50) and NaN for
+# a reply without a number (they draw a random 1..5 integer), so that a score is reproducible and never made up.
+_VISUALQUALITY_R1_QUESTION = (
+    "You are doing the image quality assessment task. Here is the question: "
+    "What is your overall rating on the quality of this picture? The rating should be a float between 1 and 5, "
+    "rounded to two decimal places, with 1 representing very poor quality and 5 representing excellent quality."
 )
+_VISUALQUALITY_R1_TEMPLATE = (
+    "{Question} Please only output the final answer with only one score in <answer> </answer> tags."
+)
+PROMPT_VISUALQUALITY_R1 = _VISUALQUALITY_R1_TEMPLATE.format(Question=_VISUALQUALITY_R1_QUESTION)
 PROMPT_DEQA = "USER: How would you rate the quality of this image?\n<|image|>\nASSISTANT: The quality of the image is"
 LEVELS = ("excellent", "good", "fair", "poor", "bad")
 LEVEL_WEIGHTS = (5.0, 4.0, 3.0, 2.0, 1.0)
@@ -81,6 +93,28 @@ def _to_pil(images: torch.Tensor) -> list:
     return [Image.fromarray(a, "RGB") for a in arrays]
 
 
+def model_identity(what: str, model) -> str:
+    """``"<what> <Hub id or folder> revision <commit>"``: the weights a transformers ``model`` was loaded from, what a
+    1..100 map of its scores is fitted for (``asym.normalisation.scorer_identity``). The revision is the Hub commit
+    transformers recorded; a local folder outside the Hub cache has none, and its weight files' names, sizes and
+    modification times stand in (hashing 15 GB of weights would take longer than scoring a test set)."""
+    import hashlib
+    import os
+
+    config = getattr(model, "config", None)
+    source = str(getattr(config, "_name_or_path", "") or "")
+    revision = getattr(config, "_commit_hash", None)
+    if not revision and source and os.path.isdir(source):
+        source = os.path.abspath(source)
+        digest = hashlib.sha256()
+        for name in sorted(os.listdir(source)):
+            if name.endswith((".safetensors", ".bin", ".pt", ".pth")):
+                stat = os.stat(os.path.join(source, name))
+                digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        revision = f"local files {digest.hexdigest()[:16]}"
+    return f"{what} {source or type(model).__name__} revision {revision or 'unknown'}"
+
+
 def _unavailable(what: str, source: str, err: BaseException):
     """The ``MetricUnavailable`` for a model that could not be loaded from ``source``."""
     from .metrics import MetricUnavailable
@@ -106,6 +140,7 @@ class VisualQualityR1:
     def __init__(self, model, processor, max_new_tokens: int = 256):
         self.model, self.processor, self.max_new_tokens = model, processor, max_new_tokens
         self.processor.tokenizer.padding_side = "left"
+        self.identity = model_identity("VisualQuality-R1", model)
         self.last_status: list[str] = []
         self.last_text: list[str] = []
 
@@ -131,7 +166,8 @@ class VisualQualityR1:
     def _inputs(self, images: torch.Tensor):
         """Chat-templated prompts with one image each, batched with left padding."""
         message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT_VISUALQUALITY_R1}]}]
-        text = self.processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
+        text = self.processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True,
+                                                  add_vision_id=True)  # fmt: skip
         pils = _to_pil(images)
         return self.processor(text=[text] * len(pils), images=pils, padding=True, return_tensors="pt")
 
@@ -241,6 +277,7 @@ class DeQAScore:
         self.model, self.tokenizer, self.image_processor = model, tokenizer, image_processor
         self.level_ids = level_token_ids(tokenizer)
         self.input_ids = image_prompt_ids(PROMPT_DEQA, tokenizer)
+        self.identity = model_identity("DeQA-Score", model)
 
     @classmethod
     def from_pretrained(cls, source: str = DEFAULT_DEQA, device: str | torch.device = "cpu") -> DeQAScore:
@@ -326,6 +363,7 @@ __all__ = [
     "image_prompt_ids",
     "level_score",
     "level_token_ids",
+    "model_identity",
     "pad_to_square",
     "parse_answer",
 ]

@@ -13,14 +13,16 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from conftest import perturbed_tiny  # noqa: E402
+
 import evaluate  # noqa: E402
-from asym import SRModel  # noqa: E402
 from asym.errors import UserError  # noqa: E402
-from asym.metrics import psnr  # noqa: E402
-from asym.normalisation import Normalisation, save_normalisations  # noqa: E402
+from asym.metrics import NRMetric, psnr  # noqa: E402
+from asym.normalisation import Normalisation, save_normalisations, scorer_identity  # noqa: E402
 from asym.sr_eval import SROutputCache, SRSource, SRTestSet, load_sr_source, load_sr_test_set, run_sr  # noqa: E402
 
 N_IMAGES = 2
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-core VM, faster than two threads
 
 
 def run(argv):
@@ -29,16 +31,29 @@ def run(argv):
 
 @pytest.fixture(scope="module")
 def sr_models(tmp_path_factory):
-    """Two tiny random x4 generators saved as train_sr.py would, with cards naming their loss and backbones."""
+    """Two distinct x4 generators (conftest.perturbed_tiny: an untrained tiny is bicubic) saved as train_sr.py would,
+    with cards naming their loss and backbones."""
     folder = tmp_path_factory.mktemp("sr")
     paths = []
     for i, (loss, backbone) in enumerate((("rec+per", "vgg16"), ("rec+per", "resnet50"))):
-        torch.manual_seed(i)
         card = {"--loss": loss, "--lambda_adv": 0.005,
                 "perceptual loss": f"DISTS-style on {backbone} (pretrained), alpha/beta: release"}  # fmt: skip
-        SRModel("tiny", 4, card=card).save_pretrained(folder / f"sr-{backbone}")
+        perturbed_tiny(i + 1, card=card).save_pretrained(folder / f"sr-{backbone}")
         paths.append(str(folder / f"sr-{backbone}"))
     return paths
+
+
+@pytest.fixture(scope="module")
+def iqa_models(tmp_path_factory):
+    """Two NR IQAModels of one folder name, kA/iqa and kB/iqa (different weights), on timm's 0.4M-parameter test
+    ResNet, and a copy of kA's weights under another name."""
+    from asym import IQAModel
+
+    folder = tmp_path_factory.mktemp("iqa")
+    for seed, name in ((0, "kA/iqa"), (1, "kB/iqa"), (0, "kC/quality")):
+        torch.manual_seed(seed)
+        IQAModel("timm:test_resnet", "nr", weights="random").save_pretrained(folder / name)
+    return {name: str(folder / name) for name in ("kA/iqa", "kB/iqa", "kC/quality")}
 
 
 def table_rows(text: str) -> dict[str, list[str]]:
@@ -71,13 +86,16 @@ def test_sr_table_psnr_matches_independent_computation(first_run, sr_models):
     test_set = load_sr_test_set("builtin", 4)
     subset = SRTestSet(test_set.name, 4, test_set.names[:N_IMAGES], test_set.images)
     cache = SROutputCache(str(out / "sr_cache"))
-    for spec, name in ((sr_models[0], "sr-vgg16"), ("bicubic", "bicubic")):
+    expected = {}
+    for spec, name in ((sr_models[0], "sr-vgg16"), (sr_models[1], "sr-resnet50"), ("bicubic", "bicubic")):
         outputs = run_sr(load_sr_source(spec, 4), subset, cache)
-        expected = np.mean([psnr(outputs[item.name], item.hr[None], border=4, y_channel=True).item()
-                            for item in subset])  # fmt: skip
+        expected[name] = np.mean([psnr(outputs[item.name], item.hr[None], border=4, y_channel=True).item()
+                                  for item in subset])  # fmt: skip
         record = next(r for r in records if r["model"] == name and r["metric"] == "psnr")
-        assert record["status"] == "ok" and record["score"] == pytest.approx(expected, abs=1e-5)
+        assert record["status"] == "ok" and record["score"] == pytest.approx(expected[name], abs=1e-5)
         assert record["score_norm"] is None
+    values = sorted(expected.values())
+    assert min(np.diff(values)) > 0.05  # three distinct models: a swapped record cannot pass
     hr = next(r for r in records if r["model"] == "hr" and r["metric"] == "psnr")
     assert hr["status"] == "n/a: reference" and hr["score"] is None
     hr_piqe = next(r for r in records if r["model"] == "hr" and r["metric"] == "piqe")
@@ -87,6 +105,7 @@ def test_sr_table_psnr_matches_independent_computation(first_run, sr_models):
     # files: one record per (model, metric, dataset); per-image scores
     saved = json.loads((out / "sr_results.json").read_text())
     assert len(saved) == 4 * 3 and {"model", "metric", "dataset", "score", "score_norm", "status"} <= set(saved[0])
+    assert {(r["images"], r["fingerprint"]) for r in saved} == {(N_IMAGES, saved[0]["fingerprint"])}
     with open(out / "sr_scores.csv") as f:
         rows = list(csv.DictReader(f))
     assert len([r for r in rows if r["model"] == "bicubic" and r["metric"] == "psnr"]) == N_IMAGES
@@ -103,10 +122,12 @@ def test_sr_table_average_std_and_unavailable_metric(first_run):
     maniqa = [r for r in records if r["metric"] == "maniqa"]
     assert all(r["status"].startswith("unavailable") and r["score"] is None for r in maniqa)
     # no normalisation: raw means differ in scale and direction (psnr dB up, piqe down), so no Average / Std
-    assert all(c == "n/a" for c in rows["Average"]) and all(c == "n/a" for c in rows["Std"])
+    assert all(c == "n/a" for c in rows["Average"])
+    assert rows["Std"] == ["n/a", "n/a", "–", "n/a", "n/a"]  # no std of stds in the Std. column
     psnrs = [next(r["score"] for r in records if r["model"] == m and r["metric"] == "psnr")
              for m in ("sr-vgg16", "sr-resnet50")]  # fmt: skip
-    assert float(rows["psnr (raw)"][2]) == pytest.approx(np.std(psnrs), abs=6e-4)
+    assert np.std(psnrs) > 0.02 and float(rows["psnr (raw)"][2]) == pytest.approx(np.std(psnrs), abs=6e-4)
+    assert [float(c) for c in rows["psnr (raw)"][:2]] == pytest.approx(psnrs, abs=6e-3)  # columns in model order
     assert rows["psnr (raw)"][4] == "n/a"  # the reference against itself
     assert "Average / Std: not computed" in printed
 
@@ -124,32 +145,65 @@ def count_sr_calls(monkeypatch) -> list[str]:
     return calls
 
 
-def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, monkeypatch, tmp_path):
+def test_second_run_with_more_metrics_does_no_sr_forward(first_run, sr_models, iqa_models, monkeypatch, tmp_path,
+                                                         capsys):  # fmt: skip
+    """A re-run with more metrics runs no model; saved maps apply to their scorers (kA/iqa's map to the same weights
+    in kC/quality); Average / Std are numpy's over the two normalised metrics; each keeps its raw mean below it."""
     out, _, _ = first_run
     calls = count_sr_calls(monkeypatch)
     path = tmp_path / "normalisation.json"
-    save_normalisations(str(path), [Normalisation("piqe", -40.0, 10.0, lower_better=True)])
-    records = run(["sr", "--models", ",".join([*sr_models, "bicubic", "hr"]), "--metrics", "psnr,ssim,piqe,maniqa",
+    piqe_map = Normalisation("piqe", -40.0, 10.0, lower_better=True, scorer=scorer_identity(NRMetric("piqe")))
+    iqa_map = Normalisation("iqa", 0.6, 0.01, scorer=scorer_identity(NRMetric(iqa_models["kA/iqa"])))
+    save_normalisations(str(path), [piqe_map, iqa_map])
+    metrics = f"psnr,ssim,piqe,{iqa_models['kC/quality']},maniqa"
+    records = run(["sr", "--models", ",".join([*sr_models, "bicubic", "hr"]), "--metrics", metrics,
                    "--datasets", "builtin", "--max_images", str(N_IMAGES), "--output_dir", str(out),
                    "--device", "cpu", "--normalisation", str(path)])  # fmt: skip
+    printed = capsys.readouterr().out
     assert calls == []  # ssim is new, yet every output comes from the cache
     assert all(r["status"] == "ok" for r in records if r["metric"] == "ssim" and r["model"] != "hr")
-    piqe = [r for r in records if r["metric"] == "piqe"]
-    assert all(1 <= r["score_norm"] <= 100 for r in piqe)
     with open(out / "sr_scores.csv") as f:
-        rows = [r for r in csv.DictReader(f) if r["metric"] == "piqe" and r["model"] == "bicubic"]
-    expected = np.mean(Normalisation("piqe", -40.0, 10.0, lower_better=True)([float(r["score"]) for r in rows]))
-    assert next(r for r in piqe if r["model"] == "bicubic")["score_norm"] == pytest.approx(expected)
+        rows = list(csv.DictReader(f))
+    for metric, fitted in (("piqe", piqe_map), ("quality", iqa_map)):
+        for r in (r for r in records if r["metric"] == metric):
+            raw = [float(x["score"]) for x in rows if (x["metric"], x["model"]) == (metric, r["model"])]
+            assert len(raw) == N_IMAGES and r["score"] == pytest.approx(np.mean(raw), rel=1e-6)
+            assert r["score_norm"] == pytest.approx(np.mean(fitted(raw)), rel=1e-6)  # mean of the mapped scores
     assert all(r["score_norm"] is None for r in records if r["metric"] == "psnr")
-    # Average / Std over the normalised metrics only (here piqe): numpy on the same numbers
-    from asym.leaderboard import sr_summary
+    # Average / Std over the normalised metrics only (piqe, quality): numpy on the same numbers
+    table = table_rows(printed)
+    models = ["sr-vgg16", "sr-resnet50", "bicubic", "hr"]
+    column = {"sr-vgg16": 0, "sr-resnet50": 1, "bicubic": 3, "hr": 4}  # 2: Std. [rec+per]
+    for model in models:
+        norms = [next(r["score_norm"] for r in records if (r["model"], r["metric"]) == (model, m))
+                 for m in ("piqe", "quality")]  # fmt: skip
+        assert float(table["Average"][column[model]]) == pytest.approx(np.mean(norms), abs=6e-3)
+        assert float(table["Std"][column[model]]) == pytest.approx(np.std(norms), abs=6e-3) and np.std(norms) > 0.1
+        for metric in ("piqe", "quality"):
+            record = next(r for r in records if (r["model"], r["metric"]) == (model, metric))
+            assert float(table[f"{metric} (1..100)"][column[model]]) == pytest.approx(record["score_norm"], abs=6e-3)
+            assert float(table[f"{metric} (raw mean)"][column[model]]) == pytest.approx(record["score"], rel=1e-3)
+    assert "(1..100): the mean over images of each image's normalised score" in printed
 
-    models = list(dict.fromkeys(r["model"] for r in records))
-    summary = sr_summary(records, models, ["psnr", "ssim", "piqe", "maniqa"])
-    assert summary["basis"] == ["piqe"]
-    for r in piqe:
-        assert summary["average"][r["model"]] == pytest.approx(np.mean([r["score_norm"]]))
-        assert summary["std"][r["model"]] == pytest.approx(0.0)
+
+def test_a_map_applies_only_to_the_scorer_it_was_fitted_for(iqa_models, tmp_path):
+    """kA/iqa's map, saved under the name iqa, is refused for kB/iqa (another model, the same folder name), naming
+    both; a file written before maps recorded their scorer is refused with the fix."""
+    path = tmp_path / "normalisation.json"
+    identity = scorer_identity(NRMetric(iqa_models["kA/iqa"]))
+    save_normalisations(str(path), [Normalisation("iqa", 0.6, 0.01, scorer=identity)])
+    argv = ["sr", "--models", "bicubic", "--datasets", "builtin", "--max_images", "1", "--device", "cpu",
+            "--normalisation", str(path), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    other = scorer_identity(NRMetric(iqa_models["kB/iqa"]))
+    assert other != identity and other.startswith("IQAModel weights sha256:")
+    with pytest.raises(UserError, match=f"the map of iqa was fitted for {identity}, but iqa here is {other}: refit"):
+        run([*argv, "--metrics", iqa_models["kB/iqa"]])
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    records = run([*argv, "--metrics", iqa_models["kA/iqa"]])
+    assert records[0]["status"] == "ok" and 1 <= records[0]["score_norm"] <= 100
+    save_normalisations(str(path), [Normalisation("iqa", 0.6, 0.01)])  # no scorer: an old file
+    with pytest.raises(UserError, match="records no scorer identity .*refit it with --calibration_dataset"):
+        run([*argv, "--metrics", iqa_models["kA/iqa"]])
 
 
 def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(first_run, sr_models, monkeypatch):
@@ -176,7 +230,8 @@ def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(fir
 
 def sr_record(model, metric, score, loss, backbone, source=None, norm=None):
     return {"model": model, "metric": metric, "dataset": "set", "score": score, "score_norm": norm, "status": "ok",
-            "source": source or model, "loss": loss, "per_backbone": backbone}  # fmt: skip
+            "images": 4, "fingerprint": "0123456789abcdef", "source": source or model, "loss": loss,
+            "per_backbone": backbone}  # fmt: skip
 
 
 def test_correlation_joins_fr_srcc_with_sr_averages(tmp_path, capsys):
@@ -208,6 +263,16 @@ def test_correlation_joins_fr_srcc_with_sr_averages(tmp_path, capsys):
     with pytest.raises(UserError, match="expected metric=model"):
         run(["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "sr.json"),
              "--pairs", "metric-vgg16", "--output_dir", str(tmp_path / "out3")])  # fmt: skip
+    argv = ["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "bad.json"),
+            "--output_dir", str(tmp_path / "out4")]  # fmt: skip
+    for change, message in (({"score_norm": "43"}, r"record 2: score_norm must be a number or null, got '43'"),
+                            ({"images": 1, "fingerprint": "fedcba9876543210"},
+                             r"set was scored on different images in .*bad.json \(4 images, fingerprint 0123456789ab"
+                             r"cdef\) and in .*bad.json \(1 images, fingerprint fedcba9876543210\)")):  # fmt: skip
+        (tmp_path / "bad.json").write_text(json.dumps(sr[:2] + [{**sr[2], **change}] + sr[3:]))
+        with pytest.raises(UserError, match=message):
+            run(argv)
+    assert not (tmp_path / "out4").exists()
 
 
 def test_sweep_plots_average_against_lambda_adv(tmp_path, capsys):
@@ -237,3 +302,7 @@ def test_sweep_plots_average_against_lambda_adv(tmp_path, capsys):
     with pytest.raises(UserError, match="holds no config.json"):
         run(["sweep", "--runs", str(tmp_path), "--sr_results", str(tmp_path / "sr.json"),
              "--output_dir", str(tmp_path / "out2")])  # fmt: skip
+    (tmp_path / "old.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "fingerprint"} for r in sr]))
+    with pytest.raises(UserError, match="old.json was written before evaluate.py sr recorded which images"):
+        run(["sweep", "--runs", runs[0], "--sr_results", str(tmp_path / "old.json"),
+             "--output_dir", str(tmp_path / "out3")])  # fmt: skip

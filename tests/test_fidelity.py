@@ -199,10 +199,15 @@ def test_ifc_of_a_flat_image_is_zero_and_batches_are_per_image():
     assert luma.item() == pytest.approx(one.item(), rel=1e-6)
 
 
-def test_ifc_needs_room_for_every_subband():
-    x = torch.rand(1, 1, IFC_MIN_SIZE, IFC_MIN_SIZE + 3)
+def test_ifc_accepts_the_sides_the_release_accepts():
+    """72 px: ifcvec.m's buildSpyr(im, 4, 'sp5Filters') needs maxPyrHt(size, 9) >= 4, floor(side / 8) >= 9."""
+    assert IFC_MIN_SIZE == 72
+    x = torch.rand(1, 1, 72, 75)
     assert ifc(x, x).item() > 0
-    with pytest.raises(UserError, match=f"at least {IFC_MIN_SIZE}x{IFC_MIN_SIZE}"):
+    for shape in ((71, 75), (72, 71), (65, 65)):
+        with pytest.raises(UserError, match="at least 72x72"):
+            ifc(x[..., : shape[0], : shape[1]], x[..., : shape[0], : shape[1]])
+    with pytest.raises(UserError, match="at least 72x72"):
         ifc(x, x, border=1)
     with pytest.raises(UserError, match="one shape"):
         ifc(x, x[..., :-1])

@@ -8,7 +8,15 @@ import pytest
 import scipy.optimize
 
 from asym.errors import UserError
-from asym.normalisation import Normalisation, fit_normalisation, load_normalisations, normalise, save_normalisations
+from asym.normalisation import (
+    Normalisation,
+    fit_normalisation,
+    load_normalisations,
+    normalise,
+    save_normalisations,
+    scorer_identity,
+    select_normalisation,
+)
 
 
 def reference_n(x, e3, e4):
@@ -149,7 +157,9 @@ def test_non_finite_parameters_from_curve_fit_are_refused(monkeypatch):
 def test_save_load_round_trip(tmp_path):
     rng = np.random.default_rng(5)
     s = rng.uniform(0, 1, 40)
-    fitted = fit_normalisation(s, reference_n(s, 0.5, 0.1), metric="clipiqa", calibration="koniq-val")
+    fitted = fit_normalisation(s, reference_n(s, 0.5, 0.1), metric="clipiqa", calibration="koniq-val",
+                               scorer="pyiqa clipiqa 0.1.16")  # fmt: skip
+    assert fitted.scorer == "pyiqa clipiqa 0.1.16"
     fixed = Normalisation("niqe", -6.0, 1.5, lower_better=True)
     path = tmp_path / "sub" / "norm.json"
     save_normalisations(str(path), [fitted, fixed])
@@ -200,3 +210,38 @@ def test_dict_round_trip_and_invalid_parameters():
         Normalisation("musiq", 40.0, 0.0)
     with pytest.raises(UserError, match="unknown fields"):
         Normalisation.from_dict(n.to_dict() | {"e5": 1})
+
+
+def test_a_map_is_selected_by_its_scorer_not_its_name(tmp_path):
+    path = tmp_path / "norm.json"
+    iqa = Normalisation("iqa", 0.5, 0.1, scorer="IQAModel weights sha256:aaa")
+    save_normalisations(str(path), [iqa, Normalisation("piqe", -40.0, 10.0, True, scorer="pyiqa piqe 0.1.16")])
+    saved = load_normalisations(str(path))
+    assert saved["iqa"] == iqa  # the scorer is saved and read back
+    assert select_normalisation(saved, "quality", "IQAModel weights sha256:aaa", str(path)) == iqa  # renamed folder
+    assert select_normalisation(saved, "musiq", "pyiqa musiq 0.1.16", str(path)) is None  # none for it: raw
+    with pytest.raises(
+        UserError,
+        match=r"norm.json: the map of iqa was fitted for IQAModel weights sha256:aaa, but "
+        r"iqa here is IQAModel weights sha256:bbb: refit it with --calibration",
+    ):
+        select_normalisation(saved, "iqa", "IQAModel weights sha256:bbb", str(path))
+    with pytest.raises(UserError, match="old.json: the map of iqa records no scorer identity .* --calibration_dataset"):
+        select_normalisation({"iqa": Normalisation("iqa", 0.5, 0.1)}, "iqa", "IQAModel weights sha256:aaa", "old.json")
+    with pytest.raises(UserError, match="scorer must be a string"):
+        Normalisation.from_dict(iqa.to_dict() | {"scorer": 7})
+
+
+def test_scorer_identity_is_the_weights_or_the_pyiqa_release():
+    import pyiqa
+    import torch
+
+    from asym.metrics import NRMetric
+
+    assert scorer_identity(NRMetric("piqe")) == f"pyiqa piqe {pyiqa.__version__}"
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))  # a 0-dim buffer too
+    before = scorer_identity(net)
+    assert before.startswith("Sequential weights sha256:") and scorer_identity(net) == before
+    with torch.no_grad():
+        net[0].weight[0, 0, 0, 0] += 1e-3
+    assert scorer_identity(net) != before

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import perturbed_tiny
 from PIL import Image
 from torch import nn
 
-from asym.data import bicubic_downscale, to_tensor
+from asym.data import bicubic_downscale, bicubic_upsample, to_tensor
 from asym.errors import UserError
 from asym.models import SRModel, upscale
 from asym.sr_eval import SROutputCache, SRSource, load_sr_source, load_sr_test_set, run_sr
@@ -101,6 +102,13 @@ def test_test_set_errors(tmp_path):
     os.remove(os.path.join(missing, "LRbicx4", "bird.png"))
     with pytest.raises(UserError, match="GTmod12/bird.png has no LR image"):
         load_sr_test_set(missing, 4)
+    _write(str(tmp_path / "dot" / "a.png"), 1, 1)  # a 1x1 photograph: no LR pixel at x4
+    with pytest.raises(UserError, match=r"dot/a.png is 1x1 \(WxH\): at x4 an HR test image needs at least 4x4 pixels"):
+        load_sr_test_set(str(tmp_path / "dot"), 4)
+    _write(str(tmp_path / "small" / "GTmod12" / "a.png"), 3, 5)
+    _write(str(tmp_path / "small" / "LRbicx4" / "a.png"), 1, 1)
+    with pytest.raises(UserError, match=r"GTmod12/a.png is 5x3 \(WxH\): at x4 an HR test image needs at least 4x4"):
+        load_sr_test_set(str(tmp_path / "small"), 4)
     missing = _swinir(tmp_path / "missing_swinir_lr")
     os.remove(os.path.join(missing, "LR_bicubic", "X4", "babyx4.png"))
     with pytest.raises(UserError, match=r"HR/baby.png has no LR image .*X4/babyx4.png"):
@@ -142,18 +150,23 @@ def test_model_sources(tmp_path):
         load_sr_source(str(tmp_path / "no_config"), 4)
 
 
-def test_tiled_equals_whole_image():
-    generator = SRModel("tiny", 4).eval()
-    # 72x80 LR, tiles of 24 with 8 pixels of overlap: 3x4 tiles, every tile origin and size a multiple of the
-    # window (4), so window attention sees the same windows as on the whole image; its receptive field is < 8.
-    lr = torch.rand(1, 3, 72, 80)
+def test_tiled_equals_whole_image(one_thread):
+    """Tiles give the whole-image output when their overlap covers the receptive field: tiny (BicubicResidualSR) sees
+    10 LR pixels on each side (a 3x3 head, 4 residual blocks of two 3x3 convolutions, a 3x3 tail; its bicubic part 2),
+    so 10 pixels of overlap are exact (float64: to rounding) and 9 are not. A perturbed tiny: an untrained one is
+    bicubic, whose 2-pixel reach any overlap covers."""
+    generator = perturbed_tiny(1).double()
+    lr = torch.rand(1, 3, 24, 28, dtype=torch.float64, generator=torch.Generator().manual_seed(0))  # 2x3 tiles of 12
     with torch.no_grad():
         whole = generator(lr)
-        tiled = upscale(generator, lr, 4, tile=24, overlap=8)
-        source = SRSource.from_module("tiny", generator, 4)
-        through_source = source(lr, tile=24, overlap=8)
-    assert tiled.shape == whole.shape == (1, 3, 288, 320)
-    assert (tiled - whole).abs().max() < 1e-4 and torch.equal(through_source, tiled)
+        tiled = upscale(generator, lr, 4, tile=12, overlap=10)
+        short = upscale(generator, lr, 4, tile=12, overlap=9)
+        through_source = SRSource.from_module("tiny", generator, 4)(lr, tile=12, overlap=10)
+    assert (whole - bicubic_upsample(lr, 4)).abs().max() > 1e-2  # not bicubic
+    assert tiled.shape == whole.shape == (1, 3, 96, 112)
+    assert (tiled - whole).abs().max() < 1e-12
+    assert (short - whole).abs().max() > 1e-8  # one pixel short of the field: seams
+    assert torch.equal(through_source, tiled.float())
 
 
 class _Counting(nn.Module):

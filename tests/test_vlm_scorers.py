@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
@@ -104,9 +105,17 @@ def images(n: int = 2) -> torch.Tensor:
 
 # --- VisualQuality-R1 end to end -----------------------------------------------------------------------------
 
-CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}{% if c['type'] == 'image' %}"
-        "<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+# Qwen2-VL's chat template, its image numbering (add_vision_id) included, without the default system message
+CHAT = ("{% set image_count = namespace(value=0) %}{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% for c in m['content'] %}{% if c['type'] == 'image' %}{% set image_count.value = image_count.value + 1 %}"
+        "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+# The authors' non-thinking prompt (README.md of TianheWu/VisualQuality-R1 at a16dcdb6), typed out again here
+AUTHORS_PROMPT = ("You are doing the image quality assessment task. Here is the question: What is your overall rating "
+                  "on the quality of this picture? The rating should be a float between 1 and 5, rounded to two "
+                  "decimal places, with 1 representing very poor quality and 5 representing excellent quality. "
+                  "Please only output the final answer with only one score in <answer> </answer> tags.")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +167,51 @@ def test_visualquality_r1_random_model_reports_unparsable(tiny_qwen):
     with pytest.warns(UnparsableAnswerWarning):
         scorer.score(images())
     assert scorer.last_text == again  # greedy: deterministic
+
+
+def test_visualquality_r1_prompt_is_the_authors(tiny_qwen, monkeypatch):
+    """The text the model reads: the image numbered as with the authors' add_vision_id=True, then their prompt."""
+    scorer = VisualQualityR1.from_pretrained(tiny_qwen, "cpu", max_new_tokens=4)
+    rendered = []
+    template = scorer.processor.apply_chat_template
+    monkeypatch.setattr(scorer.processor, "apply_chat_template",
+                        lambda *a, **k: rendered.append(template(*a, **k)) or rendered[-1])  # fmt: skip
+    scorer._inputs(images(1))
+    assert rendered == ["<|im_start|>user\nPicture 1: <|vision_start|><|image_pad|><|vision_end|>" + AUTHORS_PROMPT
+                        + "<|im_end|>\n<|im_start|>assistant\n"]  # fmt: skip
+    assert scorer.identity.startswith(f"VisualQuality-R1 {os.path.abspath(tiny_qwen)} revision local files ")
+
+
+def test_unparsable_answers_get_their_status_in_the_sr_table(tiny_qwen, monkeypatch, tmp_path):
+    """evaluate.py sr with a VisualQuality-R1 that answers nothing usable (a random tiny model): no number and status
+    ok, but the reason, per image (sr_scores.csv) and per model (sr_results, the table)."""
+    import csv
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import evaluate
+    from asym.vlm_scorers import VLM_SCORERS
+
+    class Short(VisualQualityR1):  # the tiny model, with replies of 4 tokens
+        @classmethod
+        def from_pretrained(cls, source, device="cpu"):
+            return super().from_pretrained(source, device, max_new_tokens=4)
+
+    monkeypatch.setitem(VLM_SCORERS, "visualquality-r1", (Short, tiny_qwen))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnparsableAnswerWarning)
+        records = evaluate.main(evaluate.parse_args(["sr", "--models", "bicubic,hr", "--metrics", "visualquality-r1",
+                                                     "--datasets", "builtin", "--max_images", "1", "--output_dir",
+                                                     str(tmp_path), "--device", "cpu"]))  # fmt: skip
+    assert [(r["model"], r["score"], r["status"]) for r in records] == [
+        (m, None, "unparsable: no score for 1 of 1 images (sr_scores.csv)") for m in ("bicubic", "hr")]  # fmt: skip
+    with open(tmp_path / "sr_scores.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"].split(":")[0] for r in rows] == ["unparsable", "unparsable"] and rows[0]["score"] == "nan"
+    table = (tmp_path / "sr_results.md").read_text()
+    assert "| visualquality-r1 (raw) | n/a | n/a |" in table
+    assert "n/a: visualquality-r1 of bicubic: unparsable: no score for 1 of 1 images (sr_scores.csv)" in table
 
 
 def test_visualquality_r1_known_answer_through_the_same_path(tiny_qwen, monkeypatch):
