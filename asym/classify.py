@@ -76,7 +76,10 @@ def _card_crop(spec: str) -> int | None:
     if not os.path.isdir(spec):
         from huggingface_hub import hf_hub_download
 
-        path = hf_hub_download(spec, CONFIG_NAME)  # cached by from_pretrained
+        try:
+            path = hf_hub_download(spec, CONFIG_NAME)  # cached by from_pretrained
+        except Exception:  # noqa: BLE001 - no card to read: the standard crop
+            return None
     crop = (read_config(path).get("card") or {}).get("--crop_size")
     return int(crop) if isinstance(crop, int) and not isinstance(crop, bool) and crop > 0 else None
 
@@ -112,7 +115,8 @@ def load_classifier(spec: str, weights: str = "pretrained", device: str | torch.
         names = getattr(model, "class_names", None)
         classes = getattr(model, "num_classes", None) or (len(names) if names else None)
         trained = _card_crop(spec)
-        origin = f"its train_robust.py --crop_size {trained}" if trained else "the standard cut, no crop in its card"
+        origin = f"trained at --crop_size {trained}" if trained else "no crop size in its card"
+        origin = f"the standard cut at {'--image_size' if image_size else 'its card' if trained else '224'}; {origin}"
         return ImageClassifier(os.path.basename(os.path.normpath(spec)), model, list(names) if names else None,
                                classes, crop=EvalCrop.standard(image_size or trained or 224),
                                crop_source=origin)  # fmt: skip

@@ -251,7 +251,7 @@ def test_a_train_robust_classifier_maps_labels_by_class_name(image_folder, sr_mo
     records, printed = run(
         classify_argv(image_folder, sr_model, tmp_path / "out", classifiers=str(tmp_path / "robust-mobilenet"))
     )
-    assert "(its train_robust.py --crop_size 32); by class name" in printed
+    assert "(the standard cut at --image_size; trained at --crop_size 32); by class name" in printed
     model = robust.Classifier.from_pretrained(tmp_path / "robust-mobilenet").eval()
     images = restorations(image_folder, FILES, sr_model)
     targets = [names.index(f.split("/")[0]) for f in FILES]
@@ -261,7 +261,8 @@ def test_a_train_robust_classifier_maps_labels_by_class_name(image_folder, sr_mo
         wrong = sum(p != t for p, t in zip(predicted, targets))
         assert next(r for r in records if r["model"] == name)["errors"] == wrong
     # Its own crop without --image_size: 32 pixels (resize 37)
-    assert load_classifier(str(tmp_path / "robust-mobilenet")).crop == EvalCrop.standard(32) == EvalCrop(32, 37)
+    own = load_classifier(str(tmp_path / "robust-mobilenet"))
+    assert own.crop == EvalCrop.standard(32) == EvalCrop(32, 37) and "cut at its card" in own.crop_source
     # The case: a classifier right on cat and dog, given a set of cat, dog and bird. Labels were taken as
     # class indices: bird (0 in sorted order) scored against "cat". Now refused, naming the class it lacks.
     pets = tmp_path / "pets"
