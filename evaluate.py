@@ -60,10 +60,12 @@ channel, --scale border cropped, as psnr / ssim), their models grouped by the ca
 feat_robust: yes for a train_robust.py output trained with PGD, no for standard weights, unknown where the weights
 say neither): each metric averaged over a group's runs, then over the datasets; files that scored one test set on
 different images are refused, naming both. robust_table.md / .csv / .json.
-`classify` (the robust-loss study's Fig. 1): ImageNet-style labelled images, each cut as torchvision's ImageNet
-evaluation (shorter side 256, centre 224 for --image_size 224): that crop is the HR image, its antialiased bicubic
-x--scale downscale the LR; every --models SR model restores it (cached) and every --classifiers classifier labels
-the restoration: top-1 error per (classifier, model) in classify.png (grouped bars), classify.csv / .json / .md.
+`classify` (the robust-loss study's Fig. 1): labelled images, each cut as the classifier's weights are evaluated (their
+torchvision preset: shorter side 256, centre 224 for vgg19 IMAGENET1K_V1; 232, 224 for resnet50 IMAGENET1K_V2): that
+crop is the HR image, its antialiased bicubic x--scale downscale the LR; every --models SR model restores it (cached;
+once per distinct crop) and the classifier labels the restoration: top-1 error per (classifier, model) in classify.png
+(grouped bars), classify.csv / .json / .md. Labels map by class name, by ImageNet synset folder, or as class indices
+only where the classifier names no classes (or the dataset gives indices); partly covered class names are an error.
 """
 
 from __future__ import annotations
@@ -85,7 +87,6 @@ from asym.analysis import (
     stage_feature_maps,
     synthesize_texture,
 )
-from asym.atomic import atomic_path
 from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
 from asym.errors import UserError, reading, run_cli, summarize
 from asym.hub import saved_class
@@ -108,8 +109,8 @@ from asym.leaderboard import (
     card_feat_weights,
     card_loss,
     card_per_backbone,
-    check_test_sets,
     check_image_sets,
+    check_test_sets,
     feat_weights_robustness,
     init_comparison_records,
     init_comparison_table,
@@ -261,8 +262,10 @@ def parse_args(input_args=None):
     cls.add_argument("--label_column", default="label", help="label column of a Hub / datasets set")
     cls.add_argument("--max_images", type=int_at_least(1), default=None,
                      help="classify at most N images, evenly spaced over the set")  # fmt: skip
-    cls.add_argument("--image_size", type=positive_int, default=224,
-                     help="HR crop side (after resizing to 256/224 of it)")  # fmt: skip
+    cls.add_argument("--image_size", type=int_at_least(16), default=None,
+                     help="HR crop side for every classifier (default: each classifier's own, from its weights' "
+                          "torchvision preset, e.g. 224 after resizing to 232 for resnet50 IMAGENET1K_V2; the resize "
+                          "keeps each preset's ratio to the crop)")  # fmt: skip
     cls.add_argument("--scale", type=positive_int, default=4,
                      help="down-scaling factor of the LR the SR models restore")  # fmt: skip
     cls.add_argument("--tile", type=non_negative_int, default=0,
@@ -894,15 +897,10 @@ def run_robust_table(args) -> list[dict]:
 
 
 def run_classify(args) -> list[dict]:
-    """The study's Fig. 1: top-1 error of classifiers on images restored by SR models from their x4 bicubic LR."""
-    from asym.classify import (
-        load_classification_set,
-        load_classifier,
-        plot_top1_errors,
-        target_indices,
-        top1_errors,
-        top1_table,
-    )
+    """The study's Fig. 1: top-1 error of classifiers on images restored by SR models from their x4 bicubic LR, each
+    classifier on the HR crop its weights are evaluated with."""
+    from asym.classify import load_classifier, plot_top1_errors, target_indices, top1_errors, top1_table
+    from asym.labelled_images import ClassificationSet, load_labelled_set
     from asym.sr_eval import SROutputCache, load_sr_source
 
     classifier_sources = [c for c in args.classifiers.split(",") if c]
@@ -911,18 +909,24 @@ def run_classify(args) -> list[dict]:
         raise UserError("--classifiers and --models must each name at least one entry")
     classifier_names = unique_names(classifier_sources, "classifier")
     model_names = unique_names(model_sources, "model")
-    dataset = load_classification_set(args.dataset, args.image_size, args.scale, args.split, args.image_column,
-                                      args.label_column)  # fmt: skip
+    images = load_labelled_set(args.dataset, args.split, args.image_column, args.label_column)
     if args.max_images is not None:
-        dataset = dataset.subset(evenly_spaced(list(range(len(dataset))), args.max_images))
-    classifiers = [load_classifier(c, args.classifier_weights, args.device, args.seed) for c in classifier_sources]
+        images = images.subset(evenly_spaced(list(range(len(images))), args.max_images))
+    classifiers = [load_classifier(c, args.classifier_weights, args.device, args.seed, args.image_size)
+                   for c in classifier_sources]  # fmt: skip
     for classifier, name in zip(classifiers, classifier_names):
         classifier.name = name
-        print(f"{name}: {target_indices(dataset, classifier)[1]}")
+        try:
+            cut = ClassificationSet(images, classifier.crop, args.scale)
+        except UserError as err:
+            raise UserError(f"{name}: {err}") from err
+        print(f"{name}: {cut.name}, HR crop {classifier.crop} ({classifier.crop_source}); "
+              f"{target_indices(images, classifier)[1]}")  # fmt: skip
     sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
-    print(f"{dataset.name}: {len(dataset)} images, {args.image_size}x{args.image_size} HR crops, x{args.scale} LR")
+    images.check_images()  # every image decoded once: a broken one fails here, before anything is written
+    print(f"{images.label}: {len(images)} images, x{args.scale} bicubic LR of each HR crop")
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
-    records = top1_errors(classifiers, sources, model_names, dataset, cache, args.device, args.tile)
+    records = top1_errors(classifiers, sources, model_names, images, args.scale, cache, args.device, args.tile)
     labels = {}
     for name, source in zip(model_names, sources):
         card = getattr(source.module, "card", None)
@@ -944,11 +948,10 @@ def run_classify(args) -> list[dict]:
 
 def run_grid(args) -> str:
     """``grid.png``: per image a row of the input (its bicubic LR, nearest-upsampled), each model's output and the
-    reference, with the models' PSNR and SSIM (Y, border = scale) printed; for autoencoders (scale 1) the input is the
-    image."""
-    from torchvision.utils import save_image
-
+    reference, each column labelled above (``asym.image_grid``), with the models' PSNR and SSIM (Y, border = scale)
+    printed; for autoencoders (scale 1) the input is the image."""
     from asym.data import bicubic_downscale
+    from asym.image_grid import save_labelled_grid
     from asym.metrics import psnr, ssim
     from asym.sr_eval import load_sr_source
 
@@ -971,8 +974,8 @@ def run_grid(args) -> str:
         rows += [*shown, hr]
     os.makedirs(args.output_dir, exist_ok=True)
     path = os.path.join(args.output_dir, "grid.png")
-    with atomic_path(path) as tmp:
-        save_image(torch.cat(rows), tmp, nrow=len(specs) + 2, padding=2, pad_value=1.0, format="png")
+    columns = [f"LR x{args.scale} (nearest)" if args.scale > 1 else "input", *names, "reference"]
+    save_labelled_grid(path, torch.cat(rows), columns, padding=2, pad_value=1.0)
     print(f"columns: input | {' | '.join(names)} | reference; written to {path}")
     return path
 

@@ -26,7 +26,6 @@ import os
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import make_grid, save_image
 
 from asym import DISTS, list_backbones
 from asym.adversarial import (
@@ -38,6 +37,7 @@ from asym.adversarial import (
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
 from asym.feature_normalisation import normalise_backbone_feature_maps
+from asym.image_grid import save_labelled_grid
 from asym.metrics import psnr, ssim
 from asym.models import GENERATORS, SRModel, load_generator, upscale
 from asym.perceptual import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
@@ -153,7 +153,7 @@ def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str |
     the same for bicubic up-sampling of the same LR images (``bicubic_*``; SR only), the baseline a run must beat.
 
     Optionally saves a grid of LR (nearest) | bicubic | SR | HR rows (input | reconstruction at scale 1), each a centre
-    crop of at most 256 HR pixels.
+    crop of at most 256 HR pixels, the columns labelled above.
     """
     methods = ("", "bicubic_") if scale > 1 else ("",)  # key prefixes: the model's scores, bicubic's
     scores, rows = {f"{m}{k}": [] for m in methods for k in ("psnr", "ssim", "psnr_y", "ssim_y")}, []
@@ -175,7 +175,8 @@ def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str |
                 rows += [_centre_crop(t[0], 256) for t in shown]
     generator.train()
     if grid_path:
-        save_image(make_grid(rows, nrow=4 if scale > 1 else 2), grid_path)
+        columns = (f"LR x{scale} (nearest)", "bicubic", "SR", "HR") if scale > 1 else ("input", "reconstruction")
+        save_labelled_grid(grid_path, rows, columns)
     return {k: sum(v) / len(v) for k, v in scores.items()}
 
 

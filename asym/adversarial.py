@@ -112,8 +112,12 @@ def relativistic_generator_loss(real_logits: torch.Tensor, fake_logits: torch.Te
     for vanilla (B,) logits, over images *and* locations for patch (B, 1, h, w) logits, and each logit is
     compared with that one mean (as BasicSR's ESRGAN does). The expectations are means over all logits.
     Computed with ``binary_cross_entropy_with_logits`` on the logit differences, so it is stable for any logit
-    size. Returned as the MEAN of the two terms, as BasicSR's ESRGAN computes it: the paper's lambda_adv = 5e-3
+    size. Returned as the MEAN of the two terms, as BasicSR's ESRGAN halves it: the paper's lambda_adv = 5e-3
     comes from that code, so it means here what it meant there (the formula's plain sum would double it).
+
+    Value and gradient are BasicSR's (``ESRGANModel.optimize_parameters``, ``basicsr/models/esrgan_model.py``):
+    there too the real logits are detached and the gradient reaches the generator through both terms, the
+    ``mean(d(x))`` of the first included.
 
     Args:
         real_logits: discriminator logits of the ground truth, (B,) or (B, 1, h, w); usually detached.
@@ -131,6 +135,13 @@ def relativistic_discriminator_loss(real_logits: torch.Tensor, fake_logits: torc
 
     Same ``D``, means and halving as ``relativistic_generator_loss`` (BasicSR weighs its real and fake halves 0.5
     each), labels swapped, so ``relativistic_discriminator_loss(r, f) == relativistic_generator_loss(f, r)``.
+
+    The VALUE is BasicSR's; the GRADIENT is not today's BasicSR's. Here both terms are differentiated in full, each
+    through the other side's mean too (``d(y) - mean(d(x))`` moves with ``d(x)``): the formula as written, and
+    BasicSR v1.0.0 / v1.0.1. BasicSR since v1.1.0 (commit 91e0cae, Aug 2020: a fix for an in-place BatchNorm error in
+    distributed training; unchanged to this day) detaches the other side's mean in each half,
+    ``d(y) - mean(d(x)).detach()`` and ``d(x) - mean(d(y)).detach()``, so each half's gradient flows through its own
+    logits only.
 
     Args:
         real_logits: discriminator logits of the ground truth, (B,) or (B, 1, h, w).

@@ -64,6 +64,34 @@ def test_losses_match_naive_formula(shape):
     torch.testing.assert_close(relativistic_generator_loss(real, fake), relativistic_discriminator_loss(fake, real))
 
 
+def test_values_and_generator_gradient_are_basicsrs_the_discriminator_gradient_is_the_formulas():
+    """What the docstrings claim against today's BasicSR ``ESRGANModel.optimize_parameters`` (written out here): the
+    generator step (real logits detached) is BasicSR's in value and gradient; the discriminator step is BasicSR's in
+    value, but its gradient is the formula's full derivative (naive_losses under autograd), where BasicSR detaches
+    the other side's mean in each half."""
+    real = (torch.randn(2, 1, 3, 3, dtype=torch.float64) * 2).requires_grad_()
+    fake = (torch.randn(2, 1, 3, 3, dtype=torch.float64) * 2).requires_grad_()
+
+    def gan(logits, target):  # BasicSR's GANLoss('vanilla'): BCE with logits against a constant label
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(target)))
+
+    def grads(loss):
+        return torch.autograd.grad(loss, [real, fake], retain_graph=True, allow_unused=True, materialize_grads=True)
+
+    # generator step: real_d_pred = net_d(gt).detach(); l_g_gan = (l_g_real + l_g_fake) / 2
+    real_d = real.detach()
+    basicsr_g = (gan(real_d - fake.mean(), False) + gan(fake - real_d.mean(), True)) / 2
+    ours_g = relativistic_generator_loss(real_d, fake)
+    torch.testing.assert_close(ours_g, basicsr_g)
+    torch.testing.assert_close(grads(ours_g), grads(basicsr_g))
+    # discriminator step: each half against the other side's detached mean, weighted 0.5
+    basicsr_d = gan(real - fake.detach().mean(), True) * 0.5 + gan(fake - real.detach().mean(), False) * 0.5
+    ours_d = relativistic_discriminator_loss(real, fake)
+    torch.testing.assert_close(ours_d, basicsr_d)
+    torch.testing.assert_close(grads(ours_d), grads(naive_losses(real, fake)[1]))  # the formula's derivative
+    assert not torch.allclose(grads(ours_d)[0], grads(basicsr_d)[0])  # not BasicSR's since v1.1.0
+
+
 def test_losses_are_stable_for_large_logits():
     real, fake = torch.tensor([200.0, 300.0]), torch.tensor([-200.0, -300.0])
     assert relativistic_discriminator_loss(real, fake) == 0  # sure and right

@@ -60,11 +60,12 @@ def test_dists_recovery_decreases_loss_and_leaves_metric_alone():
 def test_texture_synthesis_with_gram_loss():
     metric = asym.GramTextureLoss("vgg19", weights="random", patch_size=16)
     texture = torch.rand(1, 3, 32, 32)
-    out = synthesize_texture(metric, texture, steps=20, lr=0.02, seed=0)
+    out = synthesize_texture(metric, texture, steps=10, lr=0.02, seed=0)
     assert out["image"].shape == (1, 3, 32, 32)
     assert out["loss"][-1] < out["loss"][0]
-    again = synthesize_texture(metric, texture, steps=20, lr=0.02, seed=0)
-    other = synthesize_texture(metric, texture, steps=2, lr=0.02, seed=1)
+    # the seed alone decides the result: the same seed repeats it, another seed (same steps) gives another one
+    again = synthesize_texture(metric, texture, steps=10, lr=0.02, seed=0)
+    other = synthesize_texture(metric, texture, steps=10, lr=0.02, seed=1)
     assert torch.equal(out["image"], again["image"])
     assert not torch.allclose(out["image"], other["image"])
 
