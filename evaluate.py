@@ -19,7 +19,8 @@
 
 `fr`: full-reference metrics (pyiqa names or trained asym metrics) scored against MOS on FR datasets (builtin,
 official layouts such as KADID-10k / TID2013, Hub ids): SRCC, KRCC and PLCC after the 4-parameter logistic fit;
-prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_results.json.
+prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_results.json. A train_metric.py
+metric is scored on its own test split where the split.json beside it was made for the dataset (as `nr` below).
 `nr`: no-reference quality models (train_iqa.py outputs or pyiqa NR names; pyiqa's own direction, oriented so that
 higher is better) on NR datasets (builtin, KonIQ-10k, FR layouts read as NR, pyiqa NR csvs, Hub ids): the same
 table, nr_results.csv and nr_results.json. A train_iqa.py model is scored on its own test split where the split.json
@@ -138,6 +139,21 @@ from asym.training import (
 )
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
+IMAGE_KEYS = ("status", "split", "split_file", "images")  # then: which images scored the row (or why none did)
+
+
+def _add_image_choice_args(parser: argparse.ArgumentParser, trained: str) -> None:
+    """``--split`` / ``--split_file`` of ``fr`` and ``nr``: which images of a dataset score each model."""
+    parser.add_argument("--split", default=None, choices=(*SPLIT_NAMES, "all"),
+                        help=f"which images of a dataset score a model. Default: {trained}'s test split where its "
+                             f"split.json (beside it) or --split_file was made for that dataset, else all images "
+                             f"(the table says which); all: every image (a trained model's own training images "
+                             f"included); train / validation / test: that part of the split file, refused where none "
+                             f"applies")  # fmt: skip
+    parser.add_argument("--split_file", default=None, metavar="FILE",
+                        help="a split.json (or the run folder holding it) applied to every model, pyiqa ones "
+                             "included, so all are scored on the same images; refused for a dataset it was not made "
+                             "for")  # fmt: skip
 
 
 def parse_args(input_args=None):
@@ -148,21 +164,14 @@ def parse_args(input_args=None):
     fr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, Hub ids")
     fr.add_argument("--max_samples", type=int_at_least(3), default=None,
                     help="score at most N pairs per dataset, evenly spaced (quick runs)")  # fmt: skip
+    _add_image_choice_args(fr, "a train_metric.py metric")
     add_fr_dataset_args(fr)  # columns of Hub / datasets sources, the same for each
     nr = sub.add_parser("nr", help="score NR quality models against MOS on NR datasets")
     nr.add_argument("--models", required=True, help="comma-separated train_iqa.py outputs and/or pyiqa NR names")
     nr.add_argument("--datasets", default="builtin", help="comma-separated: builtin, IQA folders, csvs, Hub ids")
     nr.add_argument("--max_samples", type=int_at_least(3), default=None,
                     help="score at most N images per dataset, evenly spaced (quick runs)")  # fmt: skip
-    nr.add_argument("--split", default=None, choices=(*SPLIT_NAMES, "all"),
-                    help="which images of a dataset score a model. Default: a train_iqa.py model's test split where "
-                         "its split.json (beside the model) or --split_file was made for that dataset, else all "
-                         "images (the table says which); all: every image (a trained model's own training images "
-                         "included); train / validation / test: that part of the split file, refused where none "
-                         "applies")  # fmt: skip
-    nr.add_argument("--split_file", default=None, metavar="FILE",
-                    help="a split.json (or the run folder holding it) applied to every model, pyiqa ones included, "
-                         "so all are scored on the same images; refused for a dataset it was not made for")  # fmt: skip
+    _add_image_choice_args(nr, "a train_iqa.py model")
     add_nr_dataset_args(nr)  # columns of Hub / datasets sources, the same for each
     init = sub.add_parser("init-comparison", help="test correlations of training runs by backbone and initialisation")
     init.add_argument("--results", required=True,
@@ -292,26 +301,19 @@ def _column_names(datasets, source_names: list[str]) -> list[str]:
 
 
 def run_fr(args) -> list[dict]:
+    """The FR leaderboard (Table 4): every metric on every dataset. A train_metric.py metric is scored on its own test
+    split where its split.json was made for the dataset (``--split``), so its training images never score it."""
     metric_sources = [m for m in args.metrics.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
+    if not metric_sources or not dataset_sources:
+        raise UserError("--metrics and --datasets must each name at least one entry")
     metric_names = unique_names(metric_sources, "metric")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
     metrics = [FRMetric(m, args.device) for m in metric_sources]  # fail early on a bad name
-    datasets, results = [], []
-    for source in dataset_sources:
-        dataset = _at_most(load_fr_dataset(source, **fr_dataset_kwargs(args)), args.max_samples)
-        print(f"{dataset.name}: {len(dataset)} pairs, scores {dataset.direction}")
-        datasets.append(dataset)
-        mos = dataset.quality()
-        for name, metric in zip(metric_names, metrics):
-            scores = score_pairs(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
-            results.append(correlations(-scores if metric.lower_better else scores, mos))  # both "higher is better"
-    dataset_names = _column_names(datasets, source_names)
-    rows = [(m, d) for d in dataset_names for m in metric_names]
-    records = [{"metric": m, "dataset": d, **{k: r[k] for k in RESULT_KEYS}} for (m, d), r in zip(rows, results)]
-    write_records(records, args.output_dir, "fr_results")
-    print(markdown_table(records, metric_names, dataset_names))
-    return records
+    own_splits = [_own_split_file(source, metric) for source, metric in zip(metric_sources, metrics)]
+    datasets = [load_fr_dataset(source, **fr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    return _score_leaderboard("metric", metric_names, metrics, own_splits, datasets, source_names, args, "fr_results",
+                              lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc))  # fmt: skip
 
 
 def load_image(name: str, size: int) -> torch.Tensor:
@@ -356,9 +358,9 @@ def run_analysis(args) -> dict:
 def _own_split_file(source: str, metric) -> tuple[str | None, str]:
     """The split.json that train_iqa.py wrote beside a model (a run folder, or a Hub repo it was pushed to), or None
     and why there is none."""
-    from asym import IQAModel
+    from asym.hub import HubModel
 
-    if not isinstance(getattr(metric, "model", None), IQAModel):
+    if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
         return None, "a pyiqa / VLM model, trained elsewhere: no split.json"
     if os.path.isdir(source):
         path = os.path.join(source, SPLIT_FILE)
@@ -383,7 +385,7 @@ def _scored_images(name: str, own: tuple[str | None, str], dataset, args) -> tup
     elif own[0] is None:
         if args.split:
             raise UserError(f"--split {args.split}: {name} has no split to take it from ({own[1]}): pass --split_file "
-                            f"(a train_iqa.py run's {SPLIT_FILE}) or --split all")  # fmt: skip
+                            f"(a train_iqa.py or train_metric.py run's {SPLIT_FILE}) or --split all")  # fmt: skip
         return everything, {"split": "all", "split_file": None, "images": f"all images ({own[1]})"}
     else:
         parts, why = match_split(own[0], dataset)
@@ -405,25 +407,33 @@ def run_nr(args) -> list[dict]:
     model_names = unique_names(model_sources, "model")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
     models: list[NRMetric | str] = []  # a metric, or the status of one that cannot be created here
-    own_splits: list[tuple[str | None, str]] = []
     for name, source in zip(model_names, model_sources):
         try:
             models.append(NRMetric(source, args.device))
         except MetricUnavailable as err:
             print(f"{name}: unavailable ({err.reason}); reported as such, the other models are still scored")
             models.append(f"unavailable: {err.reason}")
-        own_splits.append(_own_split_file(source, models[-1]))
+    own_splits = [_own_split_file(source, model) for source, model in zip(model_sources, models)]
     datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    return _score_leaderboard("model", model_names, models, own_splits, datasets, source_names, args, "nr_results",
+                              lambda model, part, desc: score_images(model, part, args.device, desc=desc))  # fmt: skip
+
+
+def _score_leaderboard(row_key, names, models, own_splits, datasets, source_names, args, stem, score) -> list[dict]:
+    """Score each model (a metric, or the status of one that cannot be created) on each dataset, each on the images
+    ``_scored_images`` chooses for it (all decided, or refused, before any scoring); write ``<stem>.csv`` / ``.json``
+    and print the table with lines saying which images scored whom. ``score(model, dataset, desc)`` -> scores."""
     unscored = ([], {"split": None, "split_file": None, "images": "not scored"})  # an unavailable model
     chosen = [[unscored if isinstance(model, str) else _scored_images(name, own, dataset, args)
-               for name, model, own in zip(model_names, models, own_splits)]
-              for dataset in datasets]  # every split decided (or refused) before any scoring  # fmt: skip
+               for name, model, own in zip(names, models, own_splits)]
+              for dataset in datasets]  # fmt: skip
     results, notes = [], []
     dataset_names = _column_names(datasets, source_names)
+    unit = "pairs" if row_key == "metric" else "images"
     for dataset, column, per_model in zip(datasets, dataset_names, chosen):
-        print(f"{dataset.name}: {len(dataset)} images, scores {dataset.direction}")
+        print(f"{dataset.name}: {len(dataset)} {unit}, scores {dataset.direction}")
         images: dict[str, list[str]] = {}  # what a model was scored on -> the models scored on it
-        for name, model, (indices, facts) in zip(model_names, models, per_model):
+        for name, model, (indices, facts) in zip(names, models, per_model):
             if isinstance(model, str):
                 results.append({"srcc": None, "plcc": None, "krcc": None, "n": None, "plcc_fit": None, "status": model,
                                 **facts})  # fmt: skip
@@ -431,19 +441,19 @@ def run_nr(args) -> list[dict]:
             part = _at_most(dataset.subset(indices), args.max_samples)
             facts = {**facts, "images": f"{facts['images']}, n = {len(part)}"}
             images.setdefault(facts["images"], []).append(name)
-            scores = score_images(model, part, args.device, desc=f"{name} on {dataset.name}")
+            scores = score(model, part, f"{name} on {dataset.name}")
             results.append({**correlations(-scores if model.lower_better else scores, part.quality()), "status": OK,
-                            **facts})  # fmt: skip
-        scored = "; ".join(f"{', '.join(names)}: {what}" for what, names in images.items())
+                            **facts})  # both oriented "higher is better"  # fmt: skip
+        scored = "; ".join(f"{', '.join(who)}: {what}" for what, who in images.items())
         notes.append(f"Images of {column}: {scored}")
         if len(images) > 1:
-            notes.append(f"{column}: the models are scored on different images (each on its own split or all): rows "
-                         f"are not comparable; pass --split_file to score all on one split's images")  # fmt: skip
-    rows = [(m, d) for d in dataset_names for m in model_names]
-    fields = (*RESULT_KEYS, "status", "split", "split_file", "images")
-    records = [{"model": m, "dataset": d, **{k: r[k] for k in fields}} for (m, d), r in zip(rows, results)]
-    write_records(records, args.output_dir, "nr_results")
-    print(markdown_table(records, model_names, dataset_names, row_key="model"))
+            notes.append(f"{column}: the {row_key}s are scored on different images (each on its own split or all): "
+                         f"rows are not comparable; pass --split_file to score all on one split's images")  # fmt: skip
+    rows = [(m, d) for d in dataset_names for m in names]
+    records = [{row_key: m, "dataset": d, **{k: r[k] for k in (*RESULT_KEYS, *IMAGE_KEYS)}}
+               for (m, d), r in zip(rows, results)]  # fmt: skip
+    write_records(records, args.output_dir, stem)
+    print(markdown_table(records, names, dataset_names, row_key=row_key))
     print("\n" + "\n".join(notes))
     return records
 

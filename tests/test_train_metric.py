@@ -126,6 +126,17 @@ def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
     assert (tmp_path / "fr_results.csv").read_text().startswith("metric,dataset,srcc,plcc,krcc,n")
     by_name = {r["metric"]: r for r in records}
     assert by_name["psnr"]["srcc"] > 0.3  # PSNR tracks the pseudo-MOS of graded distortions
+    # the trained metric is scored on its own test split (never on its training pairs), the pyiqa ones on all pairs
+    split = json.loads((Path(args.output_dir) / "split.json").read_text())
+    own = by_name[Path(args.output_dir).name]
+    assert (own["split"], own["n"]) == ("test", len(split["test"])) and own["split_file"].endswith("split.json")
+    assert (by_name["psnr"]["split"], by_name["psnr"]["n"]) == ("all", 160) and by_name["psnr"]["status"] == "ok"
+    assert "builtin: the metrics are scored on different images" in table
+    # one split file for all: every metric on the same test pairs, and no warning
+    argv = [*argv, "--split_file", args.output_dir, "--output_dir", str(tmp_path / "same"), "--device", "cpu"]
+    same = evaluate.main(evaluate.parse_args(argv))
+    assert {(r["split"], r["n"]) for r in same} == {("test", len(split["test"]))}
+    assert "scored on different images" not in capsys.readouterr().out
 
 
 def test_evaluate_fr_reads_dataset_columns_and_lower_better(tmp_path, capsys):
