@@ -336,7 +336,7 @@ def test_training_raises_val_2afc_score_on_several_seeds(bapps, tmp_path):
     """LPIPS's recipe from its random (signed) linear weights: whatever the start, every seed ends near the ceiling
     (0.9: a tenth of the "humans" disagree with every answer), and the ranking loss falls."""
     initial, final = [], []
-    for seed in (0, 1, 2):
+    for seed in (0, 1):
         result = run_2afc(bapps, tmp_path / f"seed{seed}", "--learning_rate", "1e-2", "--max_train_steps", "24",
                           seed=seed)  # fmt: skip
         initial.append(result["initial"]["mean"])
