@@ -116,12 +116,12 @@ def test_vgg16_r_is_only_evaluated(tmp_path):
 
 def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
     args, _ = trained
-    argv = ["fr", "--metrics", f"psnr,ssim,{args.output_dir}", "--datasets", "builtin", "--max_samples", "12"]
+    argv = ["fr", "--metrics", f"psnr,ssim,{args.output_dir}", "--datasets", "builtin", "--max_samples", "6"]
     records = evaluate.main(evaluate.parse_args([*argv, "--output_dir", str(tmp_path), "--device", "cpu"]))
     table = capsys.readouterr().out
     assert "| Metric | builtin SRCC | builtin PLCC | Avg SRCC | Avg PLCC |" in table
     saved = json.loads((tmp_path / "fr_results.json").read_text())
-    assert saved == records and len(records) == 3  # 12 evenly spaced pairs of what each scores
+    assert saved == records and len(records) == 3  # 6 evenly spaced pairs of what each scores
     assert {"metric", "dataset", "srcc", "plcc", "krcc", "n"} <= set(records[0])
     assert (tmp_path / "fr_results.csv").read_text().startswith("metric,dataset,srcc,plcc,krcc,n")
     by_name = {r["metric"]: r for r in records}
@@ -129,14 +129,14 @@ def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
     # the trained metric is scored on its own test split (never on its training pairs), the pyiqa ones on all pairs
     split = json.loads((Path(args.output_dir) / "split.json").read_text())
     own = by_name[Path(args.output_dir).name]
-    assert (own["split"], own["n"]) == ("test", 12) and own["split_file"].endswith("split.json")
-    assert own["images"] == f"test split of {own['split_file']}, n = 12" and len(split["test"]) == 40
-    assert (by_name["psnr"]["split"], by_name["psnr"]["n"]) == ("all", 12) and by_name["psnr"]["status"] == "ok"
+    assert (own["split"], own["n"]) == ("test", 6) and own["split_file"].endswith("split.json")
+    assert own["images"] == f"test split of {own['split_file']}, n = 6" and len(split["test"]) == 40
+    assert (by_name["psnr"]["split"], by_name["psnr"]["n"]) == ("all", 6) and by_name["psnr"]["status"] == "ok"
     assert "builtin: the metrics are scored on different images" in table
     # one split file for all: every metric on the same test pairs, and no warning
     argv = [*argv, "--split_file", args.output_dir, "--output_dir", str(tmp_path / "same"), "--device", "cpu"]
     same = evaluate.main(evaluate.parse_args(argv))
-    assert {(r["split"], r["n"]) for r in same} == {("test", 12)}
+    assert {(r["split"], r["n"]) for r in same} == {("test", 6)}
     assert "scored on different images" not in capsys.readouterr().out
 
 
