@@ -356,8 +356,8 @@ def run_analysis(args) -> dict:
 
 
 def _own_split_file(source: str, metric) -> tuple[str | None, str]:
-    """The split.json that train_iqa.py wrote beside a model (a run folder, or a Hub repo it was pushed to), or None
-    and why there is none."""
+    """The split.json that train_iqa.py / train_metric.py wrote beside a model (a run folder, or a Hub repo it was
+    pushed to), or None and why there is none."""
     from asym.hub import HubModel
 
     if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
@@ -435,8 +435,7 @@ def _score_leaderboard(row_key, names, models, own_splits, datasets, source_name
         images: dict[str, list[str]] = {}  # what a model was scored on -> the models scored on it
         for name, model, (indices, facts) in zip(names, models, per_model):
             if isinstance(model, str):
-                results.append({"srcc": None, "plcc": None, "krcc": None, "n": None, "plcc_fit": None, "status": model,
-                                **facts})  # fmt: skip
+                results.append({**dict.fromkeys(RESULT_KEYS), "status": model, **facts})
                 continue
             part = _at_most(dataset.subset(indices), args.max_samples)
             facts = {**facts, "images": f"{facts['images']}, n = {len(part)}"}
