@@ -88,9 +88,10 @@ from asym.analysis import (
     stage_feature_maps,
     synthesize_texture,
 )
-from asym.data import BUILTIN_IMAGES, load_sr_images, to_tensor
+from asym.data import load_sr_images
 from asym.errors import UserError, reading, run_cli, summarize
 from asym.hub import saved_class
+from asym.images import BUILTIN_IMAGES, to_tensor
 from asym.iqa_data import (
     add_fr_dataset_args,
     add_nr_dataset_args,

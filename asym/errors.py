@@ -104,4 +104,9 @@ def reading(path: str | Callable[[], str], what: str = "", as_what: str = "") ->
         ) from err
 
 
-__all__ = ["UserError", "quiet_on_interrupt", "reading", "run_cli", "summarize"]
+def list_names(names: list[str], limit: int = 5) -> str:
+    """``"a, b, c, d, e, ... (3 more)"``: the first ``limit`` of ``names`` for a message, and how many are left out."""
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+__all__ = ["UserError", "list_names", "quiet_on_interrupt", "reading", "run_cli", "summarize"]

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import IMAGE_EXTENSIONS, _decode, is_saved_dataset, open_image_table, to_tensor
 from .errors import UserError, reading
+from .images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
 from .sr_eval import SRTestSet
 
 LABELS_FILE = "labels.csv"
@@ -105,7 +105,7 @@ class LabelledSet:
     def decode(self, index: int) -> torch.Tensor:
         """Image ``index`` as a (3, H, W) tensor in [0, 1]; a file that cannot be decoded is a ``UserError``."""
         with reading(lambda: f"{self.names[index]} of {self.label}", "image"):
-            return to_tensor(_decode(self.sources[index]))
+            return to_tensor(decode(self.sources[index]))
 
     def check_images(self) -> None:
         """Decode every image once (in threads), so that a truncated or foreign file is one ``UserError`` before any
@@ -115,7 +115,7 @@ class LabelledSet:
         def failure(index: int) -> str | None:
             try:
                 with reading(lambda: f"{self.names[index]} of {self.label}", "image"):
-                    _decode(self.sources[index])
+                    decode(self.sources[index])
             except UserError as err:
                 return str(err)
             return None

@@ -33,10 +33,11 @@ from torch import nn
 
 from .attacks import NORMS, pgd_attack
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
-from .data import BUILTIN_IMAGES, IMAGE_EXTENSIONS, _decode, is_saved_dataset, load_sr_images, open_image_table
-from .data import to_tensor as _to_tensor
+from .data import load_sr_images
 from .errors import UserError, reading, summarize
 from .hub import HubModel
+from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
+from .images import to_tensor as _to_tensor
 
 CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
 
@@ -273,7 +274,7 @@ class LabelledImages(torch.utils.data.Dataset):
 
         source = self.sources[index]
         with reading(lambda: _source_name(source), "image"):
-            image = _to_tensor(_decode(source))
+            image = _to_tensor(decode(source))
         c = self.crop_size
         if self.train:
             top, left, h, w = v2.RandomResizedCrop.get_params(image, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3))

@@ -25,16 +25,9 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .data import (
-    BUILTIN_IMAGES,
-    IMAGE_EXTENSIONS,
-    ImageSequence,
-    SRImageDataset,
-    _shape_or_none,
-    bicubic_upsample,
-    load_sr_images,
-)
+from .data import SRImageDataset, bicubic_upsample, load_sr_images
 from .errors import UserError, summarize
+from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
 from .models import SRModel, upscale
 
 
@@ -109,7 +102,7 @@ def _paired_set(label: str, scale: int, hr_folder: str, lr_folder: str, lr_stem:
         lr_paths.append(lr)
     hr_sizes, lr_sizes = [], []
     for hr, lr in zip(hr_paths, lr_paths):
-        hr_size, lr_size = _shape_or_none(hr), _shape_or_none(lr)
+        hr_size, lr_size = readable_shape(hr), readable_shape(lr)
         for path, size in ((hr, hr_size), (lr, lr_size)):
             if size is None:
                 raise UserError(f"test image {path} cannot be read; is it truncated or not an image?")

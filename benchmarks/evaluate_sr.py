@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # evaluate.py's asym, uninstalled
 
-from asym.data import BUILTIN_IMAGES  # noqa: E402
+from asym.images import BUILTIN_IMAGES  # noqa: E402
 from asym.metrics import NRMetric  # noqa: E402
 from asym.sr_eval import score_outputs  # noqa: E402
 from asym.training import positive_int  # noqa: E402

@@ -13,9 +13,10 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from asym.data import load_sr_images, to_tensor
+from asym.data import load_sr_images
 from asym.errors import UserError
 from asym.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
+from asym.images import to_tensor
 from asym.metrics import rgb_to_y
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)

@@ -566,8 +566,8 @@ def _table(path, n_refs=4, per_ref=4, extra=None, score_column="mos"):
 
 def test_table_reference_encoded_two_ways_is_one_reference(tmp_path, monkeypatch):
     path = _table(tmp_path / "table")
-    decoded, decode = [], iqa_tables._decode
-    monkeypatch.setattr(iqa_tables, "_decode", lambda source: decoded.append(source) or decode(source))
+    decoded, decode = [], iqa_tables.decode
+    monkeypatch.setattr(iqa_tables, "decode", lambda source: decoded.append(source) or decode(source))
     data = load_fr_dataset(path, "dist", "ref", "mos")
     assert len(decoded) == 8  # each distinct byte string decoded once: 4 references x 2 encodings, not 16 rows
     assert len({item.ref_id for item in data.items}) == 4
@@ -660,16 +660,16 @@ def test_image_sizes_and_min_side_read_headers_only(tmp_path, monkeypatch):
         rows.append(f"ref{r}.{ext},ref{r}_d.{ext},{r}")
     (root / "meta_info_Sizes.csv").write_text("\n".join(rows) + "\n")
     data = load_fr_dataset(str(root))
-    decode = iqa_dataset._decode
-    monkeypatch.setattr(iqa_dataset, "_decode", lambda source: pytest.fail(f"decoded {source}"))
+    decode = iqa_dataset.decode
+    monkeypatch.setattr(iqa_dataset, "decode", lambda source: pytest.fail(f"decoded {source}"))
     assert data.image_sizes() == [(20, 30), (14, 40), (20, 10)]
     assert data.min_side() == 10
     assert data.subset([0, 1]).min_side() == 14
-    monkeypatch.setattr(iqa_dataset, "_decode", decode)
+    monkeypatch.setattr(iqa_dataset, "decode", decode)
     assert [tuple(data[i]["dist"].shape[1:]) for i in range(3)] == data.image_sizes()  # as decoding will see them
     assert data.subset([0, 1], crop_size=14, train=True)[1]["dist"].shape == (3, 14, 14)
     table = load_fr_dataset(_table(tmp_path / "table", n_refs=3, per_ref=2), "dist", "ref", "mos")
-    monkeypatch.setattr(iqa_dataset, "_decode", lambda source: pytest.fail(f"decoded {source}"))
+    monkeypatch.setattr(iqa_dataset, "decode", lambda source: pytest.fail(f"decoded {source}"))
     assert table.image_sizes() == [(12, 12)] * 6 and table.min_side() == 12
     image = np.zeros((9, 11, 3), np.uint8)
     assert FRDataset([FRItem(image, image, 1.0, "a")], "m", False).min_side() == 9

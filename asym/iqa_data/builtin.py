@@ -10,7 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from asym.data import _to_array
+from asym.images import to_array
 
 from .dataset import FRItem
 
@@ -81,7 +81,7 @@ def builtin_fr_items() -> list[FRItem]:
 
     items = []
     for i, name in enumerate(BUILTIN_FR_IMAGES):
-        ref = _square(_to_array(getattr(skimage.data, name)()), BUILTIN_SIZE)
+        ref = _square(to_array(getattr(skimage.data, name)()), BUILTIN_SIZE)
         for kind, values in DISTORTIONS.items():
             for level, value in enumerate(values, start=1):
                 dist = _distort(ref, kind, value, seed=1000 * i + level)

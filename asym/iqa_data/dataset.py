@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from asym.data import _decode, _name, _to_array, to_tensor
 from asym.errors import UserError, reading
+from asym.images import decode, image_name, to_array, to_tensor
 
 
 @dataclass
@@ -95,9 +95,9 @@ def _direction(found: bool, why: str, override: bool | None) -> tuple[bool, str]
 
 def _load(source, what: Callable[[], str]) -> np.ndarray:
     if isinstance(source, np.ndarray):
-        return _to_array(source)
+        return to_array(source)
     with reading(what, as_what="an image"):
-        return _decode(source)
+        return decode(source)
 
 
 def _describe(source) -> str:
@@ -105,13 +105,13 @@ def _describe(source) -> str:
         return "an in-memory image"
     if isinstance(source, tuple):
         _, column, row = source
-        path = _name(source)
+        path = image_name(source)
         return f"row {row}, column {column!r}" + ("" if path == f"row {row}" else f" ({path})")
     return str(source)
 
 
 def _header_size(source, what: str | Callable[[], str]) -> tuple[int, int]:
-    """(height, width) from the file's header only (PIL opens lazily), as ``_decode`` will return it: swapped for an
+    """(height, width) from the file's header only (PIL opens lazily), as ``decode`` will return it: swapped for an
     EXIF rotation by 90 degrees. A PNG's EXIF is only seen when it precedes the pixels (reading it would decode)."""
     with reading(what, as_what="an image"), Image.open(source) as image:
         width, height = image.size

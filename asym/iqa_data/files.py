@@ -12,8 +12,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from asym.data import _list_names
-from asym.errors import UserError
+from asym.errors import UserError, list_names
 
 DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
 
@@ -128,7 +127,7 @@ class _FileIndex:
                     self._paths.setdefault(file.lower(), []).append(os.path.join(root, file))
         matches = self._paths.get(os.path.basename(name).lower(), [])
         if len(matches) > 1:
-            raise UserError(f"{where}: {name} is ambiguous, found {_list_names(sorted(matches), 3)}")
+            raise UserError(f"{where}: {name} is ambiguous, found {list_names(sorted(matches), 3)}")
         if not matches:
             looked = ", ".join([self.folder, *(f"{sub}/" for sub in self.subfolders), "and below"])
             raise UserError(f"{where}: image {name} does not exist (looked in {looked})")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import os
 
-from asym.data import is_saved_dataset
 from asym.errors import UserError
+from asym.images import is_saved_dataset
 
 from .builtin import builtin_fr_items
 from .dataset import FRDataset, _direction, _Scores

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 
-from asym.data import is_saved_dataset, open_image_table
 from asym.errors import UserError
+from asym.images import is_saved_dataset, open_image_table
 
 from .builtin import builtin_fr_items
 from .dataset import NRDataset, NRItem, _direction, _Scores

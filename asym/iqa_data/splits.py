@@ -27,8 +27,7 @@ import warnings
 from collections.abc import Sequence
 
 from asym.atomic import write_json
-from asym.data import _list_names
-from asym.errors import UserError
+from asym.errors import UserError, list_names
 
 from .dataset import IQADataset, split_by_reference
 from .files import _read_text
@@ -140,11 +139,11 @@ def _mismatch(path: str, record: dict, dataset: IQADataset) -> str | None:
     unknown = [key for key in listed if key not in known]
     if unknown:
         return (f"split file {path} was made for dataset {made_for}: {len(unknown)} of its {len(listed)} images are "
-                f"not in {dataset.name} (e.g. {_list_names(unknown, 3)})")  # fmt: skip
+                f"not in {dataset.name} (e.g. {list_names(unknown, 3)})")  # fmt: skip
     left = [key for key in keys if key not in given]
     if left:
         return (f"split file {path} (made for {made_for}) puts {len(left)} of the {len(keys)} images of "
-                f"{dataset.name} in no split (e.g. {_list_names(left, 3)})")  # fmt: skip
+                f"{dataset.name} in no split (e.g. {list_names(left, 3)})")  # fmt: skip
     return None
 
 

@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from asym.data import _decode, open_image_table
 from asym.errors import UserError, reading
+from asym.images import decode, open_image_table
 
 from .dataset import FRItem, _Scores
 from .files import DMOS_NAME, _FileIds, _score
@@ -40,7 +40,7 @@ class _PixelIds:
         key = hashlib.sha1(data).hexdigest()
         if key not in self._by_bytes:
             with reading(what, as_what="an image"):
-                pixels = np.ascontiguousarray(_decode(io.BytesIO(data)))
+                pixels = np.ascontiguousarray(decode(io.BytesIO(data)))
             digest = hashlib.sha1(f"{pixels.shape} {pixels.dtype}".encode())
             digest.update(pixels.data)
             self._by_bytes[key] = f"pixels:{digest.hexdigest()[:20]}"

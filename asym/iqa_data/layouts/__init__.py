@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 
-from asym.data import _list_names
-from asym.errors import UserError
+from asym.errors import UserError, list_names
 
 from .kadid10k import _kadid
 from .koniq10k import KONIQ_SCORES, KONIQ_SETS, _koniq_files
@@ -58,7 +57,7 @@ def detect_layout(folder: str) -> str:
         return "tqd"
     found = _pyiqa_csvs(folder)
     if len(found) > 1:
-        raise UserError(f"{folder} holds {len(found)} pyiqa-style csvs ({_list_names(found, 3)}): "
+        raise UserError(f"{folder} holds {len(found)} pyiqa-style csvs ({list_names(found, 3)}): "
                         f"pass the path of the one to use")  # fmt: skip
     if found:
         return "pyiqa-csv"

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asym.data import _decode, _list_names, _to_array, to_tensor
-from asym.errors import UserError, reading
+from asym.errors import UserError, list_names, reading
+from asym.images import decode, to_array, to_tensor
 
 from ..dataset import verify_images
 
@@ -112,7 +112,7 @@ def read_bapps_subset(folder: str, split: str, subset: str) -> list[TwoAFCTriple
         missing += [] if stem in judges else [f"judge/{stem}.npy"]
         raise UserError(f"BAPPS subset {where}: {os.path.join(where, missing[0])} is missing (triplet {stem!r} needs "
                         f"ref/, p0/, p1/ and judge/; {len(incomplete)} incomplete: "
-                        f"{_list_names(incomplete, 3)})")  # fmt: skip
+                        f"{list_names(incomplete, 3)})")  # fmt: skip
     return [
         TwoAFCTriplet(*(os.path.join(where, name, images[name][s]) for name in IMAGE_FOLDERS),
                       judge=_judge(os.path.join(where, "judge", judges[s])), subset=subset, key=f"{subset}/{s}")
@@ -188,10 +188,10 @@ class TwoAFCDataset(torch.utils.data.Dataset):
 
     def _image(self, source) -> torch.Tensor:
         if isinstance(source, np.ndarray):
-            array = _to_array(source)
+            array = to_array(source)
         else:
             with reading(source, "BAPPS image", as_what="an image"):
-                array = _decode(source)
+                array = decode(source)
         image = to_tensor(array)
         size = self.load_size
         if size and tuple(image.shape[-2:]) != (size, size):
