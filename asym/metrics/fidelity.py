@@ -1,4 +1,9 @@
-"""Classical fidelity indices of the robust-loss study: UQI and IFC, one value per image, higher is better.
+"""Fidelity indices, one value per image, higher is better: PSNR and SSIM (SR papers' monitoring), UQI and IFC (the
+robust-loss study's). All take ``(x, y)`` = (output, reference), (B, C, H, W) in [0, 1], crop ``border`` pixels on
+each side (the scale factor, as in BasicSR) and score the BT.601 luma ``rgb_to_y`` with ``y_channel=True``.
+
+* ``psnr`` / ``ssim``: RGB by default; SSIM is scikit-image's (Gaussian window, sigma 1.5, as Wang et al.), with the
+  window, constants and valid region of BasicSR's ``calculate_ssim``.
 
 * ``uqi``: Wang & Bovik's universal image quality index (IEEE SPL 2002), ``Q = 4 sxy mx my / ((sx² + sy²)(mx² +
   my²))`` over every 8x8 window (sliding, step 1, no padding), averaged. It follows the authors' MATLAB release
@@ -17,7 +22,7 @@
   rounding noise passes the channel's 1e-15 variance tolerance as signal (a blurred gradient: 18.3 instead of 16.9).
 
 Both take ``(x, y)`` = (output, reference), (B, C, H, W) in [0, 1], crop ``border`` pixels on each side, score the
-BT.601 luma with ``y_channel=True`` (the SR papers' way, as ``asym.metrics.psnr``) and otherwise average over
+BT.601 luma with ``y_channel=True`` (the SR papers' way, as ``psnr``) and otherwise average over
 channels (the releases take one grayscale image).
 """
 
@@ -29,7 +34,68 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import _prepare
+from ..errors import UserError
+
+
+def _crop(x: torch.Tensor, border: int, min_size: int, what: str) -> torch.Tensor:
+    """``x`` without ``border`` pixels on each of its four sides; a UserError if less than ``min_size`` remains."""
+    h, w = x.shape[-2:]
+    if border < 0 or min(h, w) - 2 * border < min_size:
+        raise UserError(
+            f"{what}: border {border} does not fit a {h}x{w} image (at least {min_size}x{min_size} pixels must remain "
+            f"after cropping {border} on each side)"
+        )
+    return x[..., border : h - border, border : w - border]
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma of (..., 3, H, W) RGB in [0, 1] -> (..., 1, H, W) in [16/255, 235/255], as BasicSR's ``rgb2ycbcr``
+    (``y_only``): ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``, not rounded."""
+    if x.dim() < 3 or x.shape[-3] != 3:
+        raise UserError(f"rgb_to_y needs (..., 3, H, W) RGB images, got shape {tuple(x.shape)}")
+    r, g, b = x.unbind(-3)
+    return ((16 + 65.481 * r + 128.553 * g + 24.966 * b) / 255).unsqueeze(-3)
+
+
+def prepare_pair(x: torch.Tensor, y: torch.Tensor, border: int, y_channel: bool, min_size: int, what: str):
+    """Checked, cropped float64 copies of output ``x`` (clamped to [0, 1]) and reference ``y``, as luma if asked."""
+    if x.dim() != 4 or x.shape != y.shape:
+        raise UserError(f"{what} needs two (B, C, H, W) images of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if y_channel and x.shape[1] != 3:
+        raise UserError(f"{what} with y_channel=True needs RGB images, got {x.shape[1]} channels")
+    x = _crop(x.detach(), border, min_size, what).double().clamp(0, 1)
+    y = _crop(y.detach(), border, min_size, what).double()
+    return (rgb_to_y(x), rgb_to_y(y)) if y_channel else (x, y)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = False) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB per image, for (B, C, H, W) images in [0, 1] (peak 1), computed in float64.
+
+    ``border`` pixels are cropped on each side; ``y_channel=True`` scores the ``rgb_to_y`` luma (SR papers' Y-PSNR).
+    The output ``x`` is clamped to [0, 1] but, unlike BasicSR's uint8 pipeline, neither image is rounded to 8 bits.
+    The MSE is floored at 1e-12, so identical images give 120 dB rather than inf.
+    """
+    a, b = prepare_pair(x, y, border, y_channel, 1, "psnr")
+    mse = (a - b).square().mean([1, 2, 3])
+    return (-10 * torch.log10(mse.clamp_min(1e-12))).float()
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = False) -> torch.Tensor:
+    """Structural similarity per image, for (B, C, H, W) images in [0, 1]: the mean over channels of scikit-image's
+    SSIM (11x11 Gaussian window, sigma 1.5, population covariances, the 5-pixel rim that the window cannot cover
+    left out), computed in float64, after cropping ``border`` pixels on each side (at least 11x11 must remain), on
+    the ``rgb_to_y`` luma if ``y_channel``. Same window, constants and valid region as BasicSR's ``calculate_ssim``."""
+    from skimage.metrics import structural_similarity
+
+    a, b = (t.cpu().numpy() for t in prepare_pair(x, y, border, y_channel, 11, "ssim (11x11 window)"))
+    values = [
+        structural_similarity(
+            p, q, channel_axis=0, data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )  # fmt: skip
+        for p, q in zip(a, b)
+    ]
+    return torch.tensor(np.array(values, dtype=np.float32))
+
 
 UQI_WINDOW = 8
 IFC_BLOCK = 3  # M: the GSM vectors are 3x3 blocks of coefficients
@@ -72,7 +138,7 @@ def uqi_map(a: torch.Tensor, b: torch.Tensor, window: int = UQI_WINDOW) -> torch
 
 def uqi(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = False, window: int = UQI_WINDOW):
     """Universal image quality index per image (B,), in [-1, 1], 1 for identical images; computed in float64."""
-    a, b = _prepare(x, y, border, y_channel, window, f"uqi ({window}x{window} window)")
+    a, b = prepare_pair(x, y, border, y_channel, window, f"uqi ({window}x{window} window)")
     return uqi_map(a, b, window).mean((1, 2, 3)).float()
 
 
@@ -164,11 +230,24 @@ def ifc(x: torch.Tensor, y: torch.Tensor, border: int = 0, y_channel: bool = Fal
     Raises:
         UserError: shapes differ, or less than ``IFC_MIN_SIZE`` pixels per side remain after cropping ``border``.
     """
-    a, b = _prepare(x, y, border, y_channel, IFC_MIN_SIZE, f"ifc (images of at least {IFC_MIN_SIZE}x{IFC_MIN_SIZE})")
+    a, b = prepare_pair(
+        x, y, border, y_channel, IFC_MIN_SIZE, f"ifc (images of at least {IFC_MIN_SIZE}x{IFC_MIN_SIZE})"
+    )
     batch, channels, h, w = a.shape
     pyramid = steerable_pyramid(255 * torch.cat([a, b]).reshape(2 * batch * channels, 1, h, w))
     dist, ref = zip(*(band.chunk(2) for band in pyramid))
     return (ifc_information(ref, dist) / (h * w)).reshape(batch, channels).mean(1).float()
 
 
-__all__ = ["IFC_MIN_SIZE", "ifc", "ifc_information", "steerable_pyramid", "uqi", "uqi_map"]
+__all__ = [
+    "IFC_MIN_SIZE",
+    "ifc",
+    "ifc_information",
+    "prepare_pair",
+    "psnr",
+    "rgb_to_y",
+    "ssim",
+    "steerable_pyramid",
+    "uqi",
+    "uqi_map",
+]

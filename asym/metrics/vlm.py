@@ -6,7 +6,7 @@
   ``excellent, good, fair, poor, bad`` at the last prompt position, dotted with ``[5, 4, 3, 2, 1]`` (``level_score``).
 
 Both take (B, 3, H, W) images in [0, 1] and return (B,) float scores, higher is better; they run in bf16 on CUDA and
-fp32 on CPU, and ``from_pretrained`` raises ``asym.metrics.MetricUnavailable`` (with the reason) when the weights or
+fp32 on CPU, and ``from_pretrained`` raises ``asym.errors.MetricUnavailable`` (with the reason) when the weights or
 the code they need cannot be obtained; nothing falls back silently.
 
 Unparsable answers: a VisualQuality-R1 reply without a usable ``<answer>`` number scores **NaN**, never a default.
@@ -26,7 +26,7 @@ import warnings
 
 import torch
 
-from .errors import summarize
+from ..errors import MetricUnavailable, summarize
 
 # The authors' "Non-Thinking Inference" (their advice for VisualQuality-R1 as an evaluation model): PROMPT and
 # QUESTION_TEMPLATE verbatim from README.md of github.com/TianheWu/VisualQuality-R1 at commit
@@ -95,7 +95,7 @@ def _to_pil(images: torch.Tensor) -> list:
 
 def model_identity(what: str, model) -> str:
     """``"<what> <Hub id or folder> revision <commit>"``: the weights a transformers ``model`` was loaded from, what a
-    1..100 map of its scores is fitted for (``asym.normalisation.scorer_identity``). The revision is the Hub commit
+    1..100 map of its scores is fitted for (``calibration.scorer_identity``). The revision is the Hub commit
     transformers recorded; a local folder outside the Hub cache has none, and its weight files' names, sizes and
     modification times stand in (hashing 15 GB of weights would take longer than scoring a test set)."""
     import hashlib
@@ -117,7 +117,6 @@ def model_identity(what: str, model) -> str:
 
 def _unavailable(what: str, source: str, err: BaseException):
     """The ``MetricUnavailable`` for a model that could not be loaded from ``source``."""
-    from .metrics import MetricUnavailable
 
     reason = summarize(err)
     return MetricUnavailable(f"{what} could not be loaded from {source!r} ({reason})", reason)
@@ -349,16 +348,12 @@ def _mplug_owl2_class():
     return MPLUGOwl2ForScoring
 
 
-VLM_SCORERS = {"deqa": (DeQAScore, DEFAULT_DEQA), "visualquality-r1": (VisualQualityR1, DEFAULT_VISUALQUALITY_R1)}
-
-
 __all__ = [
     "CLIP_MEAN",
     "DeQAScore",
     "LEVELS",
     "UnparsableAnswer",
     "UnparsableAnswerWarning",
-    "VLM_SCORERS",
     "VisualQualityR1",
     "image_prompt_ids",
     "level_score",

@@ -7,7 +7,7 @@ sets them side by side first maps every metric onto a common 1..100 "higher is b
 
 applied to the *oriented* score ``x`` (the raw score, negated for a lower-is-better metric such as NIQE or BRISQUE,
 so that a better image always gets a higher normalised score; ``e3`` is then in negated units). ``N`` is
-``metrics.logistic4`` with its ends fixed: the midpoint ``e3`` (where ``N = 50.5``) and the width ``|e4|`` are fitted
+``agreement.logistic4`` with its ends fixed: the midpoint ``e3`` (where ``N = 50.5``) and the width ``|e4|`` are fitted
 per metric, by least squares (``scipy.optimize.curve_fit``), so that ``N(score)`` matches the MOS of a calibration set
 mapped linearly onto 1..100. Fitting to human judgements, rather than stretching each metric's observed min/max, puts
 a given normalised value at the same perceived quality for every metric, and the logistic keeps outliers from
@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .atomic import write_json
-from .errors import UserError, reading
-from .metrics import finite_scores, is_step_fit
+from ..atomic import write_json
+from ..errors import UserError, reading
+from .agreement import finite_scores, is_step_fit
 
 E1, E2 = 100.0, 1.0  # the fixed ends of the normalised scale
 MIN_SCORES = 5  # the fewest calibration scores that a 2-parameter fit is asked to explain
@@ -273,7 +273,7 @@ def scorer_identity(metric) -> str:
       buffers that the SR output cache keys models by (``asym.sr_eval.state_digest``), so another folder's model,
       or the same folder retrained, is another scorer;
     * a pyiqa metric: ``"pyiqa <name> <pyiqa version>"`` (pyiqa fixes each metric's weights per release);
-    * a VLM scorer (``asym.vlm_scorers``): its ``identity``, the Hub id and revision (commit) of its weights.
+    * a VLM scorer (``asym.metrics.vlm``): its ``identity``, the Hub id and revision (commit) of its weights.
     """
     model = getattr(metric, "model", metric)
     identity = getattr(model, "identity", None)
@@ -287,7 +287,7 @@ def scorer_identity(metric) -> str:
     import torch
 
     if isinstance(model, torch.nn.Module):
-        from .sr_eval import state_digest
+        from ..sr_eval import state_digest
 
         return f"{type(model).__name__} weights sha256:{state_digest(model)}"
     raise TypeError(f"no scorer identity for a {type(model).__name__}")
