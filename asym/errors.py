@@ -104,9 +104,21 @@ def reading(path: str | Callable[[], str], what: str = "", as_what: str = "") ->
         ) from err
 
 
+class MetricUnavailable(UserError):
+    """A metric that exists but cannot be built here: its weights could not be downloaded (offline, no cache), or a
+    package it needs is missing. Not the user's mistake in naming it: a leaderboard reports it and goes on.
+
+    ``reason``: why, in one line (the underlying error's type and message).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
 def list_names(names: list[str], limit: int = 5) -> str:
     """``"a, b, c, d, e, ... (3 more)"``: the first ``limit`` of ``names`` for a message, and how many are left out."""
     return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-__all__ = ["UserError", "list_names", "quiet_on_interrupt", "reading", "run_cli", "summarize"]
+__all__ = ["MetricUnavailable", "UserError", "list_names", "quiet_on_interrupt", "reading", "run_cli", "summarize"]

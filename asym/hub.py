@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from .atomic import honour_umask
 from .errors import UserError, reading
 from .offline import hub_reachable
+from .sources import resolve_source
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -158,9 +159,10 @@ class HubModel(
                 pretrained backbone weights the model relies on cannot be obtained.
         """
         source = str(pretrained_model_name_or_path)
-        if os.path.isdir(source):
+        kind = resolve_source(source).kind
+        if kind == "folder":
             _check_config(cls, source)
-        elif os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        elif kind != "hub":
             raise UserError(f"{source} is not a folder saved by asym (save_pretrained), nor a Hub id (owner/name)")
         else:
             hub_reachable()  # a Hub id; no network: one line, then the cache only, without retries
@@ -240,14 +242,37 @@ def read_config(path: str, what: str = "model config") -> dict:
     return config
 
 
-def saved_class(folder: str) -> str | None:
-    """The asym class that wrote a saved folder, as its ``config.json`` names it (``asym_class``): ``""`` if the
-    config names none (a foreign model, or a DISTS saved before the class was recorded), None without a
-    ``config.json``; one ``UserError`` naming the file if it cannot be read. The one reader of "what is saved here"."""
-    path = os.path.join(folder, CONFIG_NAME)
-    if not os.path.isfile(path):
+def read_saved_config(source: str, what: str = "model config") -> dict:
+    """The ``config.json`` of a folder saved by asym, or of a Hub repo (downloaded); one ``UserError`` if there is
+    none, it cannot be obtained or read."""
+    kind = resolve_source(source).kind
+    if kind == "folder":
+        path = os.path.join(source, CONFIG_NAME)
+        if not os.path.isfile(path):
+            raise UserError(f"{source} holds no {CONFIG_NAME}: not a folder written by asym's save_pretrained")
+        return read_config(path, what)
+    if kind != "hub":
+        raise UserError(f"{source} is not a folder saved by asym (save_pretrained), nor a Hub id (owner/name)")
+    hub_reachable()
+    try:
+        path = hf_hub_download(source, CONFIG_NAME)
+    except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
+        from .errors import summarize
+
+        raise UserError(f"{source} is no local folder and its {CONFIG_NAME} could not be downloaded from the Hub "
+                        f"({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
+    return read_config(path, what)
+
+
+def saved_class(source: str) -> str | None:
+    """The asym class that wrote a saved folder or Hub repo, as its ``config.json`` names it (``asym_class``): ``""``
+    if the config names none (a foreign model, or a DISTS saved before the class was recorded), None for a folder
+    without a ``config.json`` (or a source that is neither a folder nor a Hub id); one ``UserError`` naming the file
+    if it cannot be read, or a Hub id whose config cannot be downloaded. The one reader of "what is saved here"."""
+    kind = resolve_source(source).kind
+    if kind == "folder" and not os.path.isfile(os.path.join(source, CONFIG_NAME)) or kind not in ("folder", "hub"):
         return None
-    return str(read_config(path).get(CLASS_KEY) or "")
+    return str(read_saved_config(source).get(CLASS_KEY) or "")
 
 
 def _check_config(cls, folder: str) -> None:
@@ -285,4 +310,4 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
                  if hasattr(errors, name))  # fmt: skip
 
 
-__all__ = ["HubModel", "read_config", "read_tensor_file", "saved_class"]
+__all__ = ["HubModel", "read_config", "read_saved_config", "read_tensor_file", "saved_class"]

@@ -12,7 +12,7 @@ from asym.adversarial import (
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
-from asym.backbones import L2Pool
+from asym.backbones.base import L2Pool
 
 
 def naive_losses(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

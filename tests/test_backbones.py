@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from asym import DISTS, create_backbone, list_backbones
-from asym.backbones import TransformersBackbone, TransformersStagesBackbone
+from asym.backbones.transformers_nets import TransformersBackbone, TransformersStagesBackbone
 from asym.errors import UserError
 
 
@@ -48,7 +48,7 @@ def test_unknown_backbone_lists_valid_names():
 
 
 def test_vgg16_uses_l2_pooling_and_vgg19_max_pooling():
-    from asym.backbones import L2Pool
+    from asym.backbones.base import L2Pool
 
     assert sum(isinstance(m, L2Pool) for m in create_backbone("vgg16", "random").modules()) == 4
     vgg19 = create_backbone("vgg19", "random")

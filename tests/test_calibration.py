@@ -8,7 +8,7 @@ import pytest
 import scipy.optimize
 
 from asym.errors import UserError
-from asym.normalisation import (
+from asym.metrics.calibration import (
     Normalisation,
     fit_normalisation,
     load_normalisations,

@@ -1,4 +1,7 @@
-"""UQI and IFC (asym.fidelity) against their published definitions, computed here independently in numpy.
+"""PSNR, SSIM, UQI and IFC (asym.metrics.fidelity) against references computed independently of asym.
+
+PSNR / SSIM: BasicSR's Y written out by hand, scikit-image and pyiqa; asym's PSNR/SSIM are returned as float32, i.e.
+rounded to 2**-24 relative (F32_ROUND).
 
 UQI: Wang & Bovik (2002), Q = 4 sxy mx my / ((sx² + sy²)(mx² + my²)) over every 8x8 window, flat windows as the
 authors' img_qi.m. IFC: Sheikh, Bovik & de Veciana (2005), ifcvec.m, ported below line by line (scipy's "mirror"
@@ -15,10 +18,12 @@ from scipy import ndimage
 
 from asym.data import load_sr_images
 from asym.errors import UserError
-from asym.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
 from asym.images import to_tensor
-from asym.metrics import rgb_to_y
+from asym.metrics import psnr, rgb_to_y, ssim
+from asym.metrics.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
 
+EPS64 = np.finfo(np.float64).eps
+F32_ROUND = 2.0**-24  # relative rounding of a float64 result to float32
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
@@ -212,3 +217,194 @@ def test_ifc_accepts_the_sides_the_release_accepts():
         ifc(x, x, border=1)
     with pytest.raises(UserError, match="one shape"):
         ifc(x, x[..., :-1])
+
+
+# --- PSNR, SSIM ------------------------------------------------------------------------------------------------------
+
+
+def image_pair(shape=(2, 3, 48, 40), seed=0, positive=False):
+    """Reference and distorted float32 images in [0, 1], H != W so that a swapped crop would show. ``positive``:
+    the distortion raises every channel of every pixel (R, G, B differences share a sign)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.rand(shape, generator=g)
+    noise = 0.05 * torch.rand(shape, generator=g) if positive else 0.05 * torch.randn(shape, generator=g)
+    return (y + noise).clamp(0, 1), y
+
+
+def hand_y(images: np.ndarray) -> np.ndarray:
+    """BasicSR's rgb2ycbcr(y_only=True) luma for (..., 3, H, W) RGB in [0, 1], written out in float64."""
+    r, g, b = images[..., 0, :, :], images[..., 1, :, :], images[..., 2, :, :]
+    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def hand_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a - b) ** 2)))
+
+
+def test_rgb_to_y_on_known_colours():
+    colours = torch.tensor([[0.0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    y = rgb_to_y(colours.reshape(5, 3, 1, 1)).flatten()
+    expected = torch.tensor([16, 235, 16 + 65.481, 16 + 128.553, 16 + 24.966], dtype=torch.float64) / 255
+    torch.testing.assert_close(y, expected, rtol=10 * EPS64, atol=0)
+    assert rgb_to_y(torch.rand(2, 3, 5, 7)).shape == (2, 1, 5, 7)
+    with pytest.raises(UserError, match="3, H, W"):
+        rgb_to_y(torch.rand(2, 1, 5, 7))
+
+
+@pytest.mark.parametrize("border", [0, 4])
+def test_rgb_psnr_and_ssim_equal_scikit_image(border):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    x, y = image_pair()
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    a, b = x[crop].double().numpy(), y[crop].double().numpy()
+    n = a[0].size
+    tol = F32_ROUND + 10 * n * EPS64  # float32 output; float64 sums over n values, in another order
+    for i in range(2):
+        expected_psnr = peak_signal_noise_ratio(b[i], a[i], data_range=1.0)
+        assert psnr(x, y, border=border)[i].item() == pytest.approx(expected_psnr, rel=tol)
+        expected_ssim = structural_similarity(
+            b[i].transpose(1, 2, 0), a[i].transpose(1, 2, 0), channel_axis=-1, data_range=1.0,
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        )  # fmt: skip
+        assert ssim(x, y, border=border)[i].item() == pytest.approx(expected_ssim, rel=tol)
+
+
+@pytest.mark.parametrize("border", [0, 4])
+def test_y_psnr_and_ssim_equal_basicsr_formula_by_hand(border):
+    from skimage.metrics import structural_similarity
+
+    x, y = image_pair()
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    ya, yb = hand_y(x[crop].double().numpy()), hand_y(y[crop].double().numpy())
+    tol = F32_ROUND + 10 * ya[0].size * EPS64
+    for i in range(2):
+        assert psnr(x, y, border, y_channel=True)[i].item() == pytest.approx(hand_psnr(ya[i], yb[i]), rel=tol)
+        expected = structural_similarity(
+            yb[i], ya[i], data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+        )
+        assert ssim(x, y, border, y_channel=True)[i].item() == pytest.approx(expected, rel=tol)
+    assert (psnr(x, y, border, y_channel=True) != psnr(x, y, border)).all()  # the option does change the channel
+
+
+# pyiqa 0.1.16 versus BasicSR (the SR papers' convention, which asym follows):
+# * test_y_channel=True converts with color_space="yiq" by default: Y = 0.299 R + 0.587 G + 0.114 B (full range, no
+#   16 offset, no 219/255 scale). BasicSR's Y needs color_space="ycbcr".
+# * PSNR: 10 log10(1 / (mse + 1e-8)) (BasicSR: no eps) and no rounding for data_range 1: comparable.
+# * SSIM (the SSIM class) works on data_range 255 and rounds the channel(s) to integers ("as MATLAB", i.e. uint8 Y);
+#   BasicSR keeps Y unrounded. It also clamps negative contrast-structure values to 0 (relu), and rounds its Gaussian
+#   window to float32, which moves SSIM by up to ~1e-4 in the worst case (|d sigma^2| <= 3 * 2**-24 * 255^2 against
+#   C2 = 58.5). Its MATLAB-style downsampling is off by default, as in BasicSR. So SSIM is compared on grey images
+#   whose Y is already an integer (R = G = B = k/219 gives 255 Y = 16 + 219 k/219 = 16 + k), with distortions small
+#   enough to keep local structure positively correlated, through pyiqa's ssim function (its formula, constants and
+#   valid-region mean) with a float64 window, rather than through the SSIM class.
+# * pyiqa's registered "ssim" and "psnry" metrics are therefore YIQ-luma numbers (SSIM on rounded Y), not BasicSR's.
+
+
+def test_y_psnr_equals_pyiqa_with_ycbcr():
+    from pyiqa.archs.psnr_arch import PSNR
+
+    border = 4
+    x, y = image_pair(positive=True)
+    x, y = x.double(), y.double()  # float64 in pyiqa too, so that only its float32 colour weights round
+    crop = (slice(None), slice(None), slice(border, 48 - border), slice(border, 40 - border))
+    ya, yb = hand_y(x[crop].numpy()), hand_y(y[crop].numpy())
+    mse = ((ya - yb) ** 2).mean(axis=(1, 2))
+    reference = PSNR(test_y_channel=True, color_space="ycbcr", crop_border=border)(x, y)
+    # pyiqa's 65.481, 128.553, 24.966 are float32: each Y difference is off by <= 2**-24 of itself when the R, G, B
+    # differences share a sign (positive=True), so the mse by <= 2 * 2**-24 relative; its +1e-8 eps lowers PSNR by
+    # 10 log10(1 + 1e-8 / mse); then float64 sums and our float32 output.
+    for i in range(2):
+        db_per_rel = 10 / np.log(10)
+        tol = db_per_rel * (2.1 * F32_ROUND + 10 * ya[i].size * EPS64) + 40 * F32_ROUND
+        expected = reference[i].item() + 10 * np.log10(1 + 1e-8 / mse[i])
+        ours = psnr(x.float(), y.float(), border, y_channel=True)[i].item()
+        assert ours < 40 and ours == pytest.approx(expected, abs=tol)
+        assert expected == pytest.approx(hand_psnr(ya[i], yb[i]), abs=tol)
+    # pyiqa's default colour space is not BasicSR's: a different number.
+    default = PSNR(test_y_channel=True, crop_border=border)(x, y)
+    assert (default - reference).abs().min() > 0.1
+
+
+def test_rgb_psnr_equals_pyiqa():
+    from pyiqa.archs.psnr_arch import PSNR
+
+    x, y = image_pair()
+    reference = PSNR(test_y_channel=False, crop_border=4)(x.double(), y.double())
+    diff = (x.double() - y.double())[..., 4:-4, 4:-4]
+    expected = reference + 10 * torch.log10(1 + 1e-8 / diff.square().mean((1, 2, 3)))  # undo pyiqa's eps
+    ours = psnr(x, y, border=4).double()
+    assert (ours < 40).all()  # for the float32 rounding term below
+    tol = 10 / np.log(10) * 10 * diff[0].numel() * EPS64 + 40 * F32_ROUND  # float64 sums, our float32 output
+    torch.testing.assert_close(ours, expected, rtol=0, atol=tol)
+
+
+def test_y_ssim_of_grey_images_equals_pyiqa():
+    from pyiqa.archs.ssim_arch import ssim as pyiqa_ssim
+    from pyiqa.utils.color_util import to_y_channel
+
+    border = 3
+    g = torch.Generator().manual_seed(1)
+    levels_y = torch.randint(20, 200, (2, 1, 40, 36), generator=g)
+    levels_x = (levels_y + torch.randint(-6, 7, levels_y.shape, generator=g)).clamp(0, 219)
+    y, x = (levels.double().expand(-1, 3, -1, -1) / 219 for levels in (levels_y, levels_x))
+    i, j = np.mgrid[-5:6, -5:6]
+    window = np.exp(-(i * i + j * j) / (2 * 1.5**2))
+    window = torch.from_numpy(window / window.sum()).reshape(1, 1, 11, 11)  # Wang et al.'s window, in float64
+    crop = (slice(None), slice(None), slice(border, 40 - border), slice(border, 36 - border))
+    ya, yb = (to_y_channel(t[crop], 255, "ycbcr") for t in (x, y))  # pyiqa's rounded 0..255 luma
+    torch.testing.assert_close(ya, 16 + levels_x[crop].double(), rtol=0, atol=0)  # rounding did nothing
+    reference = pyiqa_ssim(ya, yb, win=window, data_range=255)
+    # Both sides in float64: sigma = E[v^2] - mu^2 over 121 weights loses ~121 * EPS64 * 255^2 ~ 2e-9 absolute,
+    # against C2 = (0.03 * 255)^2 = 58.5 in the denominators; then our float32 output.
+    tol = F32_ROUND + 1e-9
+    torch.testing.assert_close(ssim(x.float(), y.float(), border, y_channel=True).double(), reference, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("y_channel", [False, True])
+def test_border_is_cropped_exactly_on_all_four_sides(y_channel):
+    border = 4
+    _, y = image_pair()
+    strips = {
+        "top": (slice(None), slice(None), slice(0, border)),
+        "bottom": (slice(None), slice(None), slice(48 - border, 48)),
+        "left": (slice(None), slice(None), slice(None), slice(0, border)),
+        "right": (slice(None), slice(None), slice(None), slice(40 - border, 40)),
+    }
+    for side, strip in strips.items():
+        x = y.clone()
+        x[strip] = 1 - x[strip]  # corrupt only this border strip
+        with_border = psnr(x, y, border, y_channel)
+        assert (with_border == 120).all(), side  # identical after the crop: the 1e-12 MSE floor, 120 dB
+        assert (psnr(x, y, 0, y_channel) < 40).all(), side  # without the crop the corruption counts
+        assert ssim(x, y, border, y_channel).tolist() == pytest.approx([1, 1], abs=F32_ROUND), side
+        assert (ssim(x, y, 0, y_channel) < 1 - 1e-3).all(), side
+    x = y.clone()
+    x[..., border, border:-border] = 0.5  # the first row inside the crop must still count
+    assert (psnr(x, y, border, y_channel) < 120).all()
+
+
+def test_bad_border_or_shapes_are_user_errors():
+    x, y = image_pair(shape=(1, 3, 20, 30))
+    assert psnr(x, y, border=9).shape == (1,)  # 2 x 12 pixels remain
+    with pytest.raises(UserError, match="border 10 does not fit a 20x30 image"):
+        psnr(x, y, border=10)  # nothing would remain: not an empty mean (NaN)
+    with pytest.raises(UserError, match="border -1"):
+        psnr(x, y, border=-1)
+    with pytest.raises(UserError, match="11x11"):
+        ssim(x, y, border=5)  # 10 x 20 pixels: smaller than SSIM's window
+    with pytest.raises(UserError, match="one shape"):
+        psnr(x, y[..., :-1])
+    with pytest.raises(UserError, match="one shape"):
+        psnr(x, torch.cat([y, y]))  # would broadcast
+    with pytest.raises(UserError, match="RGB"):
+        ssim(x[:, :1], y[:, :1], y_channel=True)
+
+
+def test_psnr_and_ssim_basic_properties():
+    x, y = image_pair()
+    expected = -10 * torch.log10(((x.double() - y.double()) ** 2).mean([1, 2, 3]))
+    torch.testing.assert_close(psnr(x, y).double(), expected, rtol=F32_ROUND + 10 * x[0].numel() * EPS64, atol=0)
+    assert psnr(y, y).tolist() == [120, 120]
+    assert torch.allclose(ssim(y, y), torch.ones(2)) and (ssim(x, y) < 1).all()
+    assert psnr(x, y).dtype == ssim(x, y).dtype == torch.float32

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asym import DISTS, Discriminator, IQAModel, create_backbone
-from asym.backbones import L2Pool
+from asym.backbones.base import L2Pool
 from asym.errors import UserError
 
 

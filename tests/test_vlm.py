@@ -12,7 +12,7 @@ import torch
 
 from asym.errors import UserError
 from asym.metrics import MetricUnavailable, NRMetric, correlations
-from asym.vlm_scorers import (
+from asym.metrics.vlm import (
     DeQAScore,
     UnparsableAnswer,
     UnparsableAnswerWarning,
@@ -190,15 +190,20 @@ def test_unparsable_answers_get_their_status_in_the_sr_table(tiny_qwen, monkeypa
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import dataclasses
+
     import evaluate
-    from asym.vlm_scorers import VLM_SCORERS
+    from asym.metrics import vlm
+    from asym.metrics.table import VLM_METRICS
 
     class Short(VisualQualityR1):  # the tiny model, with replies of 4 tokens
         @classmethod
         def from_pretrained(cls, source, device="cpu"):
             return super().from_pretrained(source, device, max_new_tokens=4)
 
-    monkeypatch.setitem(VLM_SCORERS, "visualquality-r1", (Short, tiny_qwen))
+    monkeypatch.setattr(vlm, "VisualQualityR1", Short)  # the table row names the class, and its weights:
+    monkeypatch.setitem(VLM_METRICS, "visualquality-r1", dataclasses.replace(VLM_METRICS["visualquality-r1"],
+                                                                              weights=tiny_qwen))  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnparsableAnswerWarning)
         records = evaluate.main(evaluate.parse_args(["sr", "--models", "bicubic,hr", "--metrics", "visualquality-r1",
@@ -275,7 +280,7 @@ def test_deqa_end_to_end_on_tiny_random_mplug_owl2(tmp_path):
     from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
     from transformers import CLIPImageProcessor
 
-    from asym.vlm_scorers import _mplug_owl2_class
+    from asym.metrics.vlm import _mplug_owl2_class
 
     tokenizer = tiny_tokenizer(bos=True)
     visual = {"visual_model": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,

@@ -35,10 +35,12 @@ from ..errors import UserError, summarize
 from ..gan_weights import PREFIX as GAN_PREFIX
 from ..gan_weights import load_gan_weights, read_gan_weights
 from ..offline import hub_reachable
-from .base import WEIGHT_MODES, Backbone, check_images
+from ..sources import looks_like_path
+from .base import WEIGHT_MODES, Backbone, L2Pool, check_images
 from .torchvision_nets import alexnet, convnext, resnet50, swin_t, vgg
 from .transformers_nets import TimmBackbone, clip_vit, dinov2, hf_backbone
 from .weights import check_saved_backbone, load_backbone_weights
+
 
 def max_pooling_kwargs(name: str, kwargs: dict | None = None) -> dict:
     """Constructor arguments that build a VGG backbone with max pooling (its classification form, used by LPIPS and
@@ -74,6 +76,10 @@ def _constructor(name: str) -> Callable[..., Backbone]:
         return BACKBONES[name]
     if name.startswith("timm:") and len(name) > 5:
         import timm
+
+        if looks_like_path(name[5:]):  # timm names have no path syntax: a folder or file is hf:'s, never guessed
+            raise UserError(f"timm:{name[5:]} looks like a path, not a timm model name (timm.list_models()): pass a "
+                            "local transformers folder or Hub id as hf:<folder or id>")  # fmt: skip
 
         if not timm.is_model(name[5:]):
             similar = timm.list_models(f"*{name[5:].split('.')[0][:6]}*")[:8]
@@ -158,7 +164,8 @@ def _has_l2_pooling(backbone: nn.Module) -> bool:
 
 def _user_stacklevel() -> int:
     """``stacklevel`` that makes a warning point at the first caller outside the asym package."""
-    package, frame, level = os.path.dirname(os.path.abspath(__file__)), sys._getframe(1), 1
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # asym/, not asym/backbones/
+    frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level

@@ -3,6 +3,7 @@ channels per stage and the smallest input it takes; the L2 pooling of DISTS' VGG
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,4 +82,13 @@ class Backbone(nn.Module):
         return [x, *self.extract(h)]
 
 
-__all__ = ["Backbone", "CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "L2Pool", "WEIGHT_MODES", "check_images"]
+__all__ = [
+    "Backbone",
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "L2Pool",
+    "WEIGHT_MODES",
+    "check_images",
+]

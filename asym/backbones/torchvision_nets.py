@@ -8,6 +8,7 @@ from torch import nn
 
 from .base import IMAGENET_MEAN, IMAGENET_STD, Backbone, L2Pool
 
+
 class TorchvisionBackbone(Backbone):
     """A torchvision classifier cut into stages; each stage is a list of dotted sub-module names run in order."""
 

@@ -3,15 +3,12 @@ models give hidden states as patch maps, hierarchical ones the stage outputs of 
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError, summarize
 from .base import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, Backbone
+
 
 class TimmBackbone(Backbone):
     """Any timm model through ``features_only=True`` (every feature level it reports is a stage)."""

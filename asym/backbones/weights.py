@@ -31,7 +31,7 @@ def _read_state_dict(source: str) -> dict[str, torch.Tensor]:
             raise UserError(f"backbone weights folder {source} holds no {'/'.join(WEIGHT_SUFFIXES)} file")
         path = os.path.join(path, candidates[0])
     elif not os.path.isfile(path):
-        if path.count("/") != 1 or path.startswith((".", "/")) or os.path.splitext(path)[1]:
+        if resolve_source(path).kind != "hub":
             raise UserError(
                 f"backbone weights {source} not found: pass 'auto', 'pretrained', 'random', "
                 "a .safetensors file or folder, or a Hub repo id (owner/name)"
