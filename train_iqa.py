@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from asym import IQAModel, list_backbones
+from asym.flags import int_at_least, non_negative_float, positive_int
 from asym.iqa_data import (
     add_iqa_dataset_args,
     fr_dataset_kwargs,
@@ -39,24 +40,17 @@ from asym.iqa_data import (
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
+from asym.model_card import card_dataset_type, correlation_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,
-    card_dataset_type,
-    correlation_results,
     create_accelerator,
     create_train_loader,
-    int_at_least,
     logger,
-    model_card_facts,
-    non_negative_float,
-    positive_int,
-    push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
-    set_card_metadata,
     split_iqa_dataset,
 )
 

@@ -32,34 +32,32 @@ import torch
 from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
 from asym.attacks import NORMS
+from asym.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
 from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
 from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
+from asym.model_card import (
+    card_dataset_type,
+    correlation_results,
+    eval_results,
+    model_card_facts,
+    push_to_hub,
+    set_card_metadata,
+)
 from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,
-    card_dataset_type,
-    correlation_results,
     create_accelerator,
     create_train_loader,
-    eval_results,
     evenly_spaced,
-    float_in,
-    int_at_least,
     logger,
-    model_card_facts,
-    positive_fraction,
-    positive_int,
-    push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
-    set_card_metadata,
     split_iqa_dataset,
-    unit_interval,
 )
 from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 

@@ -28,6 +28,17 @@ import torch.nn.functional as F
 
 from asym import list_backbones
 from asym.atomic import write_json
+from asym.flags import (
+    float_in,
+    int_at_least,
+    non_negative_float,
+    non_negative_fraction,
+    non_negative_int,
+    positive_fraction,
+    positive_int,
+    unit_interval,
+)
+from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
 from asym.robust import (
     Classifier,
@@ -42,25 +53,12 @@ from asym.robust import (
 from asym.training import (
     UserError,
     add_common_args,
-    card_dataset_type,
     create_accelerator,
     create_train_loader,
-    eval_results,
-    float_in,
-    int_at_least,
     logger,
-    model_card_facts,
-    non_negative_float,
-    non_negative_fraction,
-    non_negative_int,
-    positive_fraction,
-    positive_int,
-    push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
-    set_card_metadata,
-    unit_interval,
 )
 
 

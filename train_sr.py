@@ -36,31 +36,23 @@ from asym.adversarial import (
     relativistic_generator_loss,
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
+from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
+from asym.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
 from asym.image_grid import save_labelled_grid
 from asym.metrics import psnr, ssim
-from asym.models import GENERATORS, SRModel, load_generator, upscale
-from asym.perceptual import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
+from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
+from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 from asym.progress import tqdm
 from asym.training import (
     UserError,
     add_common_args,
-    card_dataset_type,
     create_accelerator,
     create_train_loader,
-    eval_results,
     logger,
-    model_card_facts,
-    non_negative_float,
-    non_negative_int,
-    positive_float,
-    positive_int,
-    push_to_hub,
     resume,
     run_cli,
     save_checkpoint,
-    set_card_metadata,
-    unit_interval,
 )
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's

@@ -3,10 +3,13 @@
 from .adversarial import Discriminator
 from .backbones import BACKBONES, create_backbone, list_backbones
 from .data import SRPairDataset, load_sr_images
+from .feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
 from .iqa_model import IQAModel
-from .models import SRModel
-from .perceptual import DISTS, LPIPS, FeatureLoss, FeatureTextureLoss, GramTextureLoss
+from .metrics import create_metric, list_metrics, metric_info
+from .perceptual import DISTS, LPIPS
 from .robust import Classifier
+from .saved_models import from_pretrained
+from .sr_models import SRModel
 
 __version__ = "0.1.0"
 __all__ = [
@@ -23,5 +26,9 @@ __all__ = [
     "GramTextureLoss",
     "SRModel",
     "create_backbone",
+    "create_metric",
+    "from_pretrained",
+    "list_metrics",
+    "metric_info",
     "list_backbones",
 ]

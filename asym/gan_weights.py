@@ -21,6 +21,7 @@ import torch
 
 from .errors import UserError, summarize
 from .hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
+from .sources import resolve_source
 
 PREFIX = "gan:"
 FOLDER = "discriminator"  # where train_sr.py saves it inside a run folder
@@ -68,7 +69,7 @@ def _locate(source: str) -> tuple[dict, str, str]:
             f"gan:{source} holds no discriminator (no {FOLDER}/ folder and no Discriminator config.json): pass the "
             "output folder of a train_sr.py run whose --loss has an adv term, or its discriminator/ folder"
         )
-    if source.startswith((".", "/", "~")) or source.count("/") != 1 or os.path.exists(source):
+    if resolve_source(source).kind != "hub":
         raise UserError(f"gan:{source} not found: pass a train_sr.py output folder, its discriminator/ folder, or a "
                         "Hub id (owner/name)")  # fmt: skip
     from huggingface_hub import hf_hub_download

@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .errors import UserError, list_names, summarize
+from .sources import resolve_source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # skimage.data photographs that ship inside the wheel (others need a pooch download); all at least 300x300.
@@ -148,7 +149,7 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     """
     import datasets
 
-    if name.startswith((".", "/", "~")) and not os.path.exists(os.path.expanduser(name)):
+    if resolve_source(name).kind == "missing" and not os.path.exists(os.path.expanduser(name)):
         raise UserError(f"dataset {name} does not exist (a local path; Hub ids look like owner/name)")
     if is_saved_dataset(name):
         try:

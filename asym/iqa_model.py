@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
+from .feature_metric import upcast_half
 from .hub import HubModel
-from .perceptual import upcast_half
 
 MODES = ("nr", "fr")
 

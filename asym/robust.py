@@ -38,6 +38,7 @@ from .errors import UserError, reading, summarize
 from .hub import HubModel
 from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
 from .images import to_tensor as _to_tensor
+from .sources import resolve_source
 
 CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
 
@@ -328,7 +329,7 @@ def load_classification_data(name: str, crop_size: int, seed: int = 0, num_valid
         return ClassificationData("builtin", list(BUILTIN_IMAGES), train, val, description)
     if os.path.isdir(name) and not is_saved_dataset(name):
         return _image_folder(name, crop_size, seed, validation_fraction)
-    if name.startswith((".", "/", "~")) and not os.path.exists(os.path.expanduser(name)):
+    if resolve_source(name).kind == "missing" and not os.path.exists(os.path.expanduser(name)):
         raise UserError(f"dataset {name} does not exist: pass builtin, an image folder (DIR/<class>/*) or a Hub id")
     return _table(name, crop_size, train_split, validation_split, image_column, label_column)
 

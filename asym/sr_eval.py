@@ -28,7 +28,7 @@ from .atomic import atomic_path
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
 from .errors import UserError, summarize
 from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
-from .models import SRModel, upscale
+from .sr_models import SRModel, upscale
 
 
 class SRTestItem(NamedTuple):
@@ -232,7 +232,7 @@ class SRSource:
 
         ``bicubic`` is ``asym.data.bicubic_upsample`` (Keys, a = -0.75 in torch; no antialiasing, which only matters
         for downscaling) clamped to [0, 1]. Models run tile by tile when
-        ``tile`` > 0 (``asym.models.upscale``); their output is returned unclamped.
+        ``tile`` > 0 (``asym.sr_models.upscale``); their output is returned unclamped.
         """
         if self.kind == "hr":
             if hr is None:
@@ -258,7 +258,7 @@ def load_sr_source(spec: str, scale: int, device="cpu", precision: str = "no") -
     """``bicubic``, ``hr``, a ``train_sr.py`` output folder or Hub id, or an official release file (.pth/.safetensors).
 
     Release files are read tensors-only (``weights_only``) and their architecture auto-detected by spandrel
-    (``SRModel.from_checkpoint``, the loader behind ``asym.models.load_generator``), so any SwinIR/ESRGAN variant
+    (``SRModel.from_checkpoint``, the loader behind ``asym.sr_models.load_generator``), so any SwinIR/ESRGAN variant
     loads without naming its configuration.
 
     Raises:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import re
 import shutil
@@ -21,69 +20,32 @@ import torch
 from .atomic import honour_umask
 from .errors import UserError, reading
 from .errors import run_cli as run_entry_point
+from .flags import (  # noqa: F401 - TEMP re-export until the scripts import asym.flags
+    float_in,
+    int_at_least,
+    int_in,
+    non_negative_float,
+    non_negative_fraction,
+    non_negative_int,
+    positive_float,
+    positive_fraction,
+    positive_int,
+    seed_int,
+    unit_interval,
+)
+from .model_card import (  # noqa: F401 - TEMP re-export
+    card_dataset_type,
+    correlation_results,
+    eval_results,
+    hub_dataset_id,
+    hub_model_id,
+    model_card_facts,
+    push_to_hub,
+    set_card_metadata,
+)
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-
-
-# --- Numeric flags, validated at parse time -------------------------------------------------------------------------
-# Every numeric flag of every script takes one of these ``type=``s: a value out of range is refused by argparse (exit
-# status 2, one ``error: argument --flag: must be ...`` line) before anything is built or written. Where 0 (or a
-# bound) is accepted, the flag's help says what it means ("0: off", "in [0, 1)").
-
-
-def int_in(low: int, high: int | None = None):
-    """An argparse ``type`` for integers in [``low``, ``high``] (no upper bound without ``high``)."""
-    describe = f"at least {low}" if high is None else f"an integer from {low} to {high}"
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {describe}, got {value}")
-        return value
-
-    parse.__name__ = f"integer >= {low}" if high is None else f"integer in [{low}, {high}]"  # argparse's "invalid X"
-    return parse
-
-
-def int_at_least(low: int):
-    """An argparse ``type`` for integers >= ``low`` (e.g. ``--max_eval_samples``: a correlation needs 3 scores)."""
-    return int_in(low)
-
-
-def float_in(low: float | None = None, high: float | None = None, *, low_open: bool = False, high_open: bool = False,
-             fractions: bool = False):  # fmt: skip
-    """An argparse ``type`` for finite numbers between ``low`` and ``high`` (open ends with ``low_open`` /
-    ``high_open``; None: unbounded); ``fractions`` also takes ``a/b`` (attack radii are written so: ``4/255``)."""
-    if high is None:
-        describe = f"a {'positive' if low_open else 'non-negative'} number" if low == 0 else \
-            f"a number {'>' if low_open else '>='} {low:g}"  # fmt: skip
-    else:
-        describe = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-    def parse(text: str) -> float:
-        num, slash, den = text.partition("/") if fractions else (text, "", "")
-        try:
-            value = float(num) / float(den) if slash else float(num)
-        except (ValueError, ZeroDivisionError):
-            raise argparse.ArgumentTypeError(f"not a number{' or a fraction a/b' * fractions}: {text!r}") from None
-        above = low is None or (value > low if low_open else value >= low)
-        below = high is None or (value < high if high_open else value <= high)
-        if not (math.isfinite(value) and above and below):
-            raise argparse.ArgumentTypeError(f"must be {describe}, got {text}")
-        return value
-
-    return parse
-
-
-positive_int = int_in(1)  # counts, sizes, steps
-non_negative_int = int_in(0)  # where 0 has a meaning the flag's help gives (0: off, 0: keep all, 0: whole images)
-positive_float = float_in(0, low_open=True)  # learning rates, radii, step sizes
-non_negative_float = float_in(0)  # loss weights (0: the term is off), norms (0: no clipping)
-unit_interval = float_in(0, 1, high_open=True)  # Adam's betas, momentum, decay, dropout: [0, 1)
-seed_int = int_in(0, 2**32 - 1)  # numpy's and transformers.set_seed's range
-positive_fraction = float_in(0, low_open=True, fractions=True)  # attack radii and steps, often written 4/255
-non_negative_fraction = float_in(0, fractions=True)  # attack radii where 0 means no attack
 
 
 # --- Common flags and the output folder ----------------------------------------------------------------------------
@@ -383,98 +345,6 @@ def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
     return IQASplit(parts, how, description, train, data.subset(val_idx), data.subset(test_idx))
 
 
-def model_card_facts(args: argparse.Namespace, keys: list[str]) -> dict:
-    """The run settings shown in a model card, as ``{flag: value}`` for the given flag names."""
-    return {f"--{key}": getattr(args, key) for key in keys if getattr(args, key, None) is not None}
-
-
-def hub_dataset_id(dataset_name: str | None, train_data_dir: str | None = None) -> str | None:
-    """``dataset_name`` if the data came from the Hub: a repo id (``name`` or ``owner/name``) that names nothing on
-    disk, neither ``builtin`` nor overridden by ``--train_data_dir``; else None (local data has no Hub page)."""
-    if train_data_dir or not dataset_name or dataset_name == "builtin" or os.path.exists(dataset_name):
-        return None
-    return dataset_name if _is_repo_id(dataset_name) else None
-
-
-def hub_model_id(source: str | None) -> str | None:
-    """``source`` (an init or weights argument) if it is a Hub model id, exactly ``owner/name``, and names nothing on
-    disk; None for a local path, a prefixed source (``gan:``, ``timm:``, ...) or a keyword (random, pretrained, auto):
-    those are no Hub model to name as the card's ``base_model``."""
-    if not source or os.path.exists(source) or "/" not in source:
-        return None
-    return source if _is_repo_id(source) else None
-
-
-def _is_repo_id(name: str) -> bool:
-    """Whether huggingface_hub accepts ``name`` as a repo id (``[owner/]name``; no ``:``, no leading ``.``)."""
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
-
-
-def card_dataset_type(dataset_name: str, train_data_dir: str | None = None) -> str:
-    """The ``dataset_type`` of a model-index result: the Hub dataset id, else the name given (``builtin``) or the local
-    folder's / file's base name (a local path would say nothing on the Hub)."""
-    if train_data_dir:
-        return os.path.basename(os.path.normpath(train_data_dir))
-    return hub_dataset_id(dataset_name) or os.path.basename(os.path.normpath(dataset_name))
-
-
-def eval_results(task_type: str, task_name: str, dataset_type: str, dataset_name: str, split: str | None,
-                 metrics: list[tuple[str, str, float]], dataset_config: str | None = None,
-                 metric_args: dict | None = None) -> list[dict]:  # fmt: skip
-    """``EvalResult`` keyword dicts (``HubModel.card_results``) for scores of one task on one dataset split, one per
-    ``(metric_type, metric_name, value)``; ``dataset_config`` names a subset, ``metric_args`` how they were measured."""
-    common = {"task_type": task_type, "task_name": task_name, "dataset_type": dataset_type,
-              "dataset_name": dataset_name, "dataset_split": split, "dataset_config": dataset_config}  # fmt: skip
-    extra = {"metric_args": dict(metric_args)} if metric_args else {}
-    return [common | {"metric_type": kind, "metric_name": name, "metric_value": float(value)} | extra
-            for kind, name, value in metrics]  # fmt: skip
-
-
-IQA_TASKS = {"fr": "Full-reference image quality assessment", "nr": "No-reference image quality assessment"}
-CORRELATIONS = (("srcc", "spearmanr", "SRCC"), ("plcc", "pearsonr", "PLCC"), ("krcc", "kendalltau", "KRCC"))
-
-
-def correlation_results(mode: str, dataset_type: str, dataset_name: str, split: str, scores: dict) -> list[dict]:
-    """An FR / NR IQA model's SRCC, PLCC and KRCC (those in ``scores``, as ``correlations`` returns them) on one
-    dataset split, as ``eval_results`` dicts (task ``image-quality-assessment``)."""
-    metrics = [(kind, f"{split.capitalize()} {name}", scores[key]) for key, kind, name in CORRELATIONS if key in scores]
-    return eval_results("image-quality-assessment", IQA_TASKS[mode], dataset_type, dataset_name, split, metrics)
-
-
-def set_card_metadata(model, args: argparse.Namespace, results: list[dict], base_model: str | None = None) -> None:
-    """Give ``model`` (a ``HubModel``) the card metadata of a training run: ``--license``, the Hub dataset of
-    ``--dataset_name`` (unless ``--train_data_dir`` replaced it), ``base_model`` (the value of an init / weights
-    argument) if it is a Hub model id, and ``results`` (``eval_results`` dicts) as the model-index."""
-    model.card_license = getattr(args, "license", None) or None
-    dataset = hub_dataset_id(getattr(args, "dataset_name", None), getattr(args, "train_data_dir", None))
-    model.card_datasets = [dataset] if dataset else None
-    model.card_base_model = hub_model_id(base_model)
-    model.card_results = [dict(result) for result in results] or None
-
-
-def push_to_hub(args: argparse.Namespace) -> None:
-    """Upload ``--output_dir`` to ``--hub_model_id`` (default: the folder's name), without the resumable
-    ``checkpoints/`` (optimiser states, not part of the model). Without network the local copy stays and the
-    failure is one clear line."""
-    from huggingface_hub import create_repo, upload_folder
-
-    repo_id = args.hub_model_id or os.path.basename(os.path.abspath(args.output_dir))
-    try:
-        create_repo(repo_id, exist_ok=True)
-        upload_folder(repo_id=repo_id, folder_path=args.output_dir, commit_message="Upload asym model",
-                      ignore_patterns=["checkpoints/*"])  # fmt: skip
-    except Exception as err:  # noqa: BLE001 - any Hub/network failure
-        raise UserError(
-            f"--push_to_hub to {repo_id!r} failed ({type(err).__name__}); the model is kept in {args.output_dir}"
-        ) from err
-
-
 __all__ = [
     "IQASplit",
     "StepSampler",
@@ -483,32 +353,13 @@ __all__ = [
     "check_output_dir",
     "create_accelerator",
     "create_train_loader",
-    "card_dataset_type",
-    "correlation_results",
-    "eval_results",
     "evenly_spaced",
-    "hub_dataset_id",
-    "hub_model_id",
-    "float_in",
-    "int_at_least",
-    "int_in",
-    "non_negative_float",
-    "non_negative_fraction",
-    "non_negative_int",
-    "positive_float",
-    "positive_fraction",
-    "positive_int",
-    "seed_int",
-    "unit_interval",
     "interrupted_line",
     "fit_crop_size",
     "list_checkpoints",
-    "model_card_facts",
-    "push_to_hub",
     "RUN_SCRIPTS",
     "resume",
     "run_cli",
     "save_checkpoint",
-    "set_card_metadata",
     "split_iqa_dataset",
 ]

@@ -25,10 +25,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # evaluate.py's asym, uninstalled
 
+from asym.flags import positive_int  # noqa: E402
 from asym.images import BUILTIN_IMAGES  # noqa: E402
 from asym.metrics import NRMetric  # noqa: E402
 from asym.sr_eval import score_outputs  # noqa: E402
-from asym.training import positive_int  # noqa: E402
 from evaluate import load_image  # noqa: E402
 
 

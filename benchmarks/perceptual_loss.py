@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from asym import DISTS
-from asym.reference import pyiqa_dists_like
-from asym.training import non_negative_int, positive_int
+from asym.flags import non_negative_int, positive_int
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the reference implementations: test support
+from peers import pyiqa_dists_like  # noqa: E402
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 import train_sr  # noqa: E402
 from asym import SRModel, SRPairDataset, load_sr_images  # noqa: E402
 from asym.errors import UserError  # noqa: E402
-from asym.models import load_generator  # noqa: E402
+from asym.sr_models import load_generator  # noqa: E402
 from asym.training import run_cli  # noqa: E402
 
 FAST = ["--model", "autoencoder-kl-tiny", "--scale", "1", "--crop_size", "32", "--train_batch_size", "2",

@@ -45,7 +45,7 @@ def test_init_generator_from_a_state_dict_file(tmp_path):
     from safetensors.torch import save_file
 
     from asym.errors import UserError
-    from asym.models import load_generator
+    from asym.sr_models import load_generator
 
     torch.manual_seed(2)
     model = SRModel("enhancenet", 4)

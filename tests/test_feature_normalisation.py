@@ -7,8 +7,8 @@ import torchvision
 
 from asym import create_backbone
 from asym.errors import UserError
+from asym.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps, normalise_feature_maps
-from asym.perceptual import FeatureLoss, FeatureTextureLoss, GramTextureLoss
 
 
 def relu_means(model, images):

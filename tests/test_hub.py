@@ -11,8 +11,7 @@ import torchvision
 from asym import DISTS, SRModel
 from asym.errors import UserError
 from asym.hub import HubModel
-from asym.training import (
-    add_common_args,
+from asym.model_card import (
     card_dataset_type,
     correlation_results,
     eval_results,
@@ -20,6 +19,7 @@ from asym.training import (
     hub_model_id,
     set_card_metadata,
 )
+from asym.training import add_common_args
 
 
 def _save_as_pretrained(metric, folder):

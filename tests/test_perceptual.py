@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from peers import dists_pytorch_like, lpips_like, pyiqa_dists_like
 
 from asym import DISTS, LPIPS, FeatureLoss, GramTextureLoss
 from asym.perceptual import TextureStructure
-from asym.reference import dists_pytorch_like, lpips_like, pyiqa_dists_like
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from conftest import reset_accelerate_state  # noqa: E402
+from peers import lpips_like  # noqa: E402
 
 import train_metric  # noqa: E402
 from asym import LPIPS  # noqa: E402
 from asym.errors import UserError  # noqa: E402
 from asym.iqa_data.layouts.bapps import TwoAFCDataset, bapps_subsets, load_two_afc, read_bapps_subset  # noqa: E402
-from asym.reference import lpips_like  # noqa: E402
 from asym.training import run_cli  # noqa: E402
 from asym.two_afc import Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores  # noqa: E402
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from .atomic import honour_umask
 from .errors import UserError, reading
-from .hub import HubModel, read_tensor_file
+from .hub import HubModel, read_tensor_file, saved_class
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
 # its lightweight configuration; `tiny` (asym.bicubic_residual) is a small CNN learning the residual over bicubic
@@ -195,10 +195,9 @@ def load_generator(source: str, model: str, scale: int) -> SRModel:
 
 
 def _is_asym_folder(source: str) -> bool:
-    """A folder written by asym (``config.json`` naming an asym class), rather than a diffusers one."""
-    from .hub import saved_class
-
-    return bool(saved_class(source))
+    """A folder written by asym (``config.json`` naming an asym class), rather than a diffusers one (a Hub id is
+    not looked up here: diffusers resolves it)."""
+    return os.path.isdir(source) and bool(saved_class(source))
 
 
 def upscale(generator: nn.Module, lr: torch.Tensor, scale: int, tile: int = 0, overlap: int = 16) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Reference implementations (dists-pytorch, pyiqa, lpips) loaded with the weights of an asym metric.
+"""Test support: reference implementations (dists-pytorch, pyiqa, lpips) loaded with the weights of an asym metric.
 
 Used by the parity tests and the speed benchmark: the reference packages download ImageNet VGG-16
 themselves, so here their ``torchvision.models.vgg16`` is swapped for one that carries our weights,
@@ -13,7 +13,7 @@ from unittest import mock
 import torch
 import torchvision
 
-from .perceptual import DISTS, LPIPS
+from asym import DISTS, LPIPS
 
 
 def _torchvision_vgg16(metric: DISTS | LPIPS) -> torchvision.models.VGG:
