@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from asym.flags import positive_int  # noqa: E402
 from asym.images import BUILTIN_IMAGES  # noqa: E402
-from asym.metrics import NRMetric  # noqa: E402
+from asym.metrics import create_metric  # noqa: E402
 from asym.sr_eval import score_outputs  # noqa: E402
 from evaluate import load_image  # noqa: E402
 
@@ -85,7 +85,7 @@ def timed(fn) -> tuple[float, list[float]]:
 def main(args):
     torch.manual_seed(0)
     args.batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)  # evaluate.py's default
-    metric = NRMetric(args.metric, args.device)  # pyiqa.create_metric underneath: the very same model
+    metric = create_metric(args.metric, args.device, kind="nr")  # pyiqa.create_metric underneath: the same model
     pyiqa_model = metric.model
     with tempfile.TemporaryDirectory() as folder:
         images = make_outputs(args)
