@@ -194,10 +194,11 @@ def create_metric(name_or_path: str, device: str | torch.device = "cpu", *, kind
     if kind is not None and spec.kind != kind:
         raise UserError(f"{text} is {'a full-reference' if spec.kind == 'fr' else 'a no-reference'} metric, not "
                         f"{'full-reference' if kind == 'fr' else 'no-reference'}")  # fmt: skip
+    extra = set(kwargs) - ({"border", "y_channel"} if spec.loader == "asym" else set())
+    if extra:
+        raise UserError(f"{text} takes no {', '.join(sorted(extra))} (asym's fidelity indices take border, y_channel)")
     if spec.loader == "asym":
         return FidelityMetric(spec, **kwargs)
-    if kwargs:
-        raise UserError(f"{text} takes no {', '.join(kwargs)} (only asym's fidelity indices do)")
     if spec.kind == "nr":
         return NRMetric(text, device)
     return FRMetric(text, device, as_loss=as_loss)
