@@ -1,13 +1,23 @@
-"""The README's commands cannot rot: each command of its bash blocks, and each inline `python ...` / `accelerate
-launch ...` command of its text, parses with its script's own parser (a renamed flag or a bad value fails here, not on
-a reader's machine), and each run folder or file it reads is written by an earlier command of the README: a folder
-read as a model by a training command (not an evaluation's output folder), a file by any command. Data the README
-tells the user to place (``data/``, ``DIV2K/``, ``path/to/``, Hub ids: nothing under a folder the README's commands
-write into) and ``builtin`` are not checked.
+"""The README's and the docs' commands cannot rot: each command of the bash blocks, and each inline `python ...` /
+`accelerate launch ...` command of the text, of README.md and of every docs/*.md parses with its script's own parser
+(a renamed flag or a bad value fails here, not on a reader's machine), and each run folder or file it reads is written
+by an earlier command: a folder read as a model by a training command (not an evaluation's output folder), a file by
+any command. Data the documents tell the user to place (``data/``, ``DIV2K/``, ``path/to/``, Hub ids: nothing under a
+folder the documents' commands write into) and ``builtin`` are not checked.
+
+"Earlier" is one reading order for all documents: README.md first, then the docs/*.md pages in the order of the
+README's docs map (its "## Documentation" table), all of them concatenated into one chain. So a page may read what the
+README or any page listed above it in the map writes (docs/evaluate.md scores ``runs/metric-resnet50`` from
+docs/train_metric.md), never what a later page writes. Every docs/*.md is in the map, and every bash block of every
+document records at least one command (no page or block is silently left unread).
 
 The blocks are expanded by bash itself (loops, variables, ``${w%%:*}``, ``$(ls -d runs/fr-* | paste -sd,)``) with
 ``python``, ``accelerate``, ``pip`` and ``cp`` replaced by functions that record their arguments and create the
 ``--output_dir`` they name (so a later ``ls`` finds it); nothing runs, and any other command is reported as unknown.
+
+The docs' other promises are checked here too: every relative link (and image) of README.md and docs/*.md points at an
+existing file, each page starts with a one-line title and links back to the README, and the README, a front page,
+stays within ``README_MAX_LINES`` lines.
 """
 
 import functools
@@ -25,8 +35,11 @@ from conftest import readme_snippets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+README = ROOT / "README.md"
+README_MAX_LINES = 400
+DOCS_MAP_HEADING = "## Documentation"
 
-# Read by README commands, made by hand as the README describes (not by a command).
+# Read by the documents' commands, made by hand as the documents describe (not by a command).
 PLACED = {"out/val-builtin": "a 13-class ImageFolder of the builtin photographs, described in a comment"}
 # What a training run writes inside its folder, readable by later commands.
 RUN_PARTS = ("discriminator", "vae", "checkpoints", "split.json", "results.json", "config.json", "README.md",
@@ -44,24 +57,74 @@ command_not_found_handle() { record "${BASH_LINENO[0]}" unknown "$@"; }
 """
 
 
-def expand(snippets: list[tuple[int, str]], sandbox: Path) -> list[tuple[int, list[str]]]:
-    """(README line, argv) of every command the snippets run, in order, expanded by bash in ``sandbox``."""
+def snippets(path: Path) -> list[tuple[int, str]]:
+    """The commands of one Markdown file as (line number, text), in reading order, by the rule of
+    ``conftest.readme_snippets`` (checked equal on the README): each ```bash block whole, and each inline code span that
+    is a whole command (starts with ``python `` or ``accelerate launch ``, no placeholder such as ``<run>``,
+    ``[--model NAME]``, ``a|b``, ``N`` or ``...``; spread over lines, joined into one)."""
+    text = path.read_text()
+    found = []
+    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+        if match.group(1) == "bash":
+            found.append((match.start(2), match.group(2)))
+    fenced = re.sub(r"^```.*?^```", lambda m: " " * len(m.group(0)), text, flags=re.S | re.M)
+    for match in re.finditer(r"`([^`]+)`", fenced):
+        span = " ".join(match.group(1).split())
+        placeholder = re.search(r"[<>\[\]|]", span) or {"N", "NAME", "DIR", "FILE", "PATH", "..."} & set(span.split())
+        if span.startswith(("python ", "accelerate launch ")) and not placeholder:
+            found.append((match.start(1), span + "\n"))
+    return [(text.count("\n", 0, start) + 1, snippet) for start, snippet in sorted(found)]
+
+
+def bash_blocks(path: Path) -> list[range]:
+    """The lines of each ```bash block's body in ``path``."""
+    text, blocks = path.read_text(), []
+    for match in re.finditer(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        first = text.count("\n", 0, match.start(1)) + 1
+        blocks.append(range(first, first + match.group(1).count("\n")))
+    return blocks
+
+
+def docs_map() -> list[Path]:
+    """The docs/*.md pages in the order the README's docs map (the table under ``DOCS_MAP_HEADING``, a page linked
+    first in each row) lists them."""
+    text = README.read_text()
+    assert f"\n{DOCS_MAP_HEADING}\n" in text, f"README.md has no {DOCS_MAP_HEADING!r} section (the docs map)"
+    section = text.split(f"\n{DOCS_MAP_HEADING}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [row for row in section.splitlines() if row.startswith("|")]  # the table's rows, not the prose around it
+    cells = [re.match(r"\|\s*\[[^\]]*\]\((docs/[^)#\s]+\.md)\)", row) for row in rows]
+    return [ROOT / p for p in dict.fromkeys(cell.group(1) for cell in cells if cell)]
+
+
+def documents() -> list[Path]:
+    """README.md, then the docs in the docs map's order: the reading order of the commands' chain."""
+    return [README, *docs_map()]
+
+
+def name(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def expand(docs: list[Path], sandbox: Path) -> list[tuple[str, list[str]]]:
+    """(``"<document> line <n>"``, argv) of every command the documents' snippets run, in order (the documents
+    concatenated into one bash script), expanded by bash in ``sandbox``."""
     bin_dir, log = sandbox / "bin", sandbox / "commands.log"
     bin_dir.mkdir()
     for tool in ("ls", "paste", "mkdir"):  # the only real programs the blocks may call
         os.symlink(shutil.which(tool), bin_dir / tool)
-    script, readme_line = STUBS, {}  # script line -> README line
-    for line, text in snippets:
-        first = script.count("\n") + 1
-        readme_line |= {first + i: line + i for i in range(text.count("\n") + 1)}
-        script += text if text.endswith("\n") else text + "\n"
+    script, where = STUBS, {}  # script line -> "document line n"
+    for doc in docs:
+        for line, text in snippets(doc):
+            first = script.count("\n") + 1
+            where |= {first + i: f"{name(doc)} line {line + i}" for i in range(text.count("\n") + 1)}
+            script += text if text.endswith("\n") else text + "\n"
     env = {"PATH": str(bin_dir), "LOG": str(log), "HOME": str(sandbox)}
     done = subprocess.run([shutil.which("bash"), "-c", script], cwd=sandbox, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     fields, commands = log.read_text().split("\0")[:-1], []
     while fields:
         argc, fields = int(fields[0]), fields[1:]
-        commands.append((readme_line.get(int(fields[0]), 0), fields[1:argc]))
+        commands.append((where.get(int(fields[0]), "?"), fields[1:argc]))
         fields = fields[argc:]
     return commands
 
@@ -120,64 +183,128 @@ def python_c_paths(code: str) -> tuple[list[str], list[str]]:
     return [p for p in quoted if p not in written], written
 
 
-def test_every_readme_command_parses_and_reads_only_what_an_earlier_command_wrote(tmp_path):
+def test_every_documented_command_parses_and_reads_only_what_an_earlier_command_wrote(tmp_path):
     if shutil.which("bash") is None:
-        pytest.skip("bash expands the README's blocks")
-    commands = expand(readme_snippets(), tmp_path)
-    # (order, README line, output folder, the script that wrote it); (order, README line, script, what it reads)
-    writes: list[tuple[int, int, str, str]] = []
-    reads: list[tuple[int, int, str, list[str]]] = []
-    for order, (line, argv) in enumerate(commands):
-        assert argv[0] != "unknown", f"README line {line}: {argv[1:]} is no command this test knows"
+        pytest.skip("bash expands the documents' blocks")
+    docs = documents()
+    commands = expand(docs, tmp_path)
+    recorded = {where for where, _ in commands}  # every bash block of every document is read: each records a command
+    unread = [f"{name(doc)} line {block.start}" for doc in docs for block in bash_blocks(doc)
+              if not {f"{name(doc)} line {n}" for n in block} & recorded]  # fmt: skip
+    assert not unread, f"bash blocks from which no command was recorded: {unread}"
+    # (order, where, output folder, the script that wrote it); (order, where, script, what it reads)
+    writes: list[tuple[int, str, str, str]] = []
+    reads: list[tuple[int, str, str, list[str]]] = []
+    for order, (where, argv) in enumerate(commands):
+        assert argv[0] != "unknown", f"{where}: {argv[1:]} is no command this test knows"
         try:
             call = script_call(argv)
         except SystemExit as err:
-            pytest.fail(f"README line {line}: {' '.join(argv)}: the launcher's flags do not parse (exit {err.code})")
+            pytest.fail(f"{where}: {' '.join(argv)}: the launcher's flags do not parse (exit {err.code})")
         if call is None:
             if argv[:2] == ["python", "-c"]:
                 read, written = python_c_paths(argv[2])
-                reads.append((order, line, "python -c", read))
-                writes += [(order, line, os.path.normpath(path), "save_pretrained") for path in written]
+                reads.append((order, where, "python -c", read))
+                writes += [(order, where, os.path.normpath(path), "save_pretrained") for path in written]
             elif argv[0] == "cp":
-                reads.append((order, line, "cp", argv[1:-1]))
+                reads.append((order, where, "cp", argv[1:-1]))
             else:
                 known = argv[0] == "pip" or argv[:2] == ["accelerate", "config"] or argv[1:3] == ["-m", "pytest"]
-                assert known, f"README line {line}: {argv} runs no script of this repository and no known tool"
+                assert known, f"{where}: {argv} runs no script of this repository and no known tool"
             continue
         script, args = call
-        assert (ROOT / script).is_file(), f"README line {line}: {script} does not exist"
+        assert (ROOT / script).is_file(), f"{where}: {script} does not exist"
         parse = getattr(script_module(script), "parse_args", None)
         if parse is None:  # a script without flags (scripts/update_lock.py)
-            assert not args, f"README line {line}: {script} takes no arguments"
+            assert not args, f"{where}: {script} takes no arguments"
             continue
         try:
             parsed = parse(args)
         except SystemExit as err:
-            pytest.fail(f"README line {line}: {script} {' '.join(args)} does not parse (exit {err.code})")
-        reads.append((order, line, script, values(args)))
+            pytest.fail(f"{where}: {script} {' '.join(args)} does not parse (exit {err.code})")
+        reads.append((order, where, script, values(args)))
         if getattr(parsed, "output_dir", None):  # the parser's default where the command gives none
-            writes.append((order, line, os.path.normpath(parsed.output_dir), script))
-    roots = {out.split(os.sep)[0] for _, _, out, _ in writes}  # where the README's commands write: output/, runs/, ...
+            writes.append((order, where, os.path.normpath(parsed.output_dir), script))
+    roots = {out.split(os.sep)[0] for _, _, out, _ in writes}  # where the commands write: output/, runs/, ...
 
     checked, problems = 0, []
-    for order, line, script, pieces in reads:
+    for order, where, script, pieces in reads:
         for path in (os.path.normpath(p) for p in pieces if p.split("/")[0] in roots and p not in PLACED):
             earlier = [(written, out, by, at) for written, at, out, by in writes
                        if written < order and (path == out or path.startswith(out + os.sep))]  # fmt: skip
             if not earlier:
-                problems.append(f"README line {line}: {script} reads {path}, which no earlier README command writes")
+                problems.append(f"{where}: {script} reads {path}, which no earlier command writes (the README's, "
+                                "then each doc's in the docs map's order)")  # fmt: skip
                 continue
             _, out, by, at = max(earlier, key=lambda e: (len(e[1]), e[0]))  # the innermost folder, the latest writer
             model_maker = by in TRAINING_SCRIPTS or by == "save_pretrained"
             if path == out and not model_maker:  # a folder read is a model, or a run a table is made of
-                problems.append(f"README line {line}: {script} reads {path}, the output folder of {by} (README line "
-                                f"{at}), as a model: name a training run's folder")  # fmt: skip
+                problems.append(f"{where}: {script} reads {path}, the output folder of {by} ({at}), as a model: "
+                                "name a training run's folder")  # fmt: skip
             elif path != out:
                 part = path[len(out) + 1 :]
                 # a training run's own parts; an evaluation's files, in its folder itself
                 if not (part.split(os.sep)[0] in RUN_PARTS if model_maker else os.sep not in part and "." in part):
-                    problems.append(f"README line {line}: {script} reads {path}; {by} (README line {at}) writes no "
-                                    f"{part}")  # fmt: skip
+                    problems.append(f"{where}: {script} reads {path}; {by} ({at}) writes no {part}")
             checked += 1
     assert not problems, "\n".join(dict.fromkeys(problems))  # once each, not once per loop iteration
-    assert checked > 40  # the check looked at the README's chains, not at nothing
+    assert checked > 100  # the chains of all documents were looked at (128 reads today), not nothing
+
+
+def test_the_snippet_rule_is_conftests():
+    """``snippets`` reads every document by the rule ``conftest.readme_snippets`` reads the README with (test_demo.py
+    relies on that one), so both see the same commands."""
+    assert snippets(README) == readme_snippets()
+
+
+def test_the_docs_map_lists_every_doc_once_and_only_existing_ones():
+    listed = docs_map()
+    on_disk = sorted((ROOT / "docs").glob("*.md"))
+    assert listed, "the README's docs map links no docs/*.md"
+    missing = [name(p) for p in on_disk if p not in listed]
+    assert not missing, f"docs not in the README's docs map (so their commands are never checked): {missing}"
+    absent = [name(p) for p in listed if not p.is_file()]
+    assert not absent, f"the README's docs map lists docs that do not exist: {absent}"
+
+
+def test_the_readme_is_a_front_page():
+    lines = README.read_text().count("\n")
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines (at most {README_MAX_LINES}): move a section to docs/"
+    )
+
+
+def test_each_doc_has_a_title_and_links_back_to_the_readme():
+    for doc in docs_map():
+        lines = doc.read_text().splitlines()
+        assert lines[0].startswith("# ") and not lines[1].strip(), f"{name(doc)}: no one-line title first"
+        assert "](../README.md)" in doc.read_text(), f"{name(doc)}: no link back to the README"
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def relative_links(path: Path) -> list[tuple[int, str]]:
+    """(line, target) of each Markdown link and image of ``path`` that points into the repository (no scheme, not a
+    bare ``#anchor``); code blocks and code spans are not links."""
+    text = path.read_text()
+    text = re.sub(r"^```.*?^```", lambda m: re.sub(r"[^\n]", " ", m.group(0)), text, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", lambda m: " " * len(m.group(0)), text)
+    found = []
+    for match in LINK.finditer(text):
+        target = match.group(1)
+        if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        found.append((text.count("\n", 0, match.start()) + 1, target))
+    return found
+
+
+def test_every_relative_link_points_at_an_existing_file():
+    broken, checked = [], 0
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for line, target in relative_links(doc):
+            checked += 1
+            if not (doc.parent / target.split("#")[0]).exists():
+                broken.append(f"{name(doc)} line {line}: {target} does not exist")
+    assert not broken, "\n".join(broken)
+    assert checked > 2 * len(docs_map())  # the docs map, the pages' links back, the pictures: not nothing
