@@ -46,17 +46,19 @@ so they are not parsed from the releases. Write their scores into the pyiqa-styl
 The package, one concept per module (each imports only the ones listed before it):
 
 * ``dataset``: ``FRItem``, ``NRItem``, ``FRDataset``, ``NRDataset`` and their base ``IQADataset`` (decoding, crops,
-  header-only sizes, item keys, the up-front image check ``verify_images``), the wording of a score direction,
-  ``split_by_reference``.
-* ``builtin``: the builtin synthetic-distortion set (``builtin_fr_items``, ``pseudo_mos``, ``DISTORTIONS``).
+  header-only sizes, item keys, the up-front image check ``verify_images``), what a reader returns (``Scores``), the
+  wording of a score direction (``resolve_direction``), ``split_by_reference``.
+* ``builtin``: the builtin synthetic-distortion set (``builtin_fr_items``, ``pseudo_mos``, ``DISTORTIONS``,
+  ``read_builtin``).
 * ``files``: a user's text and csv files, scores, finding a release's images, reference identity by file.
 * ``layouts``: ``detect_layout``, ``LAYOUTS``, ``READERS``, ``NR_LAYOUTS``, and one reader module per release
   (``kadid10k``, ``tid2013``, ``pipal``, ``tqd``, ``pyiqa_csv`` with ``PYIQA_META_INFO``; NR: ``koniq10k``,
   ``pyiqa_nr_csv``).
-* ``tables``: Hub / ``datasets`` tables (direction from the column's name, reference identity by pixels).
-* ``loading``: ``load_fr_dataset`` and its command-line flags (``add_fr_dataset_args``, ``fr_dataset_kwargs``).
-* ``nr``: ``load_nr_dataset`` and its flags (``add_nr_dataset_args``, ``nr_dataset_kwargs``; ``add_iqa_dataset_args``
-  declares the FR and NR flags once, for a script that takes either).
+* ``tables``: Hub / ``datasets`` tables, FR and NR (direction from the column's name, reference identity by pixels).
+* ``loading``: ``load_fr_dataset``.
+* ``nr``: ``load_nr_dataset``.
+* ``cli``: the command-line flags (``add_fr_dataset_args``, ``fr_dataset_kwargs``, ``add_nr_dataset_args``,
+  ``nr_dataset_kwargs``; ``add_iqa_dataset_args`` declares the FR and NR flags once, for a script that takes either).
 * ``splits``: ``choose_split``, ``save_split``, ``load_split``, ``match_split``, ``add_split_args``, and the test-set
   fingerprints of results.json (``eval_set_record``, ``dataset_eval_set``).
 """
@@ -64,11 +66,12 @@ The package, one concept per module (each imports only the ones listed before it
 from __future__ import annotations
 
 from .builtin import builtin_fr_items, pseudo_mos
+from .cli import add_fr_dataset_args, add_iqa_dataset_args, add_nr_dataset_args, fr_dataset_kwargs, nr_dataset_kwargs
 from .dataset import FRDataset, FRItem, IQADataset, NRDataset, NRItem, split_by_reference
 from .layouts import LAYOUTS, NR_LAYOUTS, READERS, detect_layout
 from .layouts.pyiqa_csv import PYIQA_META_INFO
-from .loading import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from .nr import add_iqa_dataset_args, add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
+from .loading import load_fr_dataset
+from .nr import load_nr_dataset
 from .splits import add_split_args, choose_split, load_split, save_split
 
 # Public names of the single module this package was, not in __all__ (as then): importable from here as before.

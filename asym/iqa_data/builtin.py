@@ -12,7 +12,7 @@ from PIL import Image
 
 from asym.images import to_array
 
-from .dataset import FRItem
+from .dataset import FRItem, Scores
 
 # builtin: skimage.data photographs that need no download; distortion -> 4 parameter levels (mild to strong).
 BUILTIN_FR_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "brick", "grass")
@@ -25,6 +25,7 @@ DISTORTIONS = {
     "color": (0.05, 0.1, 0.2, 0.4),  # channel gain g: R * (1 + g), B * (1 - g)
 }
 SEVERITY = {"blur": 1.0, "noise": 0.9, "jpeg": 0.95, "contrast": 0.7, "color": 0.6}
+BUILTIN_WHY = "builtin pseudo-MOS: 100 - 20 x level x severity"  # the builtin set's direction, FR and NR alike
 
 
 def _square(image: np.ndarray, size: int) -> np.ndarray:
@@ -87,3 +88,9 @@ def builtin_fr_items() -> list[FRItem]:
                 dist = _distort(ref, kind, value, seed=1000 * i + level)
                 items.append(FRItem(dist, ref, pseudo_mos(kind, level), name, key=f"{name}/{kind}-{level}"))
     return items
+
+
+def read_builtin() -> Scores:
+    """The builtin set as the loaders take every source (``Scores``): ``builtin_fr_items``, higher is better, and
+    why (``BUILTIN_WHY``). The FR loader uses it as is, the NR one reads its distorted images."""
+    return Scores(builtin_fr_items(), False, BUILTIN_WHY)

@@ -3,7 +3,7 @@
 split files, an up-front check that every image reads: ``verify_images``), the wording of a score direction, and
 ``split_by_reference``.
 
-The readers (``builtin``, ``layouts``, ``tables``, ``nr``) produce items and a ``_Scores`` direction; this module only
+The readers (``builtin``, ``layouts``, ``tables``) produce items and their direction as ``Scores``; this module only
 consumes them, so it imports none of its siblings.
 """
 
@@ -67,10 +67,11 @@ class NRItem:
         self.ref_id = self.ref_id or self.key
 
 
-class _Scores(NamedTuple):
+class Scores(NamedTuple):
     """What a reader found: the items, the direction of their scores with the reason for it, the release's own
     train/validation/test split where it has one (sorted index lists), and whether its images may share references
-    nobody named (a table read without a reference column: ``IQADataset.references_unknown``)."""
+    nobody named (a table read without a reference column: ``IQADataset.references_unknown``). Every reader (a
+    release layout, a table, builtin) returns one, so that the loaders treat all sources alike."""
 
     items: list
     lower_better: bool
@@ -83,14 +84,22 @@ def _better(lower_better: bool) -> str:
     return "lower is better" if lower_better else "higher is better"
 
 
-def _direction(found: bool, why: str, override: bool | None) -> tuple[bool, str]:
-    """The direction and its readable reason: the source's own (``found``, ``why``) unless ``override`` is given."""
+def resolve_direction(found: bool, why: str, override: bool | None) -> tuple[bool, str]:
+    """The final score direction and its readable reason, as ``IQADataset.direction`` records it: the source's own
+    (``found``, ``why``) unless ``override`` (``--lower_better`` / ``--higher_better``) is given, then marked so."""
     if override is None:
         return found, f"{_better(found)} ({why})"
     flag = "--lower_better" if override else "--higher_better"
     if override == found:
         return override, f"{_better(override)} ({flag})"
     return override, f"{_better(override)} ({flag}; without it: {_better(found)}, {why})"
+
+
+def fr_scores_as_nr(found: Scores) -> Scores:
+    """FR triplets read as NR (any FR layout, builtin, a table with a reference column): each distorted image with its
+    score, grouped for splits by its reference so that one content never lands in two splits."""
+    items = [NRItem(item.dist, item.score, item.ref_id, item.key) for item in found.items]
+    return Scores(items, found.lower_better, found.why)
 
 
 def _load(source, what: Callable[[], str]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Reading a user's files, shared by the release readers (``layouts``) and the tables (``tables``): UTF-8 text and csv
-rows with line numbers for messages, scores, image names, finding a release's images (``_FileIndex``) and telling
-reference files apart by what they are (``_FileIds``). Every failure is a ``UserError`` naming file and line.
+rows with line numbers for messages, scores, image names, finding a release's images (``FileIndex``) and telling
+reference files apart by what they are (``FileIds``). Every failure is a ``UserError`` naming file and line.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from asym.errors import UserError, list_names
 DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
 
 
-def _score(text: str, where: str) -> float:
+def parse_score(text: str, where: str) -> float:
+    """A subjective score written as text (a file's field, a table's cell): a finite float, else a ``UserError`` at
+    ``where`` (file and line, or table row and column), so that a corrupt row is named rather than trained on."""
     try:
         value = float(text)
     except ValueError:
@@ -27,7 +29,7 @@ def _score(text: str, where: str) -> float:
     return value
 
 
-def _read_text(path: str) -> str:
+def read_text_file(path: str) -> str:
     """A user's text file, decoded as UTF-8 (a BOM is dropped): an unreadable or non-UTF-8 file is a ``UserError``
     naming the file (and the line of the first bad byte)."""
     try:
@@ -44,14 +46,15 @@ def _read_text(path: str) -> str:
                         f"UTF-8") from None  # fmt: skip
 
 
-def _lines(path: str) -> Iterator[tuple[int, str]]:
-    """``(line number, text)`` of a user's text file, any line ends."""
-    yield from enumerate(re.split(r"\r\n|\r|\n", _read_text(path)), start=1)
+def numbered_lines(path: str) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a user's text file, any line ends: the numbers name the line in messages."""
+    yield from enumerate(re.split(r"\r\n|\r|\n", read_text_file(path)), start=1)
 
 
-def _csv_rows(path: str, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """The header and the ``(line number, row)`` pairs of a csv, every row checked for its field count."""
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+def read_csv_rows(path: str, required: Sequence[str]) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """The header and the ``(line number, row)`` pairs of a user's csv, the header checked for the ``required``
+    columns and every row for its field count (blank lines skipped), so that a malformed file is named by line."""
+    reader = csv.reader(io.StringIO(read_text_file(path), newline=""))
     try:
         header = [column.strip() for column in next(reader, [])]
         missing = [column for column in required if column not in header]
@@ -70,23 +73,37 @@ def _csv_rows(path: str, required: Sequence[str]) -> tuple[list[str], list[tuple
     return header, rows
 
 
-def _require_name(name: str, where: str, what: str) -> str:
+def csv_header(path: str) -> list[str]:
+    """A csv's first row, stripped, read leniently (undecodable bytes replaced) to tell what kind of file it is before
+    reading it; ``[]`` where it is no csv (not ours to complain about: the caller passes it over)."""
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as file:
+        try:
+            return [column.strip() for column in next(csv.reader(file), [])]
+        except csv.Error:
+            return []
+
+
+def require_nonempty(name: str, where: str, what: str) -> str:
+    """``name`` (a file's field naming an image or a column's value), or a ``UserError`` at ``where`` if it is empty."""
     if not name:
         raise UserError(f"{where}: empty {what}")
     return name
 
 
-def _existing(path: str, where: str) -> str:
+def existing_image(path: str, where: str) -> str:
+    """``path``, or a ``UserError`` at ``where`` (the line that lists it) if no such file exists."""
     if not os.path.isfile(path):
         raise UserError(f"{where}: image {path} does not exist")
     return path
 
 
-def _stem(name: str) -> str:
+def file_stem(name: str) -> str:
+    """A path's file name without its folder and extension (``ref/I01.png`` -> ``I01``): the short name of a
+    reference, or of a dataset read from one csv."""
     return os.path.splitext(os.path.basename(name))[0]
 
 
-class _FileIds:
+class FileIds:
     """A reference file's identity: its resolved path (``realpath``, ``normcase``), so that ``ref/I01.png`` and
     ``I01.png`` naming one file are one reference; names of one file that still differ (hard links, case on a
     case-insensitive file system) are merged by (device, inode)."""
@@ -108,7 +125,7 @@ class _FileIds:
         return self._by_name[path]
 
 
-class _FileIndex:
+class FileIndex:
     """Finds a release's images: at the listed path (relative to the folder or to one of ``subfolders``), else by
     file name (case-insensitive) anywhere below the folder, for releases that scatter images over subfolders. The
     folder is walked once, on the first name that needs it."""

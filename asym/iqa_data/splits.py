@@ -30,7 +30,7 @@ from asym.atomic import write_json
 from asym.errors import UserError, list_names
 
 from .dataset import IQADataset, split_by_reference
-from .files import _read_text
+from .files import read_text_file
 
 SPLIT_NAMES = ("train", "validation", "test")
 SPLITS = ("random", "official")
@@ -107,7 +107,7 @@ def _read_record(path: str) -> tuple[str, dict]:
     if not os.path.isfile(path):
         raise UserError(f"split file {path} does not exist: pass the {SPLIT_FILE} an earlier run wrote")
     try:
-        record = json.loads(_read_text(path))
+        record = json.loads(read_text_file(path))
     except json.JSONDecodeError as err:
         raise UserError(f"split file {path} is not JSON (line {err.lineno}: {err.msg}); is it truncated or not a "
                         f"{SPLIT_FILE}?") from None  # fmt: skip

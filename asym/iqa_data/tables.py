@@ -1,6 +1,7 @@
-"""FR triplets from a Hub dataset or a local ``datasets`` table (``save_to_disk`` folder, parquet/arrow files): the
-direction from the score column's name, and a reference's identity from its decoded pixels (``_PixelIds``), its
-file, or a ``ref_id_column``, never from how a row names it.
+"""IQA items from a Hub dataset or a local ``datasets`` table (``save_to_disk`` folder, parquet/arrow files): FR
+triplets (``read_fr_table``) and NR images (``read_nr_table``), the direction from the score column's name, and a
+reference's identity from its decoded pixels (``_PixelIds``), its file, or a ``ref_id_column``, never from how a row
+names it; which files of a folder make a table (``table_data_files``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ import numpy as np
 from asym.errors import UserError, reading
 from asym.images import decode, open_image_table
 
-from .dataset import FRItem, _Scores
-from .files import DMOS_NAME, _FileIds, _score
+from .dataset import FRItem, NRItem, Scores, fr_scores_as_nr
+from .files import DMOS_NAME, FileIds, parse_score
+
+
+def table_data_files(folder: str) -> list[str]:
+    """The data files of a folder ``datasets`` reads as a table (parquet, arrow, jsonl): a folder that holds some and
+    is in no release layout is loaded as a table."""
+    return [f for f in os.listdir(folder) if f.lower().endswith((".parquet", ".arrow", ".jsonl"))]
 
 
 def _table_direction(name: str, column: str, scores: list[float]) -> tuple[bool, str]:
@@ -47,19 +54,20 @@ class _PixelIds:
         return self._by_bytes[key]
 
 
-def _hub_items(name: str, image_column: str, ref_column: str, score_column: str, split: str,
-               ref_id_column: str | None = None) -> _Scores:  # fmt: skip
-    """A table's triplets. A reference is identified by ``ref_id_column`` when given, else by its decoded pixels
-    (``_PixelIds``), or its resolved path for a cell that holds only a path. The table is read in row batches."""
+def read_fr_table(name: str, image_column: str, ref_column: str, score_column: str, split: str,
+                  ref_id_column: str | None = None) -> Scores:  # fmt: skip
+    """A table's FR triplets (``row N`` keys). A reference is identified by ``ref_id_column`` when given, else by its
+    decoded pixels (``_PixelIds``), or its resolved path for a cell that holds only a path. The table is read in row
+    batches."""
     if ref_id_column in (image_column, ref_column):
         raise UserError(f"--ref_id_column {ref_id_column!r} is an image column: name a column that names references")
     values = [score_column, *([ref_id_column] if ref_id_column else [])]
     table = open_image_table(name, [image_column, ref_column], split, values)
-    pixel_ids, file_ids, items, row = _PixelIds(), _FileIds(), [], 0
+    pixel_ids, file_ids, items, row = _PixelIds(), FileIds(), [], 0
     for batch in table.select_columns(list(dict.fromkeys([ref_column, *values]))).iter(batch_size=64):
         for i, (score, ref) in enumerate(zip(batch[score_column], batch[ref_column])):
             where = f"{name} row {row + i}"
-            value = _score("None" if score is None else str(score), f"{where}, column {score_column!r}")
+            value = parse_score("None" if score is None else str(score), f"{where}, column {score_column!r}")
             if ref is None or not (ref.get("bytes") or ref.get("path")):
                 raise UserError(f"{where}, column {ref_column!r}: no reference image")
             ref_name = os.path.basename(ref["path"]) if ref.get("path") else f"row {row + i}"
@@ -76,4 +84,30 @@ def _hub_items(name: str, image_column: str, ref_column: str, score_column: str,
                                 f"row {row + i}"))  # fmt: skip
         row += len(batch[score_column])
     label = os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name  # a local path: its name
-    return _Scores(items, *_table_direction(label, score_column, [item.score for item in items]))
+    return Scores(items, *_table_direction(label, score_column, [item.score for item in items]))
+
+
+def read_nr_table(name: str, image_column: str, score_column: str, split: str, ref_column: str | None = None,
+                  ref_id_column: str | None = None) -> Scores:  # fmt: skip
+    """A Hub / local table's images and scores, for NR (``row N`` keys); direction from the score column's name. With
+    ``ref_column`` its items are grouped by reference as FR tables' are (decoded pixels, or ``ref_id_column``);
+    with ``ref_id_column`` alone, by that column's value; with neither, each image is its own content (and the
+    result says ``references_unknown``: ``choose_split`` warns)."""
+    if ref_column:
+        return fr_scores_as_nr(read_fr_table(name, image_column, ref_column, score_column, split, ref_id_column))
+    if ref_id_column == image_column:
+        raise UserError(f"--ref_id_column {ref_id_column!r} is the image column: name a column that names references")
+    table = open_image_table(name, [image_column], split, [score_column, *([ref_id_column] if ref_id_column else [])])
+    columns = table.select_columns([score_column, *([ref_id_column] if ref_id_column else [])])
+    ref_ids = columns[ref_id_column] if ref_id_column else [None] * len(table)
+    items = []
+    for row, (value, ref_id) in enumerate(zip(columns[score_column], ref_ids)):
+        where = f"{name} row {row}"
+        score = parse_score("None" if value is None else str(value), f"{where}, column {score_column!r}")
+        if ref_id_column and (ref_id is None or not str(ref_id).strip()):
+            raise UserError(f"{where}, column {ref_id_column!r}: empty reference id")
+        items.append(NRItem((table, image_column, row), score, str(ref_id).strip() if ref_id_column else "",
+                            key=f"row {row}"))  # fmt: skip
+    label = os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name
+    lower, why = _table_direction(label, score_column, [item.score for item in items])
+    return Scores(items, lower, why, references_unknown=not ref_id_column)

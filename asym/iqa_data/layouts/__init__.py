@@ -2,7 +2,7 @@
 (``detect_layout``, from the files that identify it; ``LAYOUTS`` describes them) and its reader (``READERS``); the
 no-reference layouts (``NR_LAYOUTS``: ``koniq10k``, ``pyiqa_nr_csv``), which ``asym.iqa_data.nr`` detects itself.
 
-A reader takes the folder and returns ``_Scores``: the items, the direction of their scores and the reason for it
+A reader takes the folder and returns ``Scores``: the items, the direction of their scores and the reason for it
 (and an NR release's official split). A new release is a module here plus its entries in ``LAYOUTS``,
 ``detect_layout`` and ``READERS`` (FR) or ``NR_LAYOUTS`` and ``asym.iqa_data.nr`` (NR).
 """
@@ -13,13 +13,13 @@ import os
 
 from asym.errors import UserError, list_names
 
-from .kadid10k import _kadid
-from .koniq10k import KONIQ_SCORES, KONIQ_SETS, _koniq_files
-from .pipal import _pipal, _pipal_label_files
-from .pyiqa_csv import _pyiqa_csv, _pyiqa_csvs
-from .pyiqa_nr_csv import _pyiqa_nr_csvs
-from .tid2013 import _tid2013
-from .tqd import _tqd, _tqd_score_file
+from .kadid10k import read_kadid10k
+from .koniq10k import KONIQ_SCORES, KONIQ_SETS, find_koniq10k_files
+from .pipal import find_pipal_label_files, read_pipal
+from .pyiqa_csv import find_pyiqa_csvs, read_pyiqa_csv
+from .pyiqa_nr_csv import find_pyiqa_nr_csvs
+from .tid2013 import read_tid2013
+from .tqd import find_tqd_score_file, read_tqd
 
 # Layout name -> what identifies it in a folder (shown in the "unknown layout" error).
 LAYOUTS = {
@@ -51,17 +51,17 @@ def detect_layout(folder: str) -> str:
         return "kadid10k"
     if os.path.isfile(os.path.join(folder, "mos_with_names.txt")):
         return "tid2013"
-    if _pipal_label_files(folder):
+    if find_pipal_label_files(folder):
         return "pipal"
-    if _tqd_score_file(folder):
+    if find_tqd_score_file(folder):
         return "tqd"
-    found = _pyiqa_csvs(folder)
+    found = find_pyiqa_csvs(folder)
     if len(found) > 1:
         raise UserError(f"{folder} holds {len(found)} pyiqa-style csvs ({list_names(found, 3)}): "
                         f"pass the path of the one to use")  # fmt: skip
     if found:
         return "pyiqa-csv"
-    if any(_koniq_files(folder)) or _pyiqa_nr_csvs(folder):
+    if any(find_koniq10k_files(folder)) or find_pyiqa_nr_csvs(folder):
         raise UserError(f"{folder} is a no-reference dataset (no reference images): load it as NR (load_nr_dataset; "
                         f"train_iqa.py's NR mode)")  # fmt: skip
     known = "; ".join(f"{name}: {files}" for name, files in LAYOUTS.items())
@@ -71,9 +71,9 @@ def detect_layout(folder: str) -> str:
 # Layout name (a key of LAYOUTS) -> the reader of a folder in that layout: its items, the direction of their scores
 # (lower_better) and the reason for it (layouts fix it; a pyiqa-style csv by its file name and column).
 READERS = {
-    "kadid10k": _kadid,
-    "tid2013": _tid2013,
-    "pipal": _pipal,
-    "tqd": _tqd,
-    "pyiqa-csv": lambda folder: _pyiqa_csv(_pyiqa_csvs(folder)[0]),
+    "kadid10k": read_kadid10k,
+    "tid2013": read_tid2013,
+    "pipal": read_pipal,
+    "tqd": read_tqd,
+    "pyiqa-csv": lambda folder: read_pyiqa_csv(find_pyiqa_csvs(folder)[0]),
 }

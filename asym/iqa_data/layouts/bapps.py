@@ -4,7 +4,7 @@ fraction of humans who found the second closer; the ``builtin`` photographs arra
 The release's layout: ``2afc/{train,val}/<subset>/{ref,p0,p1}/<name>.png`` and ``judge/<name>.npy`` (one number in
 [0, 1], the fraction preferring ``p1``). Subsets: train ``traditional``, ``cnn``, ``mix``; val ``traditional``,
 ``cnn``, ``superres``, ``deblur``, ``color``, ``frameinterp``. Patches are 64x64. Not an FR/MOS dataset (no
-score per image), so it has its own items and dataset here, not ``_Scores``; ``train_metric.py --objective 2afc``
+score per image), so it has its own items and dataset here, not ``Scores``; ``train_metric.py --objective 2afc``
 reads it.
 """
 

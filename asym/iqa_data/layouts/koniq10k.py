@@ -7,8 +7,8 @@ import os
 
 from asym.errors import UserError
 
-from ..dataset import NRItem, _Scores
-from ..files import _csv_rows, _existing, _require_name, _score
+from ..dataset import NRItem, Scores
+from ..files import existing_image, parse_score, read_csv_rows, require_nonempty
 
 KONIQ_SCORES = "koniq10k_scores_and_distributions.csv"  # image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore
 KONIQ_SETS = "koniq10k_distributions_sets.csv"  # image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set
@@ -22,7 +22,7 @@ KONIQ_RANGES = {(KONIQ_SCORES, "MOS"): "mean rating 1..5", (KONIQ_SCORES, "MOS_z
 _NUMERIC = ("MOS", "SD", "MOS_zscore")  # checked on every row, used or not: a corrupt row is named where it is
 
 
-def _koniq_files(folder: str) -> tuple[str | None, str | None]:
+def find_koniq10k_files(folder: str) -> tuple[str | None, str | None]:
     """The KonIQ-10k score files in ``folder``: (scores file or None, sets file or None)."""
     found = (os.path.join(folder, name) for name in (KONIQ_SCORES, KONIQ_SETS))
     return tuple(path if os.path.isfile(path) else None for path in found)
@@ -30,16 +30,16 @@ def _koniq_files(folder: str) -> tuple[str | None, str | None]:
 
 def _read(path: str, required: tuple[str, ...]) -> dict[str, tuple[int, dict[str, str]]]:
     """A KonIQ csv's rows by image name (``(line, row)``), numbers checked, each name once."""
-    header, rows = _csv_rows(path, required)
+    header, rows = read_csv_rows(path, required)
     by_name: dict[str, tuple[int, dict[str, str]]] = {}
     for line, row in rows:
         where = f"{path} line {line}"
-        name = _require_name(row["image_name"], where, "image_name")
+        name = require_nonempty(row["image_name"], where, "image_name")
         if name in by_name:
             raise UserError(f"{where}: image {name} is listed twice (also line {by_name[name][0]}); list it once")
         for column in _NUMERIC:
             if column in header:
-                _score(row[column], f"{where}, column {column!r}")
+                parse_score(row[column], f"{where}, column {column!r}")
         by_name[name] = line, row
     return by_name
 
@@ -51,14 +51,14 @@ def _missing(names: dict, other: dict, path: str, other_path: str) -> None:
                             f"KonIQ-10k release (or remove one of them)")  # fmt: skip
 
 
-def _koniq(folder: str, score_column: str | None = None) -> _Scores:
+def read_koniq10k(folder: str, score_column: str | None = None) -> Scores:
     """KonIQ-10k: the scores file (``MOS_zscore``, 0..100, the default score) and/or the sets file (``MOS``, on the
     same 0..100 scale, and ``set``: the official training/validation/test split), joined on ``image_name`` when
     both are there. ``score_column`` ``MOS`` or ``MOS_zscore`` picks the column (``MOS`` is the scores file's 1..5
     mean rating where that file is present); None or ``score`` the default. Images: ``1024x768/`` if present, else
     ``512x384/``. Keys are the image names, so one split file serves both resolutions. Higher is better.
     """
-    scores_path, sets_path = _koniq_files(folder)
+    scores_path, sets_path = find_koniq10k_files(folder)
     if scores_path is None and sets_path is None:
         raise UserError(f"{folder} holds neither {KONIQ_SCORES} nor {KONIQ_SETS}")
     known = {"mos": "MOS", "mos_zscore": "MOS_zscore"}
@@ -83,7 +83,7 @@ def _koniq(folder: str, score_column: str | None = None) -> _Scores:
     items, labels = [], []
     for name, (line, row) in source.items():
         where = f"{source_path} line {line}"
-        image = _existing(os.path.join(folder, sub, name), where)
+        image = existing_image(os.path.join(folder, sub, name), where)
         items.append(NRItem(image, float(row[column]), key=name))
         if sets is not None:
             set_line, set_row = sets[name]
@@ -95,4 +95,4 @@ def _koniq(folder: str, score_column: str | None = None) -> _Scores:
     official = tuple([i for i, label in enumerate(labels) if label == s] for s in range(3)) if sets else None
     file = os.path.basename(source_path)
     why = f"KonIQ-10k {column} of {file}, {KONIQ_RANGES[file, column]}; images from {sub}/"
-    return _Scores(items, False, why, official)
+    return Scores(items, False, why, official)

@@ -7,11 +7,11 @@ import os
 
 from asym.errors import UserError
 
-from ..dataset import FRItem, _Scores
-from ..files import _FileIds, _FileIndex, _lines, _require_name, _score, _stem
+from ..dataset import FRItem, Scores
+from ..files import FileIds, FileIndex, file_stem, numbered_lines, parse_score, require_nonempty
 
 
-def _pipal_label_files(folder: str) -> list[str]:
+def find_pipal_label_files(folder: str) -> list[str]:
     """PIPAL's score files: the ``*.txt`` in ``Train_Label/`` (and ``Val_Label/``, ``Test_Label/`` or the earlier
     ``MOS_Scores_train/`` where present)."""
     found = []
@@ -22,25 +22,25 @@ def _pipal_label_files(folder: str) -> list[str]:
     return found
 
 
-def _pipal(folder: str) -> _Scores:
+def read_pipal(folder: str) -> Scores:
     """PIPAL as released for NTIRE 2021: ``Train_Label/A0001.txt`` .. (one file per reference) with lines
     ``A0001_00_00.bmp,1446.2068`` (distorted name, Elo score: higher is better); references ``Train_Ref/A0001.bmp``,
     distorted images ``Train_Dis/`` or split over ``Distortion_1/`` .. ``Distortion_4/``. The reference of
     ``A0001_10_02.bmp`` is ``A0001.bmp`` (the name before the first ``_``); images are found by file name anywhere
     below the folder, so the way the archives were unpacked does not matter.
     """
-    files, ids, items = _FileIndex(folder), _FileIds(), []
-    for path in _pipal_label_files(folder):
-        for line, text in _lines(path):
+    files, ids, items = FileIndex(folder), FileIds(), []
+    for path in find_pipal_label_files(folder):
+        for line, text in numbered_lines(path):
             if not text.strip():
                 continue
             where = f"{path} line {line}"
             fields = [field.strip() for field in text.split(",")]
             if len(fields) != 2:
                 raise UserError(f"{where}: {len(fields)} fields, expected 2 ('<image>.bmp,<elo score>')")
-            dist = _require_name(fields[0], where, "image name")
+            dist = require_nonempty(fields[0], where, "image name")
             ref = dist.split("_")[0] + os.path.splitext(dist)[1]
             ref_path = files.find(ref, where)
-            items.append(FRItem(files.find(dist, where), ref_path, _score(fields[1], where), ids(ref_path),
-                                _stem(ref).upper(), dist))  # fmt: skip
-    return _Scores(items, False, "PIPAL: Elo scores")
+            items.append(FRItem(files.find(dist, where), ref_path, parse_score(fields[1], where), ids(ref_path),
+                                file_stem(ref).upper(), dist))  # fmt: skip
+    return Scores(items, False, "PIPAL: Elo scores")

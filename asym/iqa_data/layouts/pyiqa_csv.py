@@ -4,14 +4,13 @@ finding them in a folder, reading one, and the direction of its scores (pyiqa's 
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 
 from asym.errors import UserError
 
-from ..dataset import FRItem, _Scores
-from ..files import DMOS_NAME, _csv_rows, _FileIds, _FileIndex, _require_name, _score
+from ..dataset import FRItem, Scores
+from ..files import DMOS_NAME, FileIds, FileIndex, csv_header, parse_score, read_csv_rows, require_nonempty
 
 SCORE_NAMES = ("mos", "dmos", "score")  # accepted score columns of a pyiqa-style csv, in order of preference
 
@@ -31,22 +30,20 @@ PYIQA_META_INFO = {
 KADID_DIST_NAME = re.compile(r"(?:^|[/\\])I\d\d_\d\d_\d\d\.png$", re.IGNORECASE)  # KADID-10k's images/I01_01_01.png
 
 
-def _pyiqa_csvs(folder: str) -> list[str]:
+def find_pyiqa_csvs(folder: str) -> list[str]:
+    """The pyiqa-style FR csvs in ``folder`` (a header with ``ref_name``, ``dist_name`` and a score column of
+    ``SCORE_NAMES``), sorted: how ``detect_layout`` recognises the layout, and the csv ``READERS`` reads."""
     found = []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if name.lower().endswith(".csv") and os.path.isfile(path):
-            with open(path, newline="", encoding="utf-8-sig", errors="replace") as file:
-                try:
-                    header = [column.strip() for column in next(csv.reader(file), [])]
-                except csv.Error:
-                    continue  # not a csv of names and scores; not ours to complain about
+            header = csv_header(path)  # [] where it is no csv: not ours to complain about
             if {"ref_name", "dist_name"} <= set(header) and any(s in header for s in SCORE_NAMES):
                 found.append(path)
     return found
 
 
-def _column_direction(file: str, column: str, scores: list[float], names: list[str]) -> tuple[bool, str]:
+def csv_column_direction(file: str, column: str, scores: list[float], names: list[str]) -> tuple[bool, str]:
     """Which way a csv's score column goes, and why, from its name (FR and NR pyiqa-style csvs alike): named like
     ``dmos`` lower-is-better unless the rows are KADID-10k's (its images' names, scores in 1..5: a mean rating,
     higher is better); ``mos``, ``score`` and anything else higher-is-better, as stated."""
@@ -62,16 +59,16 @@ def _column_direction(file: str, column: str, scores: list[float], names: list[s
 
 def _pyiqa_direction(path: str, column: str, items: list[FRItem], dist_names: list[str]) -> tuple[bool, str]:
     """Which way a pyiqa-style csv's scores go, and why: pyiqa's own meta-info files by their name (``PYIQA_META_INFO``,
-    whatever the column is called); else the column (``_column_direction``)."""
+    whatever the column is called); else the column (``csv_column_direction``)."""
     file = os.path.basename(path)
     if file.lower() in PYIQA_META_INFO:
         database, lower, (low, high) = PYIQA_META_INFO[file.lower()]
         return lower, (f"{file} is pyiqa's {database} meta-info: its {column!r} runs {low}..{high} with lower_better: "
                        f"{str(lower).lower()} in pyiqa's dataset config")  # fmt: skip
-    return _column_direction(file, column, [item.score for item in items], dist_names)
+    return csv_column_direction(file, column, [item.score for item in items], dist_names)
 
 
-def _pyiqa_csv(path: str) -> _Scores:
+def read_pyiqa_csv(path: str) -> Scores:
     """A pyiqa-style meta-info csv (``ref_name,dist_name,mos[,std]``; ``dmos`` or ``score`` also accepted as the
     score column, as in pyiqa's ``meta_info_KADID10kDataset.csv``: ``ref_name,dist_name,dmos,std``). Image paths
     are relative to the csv's folder; a name not found there is looked for under ``ref/`` (references) or ``dist/``
@@ -79,17 +76,17 @@ def _pyiqa_csv(path: str) -> _Scores:
     ``_pyiqa_direction``.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    header, rows = _csv_rows(path, ("ref_name", "dist_name"))
+    header, rows = read_csv_rows(path, ("ref_name", "dist_name"))
     score_column = next((s for s in SCORE_NAMES if s in header), None)
     if score_column is None:
         raise UserError(f"{path} line 1: header {','.join(header)} has no score column ({', '.join(SCORE_NAMES)})")
-    refs, dists, ids = _FileIndex(folder, ["ref"]), _FileIndex(folder, ["dist"]), _FileIds()
+    refs, dists, ids = FileIndex(folder, ["ref"]), FileIndex(folder, ["dist"]), FileIds()
     items, dist_names = [], []
     for line, row in rows:
         where = f"{path} line {line}"
-        ref, dist = (_require_name(row[k], where, k) for k in ("ref_name", "dist_name"))
-        score = _score(_require_name(row[score_column], where, score_column), where)
+        ref, dist = (require_nonempty(row[k], where, k) for k in ("ref_name", "dist_name"))
+        score = parse_score(require_nonempty(row[score_column], where, score_column), where)
         ref_path = refs.find(ref, where)
         items.append(FRItem(dists.find(dist, where), ref_path, score, ids(ref_path), ref, dist))
         dist_names.append(dist)
-    return _Scores(items, *_pyiqa_direction(path, score_column, items, dist_names))
+    return Scores(items, *_pyiqa_direction(path, score_column, items, dist_names))

@@ -8,13 +8,13 @@ import re
 
 from asym.errors import UserError
 
-from ..dataset import FRItem, _Scores
-from ..files import _FileIds, _FileIndex, _lines, _score
+from ..dataset import FRItem, Scores
+from ..files import FileIds, FileIndex, numbered_lines, parse_score
 
 TQD_NAME = re.compile(r"(?:^|[/\\])(\d+)-(\d+)\.(?:png|bmp|jpe?g|tiff?)$", re.IGNORECASE)
 
 
-def _tqd_score_file(folder: str) -> str | None:
+def find_tqd_score_file(folder: str) -> str | None:
     """The TQD score file: a ``*.txt`` / ``*.csv`` in the folder whose first line is ``images/<t>-<k>.png,<mos>``."""
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
@@ -27,15 +27,15 @@ def _tqd_score_file(folder: str) -> str | None:
     return None
 
 
-def _tqd(folder: str) -> _Scores:
+def read_tqd(folder: str) -> Scores:
     """TQD (DISTS's texture quality database): 10 reference textures ``images/<t>-0.png`` with 15 distorted versions
     each, ``images/<t>-1.png`` .. ``images/<t>-15.png`` (resampled, synthesised, and conventionally distorted
     textures), and a score file with one ``images/<t>-<k>.png,<mos>`` line per distorted image (comma or white
     space between the two; MOS in 0..1, higher is better).
     """
-    path = _tqd_score_file(folder)
-    files, ids, items = _FileIndex(folder), _FileIds(), []
-    for line, text in _lines(path):
+    path = find_tqd_score_file(folder)
+    files, ids, items = FileIndex(folder), FileIds(), []
+    for line, text in numbered_lines(path):
         if not text.strip():
             continue
         where = f"{path} line {line}"
@@ -50,6 +50,6 @@ def _tqd(folder: str) -> _Scores:
             raise UserError(f"{where}: {fields[0]} is the reference texture (k = 0), not a distorted image")
         ref_path = files.find(os.path.join(os.path.dirname(fields[0]), f"{texture}-0{os.path.splitext(fields[0])[1]}"),
                               where)  # fmt: skip
-        items.append(FRItem(files.find(fields[0], where), ref_path, _score(fields[1], where), ids(ref_path), texture,
-                            fields[0]))  # fmt: skip
-    return _Scores(items, False, "TQD: MOS 0..1")
+        items.append(FRItem(files.find(fields[0], where), ref_path, parse_score(fields[1], where), ids(ref_path),
+                            texture, fields[0]))  # fmt: skip
+    return Scores(items, False, "TQD: MOS 0..1")
