@@ -1,5 +1,5 @@
-"""The one metric table (asym.metrics.table) and the one way in (asym.create_metric / asym.list_metrics), and the
-one source resolver (asym.sources) every name, folder and Hub id goes through."""
+"""The one metric table (asym.metrics.table), the one way in (asym.create_metric / asym.list_metrics), and
+asym.from_pretrained (asym.saved_models)."""
 
 import pyiqa
 import pytest
@@ -10,7 +10,6 @@ import asym
 from asym import DISTS, IQAModel
 from asym.errors import UserError
 from asym.metrics.fidelity import psnr, ssim
-from asym.sources import resolve_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
@@ -104,25 +103,6 @@ def test_a_saved_model_that_is_no_metric_is_refused(tmp_path):
     SRModel("tiny", 4).save_pretrained(tmp_path / "sr")
     with pytest.raises(UserError, match="holds an asym SRModel, which is no metric"):
         asym.metric_info(str(tmp_path / "sr"))
-
-
-@pytest.mark.parametrize(
-    "text, kind",
-    [("gan:runs/x", "gan"), ("timm:resnet50", "timm"), ("hf:facebook/dinov2-base", "hf"), ("owner/name", "hub"),
-     ("psnr", "name"), ("./missing", "missing"), ("/no/such", "missing"), ("a/b/c", "missing"),
-     ("weights.safetensors", "missing"), ("owner/name.pth", "missing"), ("~nobody", "missing"), ("tests", "folder"),
-     ("README.md", "file")],
-)  # fmt: skip
-def test_one_resolver_decides_what_a_source_is(text, kind, monkeypatch):
-    from pathlib import Path
-
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])
-    assert resolve_source(text).kind == kind
-
-
-def test_timm_refuses_a_path_instead_of_guessing():
-    with pytest.raises(UserError, match="looks like a path, not a timm model name"):
-        asym.create_backbone("timm:./my-folder", weights="random")
 
 
 def test_from_pretrained_loads_whatever_asym_saved(saved):
