@@ -38,7 +38,6 @@ from asym.iqa_data import (
     nr_dataset_kwargs,
 )
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
-from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.model_card import card_dataset_type, correlation_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
@@ -53,6 +52,7 @@ from asym.training import (
     save_checkpoint,
     split_iqa_dataset,
 )
+from asym.training_results import write_results
 
 
 def parse_args(input_args=None):

@@ -36,7 +36,6 @@ from asym.flags import float_in, int_at_least, positive_fraction, positive_int, 
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
 from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
-from asym.leaderboard import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.model_card import (
     card_dataset_type,
@@ -59,6 +58,7 @@ from asym.training import (
     save_checkpoint,
     split_iqa_dataset,
 )
+from asym.training_results import write_results
 from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 
 PLCC_INITS = ("uniform", "dists", "random")  # alpha/beta

@@ -244,13 +244,13 @@ def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | No
     each bar labelled with its value. Returns ``path`` (PNG, written atomically)."""
     import textwrap
 
-    from .analysis import _figure, save_figure
+    from .figures import new_figure, save_figure
 
     classifiers = list(dict.fromkeys(r["classifier"] for r in records))
     models = list(dict.fromkeys(r["model"] for r in records))
     by_key = {(r["model"], r["classifier"]): r for r in records}
     width_in = max(4.0, 1.2 + len(models) * (0.3 + 0.35 * len(classifiers)))
-    fig = _figure(width_in, 3.8)
+    fig = new_figure(width_in, 3.8)
     ax = fig.subplots()
     width = 0.8 / len(classifiers)
     for k, classifier in enumerate(classifiers):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .errors import UserError, list_names, summarize
+from .errors import UserError, list_names, reading, summarize
 from .sources import resolve_source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -182,3 +182,23 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     for column in image_columns:
         dataset = dataset.cast_column(column, datasets.Image(decode=False))
     return dataset
+
+
+def load_image(name: str, size: int) -> torch.Tensor:
+    """A (1, 3, size, size) centre crop of a builtin photograph (``BUILTIN_IMAGES``) or an image file, in [0, 1].
+
+    Raises:
+        UserError: neither a file nor a builtin name, an unreadable file, or an image smaller than ``size``.
+    """
+    if name in BUILTIN_IMAGES:
+        image = to_tensor(builtin_images()[BUILTIN_IMAGES.index(name)])
+    elif os.path.isfile(name):
+        with reading(name, "--image"), Image.open(name) as file:
+            image = to_tensor(file)
+    else:
+        raise UserError(f"--image {name!r} is neither a file nor a builtin name ({', '.join(BUILTIN_IMAGES)})")
+    h, w = image.shape[-2:]
+    if min(h, w) < size:
+        raise UserError(f"--image {name} is {h}x{w}, smaller than --size {size}")
+    top, left = (h - size) // 2, (w - size) // 2
+    return image[None, :, top : top + size, left : left + size]

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import Subset
 
 from .errors import UserError, reading
 from .images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
@@ -160,15 +161,7 @@ class ClassificationSet(Sequence):
 
     def one(self, index: int) -> SRTestSet:
         """Image ``index`` alone as an SR test set (only one image's outputs are held in memory at a time)."""
-        return SRTestSet(self.name, self.scale, [self.names[index]], _Item(self, index))
-
-
-class _Item:
-    def __init__(self, dataset: ClassificationSet, index: int):
-        self.dataset, self.index = dataset, index
-
-    def __getitem__(self, _):
-        return self.dataset[self.index]
+        return SRTestSet(self.name, self.scale, [self.names[index]], Subset(self, [index]))
 
 
 def _image_folder(folder: str) -> tuple[list, list[int], list[str], list[str]]:

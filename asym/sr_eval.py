@@ -1,10 +1,11 @@
-"""Scoring SR models on test sets (the paper's Table 1): test sets, model sources, tiled inference, an output cache.
+"""SR models' outputs on test sets (the paper's Table 1): test sets, model sources, tiled inference, an output cache.
 
 ``load_sr_test_set`` resolves a test set (``builtin``, a folder of HR images, or the BasicSR/SwinIR benchmark layouts)
 into (name, HR, LR) items; ``load_sr_source`` puts every kind of SR model (a ``train_sr.py`` output, an official
 release file, bicubic upsampling, the HR reference itself) behind one callable; ``run_sr`` super-resolves a test set
 through an ``SROutputCache``, so that each (model weights, test set, image) is computed once. ``item_digest`` /
 ``fingerprint`` identify the exact images a leaderboard scored, so that tables never average over different ones.
+Scoring the outputs is ``asym.sr_leaderboard``'s.
 
     >>> test_set = load_sr_test_set("builtin", scale=4)
     >>> outputs = run_sr(load_sr_source("bicubic", 4), test_set, SROutputCache("cache/sr"))
@@ -13,7 +14,6 @@ through an ``SROutputCache``, so that each (model weights, test set, image) is c
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import re
 import warnings
@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from .atomic import atomic_path
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
@@ -46,10 +47,11 @@ class SRTestSet(Sequence):
         name: the set's name with its scale (``"Set5-x4"``), used in cache keys and tables.
         scale: the up-scaling factor.
         names: one name per image (file stem, or relative path without extension).
-        images: the whole-image dataset (``SRImageDataset``: mod-crop, given or bicubic LR).
+        images: the whole-image dataset (``SRImageDataset``: mod-crop, given or bicubic LR), or any sequence of its
+            ``{"hr", "lr"}`` items.
     """
 
-    def __init__(self, name: str, scale: int, names: list[str], images: SRImageDataset):
+    def __init__(self, name: str, scale: int, names: list[str], images: SRImageDataset | Sequence[dict]):
         self.name, self.scale, self.names, self.images = name, scale, names, images
 
     def __len__(self) -> int:
@@ -61,6 +63,15 @@ class SRTestSet(Sequence):
 
     def __iter__(self) -> Iterator[SRTestItem]:
         return (self[i] for i in range(len(self)))
+
+    def subset(self, indices: Sequence[int]) -> SRTestSet:
+        """These images of the set, in this order, under the set's name (so cached outputs are shared with it)."""
+        indices = list(indices)
+        return SRTestSet(self.name, self.scale, [self.names[i] for i in indices], Subset(self.images, indices))
+
+    def one(self, index: int) -> SRTestSet:
+        """Image ``index`` alone as a test set: only one image's outputs are held in memory at a time."""
+        return self.subset([index])
 
 
 def _image_files(folder: str) -> list[str]:
@@ -177,7 +188,7 @@ def load_sr_test_set(source: str, scale: int) -> SRTestSet:
 def state_digest(module: nn.Module) -> str:
     """sha256 over a module's class, parameters and buffers (names, dtypes, shapes, bytes): changes with any weight.
 
-    The SR output cache keys a model's outputs by it, and ``asym.normalisation.scorer_identity`` an asym scorer's
+    The SR output cache keys a model's outputs by it, and ``asym.metrics.calibration.scorer_identity`` an asym scorer's
     1..100 map."""
     digest = hashlib.sha256(type(module).__name__.encode())
     for key, tensor in sorted(module.state_dict().items()):
@@ -395,40 +406,6 @@ def run_sr(source: SRSource, test_set: SRTestSet, cache: SROutputCache | None, t
     return outputs
 
 
-def _statuses(metric, values: list[float]) -> list[str]:
-    """Per score: ``"ok"`` if it is finite, else why not: the scorer's own ``last_status`` of that image where it
-    keeps one (``asym.vlm_scorers``: ``"unparsable: <reply>"``), else ``"non-finite score (nan)"``."""
-    kept = getattr(getattr(metric, "model", metric), "last_status", None)
-    kept = kept if isinstance(kept, list) and len(kept) == len(values) else [None] * len(values)
-    return ["ok" if math.isfinite(v) else k if k and k != "ok" else f"non-finite score ({v})"
-            for v, k in zip(values, kept)]  # fmt: skip
-
-
-def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor | None, device,
-                  batch_size: int = 8, statuses: list[str] | None = None) -> list[float]:  # fmt: skip
-    """Scores of same-sized images (e.g. every model's output of one test image), ``batch_size`` per forward.
-
-    ``metric(batch)`` for NR metrics (``reference`` None) or ``metric(batch, reference expanded)`` for FR ones; each
-    returns one score per image. Batching is what lets a GPU scorer run at full width: the leaderboard stacks the
-    outputs of all its models for one image (they share the image's size, which whole test sets do not).
-    ``statuses``, if given, is extended by one status per image: ``"ok"``, or why its score is not finite (a VLM
-    reply without a parsable answer scores NaN), read from the scorer right after the batch it belongs to.
-    """
-    scores = []
-    with torch.no_grad():
-        for start in range(0, len(outputs), batch_size):
-            batch = torch.cat(outputs[start : start + batch_size]).to(device)
-            if reference is None:
-                values = metric(batch)
-            else:
-                values = metric(batch, reference.to(device).expand(batch.shape[0], -1, -1, -1))
-            values = [float(v) for v in values.reshape(batch.shape[0]).float().cpu()]
-            scores.extend(values)
-            if statuses is not None:
-                statuses.extend(_statuses(metric, values))
-    return scores
-
-
 __all__ = [
     "SROutputCache",
     "SRSource",
@@ -439,6 +416,5 @@ __all__ = [
     "load_sr_source",
     "load_sr_test_set",
     "run_sr",
-    "score_outputs",
     "state_digest",
 ]

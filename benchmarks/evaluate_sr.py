@@ -4,7 +4,7 @@
     python benchmarks/evaluate_sr.py --metric maniqa --device cuda        # a learned scorer on a GPU
 
 A leaderboard scores M models' outputs of each test image. `evaluate.py sr` stacks those M same-sized outputs and
-scores them ``--batch_size`` at a time (``asym.sr_eval.score_outputs``); pyiqa's own inference
+scores them ``--batch_size`` at a time (``asym.sr_leaderboard.score_outputs``); pyiqa's own inference
 (``pyiqa/inference_iqa.py``) calls the metric on one image file at a time. Both are timed here on the same images
 (builtin photographs, centre crops, M mildly different versions of each standing in for M models), and also pyiqa
 one in-memory tensor at a time, which isolates batching from file reading. The three alternate round by round, so
@@ -26,10 +26,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # evaluate.py's asym, uninstalled
 
 from asym.flags import positive_int  # noqa: E402
-from asym.images import BUILTIN_IMAGES  # noqa: E402
+from asym.images import BUILTIN_IMAGES, load_image  # noqa: E402
 from asym.metrics import create_metric  # noqa: E402
-from asym.sr_eval import score_outputs  # noqa: E402
-from evaluate import load_image  # noqa: E402
+from asym.sr_leaderboard import score_outputs  # noqa: E402
 
 
 def parse_args(input_args=None):

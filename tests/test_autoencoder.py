@@ -128,11 +128,12 @@ def test_grid_shows_input_models_and_reference(tmp_path, capsys):
     args = evaluate.parse_args(argv)
     path = evaluate.main(args)
     from asym.image_grid import LABEL_HEIGHT, label_strip
+    from asym.images import load_image
 
     image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1) / 255
     assert image.shape == (3, LABEL_HEIGHT + 3 * 34 + 2, 4 * 34 + 2)  # labels; 3 rows, 4 columns of 32 px, padding 2
     assert torch.equal(image[:, :LABEL_HEIGHT], label_strip(["input", "ae", "bicubic", "reference"], 32, 2))
-    expected = reconstruct(SRModel.from_pretrained(tmp_path / "ae"), evaluate.load_image("coffee", 32)).clamp(0, 1)
+    expected = reconstruct(SRModel.from_pretrained(tmp_path / "ae"), load_image("coffee", 32)).clamp(0, 1)
     top = LABEL_HEIGHT + 34 + 2
     cell = image[:, top : top + 32, 34 + 2 : 34 + 34]  # row 2 (coffee), column 2 (the autoencoder)
     assert (cell - expected[0]).abs().max() <= 0.5 / 255 + 1e-6  # 8-bit PNG rounding

@@ -1,4 +1,5 @@
-"""evaluate.py sr / correlation / sweep: the SR leaderboard (Table 1), its link to assessment (Fig. 3), lambda_adv."""
+"""evaluate.py sr: the SR leaderboard (Table 1). Its figures: tests/test_evaluate_correlation.py (Fig. 3) and
+tests/test_evaluate_sweep.py (Fig. 7)."""
 
 import csv
 import json
@@ -18,7 +19,7 @@ from conftest import perturbed_tiny  # noqa: E402
 import evaluate  # noqa: E402
 from asym.errors import UserError  # noqa: E402
 from asym.metrics import NRMetric, psnr  # noqa: E402
-from asym.normalisation import Normalisation, save_normalisations, scorer_identity  # noqa: E402
+from asym.metrics.calibration import Normalisation, save_normalisations, scorer_identity  # noqa: E402
 from asym.sr_eval import SROutputCache, SRSource, SRTestSet, load_sr_source, load_sr_test_set, run_sr  # noqa: E402
 
 N_IMAGES = 2
@@ -226,83 +227,3 @@ def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(fir
             assert r["score"] == pytest.approx(expected[r["model"], "psnr"], abs=0.1)
             if r["model"] == "bicubic":
                 assert r["score"] == expected["bicubic", "psnr"]
-
-
-def sr_record(model, metric, score, loss, backbone, source=None, norm=None):
-    return {"model": model, "metric": metric, "dataset": "set", "score": score, "score_norm": norm, "status": "ok",
-            "images": 4, "fingerprint": "0123456789abcdef", "source": source or model, "loss": loss,
-            "per_backbone": backbone}  # fmt: skip
-
-
-def test_correlation_joins_fr_srcc_with_sr_averages(tmp_path, capsys):
-    backbones = ["vgg16", "resnet50", "convnext", "swin-t"]
-    fr = [{"metric": f"metric-{b}", "dataset": d, "srcc": 0.5 + 0.1 * i + 0.01 * j}
-          for i, b in enumerate(backbones) for j, d in enumerate(("tid", "kadid"))]  # fmt: skip
-    sr = []
-    for i, b in enumerate(backbones):
-        for metric, base in (("maniqa", 40), ("liqe", 50)):
-            sr.append(sr_record(f"per-{b}", metric, 0.0, "per", b, norm=base + 3 * i))
-            sr.append(sr_record(f"rpa-{b}", metric, 0.0, "rec+per+adv", b, norm=base + 5 - i))
-    sr += [sr_record("sr-vgg16-rec", "maniqa", 0.0, "rec+per", "vgg16", norm=40.0), sr_record("bicubic", "maniqa",
-           0.0, None, None, norm=30.0)]  # fmt: skip
-    (tmp_path / "fr.json").write_text(json.dumps(fr))
-    (tmp_path / "sr.json").write_text(json.dumps(sr))
-    points = run(["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "sr.json"),
-                  "--output_dir", str(tmp_path / "out")])  # fmt: skip
-    printed = capsys.readouterr().out
-    assert len(points) == 9 and (tmp_path / "out" / "correlation.png").stat().st_size > 0
-    p = next(p for p in points if p["model"] == "per-resnet50")
-    assert p["srcc"] == pytest.approx(0.605) and p["average"] == pytest.approx((43 + 53) / 2)
-    assert "per: Spearman 1.000" in printed and "(n = 4)" in printed
-    assert "rec+per+adv: Spearman -1.000" in printed
-    assert "rec+per: n = 1 backbones; a Spearman correlation needs at least 3, none reported" in printed
-    assert "bicubic: no perceptual loss backbone" in printed
-    pairs = run(["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "sr.json"),
-                 "--pairs", "metric-vgg16=bicubic", "--output_dir", str(tmp_path / "out2")])  # fmt: skip
-    assert [(p["metric"], p["model"], p["loss"]) for p in pairs] == [("metric-vgg16", "bicubic", "unknown")]
-    with pytest.raises(UserError, match="expected metric=model"):
-        run(["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "sr.json"),
-             "--pairs", "metric-vgg16", "--output_dir", str(tmp_path / "out3")])  # fmt: skip
-    argv = ["correlation", "--fr_results", str(tmp_path / "fr.json"), "--sr_results", str(tmp_path / "bad.json"),
-            "--output_dir", str(tmp_path / "out4")]  # fmt: skip
-    for change, message in (({"score_norm": "43"}, r"record 2: score_norm must be a number or null, got '43'"),
-                            ({"images": 1, "fingerprint": "fedcba9876543210"},
-                             r"set was scored on different images in .*bad.json \(4 images, fingerprint 0123456789ab"
-                             r"cdef\) and in .*bad.json \(1 images, fingerprint fedcba9876543210\)")):  # fmt: skip
-        (tmp_path / "bad.json").write_text(json.dumps(sr[:2] + [{**sr[2], **change}] + sr[3:]))
-        with pytest.raises(UserError, match=message):
-            run(argv)
-    assert not (tmp_path / "out4").exists()
-
-
-def test_sweep_plots_average_against_lambda_adv(tmp_path, capsys):
-    runs, sr = [], []
-    for backbone in ("vgg16", "resnet50"):
-        for weight in (0.001, 0.005, 0.01):
-            folder = tmp_path / f"{backbone}-{weight}"
-            folder.mkdir()
-            card = {"--loss": "rec+per+adv", "--lambda_adv": weight,
-                    "discriminator": f"vanilla on {backbone} (pretrained), lr 0.0001"}  # fmt: skip
-            (folder / "config.json").write_text(json.dumps({"card": card}))
-            runs.append(str(folder))
-            sr.append(sr_record(folder.name, "liqe", 0.0, "rec+per+adv", "vgg16", str(folder), norm=50 + 1000 * weight))
-    base = tmp_path / "rec"
-    base.mkdir()
-    (base / "config.json").write_text(json.dumps({"card": {"--loss": "rec", "--lambda_adv": 0.005}}))
-    sr.append(sr_record("rec", "liqe", 0.0, "rec", None, str(base), norm=45.0))
-    (tmp_path / "sr.json").write_text(json.dumps(sr))
-    points = run(["sweep", "--runs", ",".join([*runs, str(base)]), "--sr_results", str(tmp_path / "sr.json"),
-                  "--output_dir", str(tmp_path / "out")])  # fmt: skip
-    printed = capsys.readouterr().out
-    assert len(points) == 6 and {p["backbone"] for p in points} == {"vgg16", "resnet50"}
-    p = next(p for p in points if p["backbone"] == "resnet50" and p["lambda_adv"] == 0.01)
-    assert p["average"] == pytest.approx(60.0)
-    assert "rec: no adversarial term -> average 45.000" in printed
-    assert (tmp_path / "out" / "sweep.png").stat().st_size > 0
-    with pytest.raises(UserError, match="holds no config.json"):
-        run(["sweep", "--runs", str(tmp_path), "--sr_results", str(tmp_path / "sr.json"),
-             "--output_dir", str(tmp_path / "out2")])  # fmt: skip
-    (tmp_path / "old.json").write_text(json.dumps([{k: v for k, v in r.items() if k != "fingerprint"} for r in sr]))
-    with pytest.raises(UserError, match="old.json was written before evaluate.py sr recorded which images"):
-        run(["sweep", "--runs", runs[0], "--sr_results", str(tmp_path / "old.json"),
-             "--output_dir", str(tmp_path / "out3")])  # fmt: skip

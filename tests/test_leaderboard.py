@@ -88,23 +88,12 @@ def test_two_metric_folders_with_one_basename_are_two_rows(tmp_path, capsys):
     assert by_key[("a/metric", "data/noisy")] != by_key[("b/metric", "data/noisy")]  # really two metrics
 
 
-def test_sr_table_keeps_the_raw_mean_beside_the_mean_of_normalised_scores():
-    """score_norm is the mean of the per-image normalised scores: with N(x) = 99 / (1 + exp(-x)) + 1, model a (raw 1,
-    1) has the lower raw mean but the higher normalised one than b (raw -20, 30). Both rows are shown, and the Std row
-    has no std of stds."""
-    from asym.leaderboard import sr_table
-    from asym.normalisation import Normalisation
-
-    n = Normalisation("m", 0.0, 1.0)
-    raw = {"a": [1.0, 1.0], "b": [-20.0, 30.0], "c": [0.0, 2.0]}
-    records = [{"model": m, "metric": "m", "dataset": "d", "score": float(np.mean(v)),
-                "score_norm": float(np.mean(n(v))), "status": "ok"} for m, v in raw.items()]  # fmt: skip
-    table = sr_table(records, list(raw), ["m"], {m: "per" for m in raw}, {m: "asym" for m in raw})
-    lines = table.splitlines()
-    norm = [float(np.mean(n(v))) for v in raw.values()]
-    assert norm[0] > norm[1] and np.mean(raw["a"]) < np.mean(raw["b"])  # the two means rank a and b oppositely
-    assert lines[0] == "| Metric | a [per] | b [per] | c [per] | Std. [per] |"
-    assert lines[2] == "| m (1..100) | " + " | ".join(f"{v:.2f}" for v in norm) + f" | {np.std(norm):.3f} |"
-    assert lines[3] == "| m (raw mean) | 1.00 | 5.00 | 1.00 | 1.886 |"
-    assert lines[5] == "| Std | 0.0000 | 0.0000 | 0.0000 | – |"
-    assert "(1..100): the mean over images of each image's normalised score (score_norm), not the" in table
+def test_markdown_table_status_column_only_when_needed():
+    ok = {"model": "a", "dataset": "d", "srcc": 0.5, "plcc": 0.4, "plcc_fit": "logistic", "status": "ok"}
+    gone = {"model": "b", "dataset": "d", "srcc": None, "plcc": None, "plcc_fit": None,
+            "status": "unavailable: URLError: no network | retry"}  # fmt: skip
+    assert "Status" not in markdown_table([ok], ["a"], ["d"], row_key="model")
+    table = markdown_table([ok, gone], ["a", "b"], ["d"], row_key="model")
+    assert table.splitlines()[0] == "| Model | d SRCC | d PLCC | Avg SRCC | Avg PLCC | Status |"
+    assert "| a | 0.500 | 0.400 | 0.500 | 0.400 | ok |" in table
+    assert "| b | n/a | n/a | n/a | n/a | unavailable: URLError: no network \\| retry |" in table

@@ -15,8 +15,8 @@ from torch import nn
 from asym.data import bicubic_downscale, bicubic_upsample
 from asym.errors import UserError
 from asym.images import to_tensor
-from asym.models import SRModel, upscale
 from asym.sr_eval import SROutputCache, SRSource, load_sr_source, load_sr_test_set, run_sr
+from asym.sr_models import SRModel, upscale
 
 NAMES = ("baby", "bird")
 
@@ -75,6 +75,18 @@ def test_hr_folder_and_builtin_make_bicubic_lr(tmp_path):
     assert builtin.name == "builtin-x4" and len(builtin) == 13 and builtin.names[0] == "astronaut"
     first = builtin[0]
     assert first.hr.shape[-1] % 4 == 0 and first.lr.shape[-1] * 4 == first.hr.shape[-1]
+
+
+def test_a_subset_keeps_the_set_name_and_its_images(tmp_path):
+    """subset / one: the chosen images, in that order, under the set's name (so they share its cached outputs)."""
+    for i, name in enumerate(("a", "b", "c")):
+        _write(str(tmp_path / "hr" / f"{name}.png"), 24, 20 + 4 * i, i)
+    test_set = load_sr_test_set(str(tmp_path / "hr"), 4)
+    part = test_set.subset([2, 0])
+    assert (part.name, part.scale, part.names, len(part)) == (test_set.name, 4, ["c", "a"], 2)
+    assert all(torch.equal(x, y) for x, y in zip(part[0], test_set[2]) if isinstance(x, torch.Tensor))
+    one = test_set.one(1)
+    assert one.names == ["b"] and [item.name for item in one] == ["b"] and torch.equal(one[0].lr, test_set[1].lr)
 
 
 def test_test_set_errors(tmp_path):

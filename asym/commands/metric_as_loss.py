@@ -1,0 +1,58 @@
+"""``evaluate.py recover`` / ``texture``: can a metric serve as a loss? Recovery from noise, texture synthesis."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from asym.diagnostics import recover_from_noise, save_images, synthesize_texture
+from asym.flags import positive_float, positive_int
+from asym.images import BUILTIN_IMAGES, load_image
+from asym.metrics import FRMetric
+
+DESCRIPTION = """\
+    python evaluate.py recover --metric output/metric --output_dir results/recover
+    python evaluate.py texture --metric output/metric --output_dir results/texture
+
+`recover` / `texture`: can a metric serve as a loss? Recover a reference from noise by minimising the metric
+(reports PSNR/SSIM of the recovery), or synthesise a texture by matching an exemplar; images are saved."""
+
+
+def register_subcommand(subparsers) -> None:
+    for name in ("recover", "texture"):
+        p = subparsers.add_parser(
+            name,
+            help="recover an image from noise" if name == "recover" else "synthesise a texture",
+            description=DESCRIPTION,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--metric", required=True, help="an asym metric folder / Hub id or a pyiqa FR metric name")
+        p.add_argument("--image", default="astronaut" if name == "recover" else "brick",
+                       help=f"an image file or a builtin name ({', '.join(BUILTIN_IMAGES)})")  # fmt: skip
+        p.add_argument("--size", type=positive_int, default=128, help="centre crop of the image (pixels, square)")
+        p.add_argument("--steps", type=positive_int, default=300, help="optimisation steps")
+        p.add_argument("--learning_rate", type=positive_float, default=0.01, help="Adam learning rate on the pixels")
+        p.set_defaults(run=run)
+
+
+def run(args) -> dict:
+    """Minimise the metric over the pixels of an image, from noise towards ``--image`` (``recover``) or towards its
+    texture (``texture``); print how close it came and save the result beside the target."""
+    metric = FRMetric(args.metric, args.device, as_loss=True)
+    if metric.lower_better is False:  # a similarity (SSIM, ...): minimise its negative
+        loss = lambda x, y: -metric(x, y)  # noqa: E731
+    else:
+        loss = metric
+    target = load_image(args.image, args.size).to(args.device)
+    os.makedirs(args.output_dir, exist_ok=True)
+    if args.command == "recover":
+        result = recover_from_noise(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed)
+        print(f"{metric.name}: recovered {args.image} with PSNR {result['psnr'].item():.2f} dB, "
+              f"SSIM {result['ssim'].item():.4f} after {args.steps} steps")  # fmt: skip
+    else:
+        result = synthesize_texture(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed)
+        print(f"{metric.name}: synthesised {args.image}, final loss {result['loss'][-1]:.4g}")
+    path = os.path.join(args.output_dir, f"{args.command}-{metric.name}-{args.image}.png")
+    save_images(path, {"result": result["image"], "target": target})
+    print(f"images written to {path}")
+    return result

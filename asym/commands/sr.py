@@ -1,0 +1,191 @@
+"""``evaluate.py sr``: SR models' outputs on SR test sets, scored by FR and NR metrics (the paper's Table 1)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from asym.atomic import write_text
+from asym.errors import UserError
+from asym.flags import int_at_least, non_negative_int, positive_int
+from asym.hub import saved_class
+from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
+from asym.leaderboard import unique_names, write_records
+from asym.metrics import FRMetric, MetricUnavailable, NRMetric, score_images
+from asym.sr_cards import card_loss
+from asym.sr_table import sr_table
+
+DESCRIPTION = """\
+    python evaluate.py sr --models runs/sr-vgg16,runs/sr-resnet50,bicubic,hr --metrics psnr,ssim,piqe,maniqa \\
+        --datasets builtin --calibration_dataset data/koniq10k --output_dir results/table1
+
+`sr`: SR models (train_sr.py outputs, release checkpoints, `bicubic`, `hr` = the reference) on SR test sets, each
+output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr / ssim
+(asym.metrics) and uqi / ifc (asym.fidelity) are asym's, on the BT.601 Y channel with --scale border pixels cropped
+(SR papers' convention); other FR metrics (pyiqa names, asym DISTS / LPIPS folders) and NR metrics (pyiqa names,
+train_iqa.py outputs) as named. `hr` on an FR metric is `n/a: reference`. NR metrics are mapped to 1..100 (App. D)
+by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); each map belongs to the
+scorer it was fitted for (weights hash, pyiqa name + version, VLM Hub id + revision), and one of another scorer is
+refused; without either, score_norm is null and raw means are shown. Writes sr_results.json / .csv / .md (one record
+per model, metric, dataset: score = raw mean, score_norm = mean of the normalised per-image scores, images and
+fingerprint = which images were scored, status = ok or why there is no number, e.g. an unparsable VLM answer) and
+sr_scores.csv (per image, with its status); prints Table 1: a row per metric (two for a normalised one: the mean of
+the normalised scores, then the raw mean), a column per model grouped by its card's --loss (with a Std. column per
+group), bicubic and Ref.; rows Average / Std are the mean and population std across the normalised metrics (not
+computed when none is: raw scales and directions differ)."""
+
+
+def register_subcommand(subparsers) -> None:
+    sr = subparsers.add_parser(
+        "sr",
+        help="score SR models' outputs with FR and NR metrics (the paper's Table 1)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sr.add_argument("--models", required=True,
+                    help="comma-separated train_sr.py outputs / Hub ids, release checkpoints, bicubic, hr")  # fmt: skip
+    sr.add_argument("--metrics", required=True,
+                    help="comma-separated: psnr, ssim, uqi, ifc (Y channel, --scale border cropped), pyiqa FR/NR "
+                         "names, asym metric folders (FR: DISTS, LPIPS such as an R-LPIPS) and train_iqa.py outputs "
+                         "(NR)")  # fmt: skip
+    sr.add_argument("--datasets", default="builtin", help="comma-separated test sets: builtin, HR folders, benchmarks")
+    sr.add_argument("--scale", type=positive_int, default=4, help="up-scaling factor")
+    sr.add_argument("--tile", type=non_negative_int, default=0, help="tile size of model inference (0: whole images)")
+    sr.add_argument("--max_images", type=positive_int, default=None,
+                    help="score only the first N images of each test set")  # fmt: skip
+    sr.add_argument("--batch_size", type=int_at_least(1), default=None,
+                    help="images per scorer forward: the models' outputs of one test image are scored together "
+                         "(default 8 on GPU, 1 on CPU, where batching measured slower: "
+                         "benchmarks/evaluate_sr.py)")  # fmt: skip
+    sr.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
+                    help="autocast dtype of the SR models' forward (cached apart); scorers keep their own "
+                         "precision")  # fmt: skip
+    norm = sr.add_mutually_exclusive_group()
+    norm.add_argument("--normalisation", default=None, help="a normalisation.json of fitted 1..100 maps (NR metrics)")
+    norm.add_argument("--calibration_dataset", default=None,
+                      help="an NR dataset with MOS to fit the 1..100 maps on (saved: normalisation.json)")  # fmt: skip
+    add_nr_dataset_args(sr)  # how --calibration_dataset is read
+    sr.set_defaults(run=run)
+
+
+SR_BUILTIN_FR = ("psnr", "ssim", "uqi", "ifc")  # asym's, on the Y channel, --scale border pixels cropped (SR papers')
+
+
+def _metric_kind(source: str) -> str:
+    """``"fr"`` or ``"nr"``: whether a --metrics entry needs the HR reference."""
+    if source in SR_BUILTIN_FR:
+        return "fr"
+    if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):
+        cls = saved_class(source) if os.path.isdir(source) else None
+        return "nr" if cls == "IQAModel" else "fr"  # DISTS / LPIPS folders are FR, train_iqa.py outputs NR
+    import pyiqa
+
+    return "fr" if source in pyiqa.list_models(metric_mode="FR") else "nr"  # NRMetric names unknown ones
+
+
+def _make_metric(source: str, kind: str, scale: int, device: str):
+    """An FRMetric / NRMetric, psnr / ssim on Y with ``scale`` border pixels cropped, or the ``unavailable: <reason>``
+    status of one that cannot be built here (a pyiqa metric whose weights cannot be obtained)."""
+    if source in SR_BUILTIN_FR:
+        from functools import partial
+
+        from asym.metrics import psnr, ssim
+        from asym.metrics.fidelity import ifc, uqi
+
+        function = {"psnr": psnr, "ssim": ssim, "uqi": uqi, "ifc": ifc}[source]
+        return partial(function, border=scale, y_channel=True)
+    try:
+        if kind == "nr":
+            return NRMetric(source, device)
+        return FRMetric(source, device)
+    except MetricUnavailable as err:
+        return f"unavailable: {err.reason}"
+    except UserError as err:  # FRMetric: a known pyiqa name whose weights could not be obtained (checked by name first)
+        if "could not be created" in str(err):
+            return f"unavailable: {err}"
+        raise
+
+
+def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) -> dict:
+    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset),
+    each belonging to its scorer's identity (``scorer_identity``), never to a name alone."""
+    from asym.metrics.calibration import (
+        fit_normalisation,
+        load_normalisations,
+        save_normalisations,
+        scorer_identity,
+        select_normalisation,
+    )
+
+    usable = [(n, m) for n, m, k in zip(names, metrics, kinds) if k == "nr" and not isinstance(m, str)]
+    if args.normalisation:
+        loaded = load_normalisations(args.normalisation)
+        out = {}
+        for name, metric in usable:
+            found = select_normalisation(loaded, name, scorer_identity(metric), args.normalisation)
+            if found is None:
+                print(f"{name}: no normalisation in {args.normalisation}; shown raw (score_norm null)")
+            elif found.lower_better != metric.lower_better:
+                raise UserError(f"{args.normalisation}: {name} is fitted with lower_better={found.lower_better}"
+                                f" but the metric says {metric.lower_better}: refit it")  # fmt: skip
+            else:
+                out[name] = found
+        return out
+    if args.calibration_dataset:
+        dataset = load_nr_dataset(args.calibration_dataset, **nr_dataset_kwargs(args))
+        print(f"fitting the 1..100 normalisation on {dataset.name} ({len(dataset)} images, MOS {dataset.direction})")
+        out = {}
+        for name, metric in usable:
+            scores = score_images(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
+            out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
+                                          calibration=dataset.name, scorer=scorer_identity(metric))  # fmt: skip
+        path = os.path.join(args.output_dir, "normalisation.json")
+        os.makedirs(args.output_dir, exist_ok=True)
+        save_normalisations(path, list(out.values()))
+        print(f"normalisation written to {path}")
+        return out
+    print("no --normalisation / --calibration_dataset: score_norm is null and the table shows raw means")
+    return {}
+
+
+def run(args) -> list[dict]:
+    """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
+    from asym.sr_eval import SROutputCache, load_sr_source, load_sr_test_set
+    from asym.sr_leaderboard import score_sr_leaderboard
+
+    model_sources = [m for m in args.models.split(",") if m]
+    metric_sources = [m for m in args.metrics.split(",") if m]
+    dataset_sources = [d for d in args.datasets.split(",") if d]
+    if not model_sources or not metric_sources or not dataset_sources:
+        raise UserError("--models, --metrics and --datasets must each name at least one entry")
+    model_names = unique_names(model_sources, "model")
+    metric_names = unique_names(metric_sources, "metric")
+    unique_names(dataset_sources, "dataset")
+    test_sets = [load_sr_test_set(d, args.scale) for d in dataset_sources]  # before any model: typos cost nothing
+    sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
+    losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
+    kinds = {n: s.kind for n, s in zip(model_names, sources)}
+    metric_kinds = [_metric_kind(m) for m in metric_sources]
+    metrics = [_make_metric(m, k, args.scale, args.device) for m, k in zip(metric_sources, metric_kinds)]
+    for name, metric in zip(metric_names, metrics):
+        if isinstance(metric, str):
+            print(f"{name}: {metric}; reported as such, the other metrics are still scored")
+    normalisations = _sr_normalisations(args, metric_names, metrics, metric_kinds)
+    cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
+    batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)
+    records, per_image = score_sr_leaderboard(test_sets, model_names, sources, metric_names, metrics, metric_kinds,
+                                              normalisations, cache, args.device, batch_size, args.tile,
+                                              args.max_images)  # fmt: skip
+    write_records(records, args.output_dir, "sr_results")
+    write_records(per_image, args.output_dir, "sr_scores")
+    os.remove(os.path.join(args.output_dir, "sr_scores.json"))  # per-image scores: the csv only
+    tables = []
+    for test_set in test_sets:
+        group = [r for r in records if r["dataset"] == test_set.name]
+        tables.append(f"### {test_set.name}\n\n" + sr_table(group, model_names, metric_names, losses, kinds))
+    text = "\n\n".join(tables)
+    write_text(os.path.join(args.output_dir, "sr_results.md"), text + "\n")
+    print(text)
+    return records

@@ -1,0 +1,147 @@
+"""Scoring SR models' outputs (the paper's Table 1): every model on every test set, by every metric, per image.
+
+``score_sr_leaderboard`` runs the models image by image (``asym.sr_eval.run_sr``, through the output cache: only one
+image's outputs are held in memory) and scores each image's outputs of all models together (``score_outputs``, a
+batch per scorer forward); it returns one record per (model, metric, test set), as sr_results.json holds them, and one
+row per image, as sr_scores.csv does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .leaderboard import OK
+from .robust_study import feat_weights_robustness
+from .sr_cards import card_feat_weights, card_loss, card_per_backbone
+from .sr_eval import SROutputCache, SRSource, SRTestSet, fingerprint, item_digest, run_sr
+from .sr_table import REFERENCE
+
+
+def _statuses(metric, values: list[float]) -> list[str]:
+    """Per score: ``"ok"`` if it is finite, else why not: the scorer's own ``last_status`` of that image where it
+    keeps one (``asym.vlm_scorers``: ``"unparsable: <reply>"``), else ``"non-finite score (nan)"``."""
+    kept = getattr(getattr(metric, "model", metric), "last_status", None)
+    kept = kept if isinstance(kept, list) and len(kept) == len(values) else [None] * len(values)
+    return ["ok" if math.isfinite(v) else k if k and k != "ok" else f"non-finite score ({v})"
+            for v, k in zip(values, kept)]  # fmt: skip
+
+
+def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor | None, device,
+                  batch_size: int = 8, statuses: list[str] | None = None) -> list[float]:  # fmt: skip
+    """Scores of same-sized images (e.g. every model's output of one test image), ``batch_size`` per forward.
+
+    ``metric(batch)`` for NR metrics (``reference`` None) or ``metric(batch, reference expanded)`` for FR ones; each
+    returns one score per image. Batching is what lets a GPU scorer run at full width: the leaderboard stacks the
+    outputs of all its models for one image (they share the image's size, which whole test sets do not).
+    ``statuses``, if given, is extended by one status per image: ``"ok"``, or why its score is not finite (a VLM
+    reply without a parsable answer scores NaN), read from the scorer right after the batch it belongs to.
+    """
+    scores = []
+    with torch.no_grad():
+        for start in range(0, len(outputs), batch_size):
+            batch = torch.cat(outputs[start : start + batch_size]).to(device)
+            if reference is None:
+                values = metric(batch)
+            else:
+                values = metric(batch, reference.to(device).expand(batch.shape[0], -1, -1, -1))
+            values = [float(v) for v in values.reshape(batch.shape[0]).float().cpu()]
+            scores.extend(values)
+            if statuses is not None:
+                statuses.extend(_statuses(metric, values))
+    return scores
+
+
+def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str], sources: list[SRSource],
+                         metric_names: list[str], metrics: list, metric_kinds: list[str], normalisations: dict,
+                         cache: SROutputCache | None, device, batch_size: int = 8, tile: int = 0,
+                         max_images: int | None = None) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Every model's outputs (cached) on every test set (its first ``max_images`` images), scored by every metric.
+
+    Args:
+        test_sets: the SR test sets (``load_sr_test_set``).
+        model_names, sources: the models' table names and their ``SRSource`` s.
+        metric_names, metrics, metric_kinds: the metrics' names, scorers (``metric(images[, reference])`` -> one score
+            per image; or the ``unavailable: <reason>`` status of one that cannot be built here) and ``"fr"`` /
+            ``"nr"`` (whether it takes the HR reference: ``hr`` on an FR metric is ``REFERENCE``, not scored).
+        normalisations: {metric name: ``Normalisation``} of the metrics mapped to 1..100 (each image's score).
+        device, batch_size: where the scorers run, and how many images per forward.
+        tile: tile size of model inference (0: whole images).
+
+    Returns:
+        (records, per_image): a record per (model, metric, test set) with ``score`` (the raw mean), ``score_norm``
+        (the mean of the normalised per-image scores), ``status`` (``ok`` or why there is no number), ``images`` and
+        ``fingerprint`` (which images were scored) and the model's facts (``source``, ``kind``, its card's ``loss``,
+        ``per_backbone``, ``feat_weights``, and ``feat_robust`` / ``feat_robust_why`` by
+        ``feat_weights_robustness``); and a row per (model, metric, image) with its score and status.
+
+    Raises:
+        UserError: a metric refused an image (e.g. too small for it), naming the test set and the image.
+    """
+    from .progress import tqdm
+
+    kinds = {n: s.kind for n, s in zip(model_names, sources)}
+    cards = {n: getattr(s.module, "card", None) for n, s in zip(model_names, sources)}
+    robustness = {n: feat_weights_robustness(card_feat_weights(c)) if c else (None, None) for n, c in cards.items()}
+    records, per_image = [], []
+    for test_set in test_sets:
+        count = len(test_set) if max_images is None else min(max_images, len(test_set))
+        print(f"{test_set.name}: {count} of {len(test_set)} images")
+        scores = {(m, k): [] for m in model_names for k in metric_names}  # [(score, score_norm, status)] per image
+        digests = []  # of the images scored: the test set's fingerprint in every record
+        progress = tqdm(range(count), desc=f"sr on {test_set.name}", disable=count < 2)
+        for i in progress:
+            one = test_set.one(i)
+            item = one[0]
+            digests.append(item_digest(item))
+            hr = item.hr[None]
+            outputs = {model: run_sr(source, one, cache, tile=tile)[item.name]
+                       for model, source in zip(model_names, sources)}  # fmt: skip
+            for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+                if isinstance(metric, str):
+                    continue
+                scored = [m for m in model_names if not (kind == "fr" and kinds[m] == "hr")]  # hr vs itself: n/a
+                statuses = []
+                try:
+                    values = score_outputs(metric, [outputs[m] for m in scored], hr if kind == "fr" else None,
+                                           device, batch_size, statuses)  # fmt: skip
+                except UserError as err:  # e.g. an image too small for the metric: say which one
+                    progress.close()  # the error on a line of its own
+                    size = f"{hr.shape[-1]}x{hr.shape[-2]}"
+                    raise UserError(f"{test_set.name} image {item.name} ({size} HR, WxH): {err}") from err
+                for model, score, status in zip(scored, values, statuses):
+                    norm = float(normalisations[name]([score])[0]) if name in normalisations and status == OK else None
+                    scores[(model, name)].append((score, norm, status))
+                    per_image.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,
+                                      "score": score, "score_norm": norm, "status": status})  # fmt: skip
+        images = {"images": count, "fingerprint": fingerprint(digests)}
+        for model, source in zip(model_names, sources):
+            for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+                record = {"model": model, "metric": name, "dataset": test_set.name, "score": None, "score_norm": None}
+                values = scores[(model, name)]
+                failed = [status for _, _, status in values if status != OK]
+                if isinstance(metric, str):
+                    record["status"] = metric
+                elif kind == "fr" and source.kind == "hr":
+                    record["status"] = REFERENCE
+                elif failed:  # no mean over a subset of the images: it would not compare with the other cells
+                    why = "; ".join(dict.fromkeys(f.split(":", 1)[0] for f in failed))
+                    record["status"] = f"{why}: no score for {len(failed)} of {count} images (sr_scores.csv)"
+                else:
+                    record["score"] = float(np.mean([v for v, _, _ in values]))
+                    if name in normalisations:
+                        record["score_norm"] = float(np.mean([n for _, n, _ in values]))
+                    record["status"] = OK
+                card = cards[model]
+                record.update(images, source=source.name, kind=source.kind, loss=card_loss(card),
+                              per_backbone=card_per_backbone(card), feat_weights=card_feat_weights(card),
+                              feat_robust=robustness[model][0], feat_robust_why=robustness[model][1])  # fmt: skip
+                records.append(record)
+    return records, per_image
+
+
+__all__ = ["score_outputs", "score_sr_leaderboard"]
