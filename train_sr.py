@@ -42,8 +42,8 @@ from asym.flags import non_negative_float, non_negative_int, positive_float, pos
 from asym.image_grid import save_labelled_grid
 from asym.metrics import psnr, ssim
 from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
-from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 from asym.progress import tqdm
+from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 from asym.training import (
     UserError,
     add_common_args,

@@ -55,7 +55,7 @@ def own_split_file(source: str, metric) -> tuple[str | None, str]:
     from .hub import HubModel
 
     if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
-        return None, "a pyiqa / VLM model, trained elsewhere: no split.json"
+        return None, "not trained by asym: no split.json"
     if os.path.isdir(source):
         path = os.path.join(source, SPLIT_FILE)
         return (path, "") if os.path.isfile(path) else (None, f"no {SPLIT_FILE} beside the model")

@@ -24,7 +24,7 @@ from .sr_table import REFERENCE
 
 def _statuses(metric, values: list[float]) -> list[str]:
     """Per score: ``"ok"`` if it is finite, else why not: the scorer's own ``last_status`` of that image where it
-    keeps one (``asym.vlm_scorers``: ``"unparsable: <reply>"``), else ``"non-finite score (nan)"``."""
+    keeps one (``asym.metrics.vlm``: ``"unparsable: <reply>"``), else ``"non-finite score (nan)"``."""
     kept = getattr(getattr(metric, "model", metric), "last_status", None)
     kept = kept if isinstance(kept, list) and len(kept) == len(values) else [None] * len(values)
     return ["ok" if math.isfinite(v) else k if k and k != "ok" else f"non-finite score ({v})"

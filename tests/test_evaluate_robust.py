@@ -202,7 +202,7 @@ def test_robust_table_refuses_what_it_cannot_average(tmp_path):
 
 
 def test_sr_then_robust_table_on_y_with_feat_robustness_and_one_image_set(classifiers, tmp_path):
-    """evaluate.py sr scores uqi / ifc on Y (against asym.fidelity on the cached outputs) and records each model's
+    """evaluate.py sr scores uqi / ifc on Y (against asym.metrics.fidelity, cached outputs) and records each model's
     feature weights and their robustness from the weights' card; robust-table puts each distinct model in its row,
     and refuses to average in a run scored on other images of the same test set."""
     from conftest import perturbed_tiny

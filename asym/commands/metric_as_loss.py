@@ -8,7 +8,7 @@ import os
 from asym.diagnostics import recover_from_noise, save_images, synthesize_texture
 from asym.flags import positive_float, positive_int
 from asym.images import BUILTIN_IMAGES, load_image
-from asym.metrics import FRMetric
+from asym.metrics import create_metric
 
 DESCRIPTION = """\
     python evaluate.py recover --metric output/metric --output_dir results/recover
@@ -38,7 +38,7 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> dict:
     """Minimise the metric over the pixels of an image, from noise towards ``--image`` (``recover``) or towards its
     texture (``texture``); print how close it came and save the result beside the target."""
-    metric = FRMetric(args.metric, args.device, as_loss=True)
+    metric = create_metric(args.metric, args.device, kind="fr", as_loss=True)
     if metric.lower_better is False:  # a similarity (SSIM, ...): minimise its negative
         loss = lambda x, y: -metric(x, y)  # noqa: E731
     else:

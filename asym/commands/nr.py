@@ -9,7 +9,7 @@ from asym.flags import int_at_least
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
-from asym.metrics import MetricUnavailable, NRMetric, score_images
+from asym.metrics import MetricUnavailable, create_metric, score_images
 
 DESCRIPTION = """\
     python evaluate.py nr --models output/iqa,maniqa,musiq --datasets builtin,data/koniq10k --output_dir results
@@ -47,10 +47,10 @@ def run(args) -> list[dict]:
         raise UserError("--models and --datasets must each name at least one entry")
     model_names = unique_names(model_sources, "model")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
-    models: list[NRMetric | str] = []  # a metric, or the status of one that cannot be created here
+    models: list = []  # a metric, or the status of one that cannot be created here
     for name, source in zip(model_names, model_sources):
         try:
-            models.append(NRMetric(source, args.device))
+            models.append(create_metric(source, args.device, kind="nr"))
         except MetricUnavailable as err:
             print(f"{name}: unavailable ({err.reason}); reported as such, the other models are still scored")
             models.append(f"unavailable: {err.reason}")

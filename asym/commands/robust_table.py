@@ -14,7 +14,7 @@ from asym.sr_table import check_image_sets, read_sr_results
 DESCRIPTION = """\
     python evaluate.py robust-table --sr_results results/enhancenet/sr_results.json --output_dir results/robust
 
-`robust-table` (the robust-loss study's table): sr_results.json files of `sr` runs (uqi / ifc are asym.fidelity's, Y
+`robust-table` (the robust-loss study's table): sr_results.json files of `sr` runs (uqi / ifc: asym.metrics.fidelity, Y
 channel, --scale border cropped, as psnr / ssim), their models grouped by the card's --loss in the study's letters
 (mse E, feat P, texture T) and whether its card's --feat_weights are robust by their own card (recorded by `sr` as
 feat_robust: yes for a train_robust.py output trained with PGD, no for standard weights, unknown where the weights

@@ -10,10 +10,9 @@ import torch
 from asym.atomic import write_text
 from asym.errors import UserError
 from asym.flags import int_at_least, non_negative_int, positive_int
-from asym.hub import saved_class
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.leaderboard import unique_names, write_records
-from asym.metrics import FRMetric, MetricUnavailable, NRMetric, score_images
+from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
 from asym.sr_cards import card_loss
 from asym.sr_table import sr_table
 
@@ -22,8 +21,8 @@ DESCRIPTION = """\
         --datasets builtin --calibration_dataset data/koniq10k --output_dir results/table1
 
 `sr`: SR models (train_sr.py outputs, release checkpoints, `bicubic`, `hr` = the reference) on SR test sets, each
-output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr / ssim
-(asym.metrics) and uqi / ifc (asym.fidelity) are asym's, on the BT.601 Y channel with --scale border pixels cropped
+output computed once and cached in <output_dir>/sr_cache (a re-run with more metrics runs no model). psnr, ssim,
+uqi and ifc are asym's (asym.metrics.fidelity), on the BT.601 Y channel with --scale border pixels cropped
 (SR papers' convention); other FR metrics (pyiqa names, asym DISTS / LPIPS folders) and NR metrics (pyiqa names,
 train_iqa.py outputs) as named. `hr` on an FR metric is `n/a: reference`. NR metrics are mapped to 1..100 (App. D)
 by --normalisation FILE or fitted on --calibration_dataset (saved as normalisation.json); each map belongs to the
@@ -70,42 +69,21 @@ def register_subcommand(subparsers) -> None:
     sr.set_defaults(run=run)
 
 
-SR_BUILTIN_FR = ("psnr", "ssim", "uqi", "ifc")  # asym's, on the Y channel, --scale border pixels cropped (SR papers')
-
-
-def _metric_kind(source: str) -> str:
-    """``"fr"`` or ``"nr"``: whether a --metrics entry needs the HR reference."""
-    if source in SR_BUILTIN_FR:
-        return "fr"
-    if os.path.isdir(source) or "/" in source or source.startswith((".", "~")):
-        cls = saved_class(source) if os.path.isdir(source) else None
-        return "nr" if cls == "IQAModel" else "fr"  # DISTS / LPIPS folders are FR, train_iqa.py outputs NR
-    import pyiqa
-
-    return "fr" if source in pyiqa.list_models(metric_mode="FR") else "nr"  # NRMetric names unknown ones
-
-
-def _make_metric(source: str, kind: str, scale: int, device: str):
-    """An FRMetric / NRMetric, psnr / ssim on Y with ``scale`` border pixels cropped, or the ``unavailable: <reason>``
-    status of one that cannot be built here (a pyiqa metric whose weights cannot be obtained)."""
-    if source in SR_BUILTIN_FR:
-        from functools import partial
-
-        from asym.metrics import psnr, ssim
-        from asym.metrics.fidelity import ifc, uqi
-
-        function = {"psnr": psnr, "ssim": ssim, "uqi": uqi, "ifc": ifc}[source]
-        return partial(function, border=scale, y_channel=True)
+def _sr_metric(source: str, scale: int, device: str) -> tuple[str, object]:
+    """(``fr`` / ``nr``, the scorer) of a --metrics entry: asym's fidelity indices on the Y channel with ``scale``
+    border pixels cropped (SR papers'), any other as named; the scorer is the ``unavailable: <reason>`` status of one
+    that cannot be built here (weights not obtainable). An unknown name gets the NR scorers' message."""
     try:
-        if kind == "nr":
-            return NRMetric(source, device)
-        return FRMetric(source, device)
+        spec = metric_info(source)
+    except UserError as err:
+        if not str(err).startswith("unknown metric"):
+            raise
+        return "nr", create_metric(source, device, kind="nr")  # raises, naming close NR names
+    protocol = {"border": scale, "y_channel": True} if spec.loader == "asym" else {}
+    try:
+        return spec.kind, create_metric(source, device, **protocol)
     except MetricUnavailable as err:
-        return f"unavailable: {err.reason}"
-    except UserError as err:  # FRMetric: a known pyiqa name whose weights could not be obtained (checked by name first)
-        if "could not be created" in str(err):
-            return f"unavailable: {err}"
-        raise
+        return spec.kind, f"unavailable: {err.reason}"
 
 
 def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) -> dict:
@@ -167,8 +145,7 @@ def run(args) -> list[dict]:
     sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
     losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
     kinds = {n: s.kind for n, s in zip(model_names, sources)}
-    metric_kinds = [_metric_kind(m) for m in metric_sources]
-    metrics = [_make_metric(m, k, args.scale, args.device) for m, k in zip(metric_sources, metric_kinds)]
+    metric_kinds, metrics = zip(*[_sr_metric(m, args.scale, args.device) for m in metric_sources])
     for name, metric in zip(metric_names, metrics):
         if isinstance(metric, str):
             print(f"{name}: {metric}; reported as such, the other metrics are still scored")

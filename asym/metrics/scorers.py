@@ -81,8 +81,8 @@ class FRMetric:
             try:
                 self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=as_loss)
             except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
-                reason = f"{type(err).__name__}: {err}"
-                raise MetricUnavailable(f"pyiqa metric {source!r} could not be created ({reason})", reason) from err
+                why = f"pyiqa metric {source!r} could not be created ({type(err).__name__}: {err})"
+                raise MetricUnavailable(why) from err  # its reason: the whole line, as evaluate.py sr shows it
             self.lower_better = bool(self.model.lower_better)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
