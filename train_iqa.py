@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from asym import IQAModel, list_backbones
+from asym.errors import UserError
 from asym.flags import int_at_least, non_negative_float, positive_int
 from asym.iqa_data import (
     add_iqa_dataset_args,
@@ -42,7 +43,6 @@ from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.model_card import card_dataset_type, correlation_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
 from asym.training import (
-    UserError,
     add_common_args,
     create_accelerator,
     create_train_loader,

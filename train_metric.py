@@ -32,6 +32,7 @@ import torch
 from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
 from asym.attacks import NORMS
+from asym.errors import UserError
 from asym.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
 from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
@@ -47,7 +48,6 @@ from asym.model_card import (
 )
 from asym.progress import tqdm
 from asym.training import (
-    UserError,
     add_common_args,
     create_accelerator,
     create_train_loader,

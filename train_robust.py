@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from asym import list_backbones
 from asym.atomic import write_json
+from asym.errors import UserError
 from asym.flags import (
     float_in,
     int_at_least,
@@ -51,7 +52,6 @@ from asym.robust import (
     subset,
 )
 from asym.training import (
-    UserError,
     add_common_args,
     create_accelerator,
     create_train_loader,

@@ -36,6 +36,7 @@ from asym.adversarial import (
     relativistic_generator_loss,
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
+from asym.errors import UserError
 from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
@@ -45,7 +46,6 @@ from asym.model_card import card_dataset_type, eval_results, model_card_facts, p
 from asym.progress import tqdm
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 from asym.training import (
-    UserError,
     add_common_args,
     create_accelerator,
     create_train_loader,

@@ -26,6 +26,7 @@ import torch
 
 from .errors import UserError, summarize
 from .labelled_images import LABELS_FILE, ClassificationSet, EvalCrop, LabelledSet
+from .sources import resolve_source
 from .sr_eval import SROutputCache, SRSource, run_sr
 
 
@@ -104,7 +105,7 @@ def load_classifier(spec: str, weights: str = "pretrained", device: str | torch.
     import torchvision
 
     resized = (lambda crop: crop) if image_size is None else (lambda crop: crop.scaled(image_size))  # noqa: E731
-    if os.path.isdir(spec) or "/" in spec or spec.startswith((".", "~")):
+    if resolve_source(spec).kind in ("folder", "hub", "missing"):  # a train_robust.py output (or a typo of one)
         try:
             from .robust import Classifier
         except ImportError as err:

@@ -35,7 +35,8 @@ from torch import Tensor
 
 from .errors import UserError
 from .hub import saved_class
-from .metrics import psnr, ssim
+from .metrics.fidelity import psnr, ssim
+from .sources import resolve_source
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 INITS = ("noise", "gray", "blur")
@@ -225,21 +226,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
 
 
-def _hub_class(repo: str) -> str | None:
-    """The ``asym_class`` of a Hub model's config.json; a UserError if it cannot be downloaded."""
-    from huggingface_hub import hf_hub_download
-
-    from .errors import summarize
-    from .hub import CONFIG_NAME
-
-    try:
-        path = hf_hub_download(repo, CONFIG_NAME)
-    except Exception as err:  # noqa: BLE001 - offline, missing repo or file: all mean "not obtainable"
-        raise UserError(f"--model {repo} is no local folder and its {CONFIG_NAME} could not be downloaded from the "
-                        f"Hub ({summarize(err)}): check the path, the id and the network") from err  # fmt: skip
-    return saved_class(os.path.dirname(path))
-
-
 def _weights_label(weights: str, source: str) -> str:
     """A short file-name label for ``--weights``: random / pretrained (what ``auto`` became), gan-<run>, <file>."""
     from .training_results import init_label
@@ -289,10 +275,10 @@ def load_feature_backbone(model: str | None = None, backbone: str | None = None,
             saved, name = saved_class(folder), f"{name}-{FOLDER}"
         elif name == FOLDER:  # runs/x/discriminator: named after its run
             name = os.path.basename(os.path.dirname(os.path.abspath(model))) + "-" + FOLDER
-    elif model.startswith((".", "/", "~")) or model.count("/") != 1 or os.path.exists(model):
+    elif resolve_source(model).kind != "hub":
         raise UserError(f"--model {model} is neither a folder saved by asym nor a Hub id (owner/name)")
     else:
-        saved = _hub_class(model)
+        saved = saved_class(model)  # its config.json, downloaded
     if saved is None:
         raise UserError(f"{folder} holds no config.json: not a model saved by asym (pass a Discriminator, IQAModel, "
                         "DISTS or LPIPS folder, a train_sr.py run folder, or --backbone NAME --weights W)")  # fmt: skip

@@ -15,6 +15,7 @@ Built on ``huggingface_hub.PyTorchModelHubMixin`` (so ``save_pretrained``, ``fro
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import math
@@ -220,6 +221,22 @@ class HubModel(
         return model.eval()
 
 
+def state_digest(module) -> str:
+    """sha256 over a module's class, parameters and buffers (names, dtypes, shapes, bytes): changes with any weight.
+
+    The SR output cache keys a model's outputs by it, and ``asym.metrics.calibration.scorer_identity`` an asym
+    scorer's 1..100 map (``module``: a torch ``nn.Module``)."""
+    import torch
+
+    digest = hashlib.sha256(type(module).__name__.encode())
+    for key, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"\0{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        flat = tensor.reshape(-1)  # a 0-dim buffer (BatchNorm's counter) cannot be viewed as bytes
+        digest.update(flat.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def read_tensor_file(path: str, what: str):
     """What a ``.safetensors`` file holds, or a torch file loaded with ``weights_only=True`` (tensors and plain
     containers; an arbitrary pickle is refused, never executed). A file that cannot be parsed is one ``UserError``
@@ -310,4 +327,4 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
                  if hasattr(errors, name))  # fmt: skip
 
 
-__all__ = ["HubModel", "read_config", "read_saved_config", "read_tensor_file", "saved_class"]
+__all__ = ["HubModel", "read_config", "read_saved_config", "read_tensor_file", "saved_class", "state_digest"]

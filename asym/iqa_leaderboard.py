@@ -16,7 +16,7 @@ from collections.abc import Callable
 from .errors import UserError, summarize
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from .leaderboard import OK, markdown_table, write_records
-from .metrics import correlations
+from .metrics.agreement import correlations
 from .training import evenly_spaced
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset

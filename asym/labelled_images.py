@@ -24,6 +24,7 @@ from torch.utils.data import Subset
 
 from .errors import UserError, reading
 from .images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
+from .sources import resolve_source
 from .sr_eval import SRTestSet
 
 LABELS_FILE = "labels.csv"
@@ -243,7 +244,7 @@ def load_labelled_set(source: str, split: str = "validation", image_column: str 
         found = _labels_csv(source) if os.path.isfile(os.path.join(source, LABELS_FILE)) else _image_folder(source)
     elif os.path.exists(source) and not os.path.isdir(source) and not source.endswith((".parquet", ".arrow")):
         raise UserError(f"dataset {source} is a file, not a folder of class folders or a datasets file")
-    elif not os.path.exists(source) and (source.startswith((".", "/", "~")) or source.count("/") != 1):
+    elif resolve_source(source).kind in ("missing", "name"):  # a Hub set is named owner/name
         raise UserError(f"dataset {source} does not exist (expected DIR/<class>/<image>, a folder with {LABELS_FILE}, "
                         "or a Hub id owner/name)")  # fmt: skip
     else:

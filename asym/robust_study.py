@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import UserError
 from .leaderboard import MISSING, OK, escape_cell
+from .sources import resolve_source
 from .sr_table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order
@@ -53,7 +54,7 @@ def _weights_card(feat_weights: str) -> tuple[dict | None, str]:
         path = os.path.join(folder, "config.json")
         if not os.path.isfile(path):
             return None, f"{feat_weights}: weights without a config.json or model card saying how they were trained"
-    elif feat_weights.count("/") == 1 and not feat_weights.startswith((".", "/")):
+    elif resolve_source(feat_weights).kind == "hub":
         from huggingface_hub import hf_hub_download
 
         try:

@@ -28,6 +28,7 @@ from torch.utils.data import Subset
 from .atomic import atomic_path
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
 from .errors import UserError, summarize
+from .hub import state_digest
 from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
 from .sr_models import SRModel, upscale
 
@@ -183,20 +184,6 @@ def load_sr_test_set(source: str, scale: int) -> SRTestSet:
         os.path.splitext(os.path.relpath(images.name(i), source))[0].replace(os.sep, "/") for i in range(len(images))
     ]
     return SRTestSet(f"{label}-x{scale}", scale, names, SRImageDataset(images, scale))
-
-
-def state_digest(module: nn.Module) -> str:
-    """sha256 over a module's class, parameters and buffers (names, dtypes, shapes, bytes): changes with any weight.
-
-    The SR output cache keys a model's outputs by it, and ``asym.metrics.calibration.scorer_identity`` an asym scorer's
-    1..100 map."""
-    digest = hashlib.sha256(type(module).__name__.encode())
-    for key, tensor in sorted(module.state_dict().items()):
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"\0{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
-        flat = tensor.reshape(-1)  # a 0-dim buffer (BatchNorm's counter) cannot be viewed as bytes
-        digest.update(flat.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
 
 
 PRECISIONS = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # the SR forward's autocast dtype
@@ -416,5 +403,4 @@ __all__ = [
     "load_sr_source",
     "load_sr_test_set",
     "run_sr",
-    "state_digest",
 ]

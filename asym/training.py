@@ -20,29 +20,7 @@ import torch
 from .atomic import honour_umask
 from .errors import UserError, reading
 from .errors import run_cli as run_entry_point
-from .flags import (  # noqa: F401 - TEMP re-export until the scripts import asym.flags
-    float_in,
-    int_at_least,
-    int_in,
-    non_negative_float,
-    non_negative_fraction,
-    non_negative_int,
-    positive_float,
-    positive_fraction,
-    positive_int,
-    seed_int,
-    unit_interval,
-)
-from .model_card import (  # noqa: F401 - TEMP re-export
-    card_dataset_type,
-    correlation_results,
-    eval_results,
-    hub_dataset_id,
-    hub_model_id,
-    model_card_facts,
-    push_to_hub,
-    set_card_metadata,
-)
+from .flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -348,7 +326,6 @@ def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
 __all__ = [
     "IQASplit",
     "StepSampler",
-    "UserError",
     "add_common_args",
     "check_output_dir",
     "create_accelerator",
