@@ -41,7 +41,7 @@ from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
 from asym.image_grid import save_labelled_grid
-from asym.metrics import psnr, ssim
+from asym.metrics.fidelity import psnr, ssim
 from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
