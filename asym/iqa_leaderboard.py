@@ -17,6 +17,7 @@ from .errors import UserError, summarize
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from .leaderboard import OK, markdown_table, write_records
 from .metrics.agreement import correlations
+from .metrics.table import metric_info
 from .training import evenly_spaced
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
@@ -55,7 +56,9 @@ def own_split_file(source: str, metric) -> tuple[str | None, str]:
     from .hub import HubModel
 
     if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
-        return None, "not trained by asym: no split.json"
+        if metric_info(source).loader == "asym":
+            return None, "a fixed index, never trained: no split.json"
+        return None, "a pyiqa / VLM model, trained elsewhere: no split.json"
     if os.path.isdir(source):
         path = os.path.join(source, SPLIT_FILE)
         return (path, "") if os.path.isfile(path) else (None, f"no {SPLIT_FILE} beside the model")

@@ -132,6 +132,7 @@ def test_evaluate_fr_table_and_files(trained, tmp_path, capsys):
     assert (own["split"], own["n"]) == ("test", 6) and own["split_file"].endswith("split.json")
     assert own["images"] == f"test split of {own['split_file']}, n = 6" and len(split["test"]) == 40
     assert (by_name["psnr"]["split"], by_name["psnr"]["n"]) == ("all", 6) and by_name["psnr"]["status"] == "ok"
+    assert by_name["psnr"]["images"] == "all images (a fixed index, never trained: no split.json), n = 6"
     assert "builtin: the metrics are scored on different images" in table
     # one split file for all: every metric on the same test pairs, and no warning
     argv = [*argv, "--split_file", args.output_dir, "--output_dir", str(tmp_path / "same"), "--device", "cpu"]
