@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from asym import IQAModel, list_backbones
+from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
 from asym.errors import UserError
 from asym.flags import int_at_least, non_negative_float, positive_int
 from asym.iqa_data import (
@@ -42,10 +43,10 @@ from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
 from asym.model_card import card_dataset_type, correlation_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
+from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,
-    create_train_loader,
     logger,
     resume,
     run_cli,
@@ -87,6 +88,7 @@ def parse_args(input_args=None):
     add_iqa_dataset_args(parser)
     add_split_args(parser)
     add_common_args(parser, "output/iqa")
+    add_cache_args(parser)
     parser.set_defaults(learning_rate=1e-4, max_train_steps=3000, train_batch_size=16)
     return parser.parse_args(input_args)
 
@@ -119,7 +121,9 @@ def main(args):
     torch.manual_seed(args.seed)
     show = accelerator.is_main_process  # progress bars
 
-    # Data: 6:2:2 by reference content (or by image), or the split of --split_file / --split official.
+    # Data: 6:2:2 by reference content (or by image), or the split of --split_file / --split official; images read
+    # through the decoded-image cache (asym.decoded_cache) unless --no_cache.
+    configure_from_args(args)
     if args.mode == "nr":
         data = load_nr_dataset(args.dataset_name, **nr_dataset_kwargs(args))
     else:
@@ -130,8 +134,10 @@ def main(args):
     split = split_iqa_dataset(data, args)  # also caps --crop_size at the smallest training image
     train_set, val_set, test_set = split.train, split.validation, split.test
     train_set.check_scores_vary("the training split")
-    for part in (train_set, val_set, test_set):  # every image the run reads, read once now: a broken file fails here
-        part.verify_images(show)
+    with accelerator.main_process_first():  # every image the run reads, decoded once now (into the cache): a broken
+        for part in (train_set, val_set, test_set):  # file fails here; the other processes then read the entries
+            part.verify_images(show)
+    logger.info(cache_report())
     quality = data.quality()[split.parts[0]]  # oriented: higher is better
     mean, std = float(quality.mean()), float(quality.std()) or 1.0
     sign = -1.0 if data.lower_better else 1.0
@@ -166,7 +172,7 @@ def main(args):
 
     # Train!
     progress = tqdm(range(steps), initial=global_step, disable=not accelerator.is_main_process or not steps)
-    batches, history = iter(loader), []
+    batches, history = DataWait(loader), []
     while global_step < steps:
         batch = next(batches)
         inputs = [batch[k].to(accelerator.device) for k in (("image",) if args.mode == "nr" else ("dist", "ref"))]
@@ -184,7 +190,7 @@ def main(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "lr_head": scheduler.get_last_lr()[1]}
+        logs = {"loss": loss.item(), "lr_head": scheduler.get_last_lr()[1], "perf/data_wait": batches.share()}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
             if accelerator.is_main_process:
@@ -208,8 +214,8 @@ def main(args):
         kept = IQAModel.from_pretrained(args.output_dir).to(accelerator.device) if best.step else plain
         val = evaluate(kept, val_set, accelerator.device, show)
         test = evaluate(kept, test_set, accelerator.device, show)
-        logger.info("kept step %s: validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f KRCC %.4f", best.step,
-                    val["srcc"], val["plcc"], test["srcc"], test["plcc"], test["krcc"])  # fmt: skip
+        logger.info("kept step %s: validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f KRCC %.4f; %s", best.step,
+                    val["srcc"], val["plcc"], test["srcc"], test["plcc"], test["krcc"], batches.summary())  # fmt: skip
         source = plain.backbone.weights_source
         kept.card = model_card_facts(args, ["mode", "dataset_name", "weights", "crop_size", "train_batch_size",
                                             "learning_rate", "backbone_learning_rate", "plcc_weight", "lr_scheduler",

@@ -32,6 +32,7 @@ import torch
 from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
 from asym.attacks import NORMS
+from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
 from asym.errors import UserError
 from asym.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
@@ -47,10 +48,10 @@ from asym.model_card import (
     set_card_metadata,
 )
 from asym.progress import tqdm
+from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,
-    create_train_loader,
     evenly_spaced,
     logger,
     resume,
@@ -134,6 +135,7 @@ def parse_args(input_args=None):
     t.add_argument("--attack_inputs", default=None, help="which images are perturbed: some of ref,p0,p1 (all three)")
     t.add_argument("--attack_random_start", action="store_true", help="start PGD at a random point of the ball")
     add_common_args(parser, "output/metric")
+    add_cache_args(parser)
     parser.set_defaults(learning_rate=1e-4, max_train_steps=None, train_batch_size=None, adam_beta1=None)
     args = parser.parse_args(input_args)
     _resolve_objective(parser, args)
@@ -182,7 +184,9 @@ def main(args):
     accelerator = create_accelerator(args, DISTS)
     torch.manual_seed(args.seed)
 
-    # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits.
+    # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits; images read through the
+    # decoded-image cache (asym.decoded_cache) unless --no_cache.
+    configure_from_args(args)
     data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     logger.info("%s: %d pairs, scores %s", data.name, len(data), data.direction)
     data.check_scores_vary()  # a constant MOS column: nothing to learn, no correlation to report
@@ -191,8 +195,10 @@ def main(args):
     train_set.check_scores_vary("the training split")
     sign = -1.0 if data.lower_better else 1.0  # MOS oriented "higher is better"
     show = accelerator.is_main_process  # progress bars
-    for part in (train_set, val_set, test_set):  # every image the run reads, read once now: a broken file fails here
-        part.verify_images(show)
+    with accelerator.main_process_first():  # every image the run reads, decoded once now (into the cache): a broken
+        for part in (train_set, val_set, test_set):  # file fails here; the other processes then read the entries
+            part.verify_images(show)
+    logger.info(cache_report())
 
     # The metric: frozen backbone, trainable alpha/beta (vgg16-r: random and fixed).
     init = "random" if args.backbone == "vgg16-r" else args.init
@@ -224,7 +230,7 @@ def main(args):
     # Train!
     steps = args.max_train_steps if trainable else 0
     progress = tqdm(range(steps), initial=global_step, disable=not accelerator.is_main_process or not steps)
-    batches, history = iter(loader), []
+    batches, history = DataWait(loader), []
     val, val_step = initial, 0  # the latest validation, and the step it was taken at
     while global_step < steps:
         batch = next(batches)
@@ -240,7 +246,7 @@ def main(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+        logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0], "perf/data_wait": batches.share()}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
             val, val_step = evaluate(plain, val_set, accelerator.device, show), global_step
@@ -256,8 +262,8 @@ def main(args):
         if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
             val = evaluate(plain, val_set, accelerator.device, show)
         test = evaluate(plain, test_set, accelerator.device, show)
-        logger.info("validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f",
-                    val["srcc"], val["plcc"], test["srcc"], test["plcc"])  # fmt: skip
+        logger.info("validation SRCC %.4f PLCC %.4f | test SRCC %.4f PLCC %.4f; %s",
+                    val["srcc"], val["plcc"], test["srcc"], test["plcc"], batches.summary())  # fmt: skip
         plain.card = model_card_facts(args, ["dataset_name", "weights", "init", "learning_rate", "lr_halving_steps",
                                              "max_train_steps", "train_batch_size", "crop_size", "seed"])  # fmt: skip
         plain.card |= {
@@ -387,7 +393,7 @@ def train_2afc(args):
 
     # Train!
     progress = tqdm(range(steps), initial=global_step, disable=not show or not steps)
-    batches, history = iter(loader), []
+    batches, history = DataWait(loader), []
     val, val_step = initial, 0  # the latest validation, and the step it was taken at
     while global_step < steps:
         batch = next(batches)
@@ -411,7 +417,8 @@ def train_2afc(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "acc": float(two_afc_scores(d0.detach(), d1.detach(), judge).mean()),
+        logs = {"loss": loss.item(), "perf/data_wait": batches.share(),
+                "acc": float(two_afc_scores(d0.detach(), d1.detach(), judge).mean()),
                 "lr": scheduler.get_last_lr()[0]}  # fmt: skip
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
@@ -427,7 +434,7 @@ def train_2afc(args):
     if accelerator.is_main_process:
         if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
             val = evaluate_2afc(plain, val_sets, args, accelerator.device, show)
-        logger.info("validation 2AFC %s", _describe(val))
+        logger.info("validation 2AFC %s; %s", _describe(val), batches.summary())
         attack = _describe_attack(args) if inputs else "none"
         plain.card = model_card_facts(args, ["objective", "dataset_name", "weights", "init", "learning_rate",
                                              "adam_beta1", "adam_beta2", "max_train_steps", "train_batch_size",

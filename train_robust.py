@@ -51,10 +51,10 @@ from asym.robust import (
     robust_accuracy,
     subset,
 )
+from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,
-    create_train_loader,
     logger,
     resume,
     run_cli,
@@ -209,7 +209,7 @@ def main(args):
 
     # Train!
     progress = tqdm(range(steps), initial=global_step, disable=not accelerator.is_main_process or not steps)
-    batches, history = iter(loader), []
+    batches, history = DataWait(loader), []
     while global_step < steps:
         batch = next(batches)
         x, y = batch["image"].to(accelerator.device), batch["label"].to(accelerator.device)
@@ -242,7 +242,12 @@ def main(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs |= {"loss": loss.item(), "loss/ce": ce.item(), "lr": scheduler.get_last_lr()[0]}
+        logs |= {
+            "loss": loss.item(),
+            "loss/ce": ce.item(),
+            "lr": scheduler.get_last_lr()[0],
+            "perf/data_wait": batches.share(),
+        }
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         accelerator.log(logs, step=global_step)
         history.append(logs)
@@ -255,7 +260,7 @@ def main(args):
     if accelerator.is_main_process:
         final = evaluate(plain)
         initial = record.initial
-        logger.info("after training: %s", _fmt(final))
+        logger.info("after training: %s; %s", _fmt(final), batches.summary())
         attack = (f"PGD-{args.attack_steps}, {args.attack_norm.upper()} eps {args.attack_eps:g}, step "
                   f"{step_size:.4g}{', random start' if args.attack_random_start else ''}")  # fmt: skip
         objective = (f"CE on the adversarial logits + {args.alp_weight:g} x ALP (1/d ||F(x) - F(x_adv)||^2), "

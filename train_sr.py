@@ -36,6 +36,7 @@ from asym.adversarial import (
     relativistic_generator_loss,
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
+from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
 from asym.errors import UserError
 from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
@@ -45,10 +46,10 @@ from asym.metrics.fidelity import psnr, ssim
 from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.progress import tqdm
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
+from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,
-    create_train_loader,
     logger,
     resume,
     run_cli,
@@ -118,6 +119,7 @@ def parse_args(input_args=None):
                    help="validation runs on whole images; larger ones are super-resolved in tiles of N LR pixels "
                    "(0: never tile)")  # fmt: skip
     add_common_args(parser, "output/sr")
+    add_cache_args(parser)
     parser.set_defaults(adam_beta2=0.99)  # BasicSR's ESRGAN/SwinIR recipes: Adam betas (0.9, 0.99)
     args = parser.parse_args(input_args)
     args.crop_size = args.crop_size or (256 if args.scale == 1 else 64 * args.scale)  # LR crops of 64 pixels (SR)
@@ -195,12 +197,16 @@ def main(args):
         raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} "
                         f"(e.g. {64 * args.scale}, the default for x{args.scale})")  # fmt: skip
 
-    # Data: HR crops with bicubic LR made on the fly; held-out whole images for validation.
-    images = load_sr_images(args.dataset_name, args.train_data_dir, args.image_column)
-    if args.validation_data_dir:
-        train_images, val_images = images, load_sr_images(train_data_dir=args.validation_data_dir)
-    else:
-        train_images, val_images = split_train_validation(images, args.num_validation_images, seed=args.seed)
+    # Data: HR crops with bicubic LR made on the fly; held-out whole images for validation. Each image is decoded
+    # once into the cache (the main process first; the others then read its entries), crops read without decoding.
+    configure_from_args(args)
+    with accelerator.main_process_first():
+        images = load_sr_images(args.dataset_name, args.train_data_dir, args.image_column)
+        if args.validation_data_dir:
+            train_images, val_images = images, load_sr_images(train_data_dir=args.validation_data_dir)
+        else:
+            train_images, val_images = split_train_validation(images, args.num_validation_images, seed=args.seed)
+    logger.info(cache_report())
     train_set = SRPairDataset(train_images, args.scale, args.crop_size, train=True)
     val_set = SRImageDataset(val_images, args.scale)
 
@@ -270,7 +276,7 @@ def main(args):
     logger.info("loss %s, %d training images, %d steps", args.loss, len(train_images), args.max_train_steps)
     progress = tqdm(range(args.max_train_steps), initial=global_step, disable=not accelerator.is_main_process)
     plain_d = accelerator.unwrap_model(discriminator) if discriminator is not None else None
-    batches, history = iter(train_loader), []
+    batches, history = DataWait(train_loader), []
     while global_step < args.max_train_steps:
         batch = next(batches)
         lr_img, hr = batch["lr"].to(accelerator.device), batch["hr"].to(accelerator.device)
@@ -323,6 +329,7 @@ def main(args):
         global_step += 1
         progress.update(1)
         logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
+        logs["perf/data_wait"] = batches.share()  # of this step's wall time: near 1, the data is the bottleneck
         if use_adv:
             logs |= {f"disc/{k}": v for k, v in disc_stats.items()}
         progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items() if k.startswith(("loss", "lr"))})
@@ -346,8 +353,8 @@ def main(args):
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")
         final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
-        logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f", describe_validation(final), final["psnr"],
-                    final["ssim"])  # fmt: skip
+        logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f; %s", describe_validation(final),
+                    final["psnr"], final["ssim"], batches.summary())  # fmt: skip
         facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
                                         "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
                                         "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip

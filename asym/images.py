@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .decoded_cache import DecodedCache, active
 from .errors import UserError, list_names, reading, summarize
 from .sources import resolve_source
 
@@ -74,10 +75,11 @@ def decode(source) -> np.ndarray:
         return to_array(ImageOps.exif_transpose(image))
 
 
-def readable_shape(source) -> tuple[int, int] | None:
-    """(H, W) of a decodable image source, None for a broken or unreadable one."""
+def readable_shape(source, cache: DecodedCache | None = None) -> tuple[int, int] | None:
+    """(H, W) of a decodable image source, None for a broken or unreadable one. With a ``cache``, a cached image's
+    size comes from its entry's header, and an image not cached yet is decoded into it."""
     try:
-        return decode(source).shape[:2]
+        return (cache.shape(source, decode) if cache else decode(source).shape)[:2]
     except (OSError, SyntaxError, ValueError):  # PIL reports broken files with all three
         return None
 
@@ -91,18 +93,21 @@ def image_name(source) -> str:
 
 
 class ImageSequence(Sequence):
-    """Images decoded on access, as HxWx3 uint8/uint16 arrays; their ``sizes`` (H, W) are known up front."""
+    """Images decoded on access, as HxWx3 uint8/uint16 arrays; their ``sizes`` (H, W) are known up front. With a
+    ``cache`` (``asym.decoded_cache``), each is decoded once and then read as a memory map: a crop costs no decode."""
 
-    def __init__(self, sources: list, sizes: list[tuple[int, int]]):
-        self.sources, self.sizes = sources, sizes
+    def __init__(self, sources: list, sizes: list[tuple[int, int]], cache: DecodedCache | None = None):
+        self.sources, self.sizes, self.cache = sources, sizes, cache
 
     @classmethod
     def checked(cls, sources: list, what: str) -> ImageSequence:
-        """Decode every source once (in threads) to learn its size; skip the unreadable ones with one warning."""
+        """Decode every source once (in threads) to learn its size, into the active cache where there is one (a
+        cached image only has its header read); skip the unreadable ones with one warning."""
         if not sources:
             raise UserError(f"{what} has no images (expected {'/'.join(IMAGE_EXTENSIONS)} files or an image column)")
+        cache = active()
         with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
-            shapes = list(pool.map(readable_shape, sources))
+            shapes = list(pool.map(lambda source: readable_shape(source, cache), sources))
         keep = [i for i, shape in enumerate(shapes) if shape is not None]
         bad = [image_name(source) for source, shape in zip(sources, shapes) if shape is None]
         if not keep:
@@ -111,19 +116,19 @@ class ImageSequence(Sequence):
             warnings.warn(
                 f"{what}: skipped {len(bad)} of {len(sources)} images (unreadable: {list_names(bad)})", stacklevel=3
             )
-        return cls([sources[i] for i in keep], [tuple(shapes[i]) for i in keep])
+        return cls([sources[i] for i in keep], [tuple(shapes[i]) for i in keep], cache)
 
     def __len__(self) -> int:
         return len(self.sources)
 
     def __getitem__(self, index: int) -> np.ndarray:
-        return decode(self.sources[index])
+        return self.cache.load(self.sources[index], decode) if self.cache else decode(self.sources[index])
 
     def name(self, index: int) -> str:
         return image_name(self.sources[index])
 
     def select(self, indices: Sequence[int]) -> ImageSequence:
-        return ImageSequence([self.sources[i] for i in indices], [self.sizes[i] for i in indices])
+        return ImageSequence([self.sources[i] for i in indices], [self.sizes[i] for i in indices], self.cache)
 
 
 def builtin_images() -> list[np.ndarray]:

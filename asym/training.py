@@ -1,4 +1,4 @@
-"""What the training scripts share: common flags, the Accelerator, atomic checkpoints, resume, data order, and the
+"""What the training scripts share: common flags, the Accelerator, atomic checkpoints, resume, and the
 entry point (``run_cli``: a Ctrl-C ends with where the last checkpoint is).
 
 Kept out of the scripts so ``train_sr.py``, ``train_metric.py`` and ``train_iqa.py`` stay readable top to
@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -51,8 +51,9 @@ def add_common_args(parser: argparse.ArgumentParser, default_output_dir: str) ->
     g.add_argument("--max_grad_norm", type=non_negative_float, default=0.0, help="gradient clipping norm (0: off)")
     g.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None,
                    help="autocast dtype; default: what `accelerate config` says")  # fmt: skip
-    g.add_argument("--dataloader_num_workers", type=non_negative_int, default=0,
-                   help="data loading processes (0: load in the main process)")  # fmt: skip
+    g.add_argument("--dataloader_num_workers", type=non_negative_int, default=None,
+                   help="data loading processes per training process (0: load in the main process; default: "
+                        "min(8, CPUs per process) on a GPU, 0 on CPU); never changes the batches")  # fmt: skip
     g.add_argument("--checkpointing_steps", type=positive_int, default=500,
                    help="save a resumable state every N steps")  # fmt: skip
     g.add_argument(
@@ -233,48 +234,6 @@ def run_cli(main: Callable, args: argparse.Namespace):
     return run_entry_point(main, args, interrupted=interrupted_line)
 
 
-class StepSampler(torch.utils.data.Sampler):
-    """Batches of indices as a pure function of (seed, step): resuming at step N replays exactly.
-
-    Every epoch is a fresh permutation seeded by ``seed + epoch``; process ``rank`` of ``world`` takes
-    every ``world``-th index, so the processes of a multi-GPU run see disjoint samples.
-    """
-
-    def __init__(self, length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
-        self.length, self.batch_size, self.seed = length, batch_size, seed
-        self.start_step, self.rank, self.world = start_step, rank, world
-
-    def __iter__(self) -> Iterator[list[int]]:
-        per_step = self.batch_size * self.world
-        steps_per_epoch = max(1, self.length // per_step)
-        step = self.start_step
-        while True:
-            epoch, position = divmod(step, steps_per_epoch)
-            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + epoch))
-            if self.length < per_step:  # tiny sets: repeat the permutation to fill a step
-                order = order.repeat(per_step // self.length + 1)
-            chunk = order[position * per_step : (position + 1) * per_step]
-            yield chunk[self.rank :: self.world].tolist()
-            step += 1
-
-
-def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_step: int):
-    """An endless DataLoader whose batches depend only on (seed, step), starting at ``global_step``.
-
-    It has its own ``torch.Generator``: creating it must not draw from the global RNG that ``resume`` restored.
-    """
-    start = global_step * args.gradient_accumulation_steps  # the sampler counts batches, not optimiser steps
-    sampler = StepSampler(
-        len(dataset), args.train_batch_size, args.seed, start, accelerator.process_index, accelerator.num_processes
-    )
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=args.dataloader_num_workers,
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-
-
 def evenly_spaced(indices: list[int], n: int) -> list[int]:
     """At most ``n`` of ``indices``, spread over the whole list (quick evaluations that still see every part)."""
     if len(indices) <= n:
@@ -325,11 +284,9 @@ def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
 
 __all__ = [
     "IQASplit",
-    "StepSampler",
     "add_common_args",
     "check_output_dir",
     "create_accelerator",
-    "create_train_loader",
     "evenly_spaced",
     "interrupted_line",
     "fit_crop_size",

@@ -4,6 +4,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # must precede any huggingface_hub import
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "ASYM_CACHE" not in os.environ:  # the training scripts' decoded-image cache: never the user's ~/.cache in tests
+    import tempfile
+
+    os.environ["ASYM_CACHE"] = tempfile.mkdtemp(prefix="asym-test-cache-")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -13,6 +17,10 @@ import torch  # noqa: E402
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+    yield
+    from asym import decoded_cache
+
+    decoded_cache.configure(enabled=False)  # a script run in-process turned it on: off for the next test
 
 
 @pytest.fixture

@@ -115,6 +115,35 @@ def test_resume_latest_without_a_checkpoint_is_a_warning(tmp_path, caplog):
     assert record.levelno == logging.WARNING and record.getMessage().endswith("training from step 0")
 
 
+def test_a_folder_is_decoded_once_into_the_cache_and_data_wait_is_logged(tmp_path, caplog):
+    """The default run caches a folder's images (--cache_dir), logs perf/data_wait to tensorboard and says the run's
+    waiting share in its final line."""
+    import numpy as np
+    from PIL import Image
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (tmp_path / "hr").mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (48, 56, 3), dtype=np.uint8)).save(
+            tmp_path / "hr" / f"{i}.png"
+        )
+    extra = ["--loss", "rec", "--max_train_steps", "3", "--train_data_dir", str(tmp_path / "hr"), "--cache_dir",
+             str(tmp_path / "cache"), "--report_to", "tensorboard"]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="asym"):
+        args, history = run(tmp_path, *extra)
+    assert len([f for _, _, files in os.walk(tmp_path / "cache") for f in files if f.endswith(".npy")]) == 3
+    assert all(0 <= logs["perf/data_wait"] <= 1 for logs in history)
+    [final] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("final validation")]
+    assert final.endswith("% of the training time spent waiting for data (perf/data_wait)")
+    steps = []
+    for events in (Path(args.output_dir) / "logs").rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        if "perf/data_wait" in accumulator.Tags()["scalars"]:
+            steps += [e.step for e in accumulator.Scalars("perf/data_wait")]
+    assert steps == [1, 2, 3]
+
+
 def test_saved_models_load_back_as_the_run_validated_them(tmp_path):
     """The saved generator, loaded back, scores on the held-out image exactly what the run recorded in its card's
     model-index (a save of other weights, e.g. the model before its last step, would not: the one step moves the

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from asym.decoded_cache import DecodedCache, active
 from asym.errors import UserError, reading
 from asym.images import decode, image_name, to_array, to_tensor
 
@@ -102,11 +103,11 @@ def fr_scores_as_nr(found: Scores) -> Scores:
     return Scores(items, found.lower_better, found.why)
 
 
-def _load(source, what: Callable[[], str]) -> np.ndarray:
+def _load(source, what: Callable[[], str], cache: DecodedCache | None = None) -> np.ndarray:
     if isinstance(source, np.ndarray):
         return to_array(source)
     with reading(what, as_what="an image"):
-        return decode(source)
+        return cache.load(source, decode) if cache else decode(source)
 
 
 def _describe(source) -> str:
@@ -140,13 +141,16 @@ def _check_image(source, what: Callable[[], str]) -> None:
             image.load()
 
 
-def verify_images(sources: Sequence, what: Callable[[object], str], progress: bool = True) -> None:
+def verify_images(sources: Sequence, what: Callable[[object], str], progress: bool = True,
+                  cache: DecodedCache | None = None) -> None:  # fmt: skip
     """Read every image of ``sources`` (paths, ``(dataset, column, row)`` cells, arrays) once, up front, in threads, so
     that a truncated file or one that is no image (a text file named ``.png``) ends a run with one ``UserError``
     naming it (the first in order) before the run writes anything, rather than hours into training.
 
     ``what(source)`` names a source for the message. Arrays are skipped (they are decoded already); a path listed
-    several times (a reference shared by many items) is read once. A tqdm bar unless ``progress`` is False.
+    several times (a reference shared by many items) is read once. A tqdm bar unless ``progress`` is False. With a
+    ``cache``, each image not cached yet is decoded into it (the whole decode checks it), and a cached one is not read
+    again (its entry's key changes with the file).
     """
     from tqdm.auto import tqdm
 
@@ -157,14 +161,20 @@ def verify_images(sources: Sequence, what: Callable[[object], str], progress: bo
         if isinstance(source, str):
             seen.add(source)
         jobs.append(source)
+    if cache is not None:  # what is cached was decoded whole once, and its entry changes with the file
+        jobs = [source for source in jobs if not cache.holds(source)]
     workers = min(16, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool, tqdm(total=len(jobs), desc="checking images", leave=False,
                                                     disable=not progress or not jobs) as bar:  # fmt: skip
         for start in range(0, len(jobs), 256):  # a batch at a time: the first broken image stops the check
             chunk = jobs[start : start + 256]
-            cells = iter(_cell_sources([s for s in chunk if isinstance(s, tuple)]))
-            openable = [next(cells) if isinstance(s, tuple) else s for s in chunk]
-            for _ in pool.map(lambda pair: _check_image(pair[0], lambda: what(pair[1])), zip(openable, chunk)):
+            if cache is not None:  # decoded whole into the cache: the check and the cache's one decode in one
+                checks = pool.map(lambda source: _load(source, lambda: what(source), cache), chunk)
+            else:
+                cells = iter(_cell_sources([s for s in chunk if isinstance(s, tuple)]))
+                openable = [next(cells) if isinstance(s, tuple) else s for s in chunk]
+                checks = pool.map(lambda pair: _check_image(pair[0], lambda: what(pair[1])), zip(openable, chunk))
+            for _ in checks:
                 bar.update(1)
 
 
@@ -236,6 +246,7 @@ class IQADataset(torch.utils.data.Dataset):
         self.direction = direction or f"{_better(self.lower_better)} (given)"
         self.crop_size, self.train = crop_size, train
         self.official_split, self.references_unknown = official_split, references_unknown
+        self.cache = active()  # the decoded-image cache its images are read through (None: decode every access)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -312,7 +323,7 @@ class IQADataset(torch.utils.data.Dataset):
         naming it, raised before a run writes anything."""
         fields = (self._image, *self._others)
         sources = [getattr(item, field) for item in self.items for field in fields]
-        verify_images(sources, lambda source: f"{self.name}: image {_describe(source)}", progress)
+        verify_images(sources, lambda source: f"{self.name}: image {_describe(source)}", progress, self.cache)
 
     def min_side(self) -> int:
         """The shortest side over all images of all items (headers only): the largest crop every item allows. Each
@@ -339,8 +350,8 @@ class FRDataset(IQADataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        dist = _load(item.dist, lambda: f"{self.name}: image {_describe(item.dist)}")
-        ref = _load(item.ref, lambda: f"{self.name}: reference image {_describe(item.ref)}")
+        dist = _load(item.dist, lambda: f"{self.name}: image {_describe(item.dist)}", self.cache)
+        ref = _load(item.ref, lambda: f"{self.name}: reference image {_describe(item.ref)}", self.cache)
         if dist.shape[:2] != ref.shape[:2]:
             raise UserError(f"{_describe(item.dist)} is {dist.shape[0]}x{dist.shape[1]} but its reference "
                             f"{_describe(item.ref)} is {ref.shape[0]}x{ref.shape[1]}: expected one size")  # fmt: skip
@@ -362,7 +373,7 @@ class NRDataset(IQADataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
-        image = _load(item.image, lambda: f"{self.name}: image {_describe(item.image)}")
+        image = _load(item.image, lambda: f"{self.name}: image {_describe(item.image)}", self.cache)
         (image,) = self._cut([image], _describe(item.image))
         return {"image": image, "score": torch.tensor(item.score, dtype=torch.float32), "index": index}
 

@@ -1,0 +1,140 @@
+"""Training batches that keep a GPU fed and replay exactly: the step sampler, per-sample seeds, loader defaults, and
+the share of each step spent waiting for data.
+
+* ``StepSampler``: batch indices as a pure function of (seed, step), so a resumed run replays the same batches.
+* ``SeededSamples``: each sample's random crop and flips drawn from its own seed (a function of the run's seed and
+  the sample's place in the stream), not from the process's RNG: the same crops for the same seed whatever
+  ``--dataloader_num_workers`` is, and after a resume.
+* ``create_train_loader``: workers (default: ``default_num_workers``), pinned memory on CUDA, persistent workers,
+  prefetch.
+* ``DataWait``: the time ``next(batches)`` blocks, as a share of each step (``perf/data_wait`` in the logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Iterator
+
+import torch
+
+SEED_MIX = 0x9E3779B97F4A7C15  # Weyl constant: spreads run seeds apart in the space of sample seeds
+PREFETCH_FACTOR = 4  # batches each worker keeps ready
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Batches of ``(index, sample_seed)`` as a pure function of (seed, step): resuming at step N replays exactly.
+
+    Every epoch is a fresh permutation seeded by ``seed + epoch``; process ``rank`` of ``world`` takes every
+    ``world``-th index, so the processes of a multi-GPU run see disjoint samples. A sample's seed is its place in the
+    run's whole stream (step, slot across all processes) mixed with ``seed``, so it does not depend on which process
+    or worker loads it (``SeededSamples``).
+    """
+
+    def __init__(self, length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
+        self.length, self.batch_size, self.seed = length, batch_size, seed
+        self.start_step, self.rank, self.world = start_step, rank, world
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        per_step = self.batch_size * self.world
+        steps_per_epoch = max(1, self.length // per_step)
+        step = self.start_step
+        while True:
+            epoch, position = divmod(step, steps_per_epoch)
+            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + epoch))
+            if self.length < per_step:  # tiny sets: repeat the permutation to fill a step
+                order = order.repeat(per_step // self.length + 1)
+            chunk = order[position * per_step : (position + 1) * per_step].tolist()
+            slots = range(step * per_step, (step + 1) * per_step)
+            seeds = [(self.seed * SEED_MIX + slot) % 2**63 for slot in slots]
+            yield list(zip(chunk, seeds))[self.rank :: self.world]
+            step += 1
+
+
+class SeededSamples(torch.utils.data.Dataset):
+    """``dataset[index]`` drawn under ``torch.manual_seed(sample_seed)`` for each ``(index, sample_seed)`` key, the
+    process's own RNG left as it was: a sample's random crop and flips depend on its key alone."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        index, seed = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def default_num_workers(device: torch.device, num_processes: int = 1) -> int:
+    """Loader processes per training process when ``--dataloader_num_workers`` is not given: min(8, CPUs per process)
+    on an accelerator (decoding and cropping then run beside the GPU step), 0 on CPU (the step itself uses every core;
+    workers would only compete with it)."""
+    if device.type == "cpu":
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cpus // max(num_processes, 1)))
+
+
+def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_step: int):
+    """An endless DataLoader whose batches depend only on (seed, step), starting at ``global_step``; the worker count
+    ``--dataloader_num_workers`` (default ``default_num_workers``) changes its speed, never its batches.
+
+    It draws nothing from the global RNG that ``resume`` restored: samples have their own seeds, and the loader its own
+    generator.
+    """
+    start = global_step * args.gradient_accumulation_steps  # the sampler counts batches, not optimiser steps
+    sampler = StepSampler(
+        len(dataset), args.train_batch_size, args.seed, start, accelerator.process_index, accelerator.num_processes
+    )
+    workers = args.dataloader_num_workers
+    if workers is None:
+        workers = default_num_workers(accelerator.device, accelerator.num_processes)
+    return torch.utils.data.DataLoader(
+        SeededSamples(dataset),
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=accelerator.device.type == "cuda",
+        persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
+        generator=torch.Generator().manual_seed(args.seed),  # its workers' base seed: not from the global RNG
+    )
+
+
+class DataWait:
+    """Batches from ``loader``, timing how long each ``next`` blocks. ``share()`` is the part of the wall time since
+    the previous call spent waiting (0: data is never the bottleneck; near 1: the step waits for data)."""
+
+    def __init__(self, loader):
+        self.batches = iter(loader)
+        self.waited = self.total_waited = 0.0
+        self.since = self.started = time.perf_counter()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        batch = next(self.batches)
+        waited = time.perf_counter() - start
+        self.waited += waited
+        self.total_waited += waited
+        return batch
+
+    def share(self) -> float:
+        """The share of the wall time since the last ``share()`` spent waiting for batches, then restart counting."""
+        now = time.perf_counter()
+        share = self.waited / max(now - self.since, 1e-9)
+        self.waited, self.since = 0.0, now
+        return share
+
+    def overall(self) -> float:
+        """The share of the whole run's wall time (since the first batch was asked for) spent waiting."""
+        return self.total_waited / max(time.perf_counter() - self.started, 1e-9)
+
+    def summary(self) -> str:
+        """The final log line's words on data: the whole run's waiting share."""
+        return f"{100 * self.overall():.1f}% of the training time spent waiting for data (perf/data_wait)"
