@@ -48,7 +48,7 @@ from asym.model_card import (
     set_card_metadata,
 )
 from asym.progress import tqdm
-from asym.train_loader import DataWait, create_train_loader
+from asym.train_loader import DataWait, create_train_loader, num_workers
 from asym.training import (
     add_common_args,
     create_accelerator,
@@ -317,7 +317,7 @@ def evaluate_2afc(metric, val_sets: dict, args, device, progress: bool) -> dict:
     scores = {}
     for subset, triplets in val_sets.items():
         loader = torch.utils.data.DataLoader(TwoAFCDataset(triplets, args.load_size), batch_size=args.train_batch_size,
-                                             num_workers=args.dataloader_num_workers)  # fmt: skip
+                                             num_workers=num_workers(args, device))  # fmt: skip
         parts = []
         for batch in tqdm(loader, desc=f"2afc {subset}", disable=not progress, leave=False):
             ref, p0, p1 = (batch[k].to(device) for k in TRIPLET)

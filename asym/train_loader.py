@@ -79,6 +79,12 @@ def default_num_workers(device: torch.device, num_processes: int = 1) -> int:
     return max(1, min(8, cpus // max(num_processes, 1)))
 
 
+def num_workers(args: argparse.Namespace, device: torch.device, num_processes: int = 1) -> int:
+    """``--dataloader_num_workers``, or ``default_num_workers`` where it was not given."""
+    given = args.dataloader_num_workers
+    return default_num_workers(device, num_processes) if given is None else given
+
+
 def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_step: int):
     """An endless DataLoader whose batches depend only on (seed, step), starting at ``global_step``; the worker count
     ``--dataloader_num_workers`` (default ``default_num_workers``) changes its speed, never its batches.
@@ -90,9 +96,7 @@ def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_s
     sampler = StepSampler(
         len(dataset), args.train_batch_size, args.seed, start, accelerator.process_index, accelerator.num_processes
     )
-    workers = args.dataloader_num_workers
-    if workers is None:
-        workers = default_num_workers(accelerator.device, accelerator.num_processes)
+    workers = num_workers(args, accelerator.device, accelerator.num_processes)
     return torch.utils.data.DataLoader(
         SeededSamples(dataset),
         batch_sampler=sampler,
