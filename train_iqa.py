@@ -190,7 +190,7 @@ def main(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "lr_head": scheduler.get_last_lr()[1], "perf/data_wait": batches.share()}
+        logs = {"loss": loss.item(), "lr_head": scheduler.get_last_lr()[1], **batches.perf()}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
             if accelerator.is_main_process:

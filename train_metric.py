@@ -246,7 +246,7 @@ def main(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0], "perf/data_wait": batches.share()}
+        logs = {"loss": loss.item(), "lr": scheduler.get_last_lr()[0], **batches.perf()}
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         if global_step % args.validation_steps == 0 or global_step == steps:
             val, val_step = evaluate(plain, val_set, accelerator.device, show), global_step
@@ -417,7 +417,7 @@ def train_2afc(args):
         scheduler.step()
         global_step += 1
         progress.update(1)
-        logs = {"loss": loss.item(), "perf/data_wait": batches.share(),
+        logs = {"loss": loss.item(), **batches.perf(),
                 "acc": float(two_afc_scores(d0.detach(), d1.detach(), judge).mean()),
                 "lr": scheduler.get_last_lr()[0]}  # fmt: skip
         progress.set_postfix(loss=f"{logs['loss']:.4f}")

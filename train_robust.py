@@ -246,7 +246,7 @@ def main(args):
             "loss": loss.item(),
             "loss/ce": ce.item(),
             "lr": scheduler.get_last_lr()[0],
-            "perf/data_wait": batches.share(),
+            **batches.perf(),
         }
         progress.set_postfix(loss=f"{logs['loss']:.4f}")
         accelerator.log(logs, step=global_step)

@@ -329,7 +329,7 @@ def main(args):
         global_step += 1
         progress.update(1)
         logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
-        logs["perf/data_wait"] = batches.share()  # of this step's wall time: near 1, the data is the bottleneck
+        logs |= batches.perf()  # perf/data_wait: the step's share spent waiting for data (near 1: data is the limit)
         if use_adv:
             logs |= {f"disc/{k}": v for k, v in disc_stats.items()}
         progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items() if k.startswith(("loss", "lr"))})

@@ -71,7 +71,9 @@ class DecodedCache:
             entry = self.entry(source)
         except OSError:
             return False
-        return entry is not None and os.path.isfile(entry)
+        found = entry is not None and os.path.isfile(entry)
+        _counts["read"] += found
+        return found
 
     def load(self, source, decode: Callable) -> np.ndarray:
         """``source``'s pixels: a read-only memory map of its entry, decoding (``decode(source)``) and storing first
@@ -89,7 +91,9 @@ class DecodedCache:
     def shape(self, source, decode: Callable) -> tuple[int, ...]:
         """``source``'s array shape: from its entry's header when cached (no decoding), else by decoding and storing
         it. Raises what ``decode`` raises for an unreadable source."""
-        return tuple(self.load(source, decode).shape)
+        pixels = self.load(source, decode)
+        _counts["read"] += isinstance(pixels, np.memmap)
+        return tuple(pixels.shape)
 
     def _store(self, entry: str, pixels: np.ndarray) -> None:
         folder = os.path.dirname(entry)
@@ -99,21 +103,21 @@ class DecodedCache:
             with os.fdopen(handle, "wb") as file:
                 np.save(file, np.ascontiguousarray(pixels), allow_pickle=False)
             os.replace(tmp, entry)
-            global _written
-            _written += 1
+            _counts["written"] += 1
         except OSError:  # a read-only or full cache costs speed, never the run
             if "tmp" in locals() and os.path.exists(tmp):
                 os.remove(tmp)
 
 
 _active: DecodedCache | None = None
-_written = 0  # entries this process wrote (``cache_report``)
+_counts = {"written": 0, "read": 0}  # since ``configure``: entries written, entries found (``cache_report``)
 
 
 def configure(cache_dir: str | None = None, enabled: bool = True) -> DecodedCache | None:
     """Turn the cache on for this process (under ``cache_dir``, default ``default_cache_dir()``), or off. Datasets
     built afterwards read through it (``active``), and keep it when pickled into DataLoader workers."""
     global _active
+    _counts.update(written=0, read=0)
     _active = DecodedCache(os.path.abspath(os.path.expanduser(cache_dir or default_cache_dir()))) if enabled else None
     return _active
 
@@ -142,4 +146,7 @@ def cache_report() -> str:
     """One log line: where the active cache is and how many images this process decoded into it."""
     if _active is None:
         return "decoded-image cache off: every crop decodes its image (--no_cache)"
-    return f"decoded-image cache {_active.root}: {_written} images decoded into it by this process, the rest read"
+    if not any(_counts.values()):
+        return f"decoded-image cache {_active.root}: unused (the images are in memory already)"
+    return (f"decoded-image cache {_active.root}: {_counts['written']} images decoded into it now, "
+            f"{_counts['read']} found there already")  # fmt: skip

@@ -7,7 +7,8 @@ the share of each step spent waiting for data.
   ``--dataloader_num_workers`` is, and after a resume.
 * ``create_train_loader``: workers (default: ``default_num_workers``), pinned memory on CUDA, persistent workers,
   prefetch.
-* ``DataWait``: the time ``next(batches)`` blocks, as a share of each step (``perf/data_wait`` in the logs).
+* ``DataWait``: the time ``next(batches)`` blocks, as a share of each step (``perf/data_wait`` in the logs), and the
+  step's wall time (``perf/step_seconds``).
 """
 
 from __future__ import annotations
@@ -109,8 +110,8 @@ def create_train_loader(dataset, args: argparse.Namespace, accelerator, global_s
 
 
 class DataWait:
-    """Batches from ``loader``, timing how long each ``next`` blocks. ``share()`` is the part of the wall time since
-    the previous call spent waiting (0: data is never the bottleneck; near 1: the step waits for data)."""
+    """Batches from ``loader``, timing how long each ``next`` blocks. ``perf()`` gives the part of the wall time since
+    the previous call spent waiting (0: data is never the bottleneck; near 1: the step waits for data) and that time."""
 
     def __init__(self, loader):
         self.batches = iter(loader)
@@ -128,12 +129,14 @@ class DataWait:
         self.total_waited += waited
         return batch
 
-    def share(self) -> float:
-        """The share of the wall time since the last ``share()`` spent waiting for batches, then restart counting."""
+    def perf(self) -> dict[str, float]:
+        """Since the previous call: ``perf/data_wait``, the share of the wall time spent waiting for batches, and
+        ``perf/step_seconds``, the wall time itself (one optimiser step when called once a step)."""
         now = time.perf_counter()
-        share = self.waited / max(now - self.since, 1e-9)
+        elapsed = max(now - self.since, 1e-9)
+        share = self.waited / elapsed
         self.waited, self.since = 0.0, now
-        return share
+        return {"perf/data_wait": share, "perf/step_seconds": elapsed}
 
     def overall(self) -> float:
         """The share of the whole run's wall time (since the first batch was asked for) spent waiting."""

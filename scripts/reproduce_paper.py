@@ -137,6 +137,166 @@ def smoke_commands(out: str) -> list[tuple[str, list[str]]]:
     return cmds
 
 
+# --data folder -> (what it is, the layout expected there, how it is checked: an FR / NR release or an image folder,
+# where it comes from: a pyiqa:<name> Hub mirror that --download fetches, else the release to place by hand)
+DATASETS = {
+    "kadid10k": ("KADID-10k", "dmos.csv and images/ (I01.png, I01_01_01.png, ...)", "fr", "pyiqa:kadid10k"),
+    "koniq10k": ("KonIQ-10k", "koniq10k_scores_and_distributions.csv and 1024x768/ (or 512x384/)", "nr",
+                 "pyiqa:koniq10k"),
+    "tid2013": ("TID2013", "mos_with_names.txt, reference_images/, distorted_images/", "fr", "pyiqa:tid2013"),
+    "liu13": ("Liu13 (deblurring)", "a pyiqa-style meta-info csv (ref, dist, mos) and the images it names", "fr",
+              "by hand: the subjective study of Liu et al. 2013 (motion deblurring), from its authors"),
+    "ma17": ("Ma17 (super-resolution)", "a pyiqa-style meta-info csv (ref, dist, mos) and the images it names", "fr",
+             "by hand: the SR quality study of Ma et al. 2017 (CVIU), from its authors"),
+    "tqd": ("TQD (texture)", "images/<t>-0.png references, images/<t>-<k>.png, a score file", "fr",
+            "by hand: the texture quality database of Ding et al. (DISTS, TPAMI 2020), from its authors"),
+    "DIV2K_train_HR": ("DIV2K training HR", "0001.png ... 0800.png", "images",
+                       "by hand: DIV2K_train_HR.zip of the NTIRE 2017 DIV2K release"),
+    "DIV2K_valid_HR": ("DIV2K validation HR", "0801.png ... 0900.png", "images",
+                       "by hand: DIV2K_valid_HR.zip of the NTIRE 2017 DIV2K release"),
+}  # fmt: skip
+
+
+def requirements(data: str, smoke: bool) -> list:
+    """Every source the chain reads that no earlier link writes: the eight datasets, the pretrained backbones (metric
+    training and the ImageNet starts of Table 2 / Fig. 5/8) and the NR scorers of Table 1. The smoke chain needs only
+    its scorers, and goes on without one that is unavailable (so none blocks it)."""
+    from asym import create_backbone, create_metric
+    from asym.metrics.vlm import DEFAULT_DEQA, DEFAULT_VISUALQUALITY_R1
+    from asym.preflight import Requirement, folder_of_images, iqa_dataset
+
+    vlm_repos = {"deqa": DEFAULT_DEQA, "visualquality-r1": DEFAULT_VISUALQUALITY_R1}
+
+    def backbone(name):
+        return lambda: create_backbone(name, weights="pretrained")
+
+    def scorer(name):
+        if name in vlm_repos:  # a 7B model is not built to check it: its snapshot must resolve (cache or Hub)
+            from huggingface_hub import snapshot_download
+
+            return lambda: snapshot_download(vlm_repos[name], allow_patterns=["config.json"])
+        return lambda: create_metric(name, "cpu")
+
+    if smoke:
+        return [Requirement(m, "scorer", "pyiqa cache / Hub", "its weights", scorer(m), blocking=False)
+                for m in ("psnr", "piqe", "maniqa")]  # fmt: skip
+    reqs = []
+    for folder, (what, layout, kind, origin) in DATASETS.items():
+        path = os.path.join(data, folder)
+        check = folder_of_images(path) if kind == "images" else iqa_dataset(path, kind)
+        source = f"; --download fetches {origin}" if origin.startswith("pyiqa:") else f"; {origin}"
+        reqs.append(Requirement(f"{what} ({folder})", "dataset", path, layout + source, check))
+    pretrained = sorted({b for b in METRIC_BACKBONES if b != "vgg16-r"} | set(GAN_BACKBONES))
+    for name in pretrained:
+        reqs.append(Requirement(name, "backbone weights", "torchvision / HF cache, else a download",
+                                "ImageNet (or the model's own) pretrained weights", backbone(name)))  # fmt: skip
+    for name in NR_METRICS.split(","):
+        where = f"Hub {vlm_repos[name]}" if name in vlm_repos else "pyiqa cache, else a download"
+        reqs.append(Requirement(name, "scorer", where, "the released weights", scorer(name)))
+    return reqs
+
+
+def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dict]:
+    """Check every source (all that is missing at once, exit 2, nothing written), then measure each distinct training
+    stage for a few steps: its table printed, ``preflight.json`` in ``out``."""
+    import tempfile
+
+    import torch
+
+    from asym.atomic import write_json
+    from asym.errors import UserError
+    from asym.preflight import (
+        MISSING,
+        OK,
+        PREFLIGHT_FILE,
+        STAGE_KEYS,
+        check_requirements,
+        measure_scorers,
+        measure_stage,
+        measurement_argv,
+        missing_table,
+        saved_parameters,
+        stage_key,
+        stage_table,
+    )
+
+    if args.download and not args.smoke:
+        download_datasets(args.data)
+    rows = check_requirements(requirements(args.data, args.smoke))
+    blocking = [r for r in rows if r["status"] != OK and r["blocking"]]
+    if any(r["status"] != OK for r in rows):
+        print(missing_table(rows), flush=True)
+    if blocking:
+        raise UserError(f"{len(blocking)} of the study's {len(rows)} sources cannot be had (the table above: "
+                        f"{sum(r['status'] == MISSING for r in blocking)} missing, the rest unusable); put them where "
+                        "it says, then run --preflight again")  # fmt: skip
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    processes = max(torch.cuda.device_count(), 1)
+    producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
+    stages: dict[tuple, dict] = {}
+    for script, argv in commands:
+        if script == "evaluate.py":
+            if argv[0] == "sr":  # each scorer of Table 1 / the sweep, per image scored
+                measure_scorers(stages, argv, device, processes)
+            continue  # the other verbs read what the stages wrote: minutes
+        key = stage_key(script, argv)
+        module = importlib.import_module(script.removesuffix(".py"))
+        parsed = module.parse_args(argv)
+        if key in stages:
+            stages[key]["steps"] += parsed.max_train_steps or 0
+            stages[key]["runs"] += 1
+            continue
+        row = dict.fromkeys(STAGE_KEYS)
+        row.update(stage=os.path.basename(parsed.output_dir), script=script, steps=parsed.max_train_steps or 0,
+                   command=shlex.join([script, *argv]), runs=1)  # fmt: skip
+        stages[key] = row
+        with tempfile.TemporaryDirectory(prefix="asym-preflight-") as tmp:
+
+            def run(batch, script=script, argv=argv, tmp=tmp):
+                measured = measurement_argv(script, argv, producers, os.path.join(tmp, f"b{batch}"))
+                result = run_in_process(script, [*measured, "--train_batch_size", str(batch)])
+                history = result if isinstance(result, list) else result["history"]
+                return history, saved_parameters(os.path.join(tmp, f"b{batch}"))
+
+            print(f"preflight: measuring {row['stage']} ({script})", flush=True)
+            measure_stage(row, run, parsed.train_batch_size, device, processes)
+    table = list(stages.values())
+    for row in table:  # a stage's ETA covers every run of its kind
+        if row["seconds_per_step"] is not None:
+            row["eta_seconds"] = row["seconds_per_step"] * row["steps"]
+            row["gpu_hours"] = row["eta_seconds"] * processes / 3600
+    print(stage_table(table), flush=True)
+    machine = (
+        f"{torch.cuda.get_device_name(0)} x{processes}" if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+    )
+    record = {"machine": machine, "device": device.type, "processes": processes, "sources": rows, "stages": table,
+              "total_gpu_hours": sum(r.get("gpu_hours") or 0 for r in table)}  # fmt: skip
+    os.makedirs(out, exist_ok=True)
+    write_json(os.path.join(out, PREFLIGHT_FILE), record)
+    print(f"preflight: {os.path.join(out, PREFLIGHT_FILE)} ({machine})", flush=True)
+    return table
+
+
+def download_datasets(data: str) -> None:
+    """Each dataset missing from ``data`` that pyiqa mirrors on the Hub, fetched (``asym.iqa_data.pyiqa_datasets``:
+    into the user cache) and linked in as ``data/<folder>``; the others are left for the table to name."""
+    from asym.errors import UserError
+    from asym.iqa_data.pyiqa_datasets import fetch_pyiqa_dataset
+
+    for folder, (what, *_, origin) in DATASETS.items():
+        path = os.path.join(data, folder)
+        if os.path.exists(path) or not origin.startswith("pyiqa:"):
+            continue
+        try:
+            fetched = fetch_pyiqa_dataset(origin)
+        except UserError as err:
+            print(f"preflight --download: {what}: {err}", flush=True)
+            continue
+        os.makedirs(data, exist_ok=True)
+        os.symlink(fetched, path, target_is_directory=True)
+        print(f"preflight --download: {what}: {origin} -> {fetched}, linked as {path}", flush=True)
+
+
 def run_in_process(script: str, argv: list[str]):
     """Run one script's ``main`` here, with fresh Accelerate state (as a new ``accelerate launch`` would)."""
     from accelerate.state import AcceleratorState, GradientState
@@ -153,16 +313,26 @@ def parse_args(input_args=None):
     parser.add_argument("--data", default="data", help="folder holding the datasets (real runs)")
     parser.add_argument("--output_dir", default=None, help="where every run and table goes (default runs/paper|smoke)")
     parser.add_argument("--dry_run", action="store_true", help="print the commands instead of running them")
+    parser.add_argument("--download", action="store_true",
+                        help="with --preflight: fetch each missing dataset pyiqa mirrors on the Hub (KADID-10k, "
+                             "KonIQ-10k, TID2013) into the user cache and link it into --data")  # fmt: skip
+    parser.add_argument("--preflight", action="store_true",
+                        help="train nothing: check that every dataset and weight source can be had (all that is "
+                             "missing in one table, exit 2), then run each distinct training stage for a few steps "
+                             "at its configured size here: s / step, peak memory, ETA, preflight.json")  # fmt: skip
     return parser.parse_args(input_args)
 
 
 def main(args) -> list[tuple[str, list[str]]]:
     out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else "paper")
-    if not args.dry_run:
+    if not args.dry_run and not args.preflight:  # a preflight that finds sources missing writes nothing
         from asym.training import check_output_dir
 
         check_output_dir(out)  # before the first run: an unwritable folder costs nothing
     commands = smoke_commands(out) if args.smoke else paper_commands(args.data, out)
+    if args.preflight:
+        preflight(args, commands, out)
+        return commands
     for i, (script, argv) in enumerate(commands, 1):
         launcher = ["python"] if script == "evaluate.py" or args.smoke else ["accelerate", "launch"]
         line = shlex.join([*launcher, script, *argv])

@@ -110,3 +110,14 @@ def test_from_pretrained_loads_whatever_asym_saved(saved):
     assert asym.from_pretrained(str(saved / "iqa")).mode == "nr"
     with pytest.raises(UserError, match="holds no config.json"):
         asym.from_pretrained(str(saved))
+
+
+def test_table_1_s_pyiqa_scorers_lack_only_their_weights_offline():
+    """MANIQA and LIQE get as far as their weight download (no network here): every module they import is installed
+    (LIQE's openai-clip imports pkg_resources, gone from setuptools 81: requirements.txt keeps it below)."""
+    from asym.errors import MetricUnavailable
+
+    for name in ("maniqa", "liqe"):
+        with pytest.raises(MetricUnavailable) as caught:
+            asym.create_metric(name, "cpu")
+        assert "ModuleNotFoundError" not in caught.value.reason and "ImportError" not in caught.value.reason, name

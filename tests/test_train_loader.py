@@ -79,8 +79,8 @@ def test_data_wait_is_the_share_of_the_step_spent_waiting(monkeypatch):
     batches = DataWait(slow_batches())
     next(batches)
     clock[0] += 0.1  # the step computes for 0.1 s
-    assert batches.share() == pytest.approx(0.75)
+    assert batches.perf() == {"perf/data_wait": pytest.approx(0.75), "perf/step_seconds": pytest.approx(0.4)}
     next(batches), next(batches)
     clock[0] += 0.6
-    assert batches.share() == pytest.approx(0.5) and batches.overall() == pytest.approx(0.9 / 1.6)
+    assert batches.perf()["perf/data_wait"] == pytest.approx(0.5) and batches.overall() == pytest.approx(0.9 / 1.6)
     assert batches.summary().startswith("56.2% of the training time spent waiting for data")

@@ -101,11 +101,15 @@ def _forward_params(model: nn.Module) -> set[str]:
     return set(inspect.signature(model.forward).parameters)
 
 
+# What a whole CLIP checkpoint holds besides the vision tower: expected when reading the tower alone, never reported
+CLIP_OTHER_TOWER = (r"^text_model\.", r"^text_projection\.", r"^visual_projection\.", r"^logit_scale$")
+
+
 def clip_vit(pretrained: bool, model_id: str = "openai/clip-vit-base-patch16") -> Backbone:
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    if pretrained:
-        model = CLIPVisionModel.from_pretrained(model_id, dtype=torch.float32)
+    if pretrained:  # the vision tower out of the whole CLIP checkpoint: a missing vision key is still an error
+        model = _checked_from_pretrained(CLIPVisionModel, model_id, expected_unexpected=CLIP_OTHER_TOWER)
     else:  # ViT-B/16 architecture, built locally so random weights need no download
         model = CLIPVisionModel(CLIPVisionConfig(patch_size=16))
     return TransformersBackbone(model, mean=CLIP_MEAN, std=CLIP_STD)
@@ -174,20 +178,38 @@ def _hf_stages_model(model_id: str, config, pretrained: bool, layers: list[int] 
     return backbone_class(config)
 
 
-def _checked_from_pretrained(model_class, model_id: str, **kwargs) -> nn.Module:
+def _checked_from_pretrained(model_class, model_id: str, expected_unexpected: tuple[str, ...] = (),
+                             **kwargs) -> nn.Module:  # fmt: skip
     """``model_class.from_pretrained`` in float32 (transformers would keep a checkpoint's half dtype).
 
     transformers initialises weights missing from the checkpoint at random and only logs it: here that is a
     ``UserError``, except for a backbone class's per-stage output norms and a ViT's pooler (absent from many
-    checkpoints; the norms start as plain LayerNorms, the pooler is unused).
+    checkpoints; the norms start as plain LayerNorms, the pooler is unused). With ``expected_unexpected`` (regular
+    expressions of checkpoint keys the model leaves out on purpose, e.g. CLIP's text tower), transformers' load
+    report is not printed: what it would say is checked here, and any other unexpected key is one warning.
     """
-    model, info = model_class.from_pretrained(model_id, dtype=torch.float32, output_loading_info=True, **kwargs)
+    import re
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    if expected_unexpected:
+        transformers_logging.set_verbosity_error()
+    try:
+        model, info = model_class.from_pretrained(model_id, dtype=torch.float32, output_loading_info=True, **kwargs)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     missing = sorted(k for k in info["missing_keys"] if not k.startswith(("hidden_states_norms.", "pooler.")))
     if missing:
         raise UserError(
             f"weights of backbone hf:{model_id} do not fit its {type(model).__name__}: {len(missing)} missing keys, "
             f"e.g. {', '.join(missing[:4])}"
         )
+    other = sorted(k for k in info["unexpected_keys"] if not any(re.search(p, k) for p in expected_unexpected))
+    if expected_unexpected and other:
+        warnings.warn(f"weights of backbone {model_id}: {len(other)} unused keys, e.g. {', '.join(other[:4])}",
+                      stacklevel=2)  # fmt: skip
     return model
 
 

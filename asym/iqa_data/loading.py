@@ -14,6 +14,8 @@ from .dataset import FRDataset, resolve_direction
 from .files import file_stem
 from .layouts import READERS, detect_layout
 from .layouts.pyiqa_csv import read_pyiqa_csv
+from .pyiqa_datasets import PREFIX as PYIQA_PREFIX
+from .pyiqa_datasets import fetch_pyiqa_dataset
 from .tables import read_fr_table, table_data_files
 
 
@@ -45,6 +47,8 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
         UserError: a missing folder or file, an unknown layout, a malformed row (naming file and line), a missing
             or unreadable image, a missing column, or no items at all.
     """
+    if source.startswith(PYIQA_PREFIX):  # pyiqa's Hub mirror of a release, fetched once into the user cache
+        source = fetch_pyiqa_dataset(source)
     try:
         if source == "builtin":
             found, name = read_builtin(), source

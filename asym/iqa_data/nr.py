@@ -20,6 +20,8 @@ from .layouts import FR_RELEASES, LAYOUTS, NR_LAYOUTS, READERS, detect_layout
 from .layouts.koniq10k import KONIQ_SCORES, KONIQ_SETS, find_koniq10k_files, read_koniq10k
 from .layouts.pyiqa_csv import read_pyiqa_csv
 from .layouts.pyiqa_nr_csv import find_pyiqa_nr_csvs, read_pyiqa_nr_csv
+from .pyiqa_datasets import PREFIX as PYIQA_PREFIX
+from .pyiqa_datasets import fetch_pyiqa_dataset
 from .tables import read_nr_table, table_data_files
 
 __all__ = ["NRItem", "NRDataset", "load_nr_dataset"]
@@ -93,6 +95,8 @@ def load_nr_dataset(source: str, image_column: str | None = "image", score_colum
             or unreadable image, a missing column, or no items at all.
     """
     image_column, split = image_column or "image", split or "train"
+    if source.startswith(PYIQA_PREFIX):  # pyiqa's Hub mirror of a release, fetched once into the user cache
+        source = fetch_pyiqa_dataset(source)
     try:
         if source == "builtin":
             found, name = fr_scores_as_nr(read_builtin()), source

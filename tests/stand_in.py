@@ -1,0 +1,143 @@
+"""Stand-in weights: random values in the exact files and folders where torchvision and huggingface_hub cache their
+downloads, so that the real loaders run offline at real size (``TORCH_HOME`` / ``HF_HOME`` pointing here).
+
+Every number computed with them is a figure of *stand-in weights*: the shapes, memory and speed of the real
+networks, never their quality.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+REVISION = "0" * 40  # the snapshot folder of each Hub repo (what refs/main names)
+
+# registry name -> (torchvision builder, its weights enum member): the file torchvision downloads
+TORCHVISION = {
+    "vgg16": ("vgg16", "VGG16_Weights", "IMAGENET1K_V1"),
+    "vgg19": ("vgg19", "VGG19_Weights", "IMAGENET1K_V1"),
+    "alexnet": ("alexnet", "AlexNet_Weights", "IMAGENET1K_V1"),
+    "resnet50": ("resnet50", "ResNet50_Weights", "IMAGENET1K_V2"),
+    "convnext": ("convnext_tiny", "ConvNeXt_Tiny_Weights", "IMAGENET1K_V1"),
+    "swin-t": ("swin_t", "Swin_T_Weights", "IMAGENET1K_V1"),
+}
+# registry name -> Hub id it loads by default
+HUB = {"clip-vit": "openai/clip-vit-base-patch16", "dinov2": "facebook/dinov2-base"}
+
+
+def write_torchvision(torch_home: Path, name: str) -> Path:
+    """A randomly initialised ImageNet classifier's state dict, saved as ``$TORCH_HOME/hub/checkpoints/<file>`` (the
+    name in torchvision's weights URL)."""
+    import torchvision
+
+    builder, enum, member = TORCHVISION[name]
+    weights = getattr(getattr(torchvision.models, enum), member)
+    path = torch_home / "hub" / "checkpoints" / os.path.basename(weights.url)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model = getattr(torchvision.models, builder)(weights=None, num_classes=len(weights.meta["categories"]))
+        torch.save(model.state_dict(), path)
+    return path
+
+
+def write_hub_model(hf_home: Path, name: str) -> Path:
+    """The snapshot a ``from_pretrained(<Hub id>)`` download leaves in ``$HF_HOME/hub``: config.json and
+    model.safetensors of the real configuration with random weights (CLIP: the whole model, both towers, as the
+    released checkpoint holds)."""
+    from transformers import CLIPConfig, CLIPModel, Dinov2Config, Dinov2Model
+
+    repo = HUB[name]
+    root = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / REVISION
+    if not (snapshot / "model.safetensors").exists():
+        if name == "clip-vit":  # openai/clip-vit-base-patch16: ViT-B/16 vision tower, 12-layer text tower
+            model = CLIPModel(CLIPConfig(vision_config={"patch_size": 16}, projection_dim=512))
+        else:  # facebook/dinov2-base: ViT-B/14
+            model = Dinov2Model(Dinov2Config(image_size=518))
+        model.save_pretrained(snapshot)
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(REVISION)
+    return snapshot
+
+
+def write_all(home: Path) -> dict[str, str]:
+    """Every registered backbone's stand-in under ``home``; the environment that makes the loaders find them."""
+    for name in TORCHVISION:
+        write_torchvision(home / "torch", name)
+    for name in HUB:
+        write_hub_model(home / "hf", name)
+    return {"TORCH_HOME": str(home / "torch"), "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"}
+
+
+def read_json_lines(text: str) -> dict:
+    """The ``{"name": ...}`` records a loader subprocess printed, one JSON object a line, by name."""
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return {record["name"]: record for record in records}
+
+
+# asym metric name -> (the timm network its pyiqa arch loads pretrained, pyiqa's checkpoint file, the key the
+# checkpoint nests its state under, the arch's constructor arguments as pyiqa's default config gives them)
+PYIQA = {
+    "maniqa": ("vit_base_patch8_224", "ckpt_koniq10k.pt", None, {"train_dataset": "koniq", "scale": 0.8}),
+    "topiq_nr": ("resnet50", "cfanet_nr_koniq_res50-9a73138b.pth", "params",
+                 {"semantic_model_name": "resnet50", "model_name": "cfanet_nr_koniq_res50", "use_ref": False}),
+    "liqe": (None, "liqe_koniq.pt", "params", {"pretrained": False}),
+}  # fmt: skip
+# OpenAI's CLIP ViT-B/32 (LIQE's network), as its released state dict holds it
+CLIP_VIT_B32 = {"embed_dim": 512, "image_resolution": 224, "vision_layers": 12, "vision_width": 768,
+                "vision_patch_size": 32, "context_length": 77, "vocab_size": 49408, "transformer_width": 512,
+                "transformer_heads": 8, "transformer_layers": 12}  # fmt: skip
+
+
+def write_openai_clip(torch_home: Path) -> Path:
+    """OpenAI's ViT-B-32.pt where pyiqa's CLIP loader downloads it (``$TORCH_HOME/hub/clip``), a TorchScript archive
+    of random values. The loader checks the file's SHA-256 against OpenAI's, which no stand-in can pass: a test using it
+    bypasses that one check (``pyiqa.archs.clip_model._download`` returns this file) and runs the rest as is."""
+    from pyiqa.archs.clip_model import CLIP
+
+    path = torch_home / "hub" / "clip" / "ViT-B-32.pt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model = CLIP(**CLIP_VIT_B32).eval()  # released as a TorchScript archive, which the loader expects first
+        inputs = (torch.rand(1, 3, 224, 224), torch.zeros(1, CLIP_VIT_B32["context_length"], dtype=torch.long))
+        torch.jit.save(torch.jit.trace(model, inputs, check_trace=False), path)
+    return path
+
+
+def write_timm(hf_home: Path, model_name: str) -> Path:
+    """The snapshot timm's ``pretrained=True`` reads from the Hub cache (``timm/<name>.<tag>``: model.safetensors)."""
+    import timm
+    from safetensors.torch import save_file
+
+    model = timm.create_model(model_name, pretrained=False)
+    repo = model.pretrained_cfg["hf_hub_id"]
+    root = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / REVISION
+    if not (snapshot / "model.safetensors").exists():
+        snapshot.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, snapshot / "model.safetensors")
+        (root / "refs").mkdir(parents=True, exist_ok=True)
+        (root / "refs" / "main").write_text(REVISION)
+    return snapshot
+
+
+def write_pyiqa_checkpoint(torch_home: Path, name: str) -> Path:
+    """pyiqa's released checkpoint of ``name`` as its downloader leaves it (``$TORCH_HOME/hub/pyiqa/<file>``): the
+    arch's own state dict, random, in the checkpoint's nesting. Run where ``HF_HOME`` already points at the timm
+    stand-in (the arch loads its timm network pretrained while it is built)."""
+    import pyiqa.archs.liqe_arch
+    import pyiqa.archs.maniqa_arch
+    import pyiqa.archs.topiq_arch
+
+    _, file, key, kwargs = PYIQA[name]
+    path = torch_home / "hub" / "pyiqa" / file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arch = {"maniqa": pyiqa.archs.maniqa_arch.MANIQA, "topiq_nr": pyiqa.archs.topiq_arch.CFANet,
+                "liqe": pyiqa.archs.liqe_arch.LIQE}[name]  # fmt: skip
+        state = arch(**{"pretrained": False, **kwargs}).state_dict()
+        torch.save({key: state} if key else state, path)
+    return path
