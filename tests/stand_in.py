@@ -141,3 +141,110 @@ def write_pyiqa_checkpoint(torch_home: Path, name: str) -> Path:
         state = arch(**{"pretrained": False, **kwargs}).state_dict()
         torch.save({key: state} if key else state, path)
     return path
+
+
+# The VLM scorers' stand-ins: real network shapes, a tiny word-level tokenizer (the real vocabularies cannot be
+# built offline; the embedding tables keep their real sizes)
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
+            "<|video_pad|>", "<s>", "<unk>", "<|image|>"]  # fmt: skip
+WORDS = ["user", "assistant", "excellent", "good", "fair", "poor", "bad", "<answer>", "</answer>", "3.75", "USER:",
+         "ASSISTANT:", "quality", "image", "the", "The", "is"]  # fmt: skip
+
+
+def tiny_tokenizer(bos: bool = False):
+    """A whitespace word-level tokenizer holding the chat and vision special tokens (BOS prepended if ``bos``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIALS + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(SPECIALS)
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
+                                   eos_token="<|im_end|>", bos_token="<s>")  # fmt: skip
+
+
+# Qwen2-VL's chat template, its image numbering (add_vision_id) included, without the default system message
+CHAT = ("{% set image_count = namespace(value=0) %}{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% for c in m['content'] %}{% if c['type'] == 'image' %}{% set image_count.value = image_count.value + 1 %}"
+        "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+
+# Qwen2.5-VL-7B (VisualQuality-R1-7B's network) as its config.json gives it; the preflight-size stand-in keeps every
+# width and the vocabulary, and cuts the depth to 2 text and 2 vision blocks (1.6 B parameters instead of 8.3 B)
+QWEN25_VL_7B_TEXT = {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                     "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+                     "max_position_embeddings": 128000, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+                     "tie_word_embeddings": False,
+                     "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}}  # fmt: skip
+QWEN25_VL_7B_VISION = {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                       "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+                       "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31]}  # fmt: skip
+VLM_DEPTH = 2
+VLM_REPOS = {"visualquality-r1": "TianheWu/VisualQuality-R1-7B", "deqa": "zhiyuanyou/DeQA-Score-Mix3"}
+
+
+def _bf16_init(build):
+    """``build()`` with bf16 as the default dtype (the releases' dtype; half the memory of building in fp32)."""
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        torch.manual_seed(0)
+        return build()
+    finally:
+        torch.set_default_dtype(default)
+
+
+def write_vlm(hf_home: Path, name: str) -> Path:
+    """A VLM scorer's Hub snapshot at its real widths and vocabulary, depth ``VLM_DEPTH``, random bf16 weights, with
+    the tiny tokenizer and the real image processor settings: VisualQuality-R1 (Qwen2.5-VL-7B) or DeQA-Score
+    (mPLUG-Owl2: LLaMA-2-7B, ViT-L/14 at 448, a 6-layer abstractor, pyiqa's config defaults)."""
+    repo = VLM_REPOS[name]
+    root = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / REVISION
+    if (snapshot / "config.json").exists():
+        return snapshot
+    if name == "visualquality-r1":
+        from transformers import (
+            Qwen2_5_VLConfig,
+            Qwen2_5_VLForConditionalGeneration,
+            Qwen2_5_VLProcessor,
+            Qwen2VLImageProcessor,
+            Qwen2VLVideoProcessor,
+        )
+
+        tokenizer = tiny_tokenizer()
+        ids = tokenizer.convert_tokens_to_ids
+        text = {**QWEN25_VL_7B_TEXT, "num_hidden_layers": VLM_DEPTH, "max_window_layers": VLM_DEPTH,
+                "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>")}  # fmt: skip
+        vision = {**QWEN25_VL_7B_VISION, "depth": VLM_DEPTH, "fullatt_block_indexes": [VLM_DEPTH - 1]}
+        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
+                                  video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+                                  vision_end_token_id=ids("<|vision_end|>"))  # fmt: skip
+        model = _bf16_init(lambda: Qwen2_5_VLForConditionalGeneration(config))
+        processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
+                                        video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT)  # fmt: skip
+    else:
+        from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
+        from transformers import CLIPImageProcessor
+
+        from asym.metrics.vlm import _mplug_owl2_class
+
+        tokenizer = tiny_tokenizer(bos=True)
+        visual = {
+            "visual_model": {"num_hidden_layers": VLM_DEPTH},
+            "visual_abstractor": {"num_hidden_layers": VLM_DEPTH},
+        }
+        config = MPLUGOwl2Config(num_hidden_layers=VLM_DEPTH, visual_config=visual)
+        model = _bf16_init(lambda: _mplug_owl2_class()(config))
+        processor = CLIPImageProcessor(size={"shortest_edge": 448}, crop_size={"height": 448, "width": 448})
+    model.save_pretrained(snapshot)
+    (tokenizer if name == "deqa" else processor).save_pretrained(snapshot)
+    if name == "deqa":
+        processor.save_pretrained(snapshot)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(REVISION)
+    return snapshot

@@ -132,3 +132,49 @@ def test_pyiqa_nr_scorers_load_their_released_checkpoints_at_full_size(pyiqa_loa
     assert record["kind"] == "nr" and len(record["score"]) == 1
     assert record["shared"] == record["stored"] and record["same"]  # every checkpoint tensor is what was loaded
     assert record["params"] == pytest.approx(params, rel=0.02)
+
+
+LOAD_VLM = """
+import json, math, sys, warnings
+from pathlib import Path
+import torch
+sys.path.insert(0, "tests")
+from stand_in import write_vlm
+import asym
+home = Path(sys.argv[1])
+for name in sys.argv[2:]:
+    write_vlm(home / "hf", name)
+    metric = asym.create_metric(name, "cpu")
+    scorer = metric.model
+    scorer.max_new_tokens = 4  # a random model never answers: 4 generated tokens show the path runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        score = metric(torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)))
+    shapes = {k: list(v.shape) for k, v in scorer.model.state_dict().items() if "embed_tokens" in k or "lm_head" in k}
+    print(json.dumps({"name": name, "params": sum(p.numel() for p in scorer.model.parameters()),
+                      "dtype": str(next(scorer.model.parameters()).dtype), "identity": scorer.identity,
+                      "shapes": shapes, "score": [None if math.isnan(s) else s for s in score.tolist()]}), flush=True)
+    del metric, scorer
+"""
+
+
+@pytest.fixture(scope="module")
+def vlm_loaded(tmp_path_factory):
+    """Table 1's VLM scorers built by ``asym.create_metric`` in a fresh process from Hub-cache stand-ins at their real
+    widths and vocabularies, 2 blocks deep (a 7B model in fp32 does not fit this 24 GB machine)."""
+    home = tmp_path_factory.mktemp("stand-in-vlm")
+    env = {**os.environ, "HF_HOME": str(home / "hf"), "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-c", LOAD_VLM, str(home), "visualquality-r1", "deqa"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=1800)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return read_json_lines(run.stdout)
+
+
+@pytest.mark.parametrize("name, vocab, width, params", [("visualquality-r1", 152064, 3584, 1.64e9),
+                                                        ("deqa", 32000, 4096, 0.79e9)])  # fmt: skip
+def test_vlm_scorers_load_their_real_configuration_through_the_real_path(vlm_loaded, name, vocab, width, params):
+    record = vlm_loaded[name]
+    assert all(shape == [vocab, width] for shape in record["shapes"].values()) and record["shapes"]
+    assert record["params"] == pytest.approx(params, rel=0.05) and record["dtype"] == "torch.float32"  # fp32 on CPU
+    assert f"revision {'0' * 40}" in record["identity"]  # the Hub snapshot it was read from, as a 1..100 map records
+    assert len(record["score"]) == 1

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from stand_in import CHAT, tiny_tokenizer
 
 from asym.errors import UserError
 from asym.metrics import MetricUnavailable, NRMetric, correlations
@@ -76,41 +77,12 @@ def test_pad_to_square_size_and_fill():
     assert pad_to_square(Image.new("RGB", (2, 5))).size == (5, 5)
 
 
-# --- a tiny tokenizer ----------------------------------------------------------------------------------------
-
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>",
-            "<|video_pad|>", "<s>", "<unk>", "<|image|>"]  # fmt: skip
-WORDS = ["user", "assistant", "excellent", "good", "fair", "poor", "bad", "<answer>", "</answer>", "3.75", "USER:",
-         "ASSISTANT:", "quality", "image", "the", "The", "is"]  # fmt: skip
-
-
-def tiny_tokenizer(bos: bool = False):
-    """A whitespace word-level tokenizer holding the chat and vision special tokens (BOS prepended if ``bos``)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(SPECIALS + WORDS)}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.add_special_tokens(SPECIALS)
-    if bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<|endoftext|>",
-                                   eos_token="<|im_end|>", bos_token="<s>")  # fmt: skip
-
-
 def images(n: int = 2) -> torch.Tensor:
     return torch.rand(n, 3, 40, 56, generator=torch.Generator().manual_seed(0))
 
 
 # --- VisualQuality-R1 end to end -----------------------------------------------------------------------------
 
-# Qwen2-VL's chat template, its image numbering (add_vision_id) included, without the default system message
-CHAT = ("{% set image_count = namespace(value=0) %}{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
-        "{% for c in m['content'] %}{% if c['type'] == 'image' %}{% set image_count.value = image_count.value + 1 %}"
-        "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-        "{% else %}{{ c['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
 # The authors' non-thinking prompt (README.md of TianheWu/VisualQuality-R1 at a16dcdb6), typed out again here
 AUTHORS_PROMPT = ("You are doing the image quality assessment task. Here is the question: What is your overall rating "
                   "on the quality of this picture? The rating should be a float between 1 and 5, rounded to two "

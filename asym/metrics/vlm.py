@@ -104,6 +104,11 @@ def model_identity(what: str, model) -> str:
     config = getattr(model, "config", None)
     source = str(getattr(config, "_name_or_path", "") or "")
     revision = getattr(config, "_commit_hash", None)
+    if not revision and source and not os.path.isdir(source):  # a Hub id whose config kept no commit (Qwen2.5-VL's)
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json")  # the snapshot refs/main names: what was loaded
+        revision = os.path.basename(os.path.dirname(cached)) if isinstance(cached, str) else None
     if not revision and source and os.path.isdir(source):
         source = os.path.abspath(source)
         digest = hashlib.sha256()
