@@ -18,6 +18,7 @@ from asym.iqa_data import load_fr_dataset, load_nr_dataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import evaluate  # noqa: E402
 import train_metric  # noqa: E402
 
 REVISION = "1" * 40
@@ -93,6 +94,15 @@ def test_pyiqa_kadid_trains_as_the_release_folder(kadid_sources, tmp_path):
         assert results["mirror"][part] == pytest.approx(results["folder"][part], nan_ok=True), part
     split = json.loads((tmp_path / "mirror" / "split.json").read_text())
     assert split["test"] == json.loads((tmp_path / "folder" / "split.json").read_text())["test"]
+    scored = {}  # evaluate.py fr: the trained metric on its test split, psnr on every pair, the same either way
+    for name, source in (("mirror", "pyiqa:kadid10k"), ("folder", str(release))):
+        argv = ["fr", "--metrics", f"psnr,{tmp_path / name}", "--datasets", source, "--output_dir",
+                str(tmp_path / f"fr-{name}"), "--device", "cpu"]  # fmt: skip
+        scored[name] = [
+            {k: v for k, v in r.items() if k != "split_file"} for r in evaluate.main(evaluate.parse_args(argv))
+        ]
+    for mine, theirs in zip(scored["mirror"], scored["folder"]):
+        assert mine["n"] == theirs["n"] and mine["srcc"] == pytest.approx(theirs["srcc"]), (mine, theirs)
 
 
 def test_unknown_and_unreachable_pyiqa_datasets_are_one_clear_error(tmp_path, monkeypatch):
