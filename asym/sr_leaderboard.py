@@ -17,6 +17,7 @@ import torch
 from .errors import UserError
 from .leaderboard import OK
 from .robust_study import feat_weights_robustness
+from .score_cache import ScoreCache
 from .sr_cards import card_feat_weights, card_loss, card_per_backbone
 from .sr_eval import SROutputCache, SRSource, SRTestSet, fingerprint, item_digest, run_sr
 from .sr_table import REFERENCE
@@ -59,7 +60,8 @@ def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor |
 def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str], sources: list[SRSource],
                          metric_names: list[str], metrics: list, metric_kinds: list[str], normalisations: dict,
                          cache: SROutputCache | None, device, batch_size: int = 8, tile: int = 0,
-                         max_images: int | None = None) -> tuple[list[dict], list[dict]]:  # fmt: skip
+                         max_images: int | None = None, scores: ScoreCache | None = None,
+                         shard: tuple[int, int] = (0, 1)) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """Every model's outputs (cached) on every test set (its first ``max_images`` images), scored by every metric.
 
     Args:
@@ -71,58 +73,100 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
         normalisations: {metric name: ``Normalisation``} of the metrics mapped to 1..100 (each image's score).
         device, batch_size: where the scorers run, and how many images per forward.
         tile: tile size of model inference (0: whole images).
+        scores: the score units of earlier runs (``ScoreCache``): a unit found there is not computed again, a unit
+            computed is stored at once.
+        shard: (rank, world): this process scores images ``rank``, ``rank + world``, ... of each test set
+            (``accelerate launch``); ``sr_records`` assembles the records from all processes' rows.
 
     Returns:
-        (records, per_image): a record per (model, metric, test set) with ``score`` (the raw mean), ``score_norm``
-        (the mean of the normalised per-image scores), ``status`` (``ok`` or why there is no number), ``images`` and
-        ``fingerprint`` (which images were scored) and the model's facts (``source``, ``kind``, its card's ``loss``,
-        ``per_backbone``, ``feat_weights``, and ``feat_robust`` / ``feat_robust_why`` by
-        ``feat_weights_robustness``); and a row per (model, metric, image) with its score and status.
+        (units, digests): a row per (model, metric, image) of this shard with its ``score`` and ``status`` (and the
+        image's ``index`` in its test set), and per test set the (index, digest) of each image it scored.
 
     Raises:
         UserError: a metric refused an image (e.g. too small for it), naming the test set and the image.
     """
     from .progress import tqdm
+    from .score_cache import unit_identity
 
-    kinds = {n: s.kind for n, s in zip(model_names, sources)}
-    cards = {n: getattr(s.module, "card", None) for n, s in zip(model_names, sources)}
-    robustness = {n: feat_weights_robustness(card_feat_weights(c)) if c else (None, None) for n, c in cards.items()}
-    records, per_image = [], []
+    rank, world = shard
+    identities = [None if isinstance(m, str) else unit_identity(m) for m in metrics]
+    units, digests = [], {}
     for test_set in test_sets:
         count = len(test_set) if max_images is None else min(max_images, len(test_set))
-        print(f"{test_set.name}: {count} of {len(test_set)} images")
-        scores = {(m, k): [] for m in model_names for k in metric_names}  # [(score, score_norm, status)] per image
-        digests = []  # of the images scored: the test set's fingerprint in every record
-        progress = tqdm(range(count), desc=f"sr on {test_set.name}", disable=count < 2)
-        for i in progress:
+        if rank == 0:
+            print(f"{test_set.name}: {count} of {len(test_set)} images" + (f", {world} processes" if world > 1 else ""))
+        digests[test_set.name] = []
+        # the main process's bar counts every process's images (they advance in step: one image each per round)
+        progress = tqdm(total=count, desc=f"sr on {test_set.name}", disable=count < 2 or rank != 0)
+        for i in range(rank, count, world):
             one = test_set.one(i)
             item = one[0]
-            digests.append(item_digest(item))
-            hr = item.hr[None]
-            outputs = {model: run_sr(source, one, cache, tile=tile)[item.name]
-                       for model, source in zip(model_names, sources)}  # fmt: skip
-            for name, metric, kind in zip(metric_names, metrics, metric_kinds):
+            digests[test_set.name].append((i, item_digest(item)))
+            hr, outputs = item.hr[None], {}
+            for name, metric, kind, identity in zip(metric_names, metrics, metric_kinds, identities):
                 if isinstance(metric, str):
                     continue
-                scored = [m for m in model_names if not (kind == "fr" and kinds[m] == "hr")]  # hr vs itself: n/a
+                scored = [m for m in model_names if not (kind == "fr" and sources[model_names.index(m)].kind == "hr")]
+                found = {}
+                if scores is not None:
+                    for model in scored:
+                        key = sources[model_names.index(model)].cache_key
+                        found[model] = scores.get(identity, key, test_set.name, item.name)
+                todo = [m for m in scored if found.get(m) is None]
+                for model in todo:  # the outputs this image still needs (from the output cache where they are)
+                    if model not in outputs:
+                        outputs[model] = run_sr(sources[model_names.index(model)], one, cache, tile=tile)[item.name]
                 statuses = []
                 try:
-                    values = score_outputs(metric, [outputs[m] for m in scored], hr if kind == "fr" else None,
-                                           device, batch_size, statuses)  # fmt: skip
+                    values = score_outputs(metric, [outputs[m] for m in todo], hr if kind == "fr" else None, device,
+                                           batch_size, statuses) if todo else []  # fmt: skip
                 except UserError as err:  # e.g. an image too small for the metric: say which one
                     progress.close()  # the error on a line of its own
                     size = f"{hr.shape[-1]}x{hr.shape[-2]}"
                     raise UserError(f"{test_set.name} image {item.name} ({size} HR, WxH): {err}") from err
-                for model, score, status in zip(scored, values, statuses):
-                    norm = float(normalisations[name]([score])[0]) if name in normalisations and status == OK else None
-                    scores[(model, name)].append((score, norm, status))
-                    per_image.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,
-                                      "score": score, "score_norm": norm, "status": status})  # fmt: skip
-        images = {"images": count, "fingerprint": fingerprint(digests)}
+                for model, score, status in zip(todo, values, statuses):
+                    found[model] = (score, status)
+                    if scores is not None:
+                        key = sources[model_names.index(model)].cache_key
+                        scores.put(identity, key, test_set.name, item.name, score, status)
+                for model in scored:
+                    score, status = found[model]
+                    units.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,
+                                  "index": i, "score": score, "status": status})  # fmt: skip
+            progress.update(min(world, count - (i - rank)))
+        progress.close()
+    return units, digests
+
+
+def sr_records(units: list[dict], digests: dict[str, list], test_sets: Sequence[SRTestSet], model_names: list[str],
+               sources: list[SRSource], metric_names: list[str], metrics: list, metric_kinds: list[str],
+               normalisations: dict) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """The leaderboard's files from the score units of every process (``score_sr_leaderboard``): a record per (model,
+    metric, test set) with ``score`` (the raw mean), ``score_norm`` (the mean of the normalised per-image scores),
+    ``status`` (``ok`` or why there is no number), ``images`` and ``fingerprint`` (which images were scored) and the
+    model's facts (``source``, ``kind``, its card's ``loss``, ``per_backbone``, ``feat_weights``, and ``feat_robust``
+    / ``feat_robust_why`` by ``feat_weights_robustness``); and a row per (model, metric, image) with its score,
+    normalised score and status, in the order one process writes them (test set, image, metric, model)."""
+    cards = {n: getattr(s.module, "card", None) for n, s in zip(model_names, sources)}
+    robustness = {n: feat_weights_robustness(card_feat_weights(c)) if c else (None, None) for n, c in cards.items()}
+    sets, metric_order, model_order = [t.name for t in test_sets], metric_names.index, model_names.index
+    units = sorted(units, key=lambda u: (sets.index(u["dataset"]), u["index"], metric_order(u["metric"]),
+                                         model_order(u["model"])))  # fmt: skip
+    per_image, scores = [], {}
+    for unit in units:
+        name, score, status = unit["metric"], unit["score"], unit["status"]
+        norm = float(normalisations[name]([score])[0]) if name in normalisations and status == OK else None
+        scores.setdefault((unit["dataset"], unit["model"], name), []).append((score, norm, status))
+        per_image.append({k: unit[k] for k in ("model", "metric", "dataset", "image")} |
+                         {"score": score, "score_norm": norm, "status": status})  # fmt: skip
+    records = []
+    for test_set in test_sets:
+        ordered = [digest for _, digest in sorted(digests[test_set.name])]
+        images = {"images": len(ordered), "fingerprint": fingerprint(ordered)}
         for model, source in zip(model_names, sources):
             for name, metric, kind in zip(metric_names, metrics, metric_kinds):
                 record = {"model": model, "metric": name, "dataset": test_set.name, "score": None, "score_norm": None}
-                values = scores[(model, name)]
+                values = scores.get((test_set.name, model, name), [])
                 failed = [status for _, _, status in values if status != OK]
                 if isinstance(metric, str):
                     record["status"] = metric
@@ -130,7 +174,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
                     record["status"] = REFERENCE
                 elif failed:  # no mean over a subset of the images: it would not compare with the other cells
                     why = "; ".join(dict.fromkeys(f.split(":", 1)[0] for f in failed))
-                    record["status"] = f"{why}: no score for {len(failed)} of {count} images (sr_scores.csv)"
+                    record["status"] = f"{why}: no score for {len(failed)} of {len(ordered)} images (sr_scores.csv)"
                 else:
                     record["score"] = float(np.mean([v for v, _, _ in values]))
                     if name in normalisations:
@@ -144,4 +188,4 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
     return records, per_image
 
 
-__all__ = ["score_outputs", "score_sr_leaderboard"]
+__all__ = ["score_outputs", "score_sr_leaderboard", "sr_records"]

@@ -58,8 +58,7 @@ def write_hub_model(hf_home: Path, name: str) -> Path:
         else:  # facebook/dinov2-base: ViT-B/14
             model = Dinov2Model(Dinov2Config(image_size=518))
         model.save_pretrained(snapshot)
-        (root / "refs").mkdir(parents=True, exist_ok=True)
-        (root / "refs" / "main").write_text(REVISION)
+        _point_main_at(root)
     return snapshot
 
 
@@ -119,8 +118,7 @@ def write_timm(hf_home: Path, model_name: str) -> Path:
     if not (snapshot / "model.safetensors").exists():
         snapshot.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, snapshot / "model.safetensors")
-        (root / "refs").mkdir(parents=True, exist_ok=True)
-        (root / "refs" / "main").write_text(REVISION)
+        _point_main_at(root)
     return snapshot
 
 
@@ -208,43 +206,63 @@ def write_vlm(hf_home: Path, name: str) -> Path:
     if (snapshot / "config.json").exists():
         return snapshot
     if name == "visualquality-r1":
-        from transformers import (
-            Qwen2_5_VLConfig,
-            Qwen2_5_VLForConditionalGeneration,
-            Qwen2_5_VLProcessor,
-            Qwen2VLImageProcessor,
-            Qwen2VLVideoProcessor,
-        )
-
-        tokenizer = tiny_tokenizer()
-        ids = tokenizer.convert_tokens_to_ids
-        text = {**QWEN25_VL_7B_TEXT, "num_hidden_layers": VLM_DEPTH, "max_window_layers": VLM_DEPTH,
-                "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>")}  # fmt: skip
+        text = {**QWEN25_VL_7B_TEXT, "num_hidden_layers": VLM_DEPTH, "max_window_layers": VLM_DEPTH}
         vision = {**QWEN25_VL_7B_VISION, "depth": VLM_DEPTH, "fullatt_block_indexes": [VLM_DEPTH - 1]}
-        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
-                                  video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
-                                  vision_end_token_id=ids("<|vision_end|>"))  # fmt: skip
-        model = _bf16_init(lambda: Qwen2_5_VLForConditionalGeneration(config))
-        processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(), tokenizer=tokenizer,
-                                        video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT)  # fmt: skip
+        save_qwen25_vl(snapshot, text, vision, dtype=torch.bfloat16)
     else:
-        from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
-        from transformers import CLIPImageProcessor
+        save_mplug_owl2(snapshot)
+    _point_main_at(root)
+    return snapshot
 
-        from asym.metrics.vlm import _mplug_owl2_class
 
-        tokenizer = tiny_tokenizer(bos=True)
-        visual = {
-            "visual_model": {"num_hidden_layers": VLM_DEPTH},
-            "visual_abstractor": {"num_hidden_layers": VLM_DEPTH},
-        }
-        config = MPLUGOwl2Config(num_hidden_layers=VLM_DEPTH, visual_config=visual)
-        model = _bf16_init(lambda: _mplug_owl2_class()(config))
-        processor = CLIPImageProcessor(size={"shortest_edge": 448}, crop_size={"height": 448, "width": 448})
-    model.save_pretrained(snapshot)
-    (tokenizer if name == "deqa" else processor).save_pretrained(snapshot)
-    if name == "deqa":
-        processor.save_pretrained(snapshot)
+def _point_main_at(root: Path) -> None:
+    """``refs/main`` of a cached Hub repo naming the ``REVISION`` snapshot: what an offline lookup resolves."""
     (root / "refs").mkdir(parents=True, exist_ok=True)
     (root / "refs" / "main").write_text(REVISION)
-    return snapshot
+
+
+def save_mplug_owl2(folder: Path) -> None:
+    """DeQA-Score's stand-in: pyiqa's mPLUG-Owl2 at its config defaults (the real ones), ``VLM_DEPTH`` blocks deep in
+    the LLaMA, the ViT and the abstractor, bf16; the tiny tokenizer; CLIP's image processor at 448."""
+    from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
+    from transformers import CLIPImageProcessor
+
+    from asym.metrics.vlm import _mplug_owl2_class
+
+    depth = {"num_hidden_layers": VLM_DEPTH}
+    config = MPLUGOwl2Config(num_hidden_layers=VLM_DEPTH, visual_config={"visual_model": depth,
+                                                                          "visual_abstractor": depth})  # fmt: skip
+    _bf16_init(lambda: _mplug_owl2_class()(config)).save_pretrained(folder)
+    tiny_tokenizer(bos=True).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 448}, crop_size={"height": 448, "width": 448}).save_pretrained(folder)
+
+
+def save_qwen25_vl(folder, text: dict, vision: dict, dtype=torch.float32, image_size: dict | None = None) -> None:
+    """A random Qwen2.5-VL (``text`` / ``vision`` config entries) with the tiny tokenizer's special-token ids, and
+    its processor (the chat template, left padding; image and video processors at ``image_size``, else their
+    defaults), saved to ``folder``: the tiny test model and VisualQuality-R1's stand-in alike."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer = tiny_tokenizer()
+    ids = tokenizer.convert_tokens_to_ids
+    text = {**text, "eos_token_id": ids("<|im_end|>"), "pad_token_id": ids("<|endoftext|>")}
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=ids("<|image_pad|>"),
+                              video_token_id=ids("<|video_pad|>"), vision_start_token_id=ids("<|vision_start|>"),
+                              vision_end_token_id=ids("<|vision_end|>"))  # fmt: skip
+    build = lambda: Qwen2_5_VLForConditionalGeneration(config)  # noqa: E731
+    if dtype == torch.bfloat16:
+        model = _bf16_init(build)
+    else:
+        torch.manual_seed(0)
+        model = build()
+    sizes = {"size": image_size} if image_size else {}
+    processor = Qwen2_5_VLProcessor(image_processor=Qwen2VLImageProcessor(**sizes), tokenizer=tokenizer,
+                                    video_processor=Qwen2VLVideoProcessor(**sizes), chat_template=CHAT)  # fmt: skip
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)

@@ -227,3 +227,86 @@ def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(fir
             assert r["score"] == pytest.approx(expected[r["model"], "psnr"], abs=0.1)
             if r["model"] == "bicubic":
                 assert r["score"] == expected["bicubic", "psnr"]
+
+
+def _units_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("score units:"))
+
+
+def test_a_killed_run_resumes_from_its_score_units(sr_models, tmp_path, monkeypatch, capsys):
+    """Every (model, scorer, image) score is stored as it is computed: a run killed after 5 of its 14 units, run
+    again, computes only the 9 missing ones and writes the same sr_results.json as an uninterrupted run."""
+    from asym.score_cache import ScoreCache
+
+    models = ",".join([*sr_models, "bicubic", "hr"])
+
+    def argv(out):
+        return ["sr", "--models", models, "--metrics", "psnr,piqe", "--datasets", "builtin", "--max_images",
+                str(N_IMAGES), "--output_dir", str(out), "--device", "cpu"]  # fmt: skip
+
+    run(argv(tmp_path / "straight"))
+    real_put, puts = ScoreCache.put, []
+
+    def put_then_die(self, *unit):
+        if len(puts) == 5:
+            raise KeyboardInterrupt  # the process is killed here
+        puts.append(unit)
+        real_put(self, *unit)
+
+    monkeypatch.setattr(ScoreCache, "put", put_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(argv(tmp_path / "killed"))
+    monkeypatch.setattr(ScoreCache, "put", real_put)
+    capsys.readouterr()
+    run(argv(tmp_path / "killed"))
+    line = _units_line(capsys.readouterr().out)
+    assert line.startswith("score units: 5 reused from ") and line.endswith(", 9 computed")
+    straight, resumed = (json.loads((tmp_path / d / "sr_results.json").read_text()) for d in ("straight", "killed"))
+    assert resumed == straight
+    assert (tmp_path / "killed" / "sr_scores.csv").read_text() == (tmp_path / "straight" / "sr_scores.csv").read_text()
+
+
+def test_another_model_or_scorer_invalidates_only_its_own_units(sr_models, tmp_path, capsys):
+    def units(models, metrics):
+        run(["sr", "--models", ",".join(models), "--metrics", metrics, "--datasets", "builtin", "--max_images",
+             str(N_IMAGES), "--output_dir", str(tmp_path), "--device", "cpu"])  # fmt: skip
+        return _units_line(capsys.readouterr().out)
+
+    assert units([sr_models[0], "bicubic"], "psnr,piqe").endswith(", 8 computed")  # 2 models x 2 metrics x 2 images
+    assert units([sr_models[1], "bicubic"], "psnr,piqe").startswith("score units: 4 reused")  # bicubic's
+    line = units([sr_models[1], "bicubic"], "psnr,piqe,ssim")
+    assert line.startswith("score units: 8 reused") and line.endswith(", 4 computed")  # ssim's alone
+
+
+@pytest.mark.slow
+def test_two_processes_write_what_one_process_writes(tmp_path):
+    """`accelerate launch --num_processes 2 evaluate.py sr` (gloo, CPU): each process scores half the images, the main
+    process gathers and writes sr_results.json / sr_scores.csv equal to a one-process run's."""
+    import os
+    import subprocess
+
+    for seed in (1, 2, 3):
+        perturbed_tiny(seed).save_pretrained(tmp_path / f"tiny-{seed}")
+    models = ",".join([*(str(tmp_path / f"tiny-{seed}") for seed in (1, 2, 3)), "bicubic"])
+
+    def argv(out):
+        return ["sr", "--models", models, "--metrics", "psnr,ssim,piqe,niqe", "--datasets", "builtin", "--max_images",
+                "5", "--output_dir", str(tmp_path / out), "--device", "cpu"]  # fmt: skip
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_cpu_threads_per_process", "1"]
+    two = subprocess.run([*launch, "evaluate.py", *argv("two")], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=900)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    one = subprocess.run([sys.executable, "evaluate.py", *argv("one")], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=900)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    a, b = (json.loads((tmp_path / out / "sr_results.json").read_text()) for out in ("one", "two"))
+    assert len(a) == len(b) == 16 and [r["status"] for r in a] == [r["status"] for r in b]
+    for x, y in zip(a, b):
+        assert {k: v for k, v in x.items() if k not in ("score", "score_norm")} == \
+            {k: v for k, v in y.items() if k not in ("score", "score_norm")}  # fmt: skip
+        assert x["score"] == pytest.approx(y["score"], abs=1e-6, nan_ok=True) or x["score"] is y["score"] is None
+    assert two.stdout.count("score units: 0 reused") == 1  # printed by the main process alone
+    with open(tmp_path / "one" / "sr_scores.csv") as f, open(tmp_path / "two" / "sr_scores.csv") as g:
+        assert [r["image"] for r in csv.DictReader(f)] == [r["image"] for r in csv.DictReader(g)]

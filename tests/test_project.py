@@ -12,8 +12,11 @@ def test_ci_runs_the_readme_install_and_test_commands():
         for line in ROOT.joinpath(".ci", "run").read_text().splitlines()
         if line.strip() and not line.startswith(("#", "set ", "cd "))
     ]
-    assert ci_commands == ["pip install -r requirements.txt -c constraints.txt", "python -m pytest -q",
-                           "python -m pytest -q -m slow"]  # the README's test command, then the slow lane it names
+    assert ci_commands == [
+        "pip install -r requirements.txt -c constraints.txt",
+        "python -m pytest -q",
+        "python -m pytest -q -m slow",
+    ]  # the README's test command, then the slow lane it names
     for command in [*ci_commands, "pip install -r requirements.txt"]:  # the lock for CI, the ranges for users
         assert f"\n{command}" in readme, f"README does not show {command!r}"
 

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from stand_in import CHAT, tiny_tokenizer
+from stand_in import save_qwen25_vl, tiny_tokenizer
 
 from asym.errors import UserError
 from asym.metrics import MetricUnavailable, NRMetric, correlations
@@ -93,39 +93,13 @@ AUTHORS_PROMPT = ("You are doing the image quality assessment task. Here is the 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory):
     """A tiny random Qwen2.5-VL and its processor, saved to a folder."""
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
-
-    tokenizer = tiny_tokenizer()
-    ids = tokenizer.convert_tokens_to_ids
-    config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]}, eos_token_id=ids("<|im_end|>"),
-                         pad_token_id=ids("<|endoftext|>")),
-        vision_config=dict(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                           fullatt_block_indexes=[1]),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    size = {"shortest_edge": 56 * 56, "longest_edge": 112 * 112}
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(size=size, patch_size=14, merge_size=2, temporal_patch_size=2),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(size=size),
-        chat_template=CHAT,
-    )
+    text = dict(vocab_size=len(tiny_tokenizer()), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                rope_scaling={"type": "mrope", "mrope_section": [2, 1, 1]})  # fmt: skip
+    vision = dict(depth=2, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=32, patch_size=14,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[1])  # fmt: skip
     folder = tmp_path_factory.mktemp("tiny_qwen")
-    model.save_pretrained(folder)
-    processor.save_pretrained(folder)
+    save_qwen25_vl(folder, text, vision, image_size={"shortest_edge": 56 * 56, "longest_edge": 112 * 112})
     return str(folder)
 
 
@@ -152,6 +126,16 @@ def test_visualquality_r1_prompt_is_the_authors(tiny_qwen, monkeypatch):
     assert rendered == ["<|im_start|>user\nPicture 1: <|vision_start|><|image_pad|><|vision_end|>" + AUTHORS_PROMPT
                         + "<|im_end|>\n<|im_start|>assistant\n"]  # fmt: skip
     assert scorer.identity.startswith(f"VisualQuality-R1 {os.path.abspath(tiny_qwen)} revision local files ")
+
+
+def test_visualquality_r1_batch_generates_what_each_image_generates_alone(tiny_qwen):
+    """``--batch_size`` images per ``generate`` (left-padded prompts): greedy replies identical, token for token, to
+    scoring each image alone."""
+    scorer = VisualQualityR1.from_pretrained(tiny_qwen, max_new_tokens=6)
+    batch = torch.cat([images(2), torch.rand(2, 3, 40, 56, generator=torch.Generator().manual_seed(5))])
+    together = scorer.generate_text(batch)
+    alone = [scorer.generate_text(batch[i : i + 1])[0] for i in range(len(batch))]
+    assert together == alone and len(together) == 4
 
 
 def test_unparsable_answers_get_their_status_in_the_sr_table(tiny_qwen, monkeypatch, tmp_path):

@@ -13,6 +13,7 @@ from asym.flags import int_at_least, non_negative_int, positive_int
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.leaderboard import unique_names, write_records
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
+from asym.processes import process_state
 from asym.sr_cards import card_loss
 from asym.sr_table import sr_table
 
@@ -120,9 +121,10 @@ def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) 
             out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
                                           calibration=dataset.name, scorer=scorer_identity(metric))  # fmt: skip
         path = os.path.join(args.output_dir, "normalisation.json")
-        os.makedirs(args.output_dir, exist_ok=True)
-        save_normalisations(path, list(out.values()))
-        print(f"normalisation written to {path}")
+        if process_state().is_main_process:  # every process fits the same maps; one writes them
+            os.makedirs(args.output_dir, exist_ok=True)
+            save_normalisations(path, list(out.values()))
+            print(f"normalisation written to {path}")
         return out
     print("no --normalisation / --calibration_dataset: score_norm is null and the table shows raw means")
     return {}
@@ -130,8 +132,15 @@ def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) 
 
 def run(args) -> list[dict]:
     """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
+    from accelerate.utils import gather_object
+
+    from asym.score_cache import ScoreCache
     from asym.sr_eval import SROutputCache, load_sr_source, load_sr_test_set
-    from asym.sr_leaderboard import score_sr_leaderboard
+    from asym.sr_leaderboard import score_sr_leaderboard, sr_records
+
+    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a shard
+    if state.num_processes > 1:
+        args.device = str(state.device)
 
     model_sources = [m for m in args.models.split(",") if m]
     metric_sources = [m for m in args.metrics.split(",") if m]
@@ -151,10 +160,21 @@ def run(args) -> list[dict]:
             print(f"{name}: {metric}; reported as such, the other metrics are still scored")
     normalisations = _sr_normalisations(args, metric_names, metrics, metric_kinds)
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
+    scores = ScoreCache(cache.folder)  # every unit stored as it is scored: a rerun after a kill computes the rest
     batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)
-    records, per_image = score_sr_leaderboard(test_sets, model_names, sources, metric_names, metrics, metric_kinds,
-                                              normalisations, cache, args.device, batch_size, args.tile,
-                                              args.max_images)  # fmt: skip
+    units, digests = score_sr_leaderboard(test_sets, model_names, sources, metric_names, metrics, metric_kinds,
+                                          normalisations, cache, args.device, batch_size, args.tile, args.max_images,
+                                          scores, (state.process_index, state.num_processes))  # fmt: skip
+    counts = [scores.reused, scores.computed]
+    if state.num_processes > 1:  # every process's units on the main process, which alone writes the files
+        units, parts = gather_object(units), gather_object([digests])
+        digests = {name: [d for part in parts for d in part[name]] for name in digests}
+        counts = [sum(c) for c in zip(*gather_object([counts]))]
+        if not state.is_main_process:
+            return []
+    print(f"score units: {counts[0]} reused from {scores.folder}, {counts[1]} computed")
+    records, per_image = sr_records(units, digests, test_sets, model_names, sources, metric_names, metrics,
+                                    metric_kinds, normalisations)  # fmt: skip
     write_records(records, args.output_dir, "sr_results")
     write_records(per_image, args.output_dir, "sr_scores")
     os.remove(os.path.join(args.output_dir, "sr_scores.json"))  # per-image scores: the csv only

@@ -1,0 +1,26 @@
+"""The processes of a run started with ``accelerate launch`` (one without it): which one this is, of how many.
+
+``process_state()`` is Accelerate's ``PartialState`` as ``Accelerator`` would set it up: ``ACCELERATE_USE_CPU=1`` (or
+a CPU-only machine) gives gloo processes, and a launch whose processes Accelerate did not connect is refused, since
+each would then do all the work and write the same files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UserError
+
+
+def process_state():
+    """Accelerate's ``PartialState`` of this process (``process_index``, ``num_processes``, ``device``, ...)."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != state.num_processes:
+        raise UserError(f"{launched} processes were launched but Accelerate set up {state.num_processes} "
+                        f"({state.distributed_type.value}); without GPUs, run several CPU processes with "
+                        "ACCELERATE_USE_CPU=1 (or choose multi-CPU in `accelerate config`)")  # fmt: skip
+    return state
