@@ -99,7 +99,7 @@ def scored_images(name: str, own: tuple[str | None, str], dataset, split: str | 
 def score_leaderboard(row_key: str, names: list[str], models: list, own_splits: list[tuple[str | None, str]],
                       datasets: list, source_names: list[str], score: Callable, output_dir: str, stem: str, *,
                       split: str | None = None, split_file: str | None = None,
-                      max_samples: int | None = None) -> list[dict]:  # fmt: skip
+                      max_samples: int | None = None, main: bool = True) -> list[dict]:  # fmt: skip
     """Score each model (a metric, or the status of one that cannot be created) on each dataset, each on the images
     ``scored_images`` chooses for it (all decided, or refused, before any scoring), at most ``max_samples`` of them;
     write ``<stem>.csv`` / ``.json`` in ``output_dir`` and print the table with lines saying which images scored whom.
@@ -110,7 +110,9 @@ def score_leaderboard(row_key: str, names: list[str], models: list, own_splits: 
         models: the scorers, or the ``unavailable: <reason>`` status of one that cannot be created here.
         own_splits: ``own_split_file`` of each model.
         datasets: the loaded IQA datasets; ``source_names`` their path-based names (columns where names clash).
-        score: ``score(model, dataset, desc)`` -> the model's scores of the dataset's items.
+        score: ``score(model, dataset, desc)`` -> the model's scores of the dataset's items (``sharded`` across the
+            processes of an ``accelerate launch``).
+        main: whether this process writes the files and prints the table (the main one of a launch).
     """
     unscored = ([], {"split": None, "split_file": None, "images": "not scored"})  # an unavailable model
     chosen = [[unscored if isinstance(model, str) else scored_images(name, own, dataset, split, split_file)
@@ -140,9 +142,10 @@ def score_leaderboard(row_key: str, names: list[str], models: list, own_splits: 
     rows = [(m, d) for d in dataset_names for m in names]
     records = [{row_key: m, "dataset": d, **{k: r[k] for k in (*RESULT_KEYS, *IMAGE_KEYS)}}
                for (m, d), r in zip(rows, results)]  # fmt: skip
-    write_records(records, output_dir, stem)
-    print(markdown_table(records, names, dataset_names, row_key=row_key))
-    print("\n" + "\n".join(notes))
+    if main:
+        write_records(records, output_dir, stem)
+        print(markdown_table(records, names, dataset_names, row_key=row_key))
+        print("\n" + "\n".join(notes))
     return records
 
 

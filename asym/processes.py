@@ -2,12 +2,14 @@
 
 ``process_state()`` is Accelerate's ``PartialState`` as ``Accelerator`` would set it up: ``ACCELERATE_USE_CPU=1`` (or
 a CPU-only machine) gives gloo processes, and a launch whose processes Accelerate did not connect is refused, since
-each would then do all the work and write the same files.
+each would then do all the work and write the same files. ``sharded`` splits a leaderboard's scoring between the
+processes.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from .errors import UserError
 
@@ -24,3 +26,24 @@ def process_state():
                         f"({state.distributed_type.value}); without GPUs, run several CPU processes with "
                         "ACCELERATE_USE_CPU=1 (or choose multi-CPU in `accelerate config`)")  # fmt: skip
     return state
+
+
+def sharded(score: Callable, state) -> Callable:
+    """``score(model, dataset, desc)`` -> scores of every item, run on this process's share of the items (every
+    ``num_processes``-th one) and gathered: every process gets all the scores, in item order. As is with one
+    process."""
+    if state.num_processes == 1:
+        return score
+
+    def run(model, dataset, desc: str):
+        import numpy as np
+        from accelerate.utils import gather_object
+
+        mine = list(range(state.process_index, len(dataset), state.num_processes))
+        values = score(model, dataset.subset(mine), desc).tolist() if mine else []
+        scores = np.full(len(dataset), np.nan)
+        for index, value in gather_object(list(zip(mine, values))):
+            scores[index] = value
+        return scores
+
+    return run

@@ -225,3 +225,28 @@ def test_nr_error_exits_2_with_one_error_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "unknown model" in errors[0] and "Traceback" not in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_nr_table_one_process_writes(nr_data, tmp_path):
+    """`accelerate launch --num_processes 2 evaluate.py nr` (gloo): each process scores every other image, all of them
+    reach the correlations, the main process alone writes nr_results.json, equal to a one-process run's."""
+    torch.manual_seed(0)
+    IQAModel("timm:test_resnet", "nr", weights="random").save_pretrained(tmp_path / "iqa")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+
+    def argv(out):
+        return ["nr", "--models", f"piqe,{tmp_path / 'iqa'}", "--datasets", str(nr_data[0]), "--output_dir",
+                str(tmp_path / out), "--device", "cpu"]  # fmt: skip
+
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_cpu_threads_per_process", "1"]
+    for prefix, out in ((launch, "two"), ([sys.executable], "one")):
+        done = subprocess.run([*prefix, "evaluate.py", *argv(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        if out == "two":
+            assert done.stdout.count("| Model |") == 1  # the table printed once, by the main process
+    one, two = (json.loads((tmp_path / out / "nr_results.json").read_text()) for out in ("one", "two"))
+    assert len(one) == 2 and [r["n"] for r in one] == [r["n"] for r in two] == [12, 12]
+    for a, b in zip(one, two):
+        assert a["srcc"] == pytest.approx(b["srcc"], abs=1e-9) and a["plcc"] == pytest.approx(b["plcc"], abs=1e-6)

@@ -10,6 +10,7 @@ from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_datase
 from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
 from asym.metrics import create_metric, score_pairs
+from asym.processes import process_state, sharded
 
 DESCRIPTION = """\
     python evaluate.py fr --metrics psnr,ssim,output/metric --datasets builtin --output_dir results
@@ -39,6 +40,9 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The FR leaderboard (Table 4): every metric on every dataset. A train_metric.py metric is scored on its own test
     split where its split.json was made for the dataset (``--split``), so its training images never score it."""
+    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a share
+    if state.num_processes > 1:
+        args.device = str(state.device)
     metric_sources = [m for m in args.metrics.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not metric_sources or not dataset_sources:
@@ -48,7 +52,8 @@ def run(args) -> list[dict]:
     metrics = [create_metric(m, args.device, kind="fr") for m in metric_sources]  # fail early on a bad name
     own_splits = [own_split_file(source, metric) for source, metric in zip(metric_sources, metrics)]
     datasets = [load_fr_dataset(source, **fr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    score = sharded(lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc), state)
     return score_leaderboard("metric", metric_names, metrics, own_splits, datasets, source_names,
-                             lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc),
+                             score,
                              args.output_dir, "fr_results", split=args.split, split_file=args.split_file,
-                             max_samples=args.max_samples)  # fmt: skip
+                             max_samples=args.max_samples, main=state.is_main_process)  # fmt: skip

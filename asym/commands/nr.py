@@ -10,6 +10,7 @@ from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwarg
 from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
 from asym.metrics import MetricUnavailable, create_metric, score_images
+from asym.processes import process_state, sharded
 
 DESCRIPTION = """\
     python evaluate.py nr --models output/iqa,maniqa,musiq --datasets builtin,data/koniq10k --output_dir results
@@ -41,6 +42,9 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The NR leaderboard: every model on every dataset, unavailable pyiqa metrics reported in place of numbers. A
     trained model is scored on its own test split where its split.json was made for the dataset (``--split``)."""
+    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a share
+    if state.num_processes > 1:
+        args.device = str(state.device)
     model_sources = [m for m in args.models.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not model_sources or not dataset_sources:
@@ -56,7 +60,8 @@ def run(args) -> list[dict]:
             models.append(f"unavailable: {err.reason}")
     own_splits = [own_split_file(source, model) for source, model in zip(model_sources, models)]
     datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
+    score = sharded(lambda model, part, desc: score_images(model, part, args.device, desc=desc), state)
     return score_leaderboard("model", model_names, models, own_splits, datasets, source_names,
-                             lambda model, part, desc: score_images(model, part, args.device, desc=desc),
+                             score,
                              args.output_dir, "nr_results", split=args.split, split_file=args.split_file,
-                             max_samples=args.max_samples)  # fmt: skip
+                             max_samples=args.max_samples, main=state.is_main_process)  # fmt: skip
