@@ -197,11 +197,13 @@ def target_indices(dataset: ClassificationSet | LabelledSet, classifier: ImageCl
 
 def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], model_names: list[str],
                 images: LabelledSet, scale: int, cache: SROutputCache | None, device: str | torch.device = "cpu",
-                tile: int = 0, progress: bool = True) -> list[dict]:  # fmt: skip
+                tile: int = 0, progress: bool = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:  # fmt: skip
     """Top-1 errors of every classifier on every SR model's restorations of ``images``, each classifier on its own
     cut (``classifier.crop``): one record per (classifier, model) with ``dataset`` (the cut set's name), ``crop``,
     ``label_mapping``, ``images``, ``errors`` and ``top1_error`` (errors / images). Classifiers that share a cut share
-    its restorations; the models' outputs of one image are classified as one batch."""
+    its restorations; the models' outputs of one image are classified as one batch. ``shard`` (rank, world): this
+    process classifies images ``rank``, ``rank + world``, ...; ``errors`` then counts its share (summed by
+    ``merge_top1_errors``), ``images`` stays the whole set's size."""
     from .progress import tqdm
 
     targets = [target_indices(images, c) for c in classifiers]
@@ -210,7 +212,9 @@ def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], mod
     for crop in dict.fromkeys(c.crop for c in classifiers):
         group = [k for k, c in enumerate(classifiers) if c.crop == crop]
         dataset = cut[group[0]]
-        for i in tqdm(range(len(dataset)), desc=f"classify {dataset.name}", disable=not progress or len(dataset) < 2):
+        rank, world = shard
+        for i in tqdm(range(rank, len(dataset), world), desc=f"classify {dataset.name}",
+                      disable=not progress or len(dataset) < 2 or rank != 0):  # fmt: skip
             one = dataset.one(i)
             batch = torch.cat([run_sr(source, one, cache, tile=tile)[dataset.names[i]] for source in sources])
             for k in group:
@@ -221,6 +225,17 @@ def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], mod
              "label_mapping": targets[k][1], "images": n, "errors": int(wrong[k, j]),
              "top1_error": float(wrong[k, j]) / n}
             for k, c in enumerate(classifiers) for j, m in enumerate(model_names)]  # fmt: skip
+
+
+def merge_top1_errors(parts: list[list[dict]]) -> list[dict]:
+    """The records of the whole set from each process's ``top1_errors`` of its share: errors summed, the error rate
+    recomputed, in the first part's order."""
+    merged = [dict(record) for record in parts[0]]
+    for record in merged:
+        key = (record["classifier"], record["model"])
+        record["errors"] = sum(r["errors"] for part in parts for r in part if (r["classifier"], r["model"]) == key)
+        record["top1_error"] = record["errors"] / record["images"]
+    return merged
 
 
 def top1_table(records: list[dict]) -> str:
@@ -275,6 +290,7 @@ def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | No
 __all__ = [
     "ImageClassifier",
     "imagenet_synsets",
+    "merge_top1_errors",
     "load_classifier",
     "plot_top1_errors",
     "target_indices",

@@ -221,20 +221,27 @@ def _point_main_at(root: Path) -> None:
     (root / "refs" / "main").write_text(REVISION)
 
 
-def save_mplug_owl2(folder: Path) -> None:
-    """DeQA-Score's stand-in: pyiqa's mPLUG-Owl2 at its config defaults (the real ones), ``VLM_DEPTH`` blocks deep in
-    the LLaMA, the ViT and the abstractor, bf16; the tiny tokenizer; CLIP's image processor at 448."""
+def save_mplug_owl2(folder: Path, config: dict | None = None, image_size: int = 448) -> None:
+    """A random mPLUG-Owl2 (pyiqa's, DeQA-Score's network), the tiny tokenizer (BOS first) and CLIP's image processor
+    at ``image_size``, saved to ``folder``. Default: DeQA-Score's stand-in, pyiqa's config defaults (the real ones)
+    ``VLM_DEPTH`` blocks deep in the LLaMA, the ViT and the abstractor, bf16; ``config``: other config arguments
+    (a tiny model, fp32)."""
     from pyiqa.archs.q_align.configuration_mplug_owl2 import MPLUGOwl2Config
     from transformers import CLIPImageProcessor
 
     from asym.metrics.vlm import _mplug_owl2_class
 
-    depth = {"num_hidden_layers": VLM_DEPTH}
-    config = MPLUGOwl2Config(num_hidden_layers=VLM_DEPTH, visual_config={"visual_model": depth,
-                                                                          "visual_abstractor": depth})  # fmt: skip
-    _bf16_init(lambda: _mplug_owl2_class()(config)).save_pretrained(folder)
+    if config is None:
+        depth = {"num_hidden_layers": VLM_DEPTH}
+        config = {"num_hidden_layers": VLM_DEPTH, "visual_config": {"visual_model": depth, "visual_abstractor": depth}}
+        model = _bf16_init(lambda: _mplug_owl2_class()(MPLUGOwl2Config(**config)))
+    else:
+        torch.manual_seed(0)
+        model = _mplug_owl2_class()(MPLUGOwl2Config(**config))
+    model.save_pretrained(folder)
     tiny_tokenizer(bos=True).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 448}, crop_size={"height": 448, "width": 448}).save_pretrained(folder)
+    crop = {"height": image_size, "width": image_size}
+    CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=crop).save_pretrained(folder)
 
 
 def save_qwen25_vl(folder, text: dict, vision: dict, dtype=torch.float32, image_size: dict | None = None) -> None:

@@ -350,3 +350,19 @@ def test_a_saved_datasets_table_reads_as_the_image_folder(image_folder, tmp_path
     bad.save_to_disk(str(tmp_path / "bad"))
     with pytest.raises(UserError, match="must hold class indices >= 0"):
         load_classification_set(str(tmp_path / "bad"), SIZE, 4)
+
+
+@pytest.mark.slow
+def test_two_processes_count_what_one_process_counts(image_folder, sr_model, tmp_path):
+    """`accelerate launch --num_processes 2 evaluate.py classify` (gloo): each process classifies every other image,
+    the main process sums the errors and writes classify.json equal to a one-process run's."""
+    import subprocess
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_cpu_threads_per_process", "1"]
+    for prefix, out in ((launch, "two"), ([sys.executable], "one")):
+        done = subprocess.run([*prefix, "evaluate.py", *classify_argv(image_folder, sr_model, tmp_path / out)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, two = (json.loads((tmp_path / out / "classify.json").read_text()) for out in ("one", "two"))
+    assert one == two and sum(r["errors"] for r in one) > 0 and {r["images"] for r in one} == {6}

@@ -297,3 +297,41 @@ def test_visualquality_r1_unavailable(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(MetricUnavailable):
             VisualQualityR1.from_pretrained(str(tmp_path / "none"))
+
+
+def test_the_vllm_backend_is_optional_and_asks_vllm_what_transformers_is_asked(tiny_qwen, monkeypatch):
+    """Without vllm installed, ``backend="vllm"`` is one unavailable-metric reason (evaluate.py sr reports it and goes
+    on); with it, each image is one greedy request carrying the very prompt the transformers path templates."""
+    import sys
+    import types
+
+    import asym
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # not installed (an import of it raises ImportError)
+    with pytest.raises(MetricUnavailable) as caught:
+        asym.create_metric("visualquality-r1", "cpu", backend="vllm")
+    assert caught.value.reason == "vllm not installed"
+    with pytest.raises(UserError, match="takes no backend"):
+        asym.create_metric("piqe", "cpu", backend="vllm")
+
+    requests = []
+
+    class LLM:  # vLLM's offline API as asym uses it: LLM(model=...).generate([{prompt, multi_modal_data}], params)
+        def __init__(self, model, limit_mm_per_prompt, dtype):
+            self.model = model
+
+        def generate(self, batch, params):
+            requests.extend(batch)
+            reply = types.SimpleNamespace(text="<think>sharp</think><answer>3.75</answer>")
+            return [types.SimpleNamespace(outputs=[reply]) for _ in batch]
+
+    def sampling(temperature, max_tokens):
+        return types.SimpleNamespace(temperature=temperature, max_tokens=max_tokens)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=sampling))
+    scorer = VisualQualityR1.from_pretrained(tiny_qwen, "cpu", max_new_tokens=7, backend="vllm")
+    assert scorer.engine[1].temperature == 0.0 and scorer.engine[1].max_tokens == 7
+    reference = VisualQualityR1.from_pretrained(tiny_qwen, "cpu")
+    assert scorer.score(images(2)).tolist() == [3.75, 3.75] and scorer.identity == reference.identity
+    assert [r["prompt"] for r in requests] == [reference._prompt()] * 2
+    assert [r["multi_modal_data"]["image"].size for r in requests] == [(56, 40)] * 2

@@ -65,10 +65,23 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The study's Fig. 1: top-1 error of classifiers on images restored by SR models from their x4 bicubic LR, each
     classifier on the HR crop its weights are evaluated with."""
-    from asym.classify import load_classifier, plot_top1_errors, target_indices, top1_errors, top1_table
+    from accelerate.utils import gather_object
+
+    from asym.classify import (
+        load_classifier,
+        merge_top1_errors,
+        plot_top1_errors,
+        target_indices,
+        top1_errors,
+        top1_table,
+    )
     from asym.labelled_images import ClassificationSet, load_labelled_set
+    from asym.processes import process_state
     from asym.sr_eval import SROutputCache, load_sr_source
 
+    state = process_state()  # one process unless launched with `accelerate launch`: then each classifies a share
+    if state.num_processes > 1:
+        args.device = str(state.device)
     classifier_sources = [c for c in args.classifiers.split(",") if c]
     model_sources = [m for m in args.models.split(",") if m]
     if not classifier_sources or not model_sources:
@@ -92,7 +105,12 @@ def run(args) -> list[dict]:
     images.check_images()  # every image decoded once: a broken one fails here, before anything is written
     print(f"{images.label}: {len(images)} images, x{args.scale} bicubic LR of each HR crop")
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
-    records = top1_errors(classifiers, sources, model_names, images, args.scale, cache, args.device, args.tile)
+    records = top1_errors(classifiers, sources, model_names, images, args.scale, cache, args.device, args.tile,
+                          shard=(state.process_index, state.num_processes))  # fmt: skip
+    if state.num_processes > 1:  # every process's error counts on the main process, which alone writes the files
+        records = merge_top1_errors(gather_object([records]))
+        if not state.is_main_process:
+            return records
     labels = {}
     for name, source in zip(model_names, sources):
         card = getattr(source.module, "card", None)

@@ -59,6 +59,9 @@ def register_subcommand(subparsers) -> None:
                     help="images per scorer forward: the models' outputs of one test image are scored together "
                          "(default 8 on GPU, 1 on CPU, where batching measured slower: "
                          "benchmarks/evaluate_sr.py)")  # fmt: skip
+    sr.add_argument("--vlm_backend", default="transformers", choices=["transformers", "vllm"],
+                    help="how visualquality-r1 generates: transformers (default, tested) or vLLM (an optional fast "
+                         "path on GPUs where vllm is installed; greedy, the same prompt)")  # fmt: skip
     sr.add_argument("--mixed_precision", default="no", choices=["no", "bf16", "fp16"],
                     help="autocast dtype of the SR models' forward (cached apart); scorers keep their own "
                          "precision")  # fmt: skip
@@ -70,7 +73,7 @@ def register_subcommand(subparsers) -> None:
     sr.set_defaults(run=run)
 
 
-def _sr_metric(source: str, scale: int, device: str) -> tuple[str, object]:
+def _sr_metric(source: str, scale: int, device: str, vlm_backend: str = "transformers") -> tuple[str, object]:
     """(``fr`` / ``nr``, the scorer) of a --metrics entry: asym's fidelity indices on the Y channel with ``scale``
     border pixels cropped (SR papers'), any other as named; the scorer is the ``unavailable: <reason>`` status of one
     that cannot be built here (weights not obtainable). An unknown name gets the NR scorers' message."""
@@ -81,6 +84,8 @@ def _sr_metric(source: str, scale: int, device: str) -> tuple[str, object]:
             raise
         return "nr", create_metric(source, device, kind="nr")  # raises, naming close NR names
     protocol = {"border": scale, "y_channel": True} if spec.loader == "asym" else {}
+    if spec.name == "visualquality-r1" and vlm_backend != "transformers":
+        protocol = {"backend": vlm_backend}
     try:
         return spec.kind, create_metric(source, device, **protocol)
     except MetricUnavailable as err:
@@ -154,7 +159,7 @@ def run(args) -> list[dict]:
     sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
     losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
     kinds = {n: s.kind for n, s in zip(model_names, sources)}
-    metric_kinds, metrics = zip(*[_sr_metric(m, args.scale, args.device) for m in metric_sources])
+    metric_kinds, metrics = zip(*[_sr_metric(m, args.scale, args.device, args.vlm_backend) for m in metric_sources])
     for name, metric in zip(metric_names, metrics):
         if isinstance(metric, str):
             print(f"{name}: {metric}; reported as such, the other metrics are still scored")

@@ -105,7 +105,7 @@ class NRMetric:
             downloadable).
     """
 
-    def __init__(self, source: str, device: str | torch.device = "cpu"):
+    def __init__(self, source: str, device: str | torch.device = "cpu", **vlm_options):
         self.name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
         self.kind = "nr"
         if source in VLM_METRICS:  # VLM scorers pyiqa lacks (asym.metrics.vlm); NaN where an answer is unparsable
@@ -113,7 +113,8 @@ class NRMetric:
 
             row = VLM_METRICS[source]
             hub_reachable()
-            self.model, self.lower_better = getattr(vlm, row.target).from_pretrained(row.weights, device), False
+            scorer = getattr(vlm, row.target).from_pretrained(row.weights, device, **vlm_options)
+            self.model, self.lower_better = scorer, False
             return
         if resolve_source(source).kind in ("folder", "hub", "missing"):  # a saved asym model
             from ..iqa_model import IQAModel
@@ -170,7 +171,8 @@ def create_metric(name_or_path: str, device: str | torch.device = "cpu", *, kind
         device: where its model runs.
         kind: ``fr`` / ``nr`` to refuse a metric of the other kind (with the message of that kind's scorers).
         as_loss: a differentiable metric, to optimise through (asym's float64 indices are pyiqa's then).
-        **kwargs: ``border`` / ``y_channel`` for asym's fidelity indices.
+        **kwargs: ``border`` / ``y_channel`` for asym's fidelity indices; ``backend`` (``"transformers"``, the
+            default, or ``"vllm"``) for ``visualquality-r1``.
 
     Returns:
         a ``FidelityMetric``, ``FRMetric`` or ``NRMetric``: ``metric(x, y)`` or ``metric(x)`` -> (B,) scores, with
@@ -194,13 +196,15 @@ def create_metric(name_or_path: str, device: str | torch.device = "cpu", *, kind
     if kind is not None and spec.kind != kind:
         raise UserError(f"{text} is {'a full-reference' if spec.kind == 'fr' else 'a no-reference'} metric, not "
                         f"{'full-reference' if kind == 'fr' else 'no-reference'}")  # fmt: skip
-    extra = set(kwargs) - ({"border", "y_channel"} if spec.loader == "asym" else set())
+    takes = {"border", "y_channel"} if spec.loader == "asym" else {"backend"} if text == "visualquality-r1" else set()
+    extra = set(kwargs) - takes
     if extra:
-        raise UserError(f"{text} takes no {', '.join(sorted(extra))} (asym's fidelity indices take border, y_channel)")
+        raise UserError(f"{text} takes no {', '.join(sorted(extra))} (asym's fidelity indices take border, y_channel; "
+                        "visualquality-r1 a backend)")  # fmt: skip
     if spec.loader == "asym":
         return FidelityMetric(spec, **kwargs)
     if spec.kind == "nr":
-        return NRMetric(text, device)
+        return NRMetric(text, device, **kwargs)
     return FRMetric(text, device, as_loss=as_loss)
 
 
