@@ -52,7 +52,8 @@ def run(args) -> list[dict]:
     metrics = [create_metric(m, args.device, kind="fr") for m in metric_sources]  # fail early on a bad name
     own_splits = [own_split_file(source, metric) for source, metric in zip(metric_sources, metrics)]
     datasets = [load_fr_dataset(source, **fr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
-    score = sharded(lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc), state)
+    main = state.is_main_process  # its bar alone is drawn (its share of the items)
+    score = sharded(lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc, progress=main), state)
     return score_leaderboard("metric", metric_names, metrics, own_splits, datasets, source_names,
                              score,
                              args.output_dir, "fr_results", split=args.split, split_file=args.split_file,

@@ -60,7 +60,8 @@ def run(args) -> list[dict]:
             models.append(f"unavailable: {err.reason}")
     own_splits = [own_split_file(source, model) for source, model in zip(model_sources, models)]
     datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
-    score = sharded(lambda model, part, desc: score_images(model, part, args.device, desc=desc), state)
+    main = state.is_main_process  # its bar alone is drawn (its share of the items)
+    score = sharded(lambda model, part, desc: score_images(model, part, args.device, desc=desc, progress=main), state)
     return score_leaderboard("model", model_names, models, own_splits, datasets, source_names,
                              score,
                              args.output_dir, "nr_results", split=args.split, split_file=args.split_file,
