@@ -25,11 +25,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from .atomic import atomic_path
 
 CACHE_ENV = "ASYM_CACHE"
 
@@ -72,7 +74,8 @@ class DecodedCache:
         except OSError:
             return False
         found = entry is not None and os.path.isfile(entry)
-        _counts["read"] += found
+        if found:
+            _count("read")
         return found
 
     def load(self, source, decode: Callable) -> np.ndarray:
@@ -92,25 +95,27 @@ class DecodedCache:
         """``source``'s array shape: from its entry's header when cached (no decoding), else by decoding and storing
         it. Raises what ``decode`` raises for an unreadable source."""
         pixels = self.load(source, decode)
-        _counts["read"] += isinstance(pixels, np.memmap)
+        if isinstance(pixels, np.memmap):
+            _count("read")
         return tuple(pixels.shape)
 
     def _store(self, entry: str, pixels: np.ndarray) -> None:
-        folder = os.path.dirname(entry)
         try:
-            os.makedirs(folder, exist_ok=True)
-            handle, tmp = tempfile.mkstemp(prefix=".writing-", suffix=".npy", dir=folder)
-            with os.fdopen(handle, "wb") as file:
-                np.save(file, np.ascontiguousarray(pixels), allow_pickle=False)
-            os.replace(tmp, entry)
-            _counts["written"] += 1
+            with atomic_path(entry) as tmp:  # a temporary .npy renamed into place when complete
+                np.save(tmp, np.ascontiguousarray(pixels), allow_pickle=False)
+            _count("written")
         except OSError:  # a read-only or full cache costs speed, never the run
-            if "tmp" in locals() and os.path.exists(tmp):
-                os.remove(tmp)
+            pass
 
 
 _active: DecodedCache | None = None
 _counts = {"written": 0, "read": 0}  # since ``configure``: entries written, entries found (``cache_report``)
+_counting = threading.Lock()  # images are checked in threads
+
+
+def _count(what: str) -> None:
+    with _counting:
+        _counts[what] += 1
 
 
 def configure(cache_dir: str | None = None, enabled: bool = True) -> DecodedCache | None:

@@ -28,6 +28,15 @@ def process_state():
     return state
 
 
+def evaluation_state(args):
+    """``process_state()`` for an ``evaluate.py`` verb: in a launch of several processes, each puts its models on its
+    own device (``args.device`` set to it)."""
+    state = process_state()
+    if state.num_processes > 1:
+        args.device = str(state.device)
+    return state
+
+
 def sharded(score: Callable, state) -> Callable:
     """``score(model, dataset, desc)`` -> scores of every item, run on this process's share of the items (every
     ``num_processes``-th one) and gathered: every process gets all the scores, in item order. As is with one

@@ -10,12 +10,11 @@ records are assembled, never stored: a refitted map needs no rescoring.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 
 from .atomic import write_json
+from .sr_eval import cache_name
 
 
 def unit_identity(metric) -> str:
@@ -34,14 +33,10 @@ class ScoreCache:
         self.folder = os.path.join(folder, "scores")
         self.reused = self.computed = 0
 
-    @staticmethod
-    def _part(text: str, length: int) -> str:
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:length].lstrip(".")
-        return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
-
     def path(self, scorer: str, model_key: str, dataset: str, image: str) -> str:
-        return os.path.join(self.folder, self._part(scorer, 40), self._part(model_key, 16), self._part(dataset, 60),
-                            self._part(image, 100) + ".json")  # fmt: skip
+        """A unit's file, named as the output cache names its files (``cache_name``)."""
+        return os.path.join(self.folder, cache_name(scorer, 40), cache_name(model_key, 16), cache_name(dataset, 60),
+                            cache_name(image, 100) + ".json")  # fmt: skip
 
     def get(self, scorer: str, model_key: str, dataset: str, image: str) -> tuple[float, str] | None:
         """The stored (score, status) of a unit, or None (not computed yet, or a record of another unit)."""

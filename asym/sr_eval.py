@@ -278,6 +278,12 @@ def load_sr_source(spec: str, scale: int, device="cpu", precision: str = "no") -
     return SRSource(spec, kind, scale, net, device, precision)
 
 
+def cache_name(text: str, length: int) -> str:
+    """``text`` as a file or folder name of a cache: its first ``length`` safe characters, made unique by a hash."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:length].lstrip(".")
+    return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
 class SROutputCache:
     """SR outputs on disk, keyed by (``source.cache_key``, test set name, image name).
 
@@ -291,14 +297,11 @@ class SROutputCache:
 
     def path(self, source: SRSource, dataset_name: str, image_name: str) -> str:
         """Where an output lives: a folder per model and set, a readable file name made unique by a hash."""
-
-        def part(text: str, length: int) -> str:
-            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:length].lstrip(".")
-            return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-        model = f"{part(os.path.basename(os.path.normpath(source.name)) or source.kind, 40)}"
+        model = f"{cache_name(os.path.basename(os.path.normpath(source.name)) or source.kind, 40)}"
         model += f"-{hashlib.sha256(source.cache_key.encode()).hexdigest()[:12]}"
-        return os.path.join(self.folder, model, part(dataset_name, 60), part(image_name, 100) + ".safetensors")
+        return os.path.join(
+            self.folder, model, cache_name(dataset_name, 60), cache_name(image_name, 100) + ".safetensors"
+        )
 
     @staticmethod
     def _metadata(source: SRSource, dataset_name: str, image_name: str) -> dict[str, str]:
@@ -398,6 +401,7 @@ __all__ = [
     "SRSource",
     "SRTestItem",
     "SRTestSet",
+    "cache_name",
     "fingerprint",
     "item_digest",
     "load_sr_source",

@@ -58,10 +58,10 @@ def score_outputs(metric, outputs: list[torch.Tensor], reference: torch.Tensor |
 
 
 def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str], sources: list[SRSource],
-                         metric_names: list[str], metrics: list, metric_kinds: list[str], normalisations: dict,
+                         metric_names: list[str], metrics: list, metric_kinds: list[str],
                          cache: SROutputCache | None, device, batch_size: int = 8, tile: int = 0,
                          max_images: int | None = None, scores: ScoreCache | None = None,
-                         shard: tuple[int, int] = (0, 1)) -> tuple[list[dict], list[dict]]:  # fmt: skip
+                         shard: tuple[int, int] = (0, 1)) -> tuple[list[dict], dict[str, list]]:  # fmt: skip
     """Every model's outputs (cached) on every test set (its first ``max_images`` images), scored by every metric.
 
     Args:
@@ -70,7 +70,6 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
         metric_names, metrics, metric_kinds: the metrics' names, scorers (``metric(images[, reference])`` -> one score
             per image; or the ``unavailable: <reason>`` status of one that cannot be built here) and ``"fr"`` /
             ``"nr"`` (whether it takes the HR reference: ``hr`` on an FR metric is ``REFERENCE``, not scored).
-        normalisations: {metric name: ``Normalisation``} of the metrics mapped to 1..100 (each image's score).
         device, batch_size: where the scorers run, and how many images per forward.
         tile: tile size of model inference (0: whole images).
         scores: the score units of earlier runs (``ScoreCache``): a unit found there is not computed again, a unit
@@ -89,6 +88,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
     from .score_cache import unit_identity
 
     rank, world = shard
+    source_of = dict(zip(model_names, sources))
     identities = [None if isinstance(m, str) else unit_identity(m) for m in metrics]
     units, digests = [], {}
     for test_set in test_sets:
@@ -106,16 +106,15 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
             for name, metric, kind, identity in zip(metric_names, metrics, metric_kinds, identities):
                 if isinstance(metric, str):
                     continue
-                scored = [m for m in model_names if not (kind == "fr" and sources[model_names.index(m)].kind == "hr")]
+                scored = [m for m in model_names if not (kind == "fr" and source_of[m].kind == "hr")]
                 found = {}
                 if scores is not None:
                     for model in scored:
-                        key = sources[model_names.index(model)].cache_key
-                        found[model] = scores.get(identity, key, test_set.name, item.name)
+                        found[model] = scores.get(identity, source_of[model].cache_key, test_set.name, item.name)
                 todo = [m for m in scored if found.get(m) is None]
                 for model in todo:  # the outputs this image still needs (from the output cache where they are)
                     if model not in outputs:
-                        outputs[model] = run_sr(sources[model_names.index(model)], one, cache, tile=tile)[item.name]
+                        outputs[model] = run_sr(source_of[model], one, cache, tile=tile)[item.name]
                 statuses = []
                 try:
                     values = score_outputs(metric, [outputs[m] for m in todo], hr if kind == "fr" else None, device,
@@ -127,8 +126,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
                 for model, score, status in zip(todo, values, statuses):
                     found[model] = (score, status)
                     if scores is not None:
-                        key = sources[model_names.index(model)].cache_key
-                        scores.put(identity, key, test_set.name, item.name, score, status)
+                        scores.put(identity, source_of[model].cache_key, test_set.name, item.name, score, status)
                 for model in scored:
                     score, status = found[model]
                     units.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,

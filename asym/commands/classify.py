@@ -76,12 +76,10 @@ def run(args) -> list[dict]:
         top1_table,
     )
     from asym.labelled_images import ClassificationSet, load_labelled_set
-    from asym.processes import process_state
+    from asym.processes import evaluation_state
     from asym.sr_eval import SROutputCache, load_sr_source
 
-    state = process_state()  # one process unless launched with `accelerate launch`: then each classifies a share
-    if state.num_processes > 1:
-        args.device = str(state.device)
+    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share
     classifier_sources = [c for c in args.classifiers.split(",") if c]
     model_sources = [m for m in args.models.split(",") if m]
     if not classifier_sources or not model_sources:

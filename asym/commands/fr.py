@@ -10,7 +10,7 @@ from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_datase
 from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
 from asym.metrics import create_metric, score_pairs
-from asym.processes import process_state, sharded
+from asym.processes import evaluation_state, sharded
 
 DESCRIPTION = """\
     python evaluate.py fr --metrics psnr,ssim,output/metric --datasets builtin --output_dir results
@@ -40,9 +40,7 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The FR leaderboard (Table 4): every metric on every dataset. A train_metric.py metric is scored on its own test
     split where its split.json was made for the dataset (``--split``), so its training images never score it."""
-    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a share
-    if state.num_processes > 1:
-        args.device = str(state.device)
+    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a share
     metric_sources = [m for m in args.metrics.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not metric_sources or not dataset_sources:

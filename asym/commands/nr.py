@@ -10,7 +10,7 @@ from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwarg
 from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
 from asym.metrics import MetricUnavailable, create_metric, score_images
-from asym.processes import process_state, sharded
+from asym.processes import evaluation_state, sharded
 
 DESCRIPTION = """\
     python evaluate.py nr --models output/iqa,maniqa,musiq --datasets builtin,data/koniq10k --output_dir results
@@ -42,9 +42,7 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The NR leaderboard: every model on every dataset, unavailable pyiqa metrics reported in place of numbers. A
     trained model is scored on its own test split where its split.json was made for the dataset (``--split``)."""
-    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a share
-    if state.num_processes > 1:
-        args.device = str(state.device)
+    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a share
     model_sources = [m for m in args.models.split(",") if m]
     dataset_sources = [d for d in args.datasets.split(",") if d]
     if not model_sources or not dataset_sources:

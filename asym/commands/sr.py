@@ -13,7 +13,7 @@ from asym.flags import int_at_least, non_negative_int, positive_int
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.leaderboard import unique_names, write_records
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
-from asym.processes import process_state
+from asym.processes import evaluation_state, process_state
 from asym.sr_cards import card_loss
 from asym.sr_table import sr_table
 
@@ -143,9 +143,7 @@ def run(args) -> list[dict]:
     from asym.sr_eval import SROutputCache, load_sr_source, load_sr_test_set
     from asym.sr_leaderboard import score_sr_leaderboard, sr_records
 
-    state = process_state()  # one process unless launched with `accelerate launch`: then each scores a shard
-    if state.num_processes > 1:
-        args.device = str(state.device)
+    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a shard
 
     model_sources = [m for m in args.models.split(",") if m]
     metric_sources = [m for m in args.metrics.split(",") if m]
@@ -167,9 +165,9 @@ def run(args) -> list[dict]:
     cache = SROutputCache(os.path.join(args.output_dir, "sr_cache"))
     scores = ScoreCache(cache.folder)  # every unit stored as it is scored: a rerun after a kill computes the rest
     batch_size = args.batch_size or (8 if torch.device(args.device).type == "cuda" else 1)
-    units, digests = score_sr_leaderboard(test_sets, model_names, sources, metric_names, metrics, metric_kinds,
-                                          normalisations, cache, args.device, batch_size, args.tile, args.max_images,
-                                          scores, (state.process_index, state.num_processes))  # fmt: skip
+    units, digests = score_sr_leaderboard(test_sets, model_names, sources, metric_names, metrics, metric_kinds, cache,
+                                          args.device, batch_size, args.tile, args.max_images, scores,
+                                          (state.process_index, state.num_processes))  # fmt: skip
     counts = [scores.reused, scores.computed]
     if state.num_processes > 1:  # every process's units on the main process, which alone writes the files
         units, parts = gather_object(units), gather_object([digests])
