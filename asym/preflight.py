@@ -163,20 +163,26 @@ def measure_stage(row: dict, run: Callable[[int], tuple[list[dict], int]], batch
                 row["status"] = f"out of memory at batch 1 per device (batch {batch_size} asked): needs a larger device"
                 return row
             tried //= 2
+    row.update(params=params, peak_memory_bytes=memory.peak)
     if not history:  # e.g. vgg16-r: its alpha/beta stay random, the run only evaluates
-        row.update(params=params, peak_memory_bytes=memory.peak, seconds_per_step=0.0, eta_seconds=0.0, gpu_hours=0.0,
-                   status=f"{OK}, trains no step (evaluated only)")  # fmt: skip
-        return row
-    per_step = seconds_per_step(history)
-    eta = per_step * row["steps"]
-    row.update(params=params, peak_memory_bytes=memory.peak, seconds_per_step=per_step, eta_seconds=eta,
-               gpu_hours=eta * num_processes / 3600)  # fmt: skip
+        row.update(seconds_per_step=0.0, status=f"{OK}, trains no step (evaluated only)")
+        return fill_eta(row, num_processes)
+    row["seconds_per_step"] = seconds_per_step(history)
+    fill_eta(row, num_processes)
     measured = f"measured in {time.perf_counter() - start:.0f} s"
     if tried != batch_size:
         row["status"] = (f"out of memory at --train_batch_size {batch_size}: fits at {tried} (keep the batch with "
                          f"--gradient_accumulation_steps {batch_size // tried}); {measured} at {tried}")  # fmt: skip
     else:
         row["status"] = f"{OK}, {measured}"
+    return row
+
+
+def fill_eta(row: dict, num_processes: int) -> dict:
+    """A measured row's ``eta_seconds`` (its seconds per step times all its ``steps``) and ``gpu_hours`` (that on
+    ``num_processes`` devices)."""
+    row["eta_seconds"] = row["seconds_per_step"] * row["steps"]
+    row["gpu_hours"] = row["eta_seconds"] * num_processes / 3600
     return row
 
 

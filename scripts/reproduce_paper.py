@@ -211,6 +211,7 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
         PREFLIGHT_FILE,
         STAGE_KEYS,
         check_requirements,
+        fill_eta,
         measure_scorers,
         measure_stage,
         measurement_argv,
@@ -263,8 +264,7 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
     table = list(stages.values())
     for row in table:  # a stage's ETA covers every run of its kind
         if row["seconds_per_step"] is not None:
-            row["eta_seconds"] = row["seconds_per_step"] * row["steps"]
-            row["gpu_hours"] = row["eta_seconds"] * processes / 3600
+            fill_eta(row, processes)
     print(stage_table(table), flush=True)
     machine = (
         f"{torch.cuda.get_device_name(0)} x{processes}" if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
