@@ -32,6 +32,7 @@ import torch
 from asym.commands import COMMANDS
 from asym.errors import run_cli
 from asym.flags import seed_int
+from asym.processes import end_processes
 from asym.training import check_output_dir
 
 
@@ -49,7 +50,9 @@ def parse_args(input_args=None):
 
 def main(args):
     check_output_dir(args.output_dir)
-    return args.run(args)
+    result = args.run(args)
+    end_processes()  # under `accelerate launch`: every process ends once the main one has written its files
+    return result
 
 
 if __name__ == "__main__":

@@ -239,6 +239,7 @@ def main(args):
                                 test_set=dataset_eval_set(test_set))  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
+    accelerator.wait_for_everyone()  # no process leaves while the main one still writes (gloo would abort it)
     accelerator.end_training()
     return {"initial": initial, "history": history, "results": results}
 

@@ -283,6 +283,7 @@ def main(args):
                       test=test, test_set=dataset_eval_set(test_set))  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
+    accelerator.wait_for_everyone()  # no process leaves while the main one still writes (gloo would abort it)
     accelerator.end_training()
     return {"initial": initial, "history": history}
 
@@ -460,6 +461,7 @@ def train_2afc(args):
                       test=val, test_set=tested)  # fmt: skip
         if args.push_to_hub:
             push_to_hub(args)
+    accelerator.wait_for_everyone()  # no process leaves while the main one still writes (gloo would abort it)
     accelerator.end_training()
     return {"initial": initial, "validation": val, "history": history}
 

@@ -297,6 +297,7 @@ def main(args):
         write_json(os.path.join(args.output_dir, "results.json"), results)
         if args.push_to_hub:
             push_to_hub(args)
+    accelerator.wait_for_everyone()  # no process leaves while the main one still writes (gloo would abort it)
     accelerator.end_training()
     return {"initial": record.initial, "history": history, "results": results}
 

@@ -403,6 +403,7 @@ def main(args):
         accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
         if args.push_to_hub:
             push_to_hub(args)
+    accelerator.wait_for_everyone()  # no process leaves while the main one still writes (gloo would abort it)
     accelerator.end_training()
     return history
 

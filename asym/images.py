@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from .decoded_cache import DecodedCache, active
+from .decoded_cache import DecodedCache, active, encoded
 from .errors import UserError, list_names, reading, summarize
 from .sources import resolve_source
 
@@ -65,13 +65,12 @@ def to_tensor(image) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(scaled)).permute(2, 0, 1)
 
 
-def decode(source) -> np.ndarray:
-    """Decode a file path, or a ``(dataset, column, row)`` triple whose cell holds encoded bytes or a path."""
-    if isinstance(source, tuple):
-        dataset, column, row = source
-        cell = dataset[row][column]
-        source = io.BytesIO(cell["bytes"]) if cell["bytes"] else cell["path"]
-    with Image.open(source) as image:
+def decode(source, data: bytes | None = None) -> np.ndarray:
+    """Decode a file path, or a ``(dataset, column, row)`` triple whose cell holds encoded bytes or a path; from
+    ``data``, the source's encoded bytes, where they were read already (the decoded-image cache hashes them first)."""
+    if data is None and isinstance(source, tuple):
+        data = encoded(source)
+    with Image.open(io.BytesIO(data) if data is not None else source) as image:
         return to_array(ImageOps.exif_transpose(image))
 
 

@@ -3,7 +3,7 @@
 ``process_state()`` is Accelerate's ``PartialState`` as ``Accelerator`` would set it up: ``ACCELERATE_USE_CPU=1`` (or
 a CPU-only machine) gives gloo processes, and a launch whose processes Accelerate did not connect is refused, since
 each would then do all the work and write the same files. ``sharded`` splits a leaderboard's scoring between the
-processes.
+processes; ``end_processes`` ends them together.
 """
 
 from __future__ import annotations
@@ -35,6 +35,18 @@ def evaluation_state(args):
     if state.num_processes > 1:
         args.device = str(state.device)
     return state
+
+
+def end_processes() -> None:
+    """The clean end of a launch of several processes: each waits for the others (the main one may still be writing
+    the files), then leaves the process group. A process that simply returns tears its side of the group down under
+    the others: a gloo peer then aborts and the launcher kills the rest, the main one included (exit 1 with complete
+    files, or a file cut mid-write). Nothing to do in a run of one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def sharded(score: Callable, state) -> Callable:

@@ -80,6 +80,14 @@ def _image_files(folder: str) -> list[str]:
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
 
 
+def image_names(files: Sequence[str]) -> list[str]:
+    """A name per image file (relative paths): its path without the extension, kept with it where two files differ
+    only by extension (``a.png`` and ``a.jpg`` are two images: one name would give one image's scores to the other)."""
+    stems = [os.path.splitext(f)[0].replace(os.sep, "/") for f in files]
+    shared = {stem for stem in stems if stems.count(stem) > 1}
+    return [f.replace(os.sep, "/") if stem in shared else stem for f, stem in zip(files, stems)]
+
+
 def _find_lr(folder: str, stem: str, ext: str) -> str | None:
     """``folder/stem+ext``, else ``stem`` with any image extension (an LR set may be stored as another format)."""
     for candidate in (stem + ext, *(stem + e for e in IMAGE_EXTENSIONS)):
@@ -126,7 +134,7 @@ def _paired_set(label: str, scale: int, hr_folder: str, lr_folder: str, lr_stem:
         hr_sizes.append(tuple(hr_size))
         lr_sizes.append(tuple(lr_size))
     dataset = SRImageDataset(ImageSequence(hr_paths, hr_sizes), scale, ImageSequence(lr_paths, lr_sizes))
-    return SRTestSet(f"{label}-x{scale}", scale, [os.path.splitext(f)[0] for f in files], dataset)
+    return SRTestSet(f"{label}-x{scale}", scale, image_names(files), dataset)
 
 
 def _check_size(path: str, size: tuple[int, int], scale: int) -> None:
@@ -141,8 +149,10 @@ def _wrong_scale(where: str, scale: int, found: dict[int, str]) -> UserError:
                      f"(x{', x'.join(map(str, found))}): pass --scale {' or '.join(map(str, found))}")  # fmt: skip
 
 
-def load_sr_test_set(source: str, scale: int) -> SRTestSet:
-    """A test set: ``builtin``, a folder of HR images, or a BasicSR/SwinIR benchmark folder.
+def load_sr_test_set(source: str, scale: int, label: str | None = None) -> SRTestSet:
+    """A test set: ``builtin``, a folder of HR images, or a BasicSR/SwinIR benchmark folder, named ``<label>-x<scale>``
+    (``label`` default: the folder's name; ``evaluate.py sr`` passes names that tell its sets apart, ``p/HR`` and
+    ``q/HR``: ``asym.leaderboard.unique_names``).
 
     Benchmark layouts (the LR images are the released ones, not remade): ``<set>/GTmod12`` + ``<set>/LRbicx<k>``
     (BasicSR; same file names) and ``<set>/HR`` + ``<set>/LR_bicubic/X<k>/<name>x<k>.<ext>`` (SwinIR/DIV2K). Otherwise
@@ -160,7 +170,7 @@ def load_sr_test_set(source: str, scale: int) -> SRTestSet:
     if not os.path.isdir(source):
         what = "is not a folder" if os.path.exists(source) else "does not exist"
         raise UserError(f"test set {source} {what} (expected builtin, a folder of HR images or a benchmark folder)")
-    label = os.path.basename(os.path.normpath(os.path.abspath(source)))
+    label = label or os.path.basename(os.path.normpath(os.path.abspath(source)))
     gt, hr = os.path.join(source, "GTmod12"), os.path.join(source, "HR")
     if os.path.isdir(gt):
         found = _scale_folders(source, r"LRbicx(\d+)")
@@ -180,9 +190,7 @@ def load_sr_test_set(source: str, scale: int) -> SRTestSet:
     images = load_sr_images(train_data_dir=source)
     for i, size in enumerate(images.sizes):
         _check_size(images.name(i), size, scale)
-    names = [
-        os.path.splitext(os.path.relpath(images.name(i), source))[0].replace(os.sep, "/") for i in range(len(images))
-    ]
+    names = image_names([os.path.relpath(images.name(i), source) for i in range(len(images))])
     return SRTestSet(f"{label}-x{scale}", scale, names, SRImageDataset(images, scale))
 
 
@@ -356,6 +364,23 @@ def item_digest(item: SRTestItem) -> str:
     return digest.hexdigest()
 
 
+def output_identity(source: SRSource, tile: int = 0, overlap: int = 16) -> str:
+    """What a model's output of an LR image depends on besides its pixels: the model (``cache_key``: weights,
+    precision) and, for a network, the tiling (tiled window attention differs slightly from whole-image output)."""
+    return source.cache_key + (f"@tile-{tile}-{overlap}" if tile and source.module is not None else "")
+
+
+def pixels_digest(item: SRTestItem) -> str:
+    """sha256 of what a score of a test image is computed from: its HR and LR pixels (16-bit, shapes included), not its
+    name. Score units are keyed by it (``asym.score_cache``): a replaced image is scored again whatever its name, and
+    the same pixels are scored once whichever set or name holds them."""
+    digest = hashlib.sha256()
+    for image in (item.hr, item.lr):
+        digest.update(f"{tuple(image.shape)}\0".encode())
+        digest.update(_quantised(image).tobytes())
+    return digest.hexdigest()
+
+
 def fingerprint(digests: Sequence[str]) -> str:
     """The identity of the images a table scored (their ``item_digest`` s, in order), 16 hex digits: two evaluations
     share it exactly when they scored the same images, so one made with ``--max_images 1`` and one with 4, or on an
@@ -403,8 +428,11 @@ __all__ = [
     "SRTestSet",
     "cache_name",
     "fingerprint",
+    "image_names",
     "item_digest",
     "load_sr_source",
     "load_sr_test_set",
+    "output_identity",
+    "pixels_digest",
     "run_sr",
 ]

@@ -19,7 +19,16 @@ from .leaderboard import OK
 from .robust_study import feat_weights_robustness
 from .score_cache import ScoreCache
 from .sr_cards import card_feat_weights, card_loss, card_per_backbone
-from .sr_eval import SROutputCache, SRSource, SRTestSet, fingerprint, item_digest, run_sr
+from .sr_eval import (
+    SROutputCache,
+    SRSource,
+    SRTestSet,
+    fingerprint,
+    item_digest,
+    output_identity,
+    pixels_digest,
+    run_sr,
+)
 from .sr_table import REFERENCE
 
 
@@ -78,8 +87,9 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
             (``accelerate launch``); ``sr_records`` assembles the records from all processes' rows.
 
     Returns:
-        (units, digests): a row per (model, metric, image) of this shard with its ``score`` and ``status`` (and the
-        image's ``index`` in its test set), and per test set the (index, digest) of each image it scored.
+        (units, digests): a row per (model, metric, image) of this shard with its ``score``, ``status``, the image's
+        ``pixels`` (``pixels_digest``: what the score was computed from) and its ``index`` in its test set; and per
+        test set the (index, digest) of each image it scored.
 
     Raises:
         UserError: a metric refused an image (e.g. too small for it), naming the test set and the image.
@@ -90,6 +100,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
     rank, world = shard
     source_of = dict(zip(model_names, sources))
     identities = [None if isinstance(m, str) else unit_identity(m) for m in metrics]
+    outputs_of = {name: output_identity(source, tile) for name, source in source_of.items()}
     units, digests = [], {}
     for test_set in test_sets:
         count = len(test_set) if max_images is None else min(max_images, len(test_set))
@@ -102,6 +113,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
             one = test_set.one(i)
             item = one[0]
             digests[test_set.name].append((i, item_digest(item)))
+            pixels = pixels_digest(item)
             hr, outputs = item.hr[None], {}
             for name, metric, kind, identity in zip(metric_names, metrics, metric_kinds, identities):
                 if isinstance(metric, str):
@@ -110,7 +122,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
                 found = {}
                 if scores is not None:
                     for model in scored:
-                        found[model] = scores.get(identity, source_of[model].cache_key, test_set.name, item.name)
+                        found[model] = scores.get(identity, outputs_of[model], pixels)
                 todo = [m for m in scored if found.get(m) is None]
                 for model in todo:  # the outputs this image still needs (from the output cache where they are)
                     if model not in outputs:
@@ -126,11 +138,11 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
                 for model, score, status in zip(todo, values, statuses):
                     found[model] = (score, status)
                     if scores is not None:
-                        scores.put(identity, source_of[model].cache_key, test_set.name, item.name, score, status)
+                        scores.put(identity, outputs_of[model], pixels, score, status, f"{test_set.name}/{item.name}")
                 for model in scored:
                     score, status = found[model]
                     units.append({"model": model, "metric": name, "dataset": test_set.name, "image": item.name,
-                                  "index": i, "score": score, "status": status})  # fmt: skip
+                                  "pixels": pixels, "index": i, "score": score, "status": status})  # fmt: skip
             progress.update(min(world, count - (i - rank)))
         progress.close()
     return units, digests
@@ -144,7 +156,8 @@ def sr_records(units: list[dict], digests: dict[str, list], test_sets: Sequence[
     ``status`` (``ok`` or why there is no number), ``images`` and ``fingerprint`` (which images were scored) and the
     model's facts (``source``, ``kind``, its card's ``loss``, ``per_backbone``, ``feat_weights``, and ``feat_robust``
     / ``feat_robust_why`` by ``feat_weights_robustness``); and a row per (model, metric, image) with its score,
-    normalised score and status, in the order one process writes them (test set, image, metric, model)."""
+    normalised score, status and ``pixels`` (the sha256 of the HR and LR pixels it was computed from), in the order one
+    process writes them (test set, image, metric, model)."""
     cards = {n: getattr(s.module, "card", None) for n, s in zip(model_names, sources)}
     robustness = {n: feat_weights_robustness(card_feat_weights(c)) if c else (None, None) for n, c in cards.items()}
     sets, metric_order, model_order = [t.name for t in test_sets], metric_names.index, model_names.index
@@ -155,7 +168,7 @@ def sr_records(units: list[dict], digests: dict[str, list], test_sets: Sequence[
         name, score, status = unit["metric"], unit["score"], unit["status"]
         norm = float(normalisations[name]([score])[0]) if name in normalisations and status == OK else None
         scores.setdefault((unit["dataset"], unit["model"], name), []).append((score, norm, status))
-        per_image.append({k: unit[k] for k in ("model", "metric", "dataset", "image")} |
+        per_image.append({k: unit[k] for k in ("model", "metric", "dataset", "image", "pixels")} |
                          {"score": score, "score_norm": norm, "status": status})  # fmt: skip
     records = []
     for test_set in test_sets:

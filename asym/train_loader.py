@@ -18,19 +18,29 @@ import os
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
-SEED_MIX = 0x9E3779B97F4A7C15  # Weyl constant: spreads run seeds apart in the space of sample seeds
+EPOCH_ORDER, SAMPLE = 0, 1  # the streams derived from a run's seed: each epoch's order, each sample's crop and flips
 PREFETCH_FACTOR = 4  # batches each worker keeps ready
+
+
+def derived_seed(seed: int, stream: int, index: int) -> int:
+    """A 63-bit seed for item ``index`` of ``stream`` in a run seeded ``seed``: numpy's ``SeedSequence`` hash of the
+    three, so seeds of different runs, streams or items are unrelated (``seed + epoch`` made run s + 1 replay run s
+    one epoch later)."""
+    state = np.random.SeedSequence([seed, stream, index]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31 | int(state[1]) >> 1) & (2**63 - 1)
 
 
 class StepSampler(torch.utils.data.Sampler):
     """Batches of ``(index, sample_seed)`` as a pure function of (seed, step): resuming at step N replays exactly.
 
-    Every epoch is a fresh permutation seeded by ``seed + epoch``; process ``rank`` of ``world`` takes every
-    ``world``-th index, so the processes of a multi-GPU run see disjoint samples. A sample's seed is its place in the
-    run's whole stream (step, slot across all processes) mixed with ``seed``, so it does not depend on which process
-    or worker loads it (``SeededSamples``).
+    Every epoch is a fresh permutation; process ``rank`` of ``world`` takes every ``world``-th index, so the
+    processes of a multi-GPU run see disjoint samples. A sample's seed is derived from its place in the run's whole
+    stream (step, slot across all processes), so it does not depend on which process or worker loads it
+    (``SeededSamples``). Both are ``derived_seed`` s of the run's seed: runs with seeds s and s + 1 are independent
+    (no shared epochs, no shifted streams).
     """
 
     def __init__(self, length: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
@@ -43,12 +53,13 @@ class StepSampler(torch.utils.data.Sampler):
         step = self.start_step
         while True:
             epoch, position = divmod(step, steps_per_epoch)
-            order = torch.randperm(self.length, generator=torch.Generator().manual_seed(self.seed + epoch))
+            shuffle = torch.Generator().manual_seed(derived_seed(self.seed, EPOCH_ORDER, epoch))
+            order = torch.randperm(self.length, generator=shuffle)
             if self.length < per_step:  # tiny sets: repeat the permutation to fill a step
                 order = order.repeat(per_step // self.length + 1)
             chunk = order[position * per_step : (position + 1) * per_step].tolist()
             slots = range(step * per_step, (step + 1) * per_step)
-            seeds = [(self.seed * SEED_MIX + slot) % 2**63 for slot in slots]
+            seeds = [derived_seed(self.seed, SAMPLE, slot) for slot in slots]
             yield list(zip(chunk, seeds))[self.rank :: self.world]
             step += 1
 

@@ -157,13 +157,14 @@ DATASETS = {
 }  # fmt: skip
 
 
-def requirements(data: str, smoke: bool) -> list:
+def requirements(data: str, smoke: bool, download: bool = False) -> list:
     """Every source the chain reads that no earlier link writes: the eight datasets, the pretrained backbones (metric
-    training and the ImageNet starts of Table 2 / Fig. 5/8) and the NR scorers of Table 1. The smoke chain needs only
-    its scorers, and goes on without one that is unavailable (so none blocks it)."""
+    training and the ImageNet starts of Table 2 / Fig. 5/8) and the NR scorers of Table 1 (the two VLMs: every file
+    their models load resolves locally, fetched first with ``download``). The smoke chain needs only its scorers,
+    and goes on without one that is unavailable (so none blocks it)."""
     from asym import create_backbone, create_metric
     from asym.metrics.vlm import DEFAULT_DEQA, DEFAULT_VISUALQUALITY_R1
-    from asym.preflight import Requirement, folder_of_images, iqa_dataset
+    from asym.preflight import Requirement, folder_of_images, hub_model, iqa_dataset
 
     vlm_repos = {"deqa": DEFAULT_DEQA, "visualquality-r1": DEFAULT_VISUALQUALITY_R1}
 
@@ -171,10 +172,8 @@ def requirements(data: str, smoke: bool) -> list:
         return lambda: create_backbone(name, weights="pretrained")
 
     def scorer(name):
-        if name in vlm_repos:  # a 7B model is not built to check it: its snapshot must resolve (cache or Hub)
-            from huggingface_hub import snapshot_download
-
-            return lambda: snapshot_download(vlm_repos[name], allow_patterns=["config.json"])
+        if name in vlm_repos:  # a 7B model is not built to check it: its files must resolve (VQ-R1 prompts by template)
+            return hub_model(vlm_repos[name], chat_template=name == "visualquality-r1", download=download)
         return lambda: create_metric(name, "cpu")
 
     if smoke:
@@ -191,110 +190,122 @@ def requirements(data: str, smoke: bool) -> list:
         reqs.append(Requirement(name, "backbone weights", "torchvision / HF cache, else a download",
                                 "ImageNet (or the model's own) pretrained weights", backbone(name)))  # fmt: skip
     for name in NR_METRICS.split(","):
-        where = f"Hub {vlm_repos[name]}" if name in vlm_repos else "pyiqa cache, else a download"
-        reqs.append(Requirement(name, "scorer", where, "the released weights", scorer(name)))
+        if name in vlm_repos:
+            where = f"Hub cache of {vlm_repos[name]}"
+            expected = "config.json, the weights (every shard), tokenizer and processor files; --download fetches them"
+        else:
+            where, expected = "pyiqa cache, else a download", "the released weights"
+        reqs.append(Requirement(name, "scorer", where, expected, scorer(name)))
     return reqs
 
 
 def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dict]:
     """Check every source (all that is missing at once, exit 2, nothing written), then measure each distinct training
-    stage for a few steps: its table printed, ``preflight.json`` in ``out``."""
-    import tempfile
-
+    stage for a few steps and each scorer per image, count what every run does (steps, validations, checkpoint saves,
+    calibration images): the table printed, ``preflight.json`` in ``out``."""
     import torch
 
     from asym.atomic import write_json
     from asym.errors import UserError
-    from asym.preflight import (
-        MISSING,
-        OK,
-        PREFLIGHT_FILE,
-        STAGE_KEYS,
-        check_requirements,
-        fill_eta,
-        measure_scorers,
-        measure_stage,
-        measurement_argv,
-        missing_table,
-        saved_parameters,
-        stage_key,
-        stage_table,
-    )
+    from asym.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
+    from asym.preflight_costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
 
     if args.download and not args.smoke:
         download_datasets(args.data)
-    rows = check_requirements(requirements(args.data, args.smoke))
+    rows = check_requirements(requirements(args.data, args.smoke, args.download))
     blocking = [r for r in rows if r["status"] != OK and r["blocking"]]
     if any(r["status"] != OK for r in rows):
         print(missing_table(rows), flush=True)
     if blocking:
         raise UserError(f"{len(blocking)} of the study's {len(rows)} sources cannot be had (the table above: "
-                        f"{sum(r['status'] == MISSING for r in blocking)} missing, the rest unusable); put them where "
-                        "it says, then run --preflight again")  # fmt: skip
+                        f"{sum(r['status'].startswith(MISSING) for r in blocking)} missing, the rest unusable); put "
+                        "them where it says, then run --preflight again")  # fmt: skip
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    processes = max(torch.cuda.device_count(), 1)
+    processes = max(torch.cuda.device_count(), 1)  # training runs data-parallel on every GPU; evaluate.py on one
     producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
     stages: dict[tuple, dict] = {}
+    sizes: dict[tuple, tuple[int, int] | None] = {}  # per stage: images of a validation pass and of a test pass
     for script, argv in commands:
         if script == "evaluate.py":
-            if argv[0] == "sr":  # each scorer of Table 1 / the sweep, per image scored
-                measure_scorers(stages, argv, device, processes)
+            if argv[0] == "sr":  # each scorer of Table 1 / the sweep, per image scored (and calibrated on)
+                measure_scorers(stages, argv, device)
             continue  # the other verbs read what the stages wrote: minutes
         key = stage_key(script, argv)
         module = importlib.import_module(script.removesuffix(".py"))
         parsed = module.parse_args(argv)
-        if key in stages:
-            stages[key]["steps"] += parsed.max_train_steps or 0
-            stages[key]["runs"] += 1
-            continue
-        row = dict.fromkeys(STAGE_KEYS)
-        row.update(stage=os.path.basename(parsed.output_dir), script=script, steps=parsed.max_train_steps or 0,
-                   command=shlex.join([script, *argv]), runs=1)  # fmt: skip
-        stages[key] = row
-        with tempfile.TemporaryDirectory(prefix="asym-preflight-") as tmp:
-
-            def run(batch, script=script, argv=argv, tmp=tmp):
-                measured = measurement_argv(script, argv, producers, os.path.join(tmp, f"b{batch}"))
-                result = run_in_process(script, [*measured, "--train_batch_size", str(batch)])
-                history = result if isinstance(result, list) else result["history"]
-                return history, saved_parameters(os.path.join(tmp, f"b{batch}"))
-
-            print(f"preflight: measuring {row['stage']} ({script})", flush=True)
-            measure_stage(row, run, parsed.train_batch_size, device, processes)
+        if key not in stages:
+            stages[key], sizes[key] = measure_training(module, parsed, argv, producers, device, processes)
+        row = stages[key]  # seconds_per_step 0: a run that trains no step (vgg16-r), so saves no checkpoint either
+        add_run(row, run_counts(script, parsed, sizes[key], trains=row["seconds_per_step"] != 0))
     table = list(stages.values())
     for row in table:  # a stage's ETA covers every run of its kind
         if row["seconds_per_step"] is not None:
-            fill_eta(row, processes)
+            fill_eta(row)
     print(stage_table(table), flush=True)
     machine = (
         f"{torch.cuda.get_device_name(0)} x{processes}" if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
     )
+    total, parts, includes = eta_total(table)
     record = {"machine": machine, "device": device.type, "processes": processes, "sources": rows, "stages": table,
-              "total_gpu_hours": sum(r.get("gpu_hours") or 0 for r in table)}  # fmt: skip
+              "total_gpu_hours": total, "total_gpu_hours_by_part": parts, "eta_includes": includes}  # fmt: skip
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, PREFLIGHT_FILE), record)
     print(f"preflight: {os.path.join(out, PREFLIGHT_FILE)} ({machine})", flush=True)
     return table
 
 
+def measure_training(module, parsed, argv: list[str], producers: dict, device, processes: int) -> tuple[dict, tuple]:
+    """A training command's stage row, measured for a few steps in a temporary folder
+    (``asym.preflight_costs.TrainingRun``), and the images a validation and a test pass of the configured run score."""
+    import tempfile
+
+    from asym.preflight_costs import STAGE_KEYS, TrainingRun, measure_stage
+
+    script = f"{module.__name__}.py"
+    row = dict.fromkeys(STAGE_KEYS)
+    row.update(stage=os.path.basename(parsed.output_dir), script=script, command=shlex.join([script, *argv]))
+    with tempfile.TemporaryDirectory(prefix="asym-preflight-") as tmp:
+        run = TrainingRun(module, parsed, argv, producers, tmp, run_in_process)
+        print(f"preflight: measuring {row['stage']} ({script})", flush=True)
+        measure_stage(row, run, parsed.train_batch_size, device, processes)
+    return row, run.evaluation_sizes
+
+
 def download_datasets(data: str) -> None:
     """Each dataset missing from ``data`` that pyiqa mirrors on the Hub, fetched (``asym.iqa_data.pyiqa_datasets``:
-    into the user cache) and linked in as ``data/<folder>``; the others are left for the table to name."""
+    into the user cache) and linked in as ``data/<folder>`` by its absolute path (a relative ``$ASYM_CACHE`` too); the
+    others are left for the table to name. A dangling link an earlier --download made is replaced; any other
+    dangling link is a ``UserError`` (the user's, not to be guessed at)."""
     from asym.errors import UserError
-    from asym.iqa_data.pyiqa_datasets import fetch_pyiqa_dataset
+    from asym.iqa_data.pyiqa_datasets import fetch_pyiqa_dataset, pyiqa_dataset_root
 
     for folder, (what, *_, origin) in DATASETS.items():
         path = os.path.join(data, folder)
-        if os.path.exists(path) or not origin.startswith("pyiqa:"):
+        if os.path.exists(path) or not origin.startswith("pyiqa:"):  # a link to a folder counts: the check reads it
             continue
+        if os.path.islink(path):  # dangling
+            target = os.readlink(path)
+            if not _inside(target, pyiqa_dataset_root(), os.path.dirname(path)):
+                raise UserError(f"{path} is a link to {target}, which does not exist: remove it (rm "
+                                f"{shlex.quote(path)}) or point it at the {what} release, then run --preflight "
+                                "--download again")  # fmt: skip
+            os.remove(path)  # ours, made with a relative target that does not resolve from data/: made again below
         try:
             fetched = fetch_pyiqa_dataset(origin)
         except UserError as err:
             print(f"preflight --download: {what}: {err}", flush=True)
             continue
         os.makedirs(data, exist_ok=True)
-        os.symlink(fetched, path, target_is_directory=True)
+        os.symlink(os.path.abspath(fetched), path, target_is_directory=True)
         print(f"preflight --download: {what}: {origin} -> {fetched}, linked as {path}", flush=True)
+
+
+def _inside(target: str, root: str, link_folder: str) -> bool:
+    """Whether a link ``target`` lies under ``root``, read from the working directory (as an earlier --download wrote
+    it) or from the link's folder (as the system reads it)."""
+    root = os.path.abspath(root)
+    resolved = {os.path.abspath(target), os.path.abspath(os.path.join(link_folder, target))}
+    return any(os.path.commonpath([root, r]) == root for r in resolved)
 
 
 def run_in_process(script: str, argv: list[str]):
@@ -315,11 +326,13 @@ def parse_args(input_args=None):
     parser.add_argument("--dry_run", action="store_true", help="print the commands instead of running them")
     parser.add_argument("--download", action="store_true",
                         help="with --preflight: fetch each missing dataset pyiqa mirrors on the Hub (KADID-10k, "
-                             "KonIQ-10k, TID2013) into the user cache and link it into --data")  # fmt: skip
+                             "KonIQ-10k, TID2013) into the user cache and link it into --data, and every file the VLM "
+                             "scorers load (DeQA-Score, VisualQuality-R1) into the Hub cache")  # fmt: skip
     parser.add_argument("--preflight", action="store_true",
                         help="train nothing: check that every dataset and weight source can be had (all that is "
                              "missing in one table, exit 2), then run each distinct training stage for a few steps "
-                             "at its configured size here: s / step, peak memory, ETA, preflight.json")  # fmt: skip
+                             "at its configured size here: s / step, peak memory, ETA (steps, validations, checkpoint "
+                             "saves, calibration), preflight.json")  # fmt: skip
     return parser.parse_args(input_args)
 
 

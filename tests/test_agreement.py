@@ -291,3 +291,22 @@ def test_pearson_loss_matches_scipy_and_has_gradients():
     assert torch.isfinite(pred.grad).all()
     assert pearson_loss(2 * target + 3, target).item() == pytest.approx(0, abs=100 * EPS64)
     assert pearson_loss(-target, target).item() == pytest.approx(2, abs=100 * EPS64)
+
+
+@pytest.mark.parametrize("pred, mos, linear", [
+    ([-1.141, 0.281, 0.256, 0.176, -1.025, -0.437, 0.191, 0.648],
+     [-1.415, 0.041, 0.588, 2.063, 0.492, 0.633, 0.195, -0.548], 0.283),
+    ([1.495, -1.012, -0.367, -0.123, -0.654, -0.757, -0.779, -1.726],
+     [1.275, 1.185, 0.58, 0.651, -0.637, -0.16, 0.851, 1.209], 0.140),
+])  # fmt: skip
+def test_a_fit_against_the_ranking_reports_the_linear_plcc_marked(pred, mos, linear):
+    """2 of 200 random draws of 8 items: not a step (two scores on the slope), but a map isolating one outlying score
+    whose direction is against SRCC (-0.119) and whose PLCC (+0.672, +0.391) is far above the linear one."""
+    b1, b2, b3, b4 = fit_logistic4(pred, mos)
+    fitted = logistic4(pred, b1, b2, b3, b4)
+    assert not is_step_fit(fitted, b1, b2) and np.sign(b1 - b2) * stats.pearsonr(fitted, mos).statistic > 0.39
+    with pytest.warns(FitWarning, match="ran against the ranking.*linear PLCC"):
+        result = correlations(pred, mos)
+    assert result["plcc_fit"] == "linear" and round(result["srcc"], 3) == -0.119
+    assert result["plcc"] == pytest.approx(stats.pearsonr(pred, mos).statistic, abs=10 * 8 * EPS64)
+    assert round(result["plcc"], 3) == linear

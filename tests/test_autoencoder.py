@@ -57,6 +57,7 @@ def test_saved_autoencoder_reloads_identically_through_both_loaders(tmp_path):
                        expected)  # fmt: skip
 
 
+@pytest.mark.slow  # a long end-to-end chain: the slow lane, which CI runs too
 def test_resumed_autoencoder_run_equals_uninterrupted_run(tmp_path):
     """Posterior samples, the KL term and the discriminator included: 2 + resume + 2 == 4 steps."""
     from safetensors.torch import load_file

@@ -34,9 +34,9 @@ def counted_decodes(monkeypatch):
     calls: list[str] = []
     real = asym.images.decode
 
-    def decode(source):
+    def decode(source, data=None):
         calls.append(os.path.basename(source) if isinstance(source, str) else str(source[2]))
-        return real(source)
+        return real(source, data)
 
     monkeypatch.setattr(asym.images, "decode", decode)
     return calls
@@ -129,11 +129,13 @@ def test_iqa_images_are_decoded_once_into_the_cache_and_a_broken_one_is_refused(
         FRDataset(items, "t", lower_better=False).verify_images(progress=False)
 
 
-def test_dataset_cells_are_keyed_by_the_table_fingerprint(cache, tmp_path):
+def test_cells_are_keyed_by_content_and_a_rewritten_file_of_a_path_cell_is_decoded_again(cache, tmp_path):
+    """A path-based table (what ``Dataset.to_parquet`` writes) keeps its fingerprint when the files it names change."""
     import datasets
 
-    Image.fromarray(_photo(40, 48, 3)).save(tmp_path / "a.png")
-    table = datasets.Dataset.from_dict({"image": [str(tmp_path / "a.png")]}).cast_column(
+    for name, seed in (("a.png", 3), ("b.png", 4)):
+        Image.fromarray(_photo(40, 48, seed)).save(tmp_path / name)
+    table = datasets.Dataset.from_dict({"image": [str(tmp_path / "a.png"), str(tmp_path / "b.png")]}).cast_column(
         "image", datasets.Image(decode=False)
     )
     entry = cache.entry((table, "image", 0))
@@ -141,9 +143,110 @@ def test_dataset_cells_are_keyed_by_the_table_fingerprint(cache, tmp_path):
     assert np.array_equal(cache.load((table, "image", 0), asym.images.decode), _photo(40, 48, 3))
     assert os.path.isfile(entry) and cache.holds((table, "image", 0))
     assert cache.entry(np.zeros((2, 2, 3))) is None  # in-memory arrays need no cache
+    Image.fromarray(_photo(40, 48, 5)).save(tmp_path / "a.png")  # the file changes, the table (and its fingerprint) not
+    again = decoded_cache.DecodedCache(cache.root)  # the next run: content keys are computed once per run
+    assert np.array_equal(again.load((table, "image", 0), asym.images.decode), _photo(40, 48, 5))
+    # a cell holding bytes is keyed by them: the same pixels as a file share its entry, whatever the names
+    cells = datasets.Dataset.from_dict({"image": [{"bytes": (tmp_path / "b.png").read_bytes(), "path": "a.png"}]})
+    assert again.entry((cells.cast_column("image", datasets.Image(decode=False)), "image", 0)) == again.entry(
+        str(tmp_path / "b.png")
+    )
+
+
+def test_a_file_replaced_in_place_with_the_same_size_mtime_and_inode_is_decoded_again(cache, tmp_path):
+    """``cp -p`` over a file, or a re-released archive with normalised times: only the content tells."""
+    path = tmp_path / "i01.bmp"  # same-size BMPs, as TID2013 / LIVE ship them
+    Image.fromarray(_photo(30, 40, 1)).save(path)
+    first = load_sr_images(train_data_dir=str(tmp_path))
+    assert np.array_equal(first[0], _photo(30, 40, 1))
+    before = os.stat(path)
+    other = tmp_path / "other.bmp"
+    Image.fromarray(_photo(30, 40, 2)).save(other)
+    with open(path, "r+b") as file:  # overwrite in place: the inode stays
+        file.write(other.read_bytes())
+    other.unlink()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    decoded_cache.configure(cache.root)  # the next run
+    assert np.array_equal(load_sr_images(train_data_dir=str(tmp_path))[0], _photo(30, 40, 2))
+
+
+def test_another_decoder_version_decodes_again(cache, hr_folder, counted_decodes, monkeypatch):
+    load_sr_images(train_data_dir=str(hr_folder))
+    decoded_cache.configure(cache.root)
+    monkeypatch.setattr(decoded_cache, "DECODER_VERSION", decoded_cache.DECODER_VERSION + 1)
+    counted_decodes.clear()
+    load_sr_images(train_data_dir=str(hr_folder))
+    assert sorted(counted_decodes) == ["0.png", "1.png", "2.png", "gray16.png"]
+
+
+def test_caching_stops_with_one_warning_before_the_disk_fills_and_the_run_goes_on(tmp_path, hr_folder, monkeypatch):
+    import shutil
+
+    room = 10 * decoded_cache.GIB + 60 * 74 * 3 + 1000  # the largest image (and its .npy header) above the 10 GiB kept
+
+    def disk_usage(path):  # a disk whose free space is what the cache has not written yet
+        written = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(tmp_path / "cache") for f in files)
+        return shutil._ntuple_diskusage(100 * decoded_cache.GIB, 90 * decoded_cache.GIB, room - written)
+
+    monkeypatch.setattr(decoded_cache.shutil, "disk_usage", disk_usage)
+    decoded_cache.configure(str(tmp_path / "cache"), min_free_gb=10)
+    try:
+        with pytest.warns(UserWarning, match=r"stopped caching: .* keeps 10 GiB") as record:
+            images = load_sr_images(train_data_dir=str(hr_folder))
+        assert len([w for w in record if "stopped caching" in str(w.message)]) == 1  # once, not per image
+        assert len(_entries(decoded_cache.active())) == 1  # then nothing more written
+        assert all(np.array_equal(images[i], images[i]) for i in range(len(images)))  # still readable, decoded
+        report = decoded_cache.cache_report()
+        assert "stopped caching" in report and "3 not stored" in report and "1 images decoded" in report
+    finally:
+        decoded_cache.configure(enabled=False)
+
+
+def test_a_failed_write_stops_caching_with_one_warning(tmp_path, hr_folder, monkeypatch):
+    import errno
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    decoded_cache.configure(str(tmp_path / "cache"))
+    monkeypatch.setattr(decoded_cache.np, "save", full)
+    try:
+        with pytest.warns(UserWarning, match="No space left on device") as record:
+            images = load_sr_images(train_data_dir=str(hr_folder))
+        assert len([w for w in record if "stopped caching" in str(w.message)]) == 1
+        assert len(images) == 4 and not _entries(decoded_cache.active())  # no temporary file left behind
+        assert "stopped caching (writing failed (OSError: [Errno 28]" in decoded_cache.cache_report()
+    finally:
+        decoded_cache.configure(enabled=False)
+
+
+def test_an_unwritable_cache_folder_is_said_not_called_unused(tmp_path, monkeypatch, hr_folder):
+    import argparse
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    parser = argparse.ArgumentParser()
+    decoded_cache.add_cache_args(parser)
+    with pytest.raises(UserError, match=r"--cache_dir .*a-file/cache cannot be written .*--no_cache"):
+        decoded_cache.configure_from_args(parser.parse_args(["--cache_dir", str(blocker / "cache")]))
+    monkeypatch.setenv("ASYM_CACHE", str(blocker / "cache"))  # the default folder: a warning, the run goes on
+    try:
+        with pytest.warns(UserWarning, match="cache off: .* cannot be written"):
+            assert decoded_cache.configure_from_args(parser.parse_args([])) is None
+        load_sr_images(train_data_dir=str(hr_folder))
+        report = decoded_cache.cache_report()
+        assert "cannot be written" in report and "every crop decodes its whole image" in report
+        assert "unused" not in report
+    finally:
+        decoded_cache.configure(enabled=False)
 
 
 def test_the_cache_folder_follows_the_environment_and_flags(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ASYM_CACHE", "relative")  # taken from the current folder: an absolute path
+    assert decoded_cache.default_cache_dir() == str(tmp_path / "relative")
     monkeypatch.setenv("ASYM_CACHE", str(tmp_path / "env"))
     assert decoded_cache.default_cache_dir() == str(tmp_path / "env")
     monkeypatch.delenv("ASYM_CACHE")

@@ -267,21 +267,41 @@ def test_a_killed_run_resumes_from_its_score_units(sr_models, tmp_path, monkeypa
 
 
 def test_another_model_or_scorer_invalidates_only_its_own_units(sr_models, tmp_path, capsys):
-    def units(models, metrics):
+    def units(models, metrics, *more):
         run(["sr", "--models", ",".join(models), "--metrics", metrics, "--datasets", "builtin", "--max_images",
-             str(N_IMAGES), "--output_dir", str(tmp_path), "--device", "cpu"])  # fmt: skip
+             str(N_IMAGES), "--output_dir", str(tmp_path), "--device", "cpu", *more])  # fmt: skip
         return _units_line(capsys.readouterr().out)
 
     assert units([sr_models[0], "bicubic"], "psnr,piqe").endswith(", 8 computed")  # 2 models x 2 metrics x 2 images
     assert units([sr_models[1], "bicubic"], "psnr,piqe").startswith("score units: 4 reused")  # bicubic's
     line = units([sr_models[1], "bicubic"], "psnr,piqe,ssim")
     assert line.startswith("score units: 8 reused") and line.endswith(", 4 computed")  # ssim's alone
+    line = units([sr_models[1], "bicubic"], "psnr", "--tile", "64")  # tiled outputs differ: the model's units anew
+    assert line.startswith("score units: 2 reused") and line.endswith(", 2 computed")  # bicubic has no tiles
+
+
+def test_every_process_ends_together_once_the_main_one_has_written(tmp_path, monkeypatch):
+    """A process that returns early tore the gloo group down under the others (exit 1 from the launcher): evaluate.py
+    ends every verb with a barrier and the group's destruction, after the files are written."""
+    import torch.distributed as dist
+
+    from asym.processes import end_processes
+
+    ended = []
+    monkeypatch.setattr(evaluate, "end_processes", lambda: ended.append(sorted(p.name for p in tmp_path.iterdir())))
+    run(["sr", "--models", "bicubic", "--metrics", "psnr", "--datasets", "builtin", "--max_images", "1",
+         "--output_dir", str(tmp_path), "--device", "cpu"])  # fmt: skip
+    assert ended == [["sr_cache", "sr_results.csv", "sr_results.json", "sr_results.md", "sr_scores.csv"]]
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    end_processes()
+    assert not dist.is_initialized()
 
 
 @pytest.mark.slow
-def test_two_processes_write_what_one_process_writes(tmp_path):
-    """`accelerate launch --num_processes 2 evaluate.py sr` (gloo, CPU): each process scores half the images, the main
-    process gathers and writes sr_results.json / sr_scores.csv equal to a one-process run's."""
+def test_several_processes_write_what_one_process_writes_and_all_exit_0(tmp_path):
+    """`accelerate launch --num_processes 3 evaluate.py sr` (gloo, CPU): each process scores a third of the images (5:
+    unevenly), the main process gathers and writes sr_results.json / sr_scores.csv equal to a one-process run's, and
+    the launch exits 0."""
     import os
     import subprocess
 
@@ -294,7 +314,7 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
                 "5", "--output_dir", str(tmp_path / out), "--device", "cpu"]  # fmt: skip
 
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_cpu_threads_per_process", "1"]
+    launch = ["accelerate", "launch", "--multi_gpu", "--num_processes", "3", "--num_cpu_threads_per_process", "1"]
     two = subprocess.run([*launch, "evaluate.py", *argv("two")], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=900)  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
@@ -310,3 +330,47 @@ def test_two_processes_write_what_one_process_writes(tmp_path):
     assert two.stdout.count("score units: 0 reused") == 1  # printed by the main process alone
     with open(tmp_path / "one" / "sr_scores.csv") as f, open(tmp_path / "two" / "sr_scores.csv") as g:
         assert [r["image"] for r in csv.DictReader(f)] == [r["image"] for r in csv.DictReader(g)]
+
+
+def _save(path, seed, size=(48, 40)):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+
+
+def _psnr_rows(out) -> dict:
+    return {r["dataset"]: r for r in json.loads((out / "sr_results.json").read_text()) if r["metric"] == "psnr"}
+
+
+def test_scores_are_keyed_by_pixels_not_by_set_or_image_names(tmp_path, capsys):
+    """Two sets whose folders share a name, images that share a name across sets (other pixels), a.png beside a.jpg,
+    and an image replaced under its name: every number is its own pixels', and a rerun rescores exactly what changed."""
+    for folder, seeds in (("p/HR", {"a.png": 1, "b.png": 2}), ("q/HR", {"a.png": 3, "a.jpg": 4, "c.png": 5})):
+        for name, seed in seeds.items():
+            _save(tmp_path / folder / name, seed)
+
+    def evaluate_sr(datasets, out):
+        run(["sr", "--models", "bicubic", "--metrics", "psnr", "--datasets", datasets, "--output_dir",
+             str(tmp_path / out), "--device", "cpu"])  # fmt: skip
+        return _psnr_rows(tmp_path / out), _units_line(capsys.readouterr().out)
+
+    both, line = evaluate_sr(f"{tmp_path}/p/HR,{tmp_path}/q/HR", "both")
+    assert line.endswith("0 reused from " + str(tmp_path / "both" / "sr_cache" / "scores") + ", 5 computed")
+    alone = {name: evaluate_sr(str(tmp_path / name / "HR"), name)[0]["HR-x4"] for name in ("p", "q")}
+    assert set(both) == {"p/HR-x4", "q/HR-x4"}
+    for name in ("p", "q"):
+        row = both[f"{name}/HR-x4"]
+        assert (row["score"], row["images"], row["fingerprint"]) == \
+            (alone[name]["score"], alone[name]["images"], alone[name]["fingerprint"])  # fmt: skip
+    with open(tmp_path / "both" / "sr_scores.csv") as f:
+        scored = [(r["dataset"], r["image"], r["pixels"]) for r in csv.DictReader(f)]
+    assert [(d, i) for d, i, _ in scored] == [("p/HR-x4", "a"), ("p/HR-x4", "b"), ("q/HR-x4", "a.jpg"),
+                                              ("q/HR-x4", "a.png"), ("q/HR-x4", "c")]  # fmt: skip
+    assert len({p for _, _, p in scored}) == 5  # five images, five contents
+    _save(tmp_path / "q/HR/c.png", 6)  # a corrected release: same name, other pixels
+    again, line = evaluate_sr(f"{tmp_path}/p/HR,{tmp_path}/q/HR", "both")
+    assert line.startswith("score units: 4 reused") and line.endswith(", 1 computed")
+    fresh = evaluate_sr(str(tmp_path / "q/HR"), "fresh")[0]["HR-x4"]
+    assert again["q/HR-x4"]["score"] == fresh["score"] != both["q/HR-x4"]["score"]
+    assert again["q/HR-x4"]["fingerprint"] == fresh["fingerprint"]

@@ -215,6 +215,19 @@ def test_pyiqa_csv_parses(tmp_path, header):
     assert load_fr_dataset(str(root / "meta_info_TestDataset.csv"), lower_better=True).lower_better
 
 
+def test_pyiqa_pipal_meta_info_names_its_reference_column_hq_name(tmp_path):
+    """pyiqa's PIPAL csv (scripts/process_pipal.py): hq_name,dist_name,elo_score, images in Dist_Imgs / Train_Ref, as
+    the pyiqa:pipal folder holds them (no Train_Label: read as pyiqa reads it)."""
+    root = _pyiqa_folder(tmp_path / "pipal", "hq_name,dist_name,elo_score")
+    os.rename(root / "meta_info_TestDataset.csv", root / "meta_info_PIPALDataset.csv")
+    os.rename(root / "dist", root / "Dist_Imgs")
+    os.rename(root / "ref", root / "Train_Ref")
+    assert detect_layout(str(root)) == "pyiqa-csv"
+    data = load_fr_dataset(str(root))
+    assert len(data) == 6 and data.lower_better is False and "PIPAL" in data.direction
+    assert data.items[1].ref == str(root / "Train_Ref" / "ref0.png") and data.items[1].score == 0.5
+
+
 def test_pyiqa_csv_relative_paths_and_basename_search(tmp_path):
     root = _pyiqa_folder(tmp_path / "flat", subfolders=False)  # relative to the folder itself
     assert load_fr_dataset(str(root)).items[0].dist == str(root / "ref0_m0.png")

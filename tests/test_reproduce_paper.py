@@ -44,6 +44,7 @@ def test_every_command_parses_and_runs_after_what_it_reads(smoke, capsys):
         assert "sweep" in subcommands
 
 
+@pytest.mark.slow  # a long end-to-end chain: the slow lane, which CI runs too
 def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
     """The README's one command, as a user types it (a fresh process, offline: HF_HUB_OFFLINE=1 from conftest), then
     every table it promises, recomputed here from the files of the link before."""

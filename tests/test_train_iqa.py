@@ -180,6 +180,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, kill_after_checkpoint):
     assert ra["best_step"] == rb["best_step"] and ra["test"] == pytest.approx(rb["test"], abs=1e-6)
 
 
+@pytest.mark.slow  # a long end-to-end chain: the slow lane, which CI runs too
 def test_the_study_chain_from_the_command_line(tmp_path):
     """train_sr.py per+adv -> train_iqa.py --weights gan:<its output> -> evaluate.py nr, each a fresh process."""
 

@@ -84,3 +84,18 @@ def test_data_wait_is_the_share_of_the_step_spent_waiting(monkeypatch):
     clock[0] += 0.6
     assert batches.perf()["perf/data_wait"] == pytest.approx(0.5) and batches.overall() == pytest.approx(0.9 / 1.6)
     assert batches.summary().startswith("56.2% of the training time spent waiting for data")
+
+
+def test_runs_with_neighbouring_seeds_are_independent_not_shifted_by_an_epoch():
+    """Seeds meant as independent runs (error bars, a sweep) share no epoch order and no sample seed."""
+
+    def epochs(seed, n=6):  # a step of 8 on 8 items: each step is one epoch's whole order
+        steps = iter(StepSampler(8, 8, seed=seed))
+        return [next(steps) for _ in range(n)]
+
+    for seed in (0, 1, 7):
+        this, neighbour = epochs(seed), epochs(seed + 1)
+        orders = [[index for index, _ in step] for step in this]
+        shifted = [[index for index, _ in step] for step in neighbour]
+        assert all(order != other for order in orders for other in shifted)  # 8! orders: a match is no chance
+        assert not {s for step in this for _, s in step} & {s for step in neighbour for _, s in step}

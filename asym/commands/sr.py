@@ -152,8 +152,9 @@ def run(args) -> list[dict]:
         raise UserError("--models, --metrics and --datasets must each name at least one entry")
     model_names = unique_names(model_sources, "model")
     metric_names = unique_names(metric_sources, "metric")
-    unique_names(dataset_sources, "dataset")
-    test_sets = [load_sr_test_set(d, args.scale) for d in dataset_sources]  # before any model: typos cost nothing
+    dataset_names = unique_names(dataset_sources, "dataset")  # p/HR, q/HR: two sets, two names
+    # before any model: typos cost nothing
+    test_sets = [load_sr_test_set(d, args.scale, n) for d, n in zip(dataset_sources, dataset_names)]
     sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
     losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
     kinds = {n: s.kind for n, s in zip(model_names, sources)}

@@ -105,8 +105,10 @@ def correlations(pred, mos) -> dict[str, float | int | str]:
     was computed: ``"logistic"``; ``"linear"`` (plain Pearson correlation of pred and mos, with a ``FitWarning``)
     where the fit cannot be trusted: fewer than 5 scores, no convergence, a constant map, a step (``is_step_fit``:
     on small test sets the fit can jump between two neighbouring scores, inflating |PLCC| and even flipping its sign
-    against SRCC), or a local optimum worse than a straight line; ``"none"`` where predictions or MOS are constant:
-    then SRCC, KRCC and PLCC are NaN, with a ``ConstantScoresWarning``. NaN/inf in either input is a UserError.
+    against SRCC), a local optimum worse than a straight line, or a map whose direction is against SRCC's (a fit
+    that isolates one or two outlying scores: on 8 items it turned PLCC +0.67 against SRCC -0.12); ``"none"`` where
+    predictions or MOS are constant: then SRCC, KRCC and PLCC are NaN, with a ``ConstantScoresWarning``. NaN/inf in
+    either input is a UserError.
     """
     from scipy import stats
 
@@ -148,6 +150,9 @@ def correlations(pred, mos) -> dict[str, float | int | str]:
                     plcc = float(np.sign(b1 - b2) * stats.pearsonr(fitted, mos).statistic)
                     if abs(plcc) < abs(linear) - _SHORTFALL:  # the logistic family contains lines in the limit
                         failure = f"stopped at a local optimum (|PLCC| {abs(plcc):.4f} < linear {abs(linear):.4f})"
+                    elif srcc * plcc < 0:  # a map against the ranking: fitted to a few outlying scores
+                        failure = (f"ran against the ranking (a map of sign {plcc:+.3f} where SRCC is {srcc:+.3f}: a "
+                                   "few outlying scores decided it)")  # fmt: skip
     if failure is not None:
         warnings.warn(
             FitWarning(f"the logistic PLCC fit {failure}; the linear PLCC (plain Pearson correlation) is reported"),

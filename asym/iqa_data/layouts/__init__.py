@@ -28,7 +28,7 @@ LAYOUTS = {
     "pipal": "Train_Label/ (or another *_Label/ folder) of A0001.txt files with 'A0001_00_00.bmp,<elo>' lines",
     "tqd": "images/<texture>-0.png references, images/<texture>-<k>.png distorted + a score file of "
     "'images/<texture>-<k>.png,<mos>' lines",
-    "pyiqa-csv": "a *.csv with header ref_name,dist_name,mos|dmos|score[,std] (also used for Liu13, Ma17)",
+    "pyiqa-csv": "a *.csv with header ref_name|hq_name,dist_name,mos|dmos|score|elo_score[,std] (also Liu13, Ma17)",
 }
 FR_RELEASES = ("kadid10k", "tid2013", "pipal", "tqd")  # layouts told by fixed file names (not a csv's header)
 # No-reference layouts (read by asym.iqa_data.nr; every FR layout above is also read as NR: its distorted images).

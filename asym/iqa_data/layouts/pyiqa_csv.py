@@ -12,7 +12,8 @@ from asym.errors import UserError
 from ..dataset import FRItem, Scores
 from ..files import DMOS_NAME, FileIds, FileIndex, csv_header, parse_score, read_csv_rows, require_nonempty
 
-SCORE_NAMES = ("mos", "dmos", "score")  # accepted score columns of a pyiqa-style csv, in order of preference
+SCORE_NAMES = ("mos", "dmos", "score", "elo_score")  # accepted score columns of a pyiqa-style csv, by preference
+REF_NAMES = ("ref_name", "hq_name")  # the reference column: pyiqa's PIPAL csv names it hq_name (its elo_score: Elo)
 
 # pyiqa's full-reference meta-info files (lower-cased name) -> (database, lower_better, score range), as pyiqa 0.1.16's
 # default_dataset_configs.yml gives them (meta_info_file, lower_better, mos_range). For these files the name decides
@@ -31,14 +32,15 @@ KADID_DIST_NAME = re.compile(r"(?:^|[/\\])I\d\d_\d\d_\d\d\.png$", re.IGNORECASE)
 
 
 def find_pyiqa_csvs(folder: str) -> list[str]:
-    """The pyiqa-style FR csvs in ``folder`` (a header with ``ref_name``, ``dist_name`` and a score column of
-    ``SCORE_NAMES``), sorted: how ``detect_layout`` recognises the layout, and the csv ``READERS`` reads."""
+    """The pyiqa-style FR csvs in ``folder`` (a header with a reference column of ``REF_NAMES``, ``dist_name`` and a
+    score column of ``SCORE_NAMES``), sorted: how ``detect_layout`` recognises the layout, and the csv ``READERS``
+    reads."""
     found = []
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
         if name.lower().endswith(".csv") and os.path.isfile(path):
             header = csv_header(path)  # [] where it is no csv: not ours to complain about
-            if {"ref_name", "dist_name"} <= set(header) and any(s in header for s in SCORE_NAMES):
+            if "dist_name" in header and any(r in header for r in REF_NAMES) and any(s in header for s in SCORE_NAMES):
                 found.append(path)
     return found
 
@@ -69,14 +71,17 @@ def _pyiqa_direction(path: str, column: str, items: list[FRItem], dist_names: li
 
 
 def read_pyiqa_csv(path: str) -> Scores:
-    """A pyiqa-style meta-info csv (``ref_name,dist_name,mos[,std]``; ``dmos`` or ``score`` also accepted as the
-    score column, as in pyiqa's ``meta_info_KADID10kDataset.csv``: ``ref_name,dist_name,dmos,std``). Image paths
+    """A pyiqa-style meta-info csv (``ref_name,dist_name,mos[,std]``; ``dmos``, ``score`` or ``elo_score`` also
+    accepted as the score column, as in pyiqa's ``meta_info_KADID10kDataset.csv``: ``ref_name,dist_name,dmos,std``,
+    and ``hq_name`` as the reference column, as in its ``meta_info_PIPALDataset.csv``: ``hq_name,dist_name,elo_score``).
+    Image paths
     are relative to the csv's folder; a name not found there is looked for under ``ref/`` (references) or ``dist/``
     (distorted images), then by its file name (case-insensitive) anywhere below the folder. The score direction:
     ``_pyiqa_direction``.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    header, rows = read_csv_rows(path, ("ref_name", "dist_name"))
+    ref_column = next((r for r in REF_NAMES if r in csv_header(path)), "ref_name")
+    header, rows = read_csv_rows(path, (ref_column, "dist_name"))
     score_column = next((s for s in SCORE_NAMES if s in header), None)
     if score_column is None:
         raise UserError(f"{path} line 1: header {','.join(header)} has no score column ({', '.join(SCORE_NAMES)})")
@@ -84,7 +89,7 @@ def read_pyiqa_csv(path: str) -> Scores:
     items, dist_names = [], []
     for line, row in rows:
         where = f"{path} line {line}"
-        ref, dist = (require_nonempty(row[k], where, k) for k in ("ref_name", "dist_name"))
+        ref, dist = (require_nonempty(row[k], where, k) for k in (ref_column, "dist_name"))
         score = parse_score(require_nonempty(row[score_column], where, score_column), where)
         ref_path = refs.find(ref, where)
         items.append(FRItem(dists.find(dist, where), ref_path, score, ids(ref_path), ref, dist))
