@@ -78,6 +78,8 @@ def summarize(err: BaseException) -> str:
     """One line on what went wrong: the exception's type and the first line of its message."""
     if isinstance(err, pickle.UnpicklingError):  # torch's message would suggest weights_only=False: never
         return "not a tensors-only torch file; only safetensors and weights_only torch files are loaded"
+    if type(err).__name__ == "LocalEntryNotFoundError":  # huggingface_hub's four sentences, in a table cell
+        return "LocalEntryNotFoundError: not in the local Hub cache, and the Hub cannot be reached"
     # the first line, and the one after it where the first only announces a list ("Error(s) in ...:")
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()] or [""]
     reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]

@@ -291,9 +291,13 @@ def test_an_unreachable_hub_is_said_once_then_downloads_fail_at_once(hub_endpoin
     assert f"127.0.0.1:{port}" in record.getMessage() and "HF_HUB_OFFLINE=1" in record.getMessage()
     assert constants.HF_HUB_OFFLINE is True
     start = time.monotonic()
-    with pytest.raises(LocalEntryNotFoundError):  # the cache only, no retries (about 23 s per file otherwise)
+    with pytest.raises(LocalEntryNotFoundError) as raised:  # the cache only, no retries (23 s per file otherwise)
         hf_hub_download("asym-tests/never-downloaded", "model.safetensors", cache_dir=str(tmp_path))
     assert time.monotonic() - start < 5
+    from asym.errors import summarize  # what a table's "unavailable: ..." cell says of it: one short clause
+
+    expected = "LocalEntryNotFoundError: not in the local Hub cache, and the Hub cannot be reached"
+    assert summarize(raised.value) == expected
 
 
 def test_a_hub_that_answers_is_reachable_whatever_its_status(hub_endpoint, caplog):

@@ -54,7 +54,7 @@ def test_training_beats_the_untrained_model(request, tmp_path, mode):
         run(out, "--mode", "fr", *LEARN)
     saved = json.loads((out / "results.json").read_text())
     assert saved["mode"] == mode and saved["init"] == "random" and saved["steps"] == 60
-    # measured: -0.13 -> 0.61 (FR), -0.09 -> 0.54 (NR); the untrained model is at chance level
+    # measured: -0.13 -> 0.47 (FR), -0.09 -> 0.49 (NR); the untrained model is at chance level
     assert saved["validation"]["srcc"] > saved["initial_validation"]["srcc"] + 0.3, saved
     assert saved["validation"]["srcc"] > 0.3, saved
     for key in ("srcc", "plcc", "krcc", "n"):

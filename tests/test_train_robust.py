@@ -266,7 +266,7 @@ def test_adversarial_training_beats_standard_training_under_attack(robust_and_st
     n = robust["final"]["n"]
     assert n == 104  # 8 fixed crops of each of the 13 photographs
     p, q = robust["final"]["pgd_accuracy"], standard["final"]["pgd_accuracy"]
-    # a two-proportion z test over the n crops: the gain must exceed 3 standard errors (measured: ~4.7 or more)
+    # a two-proportion z test over the n crops: the gain must exceed 3 standard errors (measured: 5.6, seeds 0-9: 3.1+)
     assert p - q > 3 * np.sqrt((p * (1 - p) + q * (1 - q)) / n) and p - q > 3 / n, (p, q)
     assert standard["final"]["clean_accuracy"] > 0.4 > standard["initial"]["clean_accuracy"]  # it did learn
     assert robust["train_attack"] == {"norm": "l2", "eps": 3.0, "steps": 3, "step_size": 2.5, "random_start": False}

@@ -311,19 +311,20 @@ def test_validation_is_on_whole_images_in_y_and_rgb_next_to_bicubic(tmp_path):
     assert 0 < results["ssim"].metric_value < 1
 
 
-def test_tiny_learns_to_beat_bicubic_in_100_l1_steps(tmp_path):
-    """The CPU demo's promise: ``tiny`` starts as bicubic up-sampling and 100 ``--loss rec`` steps (the README's crop
+def test_tiny_learns_to_beat_bicubic_in_150_l1_steps(tmp_path):
+    """The CPU demo's promise: ``tiny`` starts as bicubic up-sampling and 150 ``--loss rec`` steps (the README's crop
     and batch, the default learning rate) improve on it on the held-out image, measured here from scratch."""
     import torch.nn.functional as F
 
-    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "100", "--crop_size", "64", "--train_batch_size", "4")
+    args, _ = run(tmp_path, "--loss", "rec", "--max_train_steps", "150", "--crop_size", "64", "--train_batch_size", "4")
     hr, lr = _held_out_image()
     with torch.no_grad():
         sr = SRModel.from_pretrained(args.output_dir)(lr).clamp(0, 1)[0]
     bicubic = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)[0]
     gain = _y_psnr(sr, hr) - _y_psnr(bicubic, hr)
-    # 0.10 dB measured; an untrained tiny scores exactly 0 and a noisy one far below, rounding across CPUs ~1e-4 dB
-    assert gain > 0.02, f"tiny after 100 L1 steps: {gain:+.3f} dB over bicubic"
+    # 0.10 dB measured (100 steps gave 0.03, 200 0.12: the data order decides the early gains); an untrained tiny
+    # scores exactly 0 and a noisy one far below, rounding across CPUs ~1e-4 dB
+    assert gain > 0.05, f"tiny after 150 L1 steps: {gain:+.3f} dB over bicubic"
 
 
 def test_ema_weights_are_what_is_saved(tmp_path):
