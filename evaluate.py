@@ -9,7 +9,7 @@ IQA leaderboards (the paper's Table 4) and what training runs learnt:
 Can a metric serve as a loss:
     python evaluate.py recover --metric output/metric --output_dir results/recover
     python evaluate.py texture --metric output/metric --output_dir results/texture
-SR leaderboards (Table 1), side-by-side outputs, and the figures built on them (Fig. 3, Fig. 7):
+SR leaderboards (Table 1), side-by-side outputs, and what is built on them (Fig. 3, Fig. 7, Table 3):
     python evaluate.py sr --models runs/sr-vgg16,runs/sr-resnet50,bicubic,hr --metrics psnr,ssim,piqe,maniqa \\
         --datasets builtin --calibration_dataset data/koniq10k --output_dir results/table1
     python evaluate.py grid --models runs/sr-vgg16,bicubic --images astronaut,coffee --output_dir results/grid
@@ -17,6 +17,8 @@ SR leaderboards (Table 1), side-by-side outputs, and the figures built on them (
         --sr_results results/table1/sr_results.json --output_dir results/fig3
     python evaluate.py sweep --runs runs/adv-0.001,runs/adv-0.005,runs/adv-0.01 \\
         --sr_results results/sweep/sr_results.json --output_dir results/fig7
+    python evaluate.py discriminators --runs runs/gan-vgg16,runs/gan-patch-vgg16 --base runs/rec+per-vgg16 \\
+        --sr_results results/table3/sr_results.json --output_dir results/table3
 The robust-loss study (its table, its Fig. 1):
     python evaluate.py robust-table --sr_results results/enhancenet/sr_results.json --output_dir results/robust
     python evaluate.py classify --classifiers vgg19,resnet50,runs/robust-resnet50 --models runs/ep,runs/ep-robust,hr \\

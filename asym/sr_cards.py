@@ -1,8 +1,9 @@
 """What a train_sr.py run's card (the training facts in its config.json) records, as the SR tables read it.
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
-discriminator's backbone), ``card_feat_weights`` (``--feat_weights``); ``read_run_card`` reads a run folder's card;
-``metric_for_backbone`` finds the FR metric named after a card's backbone (Fig. 3 pairs them).
+discriminator's backbone), ``card_disc_type`` (the discriminator's head: vanilla or patch), ``card_feat_weights``
+(``--feat_weights``); ``read_run_card`` reads a run folder's card; ``metric_for_backbone`` finds the FR metric named
+after a card's backbone (Fig. 3 pairs them).
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ def card_disc_backbone(card: dict | None) -> str | None:
     return str(card["--disc_backbone"]) if card.get("--disc_backbone") else _fact_backbone(card.get("discriminator"))
 
 
+def card_disc_type(card: dict | None) -> str | None:
+    """The discriminator type of a train_sr.py card (``--disc_type``: ``vanilla`` or ``patch``, else the first word of
+    its ``discriminator`` fact ``"<type> on <backbone> (<weights>), lr ..."``), None if it has none."""
+    card = card or {}
+    if card.get("--disc_type"):
+        return str(card["--disc_type"])
+    fact = card.get("discriminator")
+    if not isinstance(fact, str) or " on " not in fact:
+        return None
+    return fact.split(" on ", 1)[0].strip() or None
+
+
 def card_feat_weights(card: dict | None) -> str | None:
     """The feature-loss weights a train_sr.py card records (``--feat_weights``: auto, pretrained, random, a file or a
     Hub id), None if it records none."""
@@ -70,6 +83,7 @@ def metric_for_backbone(backbone: str, metrics: list[str]) -> str | None:
 
 __all__ = [
     "card_disc_backbone",
+    "card_disc_type",
     "card_feat_weights",
     "card_loss",
     "card_per_backbone",

@@ -1,18 +1,18 @@
-"""Every command of the asymmetry study, in order; ``--smoke`` runs the whole chain on ``builtin`` with tiny models.
+"""The asymmetry study (or the robust-loss study) as a resumable graph of runs, run here or submitted to SLURM.
 
-    python scripts/reproduce_paper.py --data data --output_dir runs/paper --dry_run   # print the paper's commands
-    python scripts/reproduce_paper.py --data data --output_dir runs/paper             # run them (a GPU machine)
-    python scripts/reproduce_paper.py --smoke --output_dir runs/smoke                 # the chain on CPU, minutes
+    python scripts/reproduce_paper.py --data data --dry_run                        # every run, in order, what it reads
+    python scripts/reproduce_paper.py --data data --preflight                      # sources checked, each stage's cost
+    python scripts/reproduce_paper.py --data data                                  # run it here (a GPU machine)
+    python scripts/reproduce_paper.py --data data --launcher slurm --partition gpu --gpus_per_run 8   # on SLURM
+    python scripts/reproduce_paper.py --data data --status                         # where it stands, from any node
+    python scripts/reproduce_paper.py --smoke --output_dir runs/smoke              # the chain on builtin, minutes
 
-The chain: DISTS-style metrics per backbone (Table 4) -> SR models trained with each metric as the loss under the
-four loss settings (Table 1, evaluated by NR-IQA models on a 1..100 scale) -> is a good assessor a good loss (Fig. 3)
--> quality models from random / ImageNet / GAN-discriminator weights (Table 2 FR, Fig. 5/8 NR) -> the adversarial
-weight sweep (Fig. 7). ``--data`` holds the releases as their layouts name them: ``kadid10k``, ``koniq10k``,
-``tid2013``, ``liu13``, ``ma17``, ``tqd``, ``DIV2K_train_HR``, ``DIV2K_valid_HR``.
-
-The real commands go through ``accelerate launch`` (configure it once with ``accelerate config``). ``--smoke`` runs
-the same scripts in this process (no launcher, tiny generator, a few steps, a handful of evaluation images): it checks
-that every link of the chain runs and hands its files to the next, and its numbers mean nothing.
+The runs and what each reads are ``asym.study`` (the chains: ``asym.study.chains``). The same command run again
+never trains anything twice: done runs are skipped, partial ones continue from their latest checkpoint, failed ones
+are run again (their readers wait for them), pending SLURM jobs are left alone. ``--only`` limits it to some runs
+(shell patterns) and what they read. ``--smoke`` runs the chain on ``builtin`` in this process (tiny generator, a few
+steps, a handful of evaluation images): it checks that every link runs and hands its files to the next, and its
+numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -21,121 +21,26 @@ import argparse
 import importlib
 import os
 import shlex
-import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, one level up
     sys.path.insert(0, ROOT)
-LOSSES = ("per", "rec+per", "per+adv", "rec+per+adv")
-METRIC_BACKBONES = ("vgg16-r", "vgg16", "resnet50", "convnext", "clip-vit", "swin-t")  # Table 4
-GAN_BACKBONES = ("vgg16", "resnet50", "dinov2")  # Tables 2 and 3, Figs. 5, 7, 8
-NR_METRICS = "maniqa,liqe,deqa,visualquality-r1"  # Table 1
 
-
-def paper_commands(data: str, out: str) -> list[tuple[str, list[str]]]:
-    """(script, arguments) of the full study on real data, with the paper's settings (the scripts' defaults)."""
-    fr_sets = ",".join(f"{data}/{d}" for d in ("tid2013", "liu13", "ma17", "tqd"))
-    div2k = ["--train_data_dir", f"{data}/DIV2K_train_HR", "--validation_data_dir", f"{data}/DIV2K_valid_HR"]
-    cmds = [("train_metric.py", ["--backbone", b, "--dataset_name", f"{data}/kadid10k", "--mixed_precision", "bf16",
-                                 "--output_dir", f"{out}/metric-{b}"]) for b in METRIC_BACKBONES]  # fmt: skip
-    metrics = ",".join(f"{out}/metric-{b}" for b in METRIC_BACKBONES)
-    cmds.append(("evaluate.py", ["fr", "--metrics", metrics, "--datasets", fr_sets, "--output_dir", f"{out}/table4"]))
-    cmds.append(("train_sr.py", ["--loss", "rec", "--max_train_steps", "100000", *div2k, "--mixed_precision", "bf16",
-                                 "--output_dir", f"{out}/sr-stage1"]))  # fmt: skip
-    stage2 = []
-    for b in METRIC_BACKBONES:
-        for loss in LOSSES:
-            stage2.append(f"{out}/sr-{b}-{loss}")
-            cmds.append(("train_sr.py", ["--loss", loss, "--per_metric", f"{out}/metric-{b}", "--init_generator",
-                                         f"{out}/sr-stage1", "--max_train_steps", "400000", *div2k, "--mixed_precision",
-                                         "bf16", "--output_dir", stage2[-1]]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sr", "--models", ",".join([*stage2, f"{out}/sr-stage1", "bicubic", "hr"]),
-                                 "--metrics", NR_METRICS,
-                                 "--datasets", f"{data}/DIV2K_valid_HR", "--calibration_dataset", f"{data}/koniq10k",
-                                 "--output_dir", f"{out}/table1"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["correlation", "--fr_results", f"{out}/table4/fr_results.json", "--sr_results",
-                                 f"{out}/table1/sr_results.json", "--output_dir", f"{out}/fig3"]))  # fmt: skip
-    fr_runs, nr_runs, sweep = [], [], []
-    for b in GAN_BACKBONES:
-        gan = f"{out}/gan-{b}"
-        cmds.append(("train_sr.py", ["--loss", "rec+per+adv", "--disc_backbone", b, "--init_generator",
-                                     f"{out}/sr-stage1", "--max_train_steps", "400000", *div2k, "--mixed_precision",
-                                     "bf16", "--output_dir", gan]))  # fmt: skip
-        for weights, name in (("random", "random"), ("pretrained", "imagenet"), (f"gan:{gan}", "gan")):
-            fr_runs.append(f"{out}/fr-{b}-{name}")
-            cmds.append(("train_metric.py", ["--backbone", b, "--weights", weights, "--dataset_name",
-                                             f"{data}/kadid10k", "--mixed_precision", "bf16", "--output_dir",
-                                             fr_runs[-1]]))  # fmt: skip
-            for d in ("kadid10k", "koniq10k"):
-                nr_runs.append(f"{out}/nr-{d}-{b}-{name}")
-                cmds.append(("train_iqa.py", ["--mode", "nr", "--backbone", b, "--weights", weights, "--dataset_name",
-                                              f"{data}/{d}", "--mixed_precision", "bf16", "--output_dir",
-                                              nr_runs[-1]]))  # fmt: skip
-        for weight in ("0.001", "0.005", "0.01"):
-            sweep.append(f"{out}/sweep-{b}-{weight}")
-            cmds.append(("train_sr.py", ["--loss", "rec+per+adv", "--disc_backbone", b, "--lambda_adv", weight,
-                                         "--init_generator", f"{out}/sr-stage1", "--max_train_steps", "400000", *div2k,
-                                         "--mixed_precision", "bf16", "--output_dir", sweep[-1]]))  # fmt: skip
-    cmds.append(("evaluate.py", ["fr", "--metrics", ",".join(fr_runs), "--datasets", fr_sets, "--output_dir",
-                                 f"{out}/table2"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["init-comparison", "--results", ",".join(nr_runs + fr_runs), "--output_dir",
-                                 f"{out}/fig5-8"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sr", "--models", ",".join(sweep), "--metrics", NR_METRICS, "--datasets",
-                                 f"{data}/DIV2K_valid_HR", "--normalisation", f"{out}/table1/normalisation.json",
-                                 "--output_dir", f"{out}/sweep"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sweep", "--runs", ",".join(sweep), "--sr_results", f"{out}/sweep/sr_results.json",
-                                 "--output_dir", f"{out}/fig7"]))  # fmt: skip
-    return cmds
-
-
-def smoke_commands(out: str) -> list[tuple[str, list[str]]]:
-    """The same chain on ``builtin``: three metric backbones (vgg16-r is only evaluated), a 2-step ``rec`` stage 1, then
-    from it the four loss settings on VGG-16 plus ``per`` on the other two (so Fig. 3's ``per`` setting has three
-    points), 2 steps of the tiny generator each, one GAN-initialised NR model, a two-point adversarial-weight sweep,
-    evaluations on a few images. Pretrained weights: none (random everywhere); scorers whose weights cannot be fetched
-    (maniqa offline) are reported unavailable."""
-    quiet = ["--report_to", "none"]
-    metric = ["--weights", "random", "--max_train_steps", "3", "--crop_size", "64", "--train_batch_size", "4",
-              "--max_eval_samples", "4", "--validation_steps", "3", *quiet]  # fmt: skip
-    sr = ["--model", "tiny", "--crop_size", "32", "--max_train_steps", "2", "--num_validation_images", "1",
-          "--weights", "random", *quiet]  # fmt: skip
-    backbones = ("vgg16-r", "vgg16", "resnet50")
-    cmds = [("train_metric.py", [*metric, "--backbone", b, "--output_dir", f"{out}/metric-{b}"]) for b in backbones]
-    cmds.append(("evaluate.py", ["fr", "--metrics", ",".join(f"{out}/metric-{b}" for b in backbones), "--datasets",
-                                 "builtin", "--max_samples", "8", "--output_dir", f"{out}/table4"]))  # fmt: skip
-    cmds.append(("train_sr.py", [*sr, "--loss", "rec", "--output_dir", f"{out}/sr-stage1"]))
-    runs = [(b, loss) for b in ("vgg16",) for loss in LOSSES] + [(b, "per") for b in ("vgg16-r", "resnet50")]
-    for b, loss in runs:
-        cmds.append(("train_sr.py", [*sr, "--loss", loss, "--per_metric", f"{out}/metric-{b}", "--init_generator",
-                                     f"{out}/sr-stage1", "--output_dir", f"{out}/sr-{b}-{loss}"]))  # fmt: skip
-    models = ",".join([f"{out}/sr-{b}-{loss}" for b, loss in runs] + [f"{out}/sr-stage1", "bicubic", "hr"])
-    cmds.append(("evaluate.py", ["sr", "--models", models, "--metrics", "psnr,piqe,maniqa", "--datasets", "builtin",
-                                 "--max_images", "2", "--calibration_dataset", "builtin", "--output_dir",
-                                 f"{out}/table1"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["correlation", "--fr_results", f"{out}/table4/fr_results.json", "--sr_results",
-                                 f"{out}/table1/sr_results.json", "--output_dir", f"{out}/fig3"]))  # fmt: skip
-    cmds.append(("train_iqa.py", ["--mode", "nr", "--backbone", "vgg16", "--weights",
-                                  f"gan:{out}/sr-vgg16-rec+per+adv", "--max_train_steps", "2", "--crop_size", "64",
-                                  "--train_batch_size", "4", "--max_eval_samples", "4", *quiet, "--output_dir",
-                                  f"{out}/iqa-vgg16-gan"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["nr", "--models", f"{out}/iqa-vgg16-gan,piqe", "--datasets", "builtin",
-                                 "--max_samples", "8", "--output_dir", f"{out}/nr"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["init-comparison", "--results", f"{out}/iqa-vgg16-gan,{out}/metric-vgg16",
-                                 "--output_dir", f"{out}/fig5-8"]))  # fmt: skip
-    sweep = [f"{out}/sweep-vgg16-{weight}" for weight in ("0.001", "0.01")]
-    for run in sweep:
-        cmds.append(("train_sr.py", [*sr, "--loss", "rec+per+adv", "--per_metric", f"{out}/metric-vgg16",
-                                     "--lambda_adv", run.rsplit("-", 1)[1], "--init_generator", f"{out}/sr-stage1",
-                                     "--output_dir", run]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sr", "--models", ",".join(sweep), "--metrics", "piqe", "--datasets", "builtin",
-                                 "--max_images", "2", "--normalisation", f"{out}/table1/normalisation.json",
-                                 "--output_dir", f"{out}/sweep"]))  # fmt: skip
-    cmds.append(("evaluate.py", ["sweep", "--runs", ",".join(sweep), "--sr_results", f"{out}/sweep/sr_results.json",
-                                 "--output_dir", f"{out}/fig7"]))  # fmt: skip
-    return cmds
-
+from asym.errors import UserError  # noqa: E402
+from asym.flags import non_negative_int, positive_float, positive_int  # noqa: E402
+from asym.study.chains import GAN_BACKBONES, METRIC_BACKBONES, NR_METRICS, STUDIES, smoke_commands  # noqa: E402
+from asym.study.graph import Study  # noqa: E402
+from asym.study.launch import (  # noqa: E402
+    Resources,
+    failed_runs,
+    run_in_process,
+    run_inline,
+    run_local,
+    submit_slurm,
+    wait_slurm,
+)
+from asym.study.status import status_rows, status_table  # noqa: E402
 
 # --data folder -> (what it is, the layout expected there, how it is checked: an FR / NR release or an image folder,
 # where it comes from: a pyiqa:<name> Hub mirror that --download fetches, else the release to place by hand)
@@ -199,6 +104,35 @@ def requirements(data: str, smoke: bool, download: bool = False) -> list:
     return reqs
 
 
+# --data folder -> (what it is, where it comes from) for the robust-loss study (Uelwer et al.)
+ROBUST_DATASETS = {
+    "DIV2K_train_HR": ("DIV2K training HR", "DIV2K_train_HR.zip of the NTIRE 2017 DIV2K release"),
+    **{s: (f"{s} HR test images", "the SR benchmark sets as BasicSR / SwinIR distribute them")
+       for s in ("Set5", "Set14", "BSD100", "Urban100", "Manga109")},
+    "imagenet/val": ("ImageNet validation images (<synset>/*.JPEG)", "ILSVRC2012_img_val, sorted into synset folders"),
+}  # fmt: skip
+
+
+def robust_requirements(data: str) -> list:
+    """The robust-loss study's sources that no run writes: its image sets, BAPPS, the ImageNet-pretrained VGG-19 and
+    ResNet-50 (standard features, Fig. 1's classifiers) and pyiqa's LPIPS; ImageNet-1k's Hub dataset is gated and
+    checked when train_robust.py loads it (its token, its licence)."""
+    from asym import create_backbone, create_metric
+    from asym.preflight import Requirement, folder_of_images
+
+    reqs = [Requirement(f"{what} ({folder})", "dataset", os.path.join(data, folder), f"image files; {origin}",
+                        folder_of_images(os.path.join(data, folder))) for folder, (what, origin) in
+            ROBUST_DATASETS.items()]  # fmt: skip
+    bapps = os.path.join(data, "bapps")
+    reqs.append(Requirement("BAPPS (bapps)", "dataset", bapps, "the 2AFC train / val folders of LPIPS' BAPPS release",
+                            folder_of_images(bapps)))  # fmt: skip
+    for name in ("vgg19", "resnet50"):
+        reqs.append(Requirement(name, "backbone weights", "torchvision cache, else a download", "ImageNet weights",
+                                lambda name=name: create_backbone(name, weights="pretrained")))  # fmt: skip
+    lpips = Requirement("lpips", "scorer", "pyiqa cache / Hub", "its weights", lambda: create_metric("lpips", "cpu"))
+    return [*reqs, lpips]
+
+
 def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dict]:
     """Check every source (all that is missing at once, exit 2, nothing written), then measure each distinct training
     stage for a few steps and each scorer per image, count what every run does (steps, validations, checkpoint saves,
@@ -210,9 +144,11 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
     from asym.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
     from asym.preflight_costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
 
-    if args.download and not args.smoke:
+    robust = args.study == "robust" and not args.smoke
+    if args.download and not args.smoke and not robust:
         download_datasets(args.data)
-    rows = check_requirements(requirements(args.data, args.smoke, args.download))
+    reqs = robust_requirements(args.data) if robust else requirements(args.data, args.smoke, args.download)
+    rows = check_requirements(reqs)
     blocking = [r for r in rows if r["status"] != OK and r["blocking"]]
     if any(r["status"] != OK for r in rows):
         print(missing_table(rows), flush=True)
@@ -308,22 +244,20 @@ def _inside(target: str, root: str, link_folder: str) -> bool:
     return any(os.path.commonpath([root, r]) == root for r in resolved)
 
 
-def run_in_process(script: str, argv: list[str]):
-    """Run one script's ``main`` here, with fresh Accelerate state (as a new ``accelerate launch`` would)."""
-    from accelerate.state import AcceleratorState, GradientState
-
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
-    module = importlib.import_module(script.removesuffix(".py"))
-    return module.main(module.parse_args(argv))
-
-
 def parse_args(input_args=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="the chain on builtin with tiny models, in this process")
+    parser.add_argument("--study", default="paper", choices=sorted(STUDIES),
+                        help="which study's runs: the asymmetry paper's, or the robust-loss study's")  # fmt: skip
     parser.add_argument("--data", default="data", help="folder holding the datasets (real runs)")
-    parser.add_argument("--output_dir", default=None, help="where every run and table goes (default runs/paper|smoke)")
-    parser.add_argument("--dry_run", action="store_true", help="print the commands instead of running them")
+    parser.add_argument("--output_dir", default=None, help="where every run and table goes (default runs/<study>)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only the runs matching this shell pattern (repeatable, or comma-separated: "
+                             "'sr-vgg16-*', table3) and the runs they read")  # fmt: skip
+    parser.add_argument("--dry_run", action="store_true", help="print the runs in order, each with what it reads")
+    parser.add_argument("--status", action="store_true",
+                        help="print where every run stands (state, steps, job, time, ETA, GPU-hours) and the logs "
+                             "of the failed ones; reads the folders and the scheduler, starts nothing")  # fmt: skip
     parser.add_argument("--download", action="store_true",
                         help="with --preflight: fetch each missing dataset pyiqa mirrors on the Hub (KADID-10k, "
                              "KonIQ-10k, TID2013) into the user cache and link it into --data, and every file the VLM "
@@ -333,32 +267,109 @@ def parse_args(input_args=None):
                              "missing in one table, exit 2), then run each distinct training stage for a few steps "
                              "at its configured size here: s / step, peak memory, ETA (steps, validations, checkpoint "
                              "saves, calibration), preflight.json")  # fmt: skip
+    launch = parser.add_argument_group("launching")
+    launch.add_argument("--launcher", default=None, choices=["inline", "local", "slurm"],
+                        help="inline: one run after another in this process (--smoke's default); local: each run a "
+                             "process of its own here, several at once where --gpus_per_run leaves GPUs for them "
+                             "(the default); slurm: every run a SLURM job through submitit, dependencies as "
+                             "afterok")  # fmt: skip
+    launch.add_argument("--gpus_per_run", type=non_negative_int, default=None,
+                        help="GPUs of each training run, per node (local default: all of this machine's, one run at "
+                             "a time; slurm default: 1; 0: no GPU)")  # fmt: skip
+    launch.add_argument("--nodes_per_run", type=positive_int, default=1,
+                        help="nodes of each training run (slurm; accelerate launch across them)")  # fmt: skip
+    launch.add_argument("--partition", default=None, help="SLURM partition")
+    launch.add_argument("--time", type=positive_int, default=24 * 60,
+                        help="SLURM time limit of a job, minutes (a run that needs more is requeued by submitit and "
+                             "continues from its last checkpoint)")  # fmt: skip
+    launch.add_argument("--mem_gb", type=positive_float, default=None, help="SLURM memory per node, GB")
+    launch.add_argument("--cpus_per_run", type=positive_int, default=None, help="SLURM CPUs per job")
+    launch.add_argument("--account", default=None, help="SLURM account")
+    launch.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other sbatch option, e.g. --sbatch qos=high --sbatch constraint=a100")  # fmt: skip
+    launch.add_argument("--wait", action="store_true",
+                        help="slurm: wait until the submitted jobs end, then report (default: submit and "
+                             "return)")  # fmt: skip
     return parser.parse_args(input_args)
 
 
-def main(args) -> list[tuple[str, list[str]]]:
-    out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else "paper")
-    if not args.dry_run and not args.preflight:  # a preflight that finds sources missing writes nothing
-        from asym.training import check_output_dir
+def resources(args) -> Resources:
+    """What each run gets, from the launching flags."""
+    sbatch = {}
+    for option in args.sbatch:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise UserError(f"--sbatch {option!r}: expected KEY=VALUE (an sbatch option without its dashes, e.g. "
+                            "qos=high)")  # fmt: skip
+        sbatch[key.lstrip("-").replace("-", "_")] = value
+    gpus = args.gpus_per_run
+    if gpus is None:
+        gpus = 1 if args.launcher == "slurm" else 0  # local: accelerate's own config decides (every GPU, one run)
+    return Resources(gpus_per_run=gpus, nodes_per_run=args.nodes_per_run, partition=args.partition,
+                     time_min=args.time, mem_gb=args.mem_gb, cpus_per_run=args.cpus_per_run, account=args.account,
+                     sbatch=sbatch, accelerate=not args.smoke)  # fmt: skip
 
-        check_output_dir(out)  # before the first run: an unwritable folder costs nothing
-    commands = smoke_commands(out) if args.smoke else paper_commands(args.data, out)
+
+def print_plan(study: Study, runs: list, launcher: str, need: Resources) -> None:
+    """Each run in order as a shell line, with what it reads as a trailing comment; on SLURM first the jobs' shape."""
+    if launcher == "slurm":
+        where = ", ".join(f"{k} {v}" for k, v in (("partition", need.partition), ("account", need.account)) if v)
+        print(f"SLURM: each training run one job of {need.nodes_per_run} node(s) x {need.gpus_per_run} GPU(s) "
+              f"(accelerate launch, {need.nodes_per_run * need.gpus_per_run} processes), each evaluation one job on "
+              f"{min(need.gpus_per_run, 1)} GPU; --time {need.time_min} min{', ' + where if where else ''}; "
+              "a job starts after its inputs' jobs succeed (afterok)", flush=True)  # fmt: skip
+    for i, run in enumerate(runs, 1):
+        prefix = ["accelerate", "launch"] if run.trains and launcher != "inline" else ["python"]
+        reads = f"  # reads: {', '.join(run.reads)}" if run.reads else ""
+        print(f"[{i}/{len(runs)}] {shlex.join([*prefix, run.script, *run.args])}{reads}", flush=True)
+
+
+def main(args) -> list[tuple[str, list[str]]]:
+    out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else args.study)
+    args.launcher = args.launcher or ("inline" if args.smoke else "local")
+    commands = smoke_commands(out) if args.smoke else STUDIES[args.study](args.data, out)
+    study = Study(out, commands)
+    only = [p for option in args.only for p in option.split(",") if p]
+    runs = study.select(only) if only else study.runs
+    chosen = [(run.script, list(run.args)) for run in runs]
+    if args.dry_run:
+        print_plan(study, runs, args.launcher, resources(args))
+        return chosen
+    if args.status:
+        rows = status_rows(study, runs, gpus_per_run=max(resources(args).gpus_per_run, 1))
+        print(status_table(study, rows), flush=True)
+        return chosen
     if args.preflight:
-        preflight(args, commands, out)
-        return commands
-    for i, (script, argv) in enumerate(commands, 1):
-        launcher = ["python"] if script == "evaluate.py" or args.smoke else ["accelerate", "launch"]
-        line = shlex.join([*launcher, script, *argv])
-        print(f"[{i}/{len(commands)}] {line}", flush=True)
-        if args.dry_run:
-            continue
-        start = time.time()
-        if args.smoke:
-            run_in_process(script, argv)
-        else:
-            subprocess.run([*launcher, os.path.join(ROOT, script), *argv], check=True)
-        print(f"[{i}/{len(commands)}] done in {time.time() - start:.0f} s", flush=True)
-    return commands
+        preflight(args, chosen, out)
+        return chosen
+    from asym.training import check_output_dir
+
+    check_output_dir(out)  # before the first run: an unwritable folder costs nothing
+    if args.launcher == "inline":
+        failed = run_inline(study, runs)
+    elif args.launcher == "local":
+        import torch
+
+        gpus = list(range(torch.cuda.device_count()))
+        need = resources(args)
+        if need.gpus_per_run > len(gpus):
+            raise UserError(f"--gpus_per_run {need.gpus_per_run}: this machine has {len(gpus)} GPU(s)")
+        failed = run_local(study, runs, need, gpus)
+    else:
+        need = resources(args)
+        submit_slurm(study, runs, need)
+        if not args.wait:
+            print(f"follow it with: python scripts/reproduce_paper.py {' '.join(shlex.quote(a) for a in sys.argv[1:])} "
+                  "--status", flush=True)  # fmt: skip
+            return chosen
+        failed = wait_slurm(study, runs)
+    if failed:
+        for run, tail in failed_runs(study, runs):
+            print(f"\n{run.name} failed; the end of its log:\n{tail}", flush=True)
+        raise UserError(f"{len(failed)} of {len(runs)} runs did not finish ({', '.join(failed)}); fix the cause and "
+                        "run the same command again: done runs are skipped, partial ones resume")  # fmt: skip
+    print(f"study {out}: all {len(runs)} runs done", flush=True)
+    return chosen
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from asym.preflight_costs import (
     stage_key,
     stage_table,
 )
+from asym.study.chains import paper_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -48,13 +49,14 @@ def test_an_empty_data_folder_names_all_eight_datasets_at_once_and_writes_nothin
 
 
 def test_stages_group_runs_of_the_same_cost_and_stand_in_what_earlier_links_write():
-    commands = reproduce_paper.paper_commands("data", "runs")
+    commands = paper_commands("data", "runs")
     producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
     keys = {stage_key(s, a) for s, a in commands if s != "evaluate.py"}
     trained = [a for s, a in commands if s != "evaluate.py"]
-    # 6 metrics + stage 1 + 24 stage-2 runs + 3 GAN runs (their sweep points cost the same) + Table 2's FR metric
-    # on dinov2 (on vgg16 / resnet50 it costs what Table 4's does, whatever the start) + 6 NR models
-    assert len(trained) == 70 and len(keys) == 41
+    # 6 metrics + stage 1 + 24 stage-2 runs + Table 3's 5 GAN runs (vanilla VGG-16 is a stage-2 run; the sweep points
+    # cost what their patch runs cost) + Table 2's FR metric on dinov2 (on vgg16 / resnet50 it costs what Table 4's
+    # does, whatever the start) + 6 NR models
+    assert len(trained) == 69 and len(keys) == 43
     stage2 = next(a for s, a in commands if "runs/sr-clip-vit-per" in a)
     measured = measurement_argv("train_sr.py", stage2, producers, "tmp/x")
     given = dict(zip(measured[::2], measured[1::2]))
@@ -64,15 +66,15 @@ def test_stages_group_runs_of_the_same_cost_and_stand_in_what_earlier_links_writ
     assert given["--checkpointing_steps"] == str(MEASURED_STEPS)  # one save after the last step: timed, not a step
 
 
-def test_the_paper_chain_validates_29037_times_over_100_whole_images_each():
+def test_the_paper_chain_validates_28236_times_over_100_whole_images_each():
     """The counts come from each command's own arguments: train_sr.py validates every --validation_steps (500) and
     once at the end, over every image of DIV2K_valid_HR (100), and saves every --checkpointing_steps (500)."""
     runs = [(s, importlib.import_module(s.removesuffix(".py")).parse_args(a))
-            for s, a in reproduce_paper.paper_commands("data", "runs") if s == "train_sr.py"]  # fmt: skip
+            for s, a in paper_commands("data", "runs") if s == "train_sr.py"]  # fmt: skip
     counts = [run_counts(script, parsed, (100, 0)) for script, parsed in runs]
-    # stage 1 (100K steps) and 24 + 3 + 9 runs of 400K: 201 + 36 x 801 validations, 200 + 36 x 800 checkpoints
-    assert sum(c["validations"] for c in counts) == 29037 and sum(c["checkpoints"] for c in counts) == 29000
-    assert sum(c["validation_images"] for c in counts) == 2903700
+    # stage 1 (100K steps) and 24 + 5 + 6 runs of 400K: 201 + 35 x 801 validations, 200 + 35 x 800 checkpoints
+    assert sum(c["validations"] for c in counts) == 28236 and sum(c["checkpoints"] for c in counts) == 28200
+    assert sum(c["validation_images"] for c in counts) == 2823600
 
 
 def test_out_of_memory_halves_the_batch_until_a_step_fits_and_the_eta_is_of_the_recommended_run():
@@ -290,8 +292,9 @@ def test_the_smoke_chain_is_measured_stage_by_stage(tmp_path):
     record = json.loads((tmp_path / "preflight.json").read_text())
     stages = {row["stage"]: row for row in record["stages"]}
     assert stages.pop("score maniqa")["status"].startswith("unavailable: ")  # no weights offline: said, not fatal
-    assert len(stages) == 13 and stages["sr-vgg16-rec+per+adv"]["runs"] == 3  # with the two sweep points
-    assert stages["score piqe"]["steps"] == 9 * 2 + 2 * 2  # Table 1's 9 sources and the sweep's 2, 2 images each
+    # Table 1's vanilla VGG-16 run alone; the sweep's two points cost what Table 3's patch-level VGG-16 run costs
+    assert len(stages) == 17 and stages["sr-vgg16-rec+per+adv"]["runs"] == 1 and stages["gan-patch-vgg16"]["runs"] == 3
+    assert stages["score piqe"]["steps"] == (9 + 5 + 3) * 2  # Table 1's 9 sources, Table 3's 5, the sweep's 3; 2 images
     for name, row in stages.items():
         assert set(STAGE_KEYS) <= set(row) and row["status"].startswith(OK), name
         assert row["peak_memory_bytes"] > 2**20 and (row["params"] > 0 or name.startswith("score"))
@@ -304,7 +307,7 @@ def test_the_smoke_chain_is_measured_stage_by_stage(tmp_path):
             if row["steps"]:  # one checkpoint measured after the last step; the smoke runs' 2-3 steps save none
                 assert row["seconds_per_checkpoint"] > 0 and row["checkpoints"] == 0, name
     assert stages["metric-vgg16-r"]["steps"] == 0  # trains none: its alpha/beta stay random
-    # piqe fits its 1..100 map on builtin's 160 images once (Table 1; the sweep reuses the map); psnr is FR, not mapped
+    # piqe fits its 1..100 map on builtin's 160 images once (Table 1; Table 3 and the sweep reuse it); psnr: FR, no map
     assert stages["score piqe"]["calibration_images"] == 160 and stages["score piqe"]["seconds_per_calibration_image"]
     assert stages["score psnr"]["calibration_images"] == 0 and "calibration" not in stages["score psnr"]["eta_parts"]
     assert "| stage | runs | params | peak memory |" in run.stdout and record["total_gpu_hours"] > 0

@@ -53,6 +53,7 @@ python() { record "${BASH_LINENO[0]}" python "$@"; make_output_dir "$@"; }
 accelerate() { record "${BASH_LINENO[0]}" accelerate "$@"; make_output_dir "$@"; }
 pip() { record "${BASH_LINENO[0]}" pip "$@"; }
 cp() { record "${BASH_LINENO[0]}" cp "$@"; }
+rm() { record "${BASH_LINENO[0]}" rm "$@"; }
 command_not_found_handle() { record "${BASH_LINENO[0]}" unknown "$@"; }
 """
 
@@ -209,7 +210,8 @@ def test_every_documented_command_parses_and_reads_only_what_an_earlier_command_
             elif argv[0] == "cp":
                 reads.append((order, where, "cp", argv[1:-1]))
             else:
-                known = argv[0] == "pip" or argv[:2] == ["accelerate", "config"] or argv[1:3] == ["-m", "pytest"]
+                tool = argv[0] in ("pip", "rm") or argv[:2] == ["accelerate", "config"]
+                known = tool or argv[1:3] == ["-m", "pytest"]
                 assert known, f"{where}: {argv} runs no script of this repository and no known tool"
             continue
         script, args = call

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from asym.study.chains import LOSSES
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -37,11 +39,19 @@ def test_every_command_parses_and_runs_after_what_it_reads(smoke, capsys):
     scripts = {s for s, _ in commands}
     assert scripts == {"train_metric.py", "train_sr.py", "train_iqa.py", "evaluate.py"}
     subcommands = {argv[0] for s, argv in commands if s == "evaluate.py"}
-    assert {"fr", "sr", "correlation", "init-comparison"} <= subcommands
+    assert {"fr", "sr", "correlation", "init-comparison", "discriminators", "sweep"} <= subcommands
+    reads = {line.split("] ", 1)[0]: line.split(" # reads: ")[1] for line in printed if " # reads: " in line}
+    assert len(reads) > 10 and printed[0].startswith("[1/") and " # reads: " not in printed[0]
     if not smoke:  # the paper's settings: stage 2 starts from stage 1, 400K steps, every loss setting
-        stage2 = [argv for s, argv in commands if s == "train_sr.py" and "--per_metric" in argv]
+        stage2 = [a for s, a in commands if s == "train_sr.py" and "--per_metric" in a and "--disc_type" not in a]
         assert len(stage2) == 6 * 4 and all("400000" in a and "runs/paper/sr-stage1" in a for a in stage2)
-        assert "sweep" in subcommands
+        assert all("accelerate launch" in line for line in printed if " train_" in line.split(" # ")[0])
+        # on SLURM the plan first says the jobs' shape
+        reproduce.main(reproduce.parse_args(["--data", "d", "--dry_run", "--launcher", "slurm", "--gpus_per_run",
+                                             "8", "--partition", "gpu"]))  # fmt: skip
+        header = capsys.readouterr().out.splitlines()[0]
+        assert header.startswith("SLURM: each training run one job of 1 node(s) x 8 GPU(s)")
+        assert "partition gpu" in header and "(afterok)" in header
 
 
 @pytest.mark.slow  # a long end-to-end chain: the slow lane, which CI runs too
@@ -59,7 +69,7 @@ def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     commands = reproduce.smoke_commands(str(out))
-    assert f"[{len(commands)}/{len(commands)}] done" in proc.stdout
+    assert f"study {out}: all {len(commands)} runs done" in proc.stdout
 
     # Table 1: one record per (model, metric); maniqa has no weights offline and says so, the rest is scored
     records = json.loads((out / "table1" / "sr_results.json").read_text())
@@ -88,7 +98,7 @@ def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
     # Fig. 3: each point joins its loss backbone's assessment SRCC (table4) with its leaderboard average (table1)
     srcc = {r["metric"]: r["srcc"] for r in json.loads((out / "table4" / "fr_results.json").read_text())}
     points = json.loads((out / "fig3" / "correlation.json").read_text())
-    assert len(points) == 6 and {p["loss"] for p in points} == set(reproduce.LOSSES)
+    assert len(points) == 6 and {p["loss"] for p in points} == set(LOSSES)
     for p in points:
         assert p["srcc"] == srcc[f"metric-{p['backbone']}"]
         assert p["average"] == pytest.approx(by[p["model"], "piqe"]["score_norm"], rel=1e-12)  # the one NR metric
@@ -99,5 +109,30 @@ def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
     assert "gan:" in config["weights_source"] and "discriminator on vgg16" in config["weights_source"]
     assert (out / "nr" / "nr_results.json").exists() and (out / "fig5-8" / "init_comparison.png").exists()
     sweep = json.loads((out / "fig7" / "sweep.json").read_text())
-    assert sorted(p["lambda_adv"] for p in sweep if p["backbone"]) == [0.001, 0.01]
+    assert sorted(p["lambda_adv"] for p in sweep if p["backbone"]) == [0.001, 0.005, 0.01]
     assert (out / "fig7" / "sweep.png").exists()
+
+    # Table 3: each discriminator's row is its run's normalised piqe in table3-sr, the base last
+    scored = {r["model"]: r for r in json.loads((out / "table3-sr" / "sr_results.json").read_text())}
+    rows = json.loads((out / "table3" / "discriminators.json").read_text())
+    groups = [(g, b) for g in ("vanilla", "patch") for b in ("vgg16", "resnet50")] + [("base", None)]
+    assert [(r["group"], r["backbone"]) for r in rows] == groups
+    for row in rows:
+        assert row["average"] == pytest.approx(scored[row["model"]]["score_norm"], rel=1e-12)
+
+    # the same command again trains nothing
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert again.returncode == 0 and again.stdout.count(": done, skipped") == len(commands)
+
+
+def test_the_robust_loss_study_is_a_graph_too(capsys):
+    """--study robust: every command parses with its script's parser, and the graph knows what reads what."""
+    commands = reproduce.main(reproduce.parse_args(["--study", "robust", "--data", "d", "--dry_run"]))
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(commands) == 10
+    for script, argv in commands:
+        importlib.import_module(script.removesuffix(".py")).parse_args(argv)
+    line = next(line for line in printed if "--output_dir runs/robust/mse+feat-robust" in line)
+    assert line.endswith("# reads: robust-vgg19")
+    table = next(line for line in printed if "evaluate.py sr " in line)
+    assert table.endswith("# reads: E, mse+feat, mse+feat-robust, mse+feat+texture, mse+feat+texture-robust, rlpips")

@@ -6,6 +6,7 @@ Only ``evaluate.py`` imports this package: the library below never depends on a 
 from . import (
     classify,
     correlation,
+    discriminators,
     features,
     fr,
     grid,
@@ -17,6 +18,7 @@ from . import (
     sweep,
 )
 
-COMMANDS = (fr, nr, init_comparison, features, metric_as_loss, sr, grid, correlation, sweep, robust_table, classify)
+COMMANDS = (fr, nr, init_comparison, features, metric_as_loss, sr, grid, correlation, sweep, discriminators,
+            robust_table, classify)  # fmt: skip
 
 __all__ = ["COMMANDS"]
