@@ -293,7 +293,7 @@ def test_the_smoke_chain_is_measured_stage_by_stage(tmp_path):
     stages = {row["stage"]: row for row in record["stages"]}
     assert stages.pop("score maniqa")["status"].startswith("unavailable: ")  # no weights offline: said, not fatal
     # Table 1's vanilla VGG-16 run alone; the sweep's two points cost what Table 3's patch-level VGG-16 run costs
-    assert len(stages) == 17 and stages["sr-vgg16-rec+per+adv"]["runs"] == 1 and stages["gan-patch-vgg16"]["runs"] == 3
+    assert len(stages) == 16 and stages["sr-vgg16-rec+per+adv"]["runs"] == 1 and stages["gan-patch-vgg16"]["runs"] == 3
     assert stages["score piqe"]["steps"] == (9 + 5 + 3) * 2  # Table 1's 9 sources, Table 3's 5, the sweep's 3; 2 images
     for name, row in stages.items():
         assert set(STAGE_KEYS) <= set(row) and row["status"].startswith(OK), name
