@@ -17,7 +17,10 @@ import argparse
 import os
 import pickle
 import re
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -38,6 +41,8 @@ def run_cli(main: Callable, args: argparse.Namespace,
     shell; a shell loop of runs stops too). Anything else propagates with its traceback. Open progress bars are
     closed first, so that the line or the traceback starts a line of its own.
     """
+    interrupt_on_signals()
+    one_line_warnings()
     try:
         return main(args)
     except UserError as err:
@@ -53,6 +58,44 @@ def run_cli(main: Callable, args: argparse.Namespace,
     except BaseException:
         close_progress_bars()
         raise
+
+
+def interrupt_on_signals() -> None:
+    """Make SIGTERM a Ctrl-C too (``KeyboardInterrupt``), and once an interrupt is under way ignore a SIGTERM, so that
+    its one line gets out: ``accelerate launch`` (1.16) SIGTERMs its child right after the terminal's SIGINT reached
+    both, which killed the child before its line in 3 of 7 tries; SLURM's ``scancel`` and preemption send SIGTERM.
+    A second SIGINT (Ctrl-C again) still interrupts. Signals the process ignores stay ignored (``nohup``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    interrupted = False
+
+    def handler(signum, frame):
+        nonlocal interrupted
+        if signum == signal.SIGTERM and interrupted:
+            return
+        interrupted = True
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, handler)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, handler)
+
+
+def one_line_warnings() -> None:
+    """asym's own warnings (a fit that fell back, scores that are constant, an unparsable VLM answer) as one line
+    each, ``warning: <message>``, without Python's ``file:line: Category:`` and the source line under it (the smoke
+    chain printed 16 such pairs). Other libraries' warnings keep Python's form."""
+    python_form = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if category.__module__.split(".")[0] == "asym":
+            return f"warning: {message}\n"
+        return python_form(message, category, filename, lineno, line)
+
+    if not getattr(python_form, "one_line", False):  # once per process
+        formatwarning.one_line = True
+        warnings.formatwarning = formatwarning
 
 
 def quiet_on_interrupt(hook: Callable) -> Callable:
@@ -123,4 +166,13 @@ def list_names(names: list[str], limit: int = 5) -> str:
     return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-__all__ = ["MetricUnavailable", "UserError", "list_names", "quiet_on_interrupt", "reading", "run_cli", "summarize"]
+__all__ = [
+    "MetricUnavailable",
+    "UserError",
+    "interrupt_on_signals",
+    "list_names",
+    "quiet_on_interrupt",
+    "reading",
+    "run_cli",
+    "summarize",
+]

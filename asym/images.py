@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from .decoded_cache import DecodedCache, active, encoded
 from .errors import UserError, list_names, reading, summarize
+from .offline import hub_reachable
 from .sources import resolve_source
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -153,8 +154,13 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
     """
     import datasets
 
-    if resolve_source(name).kind == "missing" and not os.path.exists(os.path.expanduser(name)):
-        raise UserError(f"dataset {name} does not exist (a local path; Hub ids look like owner/name)")
+    kind = resolve_source(name).kind
+    if kind == "missing" and not os.path.exists(os.path.expanduser(name)):
+        raise UserError(f"dataset {name} does not exist (a local path; Hub ids look like owner/name): place it as "
+                        "docs/datasets.md says (scripts/reproduce_paper.py --preflight --download fetches those pyiqa "
+                        "mirrors)")  # fmt: skip
+    if kind == "hub" and not hub_reachable():  # offline: the datasets cache or one line at once, never retries
+        datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
     if is_saved_dataset(name):
         try:
             dataset = datasets.load_from_disk(name)
@@ -171,7 +177,9 @@ def open_image_table(name: str, image_columns: Sequence[str], split: str, value_
         try:
             dataset = datasets.load_dataset(**source, split=split)
         except (ConnectionError, FileNotFoundError) as err:
-            raise UserError(f"could not load {name!r}: not a local dataset, nor reachable on the Hub ({err})") from err
+            offline = kind == "hub" and not hub_reachable()
+            where = "nor in the datasets cache, and the Hub cannot be reached" if offline else "nor on the Hub"
+            raise UserError(f"could not load {name!r}: not a local dataset, {where} ({summarize(err)})") from err
         except (OSError, ValueError, datasets.exceptions.DatasetsError, datasets.data_files.EmptyDatasetError) as err:
             # pyarrow's ArrowInvalid is a ValueError: a corrupt or foreign data file
             raise UserError(f"dataset {name} cannot be read ({summarize(err)})") from err

@@ -50,6 +50,22 @@ def column_names(datasets, source_names: list[str]) -> list[str]:
     return names if len(set(names)) == len(names) else source_names
 
 
+def create_scorers(names: list[str], sources: list[str], device, kind: str) -> list:
+    """Each source's metric (``create_metric``), or for one that exists but cannot be built here (weights offline, a
+    missing package: ``MetricUnavailable``) its ``unavailable: <reason>`` status, said once: the leaderboard reports
+    it in place of numbers and scores the others, in ``fr`` as in ``nr`` and ``sr``. A bad name still stops it."""
+    from .metrics import MetricUnavailable, create_metric
+
+    scorers: list = []
+    for name, source in zip(names, sources):
+        try:
+            scorers.append(create_metric(source, device, kind=kind))
+        except MetricUnavailable as err:
+            print(f"{name}: unavailable ({err.reason}); reported as such, the others are still scored", flush=True)
+            scorers.append(f"unavailable: {err.reason}")
+    return scorers
+
+
 def own_split_file(source: str, metric) -> tuple[str | None, str]:
     """The split.json that train_iqa.py / train_metric.py wrote beside a model (a run folder, or a Hub repo it was
     pushed to), or None and why there is none."""

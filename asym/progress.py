@@ -13,6 +13,7 @@ of its own instead of behind a half-drawn bar.
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -35,14 +36,25 @@ def writes_to_terminal(file) -> bool:
         return False
 
 
+def terminal_stream():
+    """Where bars and log lines go: stderr, or stdout where only stdout is a terminal. ``accelerate launch`` (1.16)
+    pipes its child's stderr to relay it, so the child's stderr is no terminal though the user's is: bars written
+    there came out as a line every 30 s, and a log line relayed through the pipe could land inside a redrawn bar."""
+    if writes_to_terminal(sys.stderr) or not writes_to_terminal(sys.stdout):
+        return sys.stderr
+    return sys.stdout
+
+
 class tqdm(auto_tqdm):  # noqa: N801 - a drop-in for tqdm.auto.tqdm
     """``tqdm.auto.tqdm`` whose output is plain lines where it does not go to a terminal (see the module)."""
 
     still_open: ClassVar[weakref.WeakSet] = weakref.WeakSet()  # for close_all (a class attribute: alive at exit)
 
     def __init__(self, *args, **kwargs):
+        if kwargs.get("file") is None:
+            kwargs["file"] = terminal_stream()
         # set before tqdm's __init__, which draws the bar once
-        self.as_lines = not IN_NOTEBOOK and not writes_to_terminal(kwargs.get("file") or sys.stderr)
+        self.as_lines = not IN_NOTEBOOK and not writes_to_terminal(kwargs["file"])
         self.last_line = time.monotonic() if kwargs.get("leave", True) is False else -math.inf
         self.last_line_n = None
         super().__init__(*args, **kwargs)
@@ -76,6 +88,17 @@ class tqdm(auto_tqdm):  # noqa: N801 - a drop-in for tqdm.auto.tqdm
         super().close()
 
 
+class LogHandler(logging.Handler):
+    """Log records written where the bars are (``terminal_stream()``, looked up at each record) through
+    ``tqdm.write``, which clears the open bars first and redraws them after: a line never lands inside a bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=terminal_stream())
+        except Exception:  # noqa: BLE001 - logging's own contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
 def close_all() -> None:
     """Close every ``asym.progress.tqdm`` bar still open, the innermost first (a bar that stays is drawn once more,
     at the state it reached, and ends its line; a transient one is cleared)."""
@@ -83,4 +106,4 @@ def close_all() -> None:
         bar.close()
 
 
-__all__ = ["LOG_INTERVAL", "close_all", "tqdm", "writes_to_terminal"]
+__all__ = ["LOG_INTERVAL", "LogHandler", "close_all", "terminal_stream", "tqdm", "writes_to_terminal"]

@@ -5,8 +5,9 @@
 1. ``gan:<source>``: a discriminator's backbone weights (``asym.gan_weights``); ``timm:<name>`` / ``hf:<id>``:
    a backbone of those libraries (``asym.backbones``). The prefix wins over anything on disk.
 2. an existing folder -> ``folder``; an existing file -> ``file``.
-3. text that can only be a path (starts with ``.``, ``/`` or ``~``; a file suffix; more than one ``/``) but names
-   nothing on disk -> ``missing``: a typo, reported as such instead of being tried as a Hub id.
+3. text that can only be a path (starts with ``.``, ``/`` or ``~``; a file suffix; more than one ``/``; an
+   ``owner/name`` whose ``owner`` is a folder here, as ``data/kadid10k`` beside ``data/``) but names nothing on
+   disk -> ``missing``: a typo or a dataset not placed yet, reported at once instead of being tried as a Hub id.
 4. ``owner/name`` that huggingface_hub accepts -> ``hub``.
 5. anything else -> ``name`` (a registry or pyiqa name, a keyword such as ``random``; the caller's table decides).
 
@@ -91,7 +92,7 @@ def resolve_source(text: str) -> Source:
         return Source(text, "folder", text)
     if os.path.isfile(text):
         return Source(text, "file", text)
-    if looks_like_path(text) or os.path.lexists(text):
+    if looks_like_path(text) or os.path.lexists(text) or ("/" in text and os.path.isdir(text.split("/")[0])):
         return Source(text, "missing", text)
     if is_hub_id(text):
         return Source(text, "hub", text)

@@ -21,6 +21,7 @@ from .atomic import honour_umask
 from .errors import UserError, reading
 from .errors import run_cli as run_entry_point
 from .flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
+from .progress import LogHandler
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -138,7 +139,8 @@ def create_accelerator(args: argparse.Namespace, saves: type):
             f"({accelerator.distributed_type.value}); without GPUs, run several CPU processes with "
             "ACCELERATE_USE_CPU=1 (or choose multi-CPU in `accelerate config`)"
         )
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING,
+                        handlers=[LogHandler()])  # where the bars are, never inside one  # fmt: skip
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
     return accelerator
 

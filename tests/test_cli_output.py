@@ -75,10 +75,14 @@ def test_the_error_line_starts_on_a_line_of_its_own(monkeypatch):
     assert not progress.tqdm.still_open
 
 
-def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint():
+@pytest.mark.parametrize("signals", [("SIGINT",), ("SIGINT", "SIGTERM"), ("SIGTERM",)],
+                         ids=["ctrl-c", "ctrl-c-under-accelerate-1.16", "scancel"])  # fmt: skip
+def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint(signals):
+    """Ctrl-C, Ctrl-C as ``accelerate launch`` 1.16 relays it (the terminal's SIGINT, then the launcher's SIGTERM at
+    once) and SLURM's SIGTERM alone: each the one line, after the bar, and death by SIGINT."""
     # only asym.errors and asym.progress: the package's __init__ (torch, the models) would cost seconds here
     code = textwrap.dedent("""
-        import os, signal, sys, time, types
+        import os, sys, time, types
         sys.modules["asym"] = types.ModuleType("asym")
         sys.modules["asym"].__path__ = [os.path.join(os.getcwd(), "asym")]
         from asym.errors import run_cli
@@ -87,13 +91,63 @@ def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint():
         def main(args):
             bar = tqdm(total=10, desc="train")
             bar.update(3)
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
-            time.sleep(30)
+            print("ready", flush=True)
+            for _ in range(300):
+                time.sleep(0.1)
 
         run_cli(main, None)
         """)
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
-    assert done.returncode == -signal.SIGINT  # the shell reports 130, and a loop of runs stops, as after Python's own
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    assert child.stdout.readline() == "ready\n"
+    for name in signals:  # back to back, as the launcher sends them
+        child.send_signal(getattr(signal, name))
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGINT  # the shell reports 130, and a loop of runs stops, as after Python's own
+    lines = stderr.splitlines()
+    assert lines[-1] == "interrupted" and "3/10" in lines[-2] and "Traceback" not in stderr, stderr
+
+
+def test_bars_and_log_lines_go_to_the_terminal_where_stderr_is_a_pipe(monkeypatch):
+    """Under ``accelerate launch`` 1.16 the script's stderr is the launcher's pipe while stdout is the terminal: the
+    bars redraw there, and a log line clears the bar first and starts a line of its own."""
+    import logging
+
+    screen, pipe = Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(sys, "stderr", pipe)
+    bar = progress.tqdm(total=10, desc="train", mininterval=0)
+    bar.update(3)
+    record = logging.LogRecord("asym", logging.WARNING, __file__, 1, "step %d validation", (3,), None)
+    progress.LogHandler().handle(record)
+    bar.update(1)
+    bar.close()
+    text = screen.getvalue()
+    assert pipe.getvalue() == "" and "\r" in text and "4/10" in text  # redrawn in place, on the terminal
+    before, after = text.split("step 3 validation\n")
+    assert before.endswith("\r") and "3/10" in before and after.startswith("\rtrain:")  # cleared, then redrawn
+    monkeypatch.setattr(sys, "stderr", Terminal())  # a terminal on stderr: stderr, as always
+    assert progress.terminal_stream() is sys.stderr
+
+
+def test_asym_warnings_are_one_line_and_others_keep_pythons_form():
+    code = textwrap.dedent("""
+        import os, sys, types, warnings
+        sys.modules["asym"] = types.ModuleType("asym")
+        sys.modules["asym"].__path__ = [os.path.join(os.getcwd(), "asym")]
+        from asym.errors import run_cli
+        from asym.metrics.agreement import FitWarning
+
+        def main(args):
+            warnings.warn("the logistic PLCC fit needs at least 5 scores, got 3", FitWarning)
+            warnings.warn("a library's own", DeprecationWarning)
+
+        warnings.simplefilter("always")
+        run_cli(main, None)
+        """)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     lines = done.stderr.splitlines()
-    assert lines[-1] == "interrupted" and "3/10" in lines[-2] and "Traceback" not in done.stderr, done.stderr
+    assert lines[0] == "warning: the logistic PLCC fit needs at least 5 scores, got 3", done.stderr
+    assert lines[1:] == ["<string>:10: DeprecationWarning: a library's own"]  # Python's form (-c has no source line)

@@ -69,22 +69,27 @@ def _tiny_table(folder):
     datasets.Dataset.from_dict(rows, features=features).save_to_disk(str(folder))
 
 
-def test_two_metric_folders_with_one_basename_are_two_rows(tmp_path, capsys):
-    """runs/a/metric and runs/b/metric used to become one row printed twice."""
+def test_two_metric_folders_with_one_basename_are_two_rows(tmp_path, capsys, monkeypatch):
+    """runs/a/metric and runs/b/metric used to become one row printed twice; a metric whose weights cannot be had
+    (lpips, offline, an empty cache) is reported and the others are still scored, as in nr and sr."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # nothing cached: pyiqa's lpips cannot be built
     DISTS("vgg16", weights="random", alpha_beta="random", seed=1).save_pretrained(tmp_path / "runs" / "a" / "metric")
     DISTS("vgg16", weights="random", alpha_beta="random", seed=2).save_pretrained(tmp_path / "runs" / "b" / "metric")
     _tiny_table(tmp_path / "data" / "noisy")
     _tiny_table(tmp_path / "other" / "noisy")  # two datasets with one name, too
-    metrics = f"{tmp_path}/runs/a/metric,{tmp_path}/runs/b/metric"
+    metrics = f"lpips,{tmp_path}/runs/a/metric,{tmp_path}/runs/b/metric"
     datasets = f"{tmp_path}/data/noisy,{tmp_path}/other/noisy"
     argv = ["fr", "--metrics", metrics, "--datasets", datasets, "--output_dir", str(tmp_path / "o"), "--device", "cpu"]
     records = evaluate.main(evaluate.parse_args(argv))
     out = capsys.readouterr().out
     assert {(r["metric"], r["dataset"]) for r in records} == {
-        (m, d) for m in ("a/metric", "b/metric") for d in ("data/noisy", "other/noisy")
+        (m, d) for m in ("lpips", "a/metric", "b/metric") for d in ("data/noisy", "other/noisy")
     }
+    assert all(r["status"].startswith("unavailable: ") and r["plcc"] is None for r in records if r["metric"] == "lpips")
+    assert "lpips: unavailable (" in out
     assert "| a/metric |" in out and "| b/metric |" in out
     by_key = {(r["metric"], r["dataset"]): r["plcc"] for r in records}
+    assert by_key[("a/metric", "data/noisy")] is not None
     assert by_key[("a/metric", "data/noisy")] != by_key[("b/metric", "data/noisy")]  # really two metrics
 
 

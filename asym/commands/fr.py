@@ -7,9 +7,9 @@ import argparse
 from asym.errors import UserError
 from asym.flags import int_at_least
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
+from asym.iqa_leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
-from asym.metrics import create_metric, score_pairs
+from asym.metrics import score_pairs
 from asym.processes import evaluation_state, sharded
 
 DESCRIPTION = """\
@@ -17,8 +17,10 @@ DESCRIPTION = """\
 
 `fr`: full-reference metrics (asym.list_metrics() names, trained asym metrics) scored against MOS on FR datasets
 (builtin, official layouts such as KADID-10k / TID2013, Hub ids): SRCC, KRCC and PLCC after the 4-parameter logistic
-fit; prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_results.json. A train_metric.py
-metric is scored on its own test split where the split.json beside it was made for the dataset (as `nr`)."""
+fit; prints a Markdown table (the paper's Table 4) and writes fr_results.csv and fr_results.json. A metric that
+cannot be built here (its weights offline) is reported `unavailable: <reason>` and the others are still scored. A
+train_metric.py metric is scored on its own test split where the split.json beside it was made for the dataset (as
+`nr`)."""
 
 
 def register_subcommand(subparsers) -> None:
@@ -47,7 +49,7 @@ def run(args) -> list[dict]:
         raise UserError("--metrics and --datasets must each name at least one entry")
     metric_names = unique_names(metric_sources, "metric")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
-    metrics = [create_metric(m, args.device, kind="fr") for m in metric_sources]  # fail early on a bad name
+    metrics = create_scorers(metric_names, metric_sources, args.device, "fr")  # a bad name fails here, early
     own_splits = [own_split_file(source, metric) for source, metric in zip(metric_sources, metrics)]
     datasets = [load_fr_dataset(source, **fr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
     main = state.is_main_process  # its bar alone is drawn (its share of the items)

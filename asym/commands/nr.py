@@ -7,9 +7,9 @@ import argparse
 from asym.errors import UserError
 from asym.flags import int_at_least
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
-from asym.iqa_leaderboard import add_image_choice_args, own_split_file, score_leaderboard
+from asym.iqa_leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
-from asym.metrics import MetricUnavailable, create_metric, score_images
+from asym.metrics import score_images
 from asym.processes import evaluation_state, sharded
 
 DESCRIPTION = """\
@@ -49,13 +49,7 @@ def run(args) -> list[dict]:
         raise UserError("--models and --datasets must each name at least one entry")
     model_names = unique_names(model_sources, "model")
     source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
-    models: list = []  # a metric, or the status of one that cannot be created here
-    for name, source in zip(model_names, model_sources):
-        try:
-            models.append(create_metric(source, args.device, kind="nr"))
-        except MetricUnavailable as err:
-            print(f"{name}: unavailable ({err.reason}); reported as such, the other models are still scored")
-            models.append(f"unavailable: {err.reason}")
+    models = create_scorers(model_names, model_sources, args.device, "nr")  # or their "unavailable: ..." status
     own_splits = [own_split_file(source, model) for source, model in zip(model_sources, models)]
     datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
     main = state.is_main_process  # its bar alone is drawn (its share of the items)
