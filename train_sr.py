@@ -273,7 +273,11 @@ def main(args):
         os.makedirs(os.path.join(args.output_dir, "validation"), exist_ok=True)
 
     # Train!
-    logger.info("loss %s, %d training images, %d steps", args.loss, len(train_images), args.max_train_steps)
+    logger.info("loss %s, %d training images, %d steps; writing to %s", args.loss, len(train_images),
+                args.max_train_steps, args.output_dir)  # fmt: skip
+    if accelerator.device.type == "cpu" and args.model.startswith(("swinir", "rrdb")):
+        logger.warning("training %s on the CPU: at the paper's sizes a step takes about a minute on 2 cores; "
+                       "--model tiny is the CPU try (the README's CPU demo)", args.model)  # fmt: skip
     progress = tqdm(range(args.max_train_steps), initial=global_step, disable=not accelerator.is_main_process)
     plain_d = accelerator.unwrap_model(discriminator) if discriminator is not None else None
     batches, history = DataWait(train_loader), []

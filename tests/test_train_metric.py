@@ -176,8 +176,15 @@ def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
     args, _ = trained
     evaluate.main(evaluate.parse_args(["recover", "--metric", args.output_dir, "--size", "48", "--steps", "10",
                                        "--output_dir", str(tmp_path), "--device", "cpu"]))  # fmt: skip
-    assert "PSNR" in capsys.readouterr().out
-    assert list(tmp_path.glob("recover-*.png"))
+    printed = capsys.readouterr()
+    assert "PSNR" in printed.out and "10/10" in printed.err  # its progress: a bar over the steps
+    from PIL import Image
+
+    from asym.image_grid import LABEL_HEIGHT
+
+    (path,) = tmp_path.glob("recover-*.png")
+    with Image.open(path) as picture:  # two labelled 48x48 panels: result | target, under a label strip
+        assert picture.size == (2 * 48 + 3 * 2, LABEL_HEIGHT + 48 + 2 * 2)
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from asym.diagnostics import recover_from_noise, save_images, synthesize_texture
+from asym.diagnostics import recover_from_noise, synthesize_texture
 from asym.flags import positive_float, positive_int
+from asym.image_grid import save_labelled_grid
 from asym.images import BUILTIN_IMAGES, load_image
 from asym.metrics import create_metric
+from asym.progress import tqdm
 
 DESCRIPTION = """\
     python evaluate.py recover --metric output/metric --output_dir results/recover
@@ -45,14 +47,22 @@ def run(args) -> dict:
         loss = metric
     target = load_image(args.image, args.size).to(args.device)
     os.makedirs(args.output_dir, exist_ok=True)
+    bar = tqdm(total=args.steps, desc=f"{args.command} ({metric.name})", unit="step")
+    step = lambda _, x: bar.update(1)  # noqa: E731 - one Adam step on the pixels done
     if args.command == "recover":
-        result = recover_from_noise(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed)
+        result = recover_from_noise(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed,
+                                    callback=step)  # fmt: skip
+        bar.close()
         print(f"{metric.name}: recovered {args.image} with PSNR {result['psnr'].item():.2f} dB, "
               f"SSIM {result['ssim'].item():.4f} after {args.steps} steps")  # fmt: skip
+        labels = [f"from noise, {args.steps} steps: {result['psnr'].item():.2f} dB", f"target: {args.image}"]
     else:
-        result = synthesize_texture(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed)
+        result = synthesize_texture(loss, target, steps=args.steps, lr=args.learning_rate, seed=args.seed,
+                                    callback=step)  # fmt: skip
+        bar.close()
         print(f"{metric.name}: synthesised {args.image}, final loss {result['loss'][-1]:.4g}")
+        labels = [f"synthesised, {args.steps} steps", f"exemplar: {args.image}"]
     path = os.path.join(args.output_dir, f"{args.command}-{metric.name}-{args.image}.png")
-    save_images(path, {"result": result["image"], "target": target})
-    print(f"images written to {path}")
+    save_labelled_grid(path, [result["image"][0], target[0]], [f"{metric.name}: {labels[0]}", labels[1]])
+    print(f"images written to {path} (labelled: the result under {metric.name}, then the target)")
     return result
