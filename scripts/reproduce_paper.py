@@ -157,7 +157,7 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
                         f"{sum(r['status'].startswith(MISSING) for r in blocking)} missing, the rest unusable); put "
                         "them where it says, then run --preflight again")  # fmt: skip
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    processes = max(torch.cuda.device_count(), 1)  # training runs data-parallel on every GPU; evaluate.py on one
+    processes = training_processes()
     producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
     stages: dict[tuple, dict] = {}
     sizes: dict[tuple, tuple[int, int] | None] = {}  # per stage: images of a validation pass and of a test pass
@@ -308,6 +308,13 @@ def resources(args) -> Resources:
     return Resources(gpus_per_run=gpus, nodes_per_run=args.nodes_per_run, partition=args.partition,
                      time_min=args.time, mem_gb=args.mem_gb, cpus_per_run=args.cpus_per_run, account=args.account,
                      sbatch=sbatch, accelerate=not args.smoke)  # fmt: skip
+
+
+def training_processes() -> int:
+    """The processes a training run of the study uses here: data-parallel on every GPU (evaluate.py runs on one)."""
+    import torch
+
+    return max(torch.cuda.device_count(), 1)
 
 
 def print_plan(study: Study, runs: list, launcher: str, need: Resources) -> None:
