@@ -32,6 +32,7 @@ from .state import (
     PENDING,
     RECORDS,
     RUNNING,
+    checkpoint_step,
     is_complete,
     log_path,
     log_tail,
@@ -95,7 +96,7 @@ class RunJob(submitit.helpers.Checkpointable):
         env = _job_environment()
         node, hosts = (env.global_rank, env.hostnames) if env else (0, [socket.gethostname()])
         job_id = env.job_id if env else None
-        resume = self.run.trains and bool(_has_checkpoints(self.run))
+        resume = checkpoint_step(self.run) > 0
         started = time.time()
         if node == 0:
             write_record(self.folder, self.run, state=RUNNING, launcher=self.launcher, job_id=job_id,
@@ -204,12 +205,6 @@ def _job_environment():
         return None
 
 
-def _has_checkpoints(run: Run) -> bool:
-    from ..training import list_checkpoints
-
-    return bool(list_checkpoints(run.output_dir))
-
-
 @dataclass
 class Plan:
     """What a launch does with each selected run: skip (done), leave alone (pending or running: ``jobs`` has its job
@@ -238,6 +233,16 @@ def plan(study: Study, runs: Sequence[Run]) -> Plan:
     return Plan([s.run for s in states if s.state not in (DONE, PENDING, RUNNING)], done, alive)
 
 
+def _blocked(run: Run, failed: list[str], alive: dict[str, str], say: Callable[[str], None]) -> bool:
+    """Whether ``run`` reads a run that failed (or one another launch is still running): then it is not started and
+    said so, and where an input failed it is counted failed too, so that its own readers are not started either."""
+    blocked = [name for name in run.reads if name in failed or name in alive]
+    if blocked:
+        failed += [run.name] if set(blocked) & set(failed) else []
+        say(f"{run.name}: not started (it reads {', '.join(blocked)}, which did not finish)")
+    return bool(blocked)
+
+
 def run_inline(study: Study, runs: Sequence[Run], say: Callable[[str], None] = print) -> list[str]:
     """Every run to start, one after another in this process (``RunJob(in_process=True)``); a failed run's readers are
     not started, the others go on. Returns the names of the failed runs."""
@@ -246,10 +251,7 @@ def run_inline(study: Study, runs: Sequence[Run], say: Callable[[str], None] = p
         say(f"{run.name}: done, skipped")
     failed: list[str] = []
     for i, run in enumerate(todo.start, 1):
-        blocked = [name for name in run.reads if name in failed or name in todo.alive]
-        if blocked:  # a reader of a failed run fails with it (its own readers are not started either)
-            failed += [run.name] if set(blocked) & set(failed) else []
-            say(f"{run.name}: not started (it reads {', '.join(blocked)}, which did not finish)")
+        if _blocked(run, failed, todo.alive, say):
             continue
         say(f"[{i}/{len(todo.start)}] {run.command_line()}")
         start = time.time()
@@ -289,11 +291,8 @@ def run_local(study: Study, runs: Sequence[Run], resources: Resources, gpus: Seq
                     failed.append(name)
                     say(f"{name}: failed; its log: {log_path(study.folder, name)}")
         for run in list(waiting):
-            blocked = [name for name in run.reads if name in failed or name in todo.alive]
-            if blocked:  # a reader of a failed run fails with it (its own readers are not started either)
+            if _blocked(run, failed, todo.alive, say):
                 waiting.remove(run)
-                failed += [run.name] if set(blocked) & set(failed) else []
-                say(f"{run.name}: not started (it reads {', '.join(blocked)}, which did not finish)")
             elif free and set(run.reads) <= finished:
                 waiting.remove(run)
                 slot = free.pop(0)

@@ -153,20 +153,20 @@ def run_state(folder: str, run: Run, steps: bool = True) -> RunState:
     script to learn a default). A done run whose inputs were remade after it is ``CHANGED`` where it trains (its model
     was trained on the old ones) and ``NOT_STARTED`` where it evaluates (it is simply done again)."""
     record = read_record(folder, run.name)
+    done_steps, complete = checkpoint_step(run), is_complete(run)  # the folder, read once
     remade = remade_inputs(folder, run, record)
     if remade and run.trains:
-        return RunState(run, CHANGED, checkpoint_step(run), None, {"command": f"earlier {', '.join(remade)}"})
+        return RunState(run, CHANGED, done_steps, None, {"command": f"earlier {', '.join(remade)}"})
     if remade:
         record = None
     if record is not None and record.get("command") != run.command_line():
         other = record.get("command")
         record = None
-        if is_complete(run) or checkpoint_step(run):
-            return RunState(run, CHANGED, checkpoint_step(run), None, {"command": other})
+        if complete or done_steps:
+            return RunState(run, CHANGED, done_steps, None, {"command": other})
     total = total_steps(run) if steps else None
-    done_steps = checkpoint_step(run)
     state = record.get("state") if record else None
-    if is_complete(run) and (state == DONE or (run.trains and state is None)):
+    if complete and (state == DONE or (run.trains and state is None)):
         return RunState(run, DONE, total or done_steps, total, record)
     if state in ("submitted", RUNNING):
         alive = job_alive(record)
