@@ -6,14 +6,17 @@ asym asks ``hub_reachable()`` before its downloads (pretrained backbones, pyiqa 
 ids): one HEAD request with a short timeout, its answer kept for the process. Where the Hub cannot be reached, it
 says so in one line and turns on huggingface_hub's offline mode, as ``HF_HUB_OFFLINE=1`` would: cached files are
 used, anything else fails at once, and asym's usual fallbacks follow (random weights with their warning, a metric
-reported unavailable).
+reported unavailable). Offline, ``no_download_notices()`` drops the ``Downloading: "<url>"`` line torch.hub and
+pyiqa print just before such a download fails (asym's own line says what failed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import sys
 import urllib.error
 import urllib.request
 
@@ -45,4 +48,34 @@ def hub_reachable() -> bool:
     return True
 
 
-__all__ = ["hub_reachable"]
+class _WithoutDownloadNotices:
+    """A text stream that passes everything on but torch.hub's and pyiqa's ``Downloading: "<url>" to <file>`` lines
+    (and the empty line pyiqa's print adds after its own)."""
+
+    def __init__(self, stream):
+        self._stream, self._dropped = stream, False
+
+    def write(self, text: str) -> int:
+        dropped, self._dropped = self._dropped, text.startswith('Downloading: "')
+        if self._dropped or (dropped and text == "\n"):
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def no_download_notices():
+    """Around a loader that may download weights (torchvision, pyiqa): where the Hub cannot be reached, their
+    ``Downloading: ...`` notice, printed just before the download fails, is dropped; with network nothing changes
+    (a real download shows its notice and progress)."""
+    if hub_reachable():
+        yield
+        return
+    with contextlib.redirect_stdout(_WithoutDownloadNotices(sys.stdout)):
+        with contextlib.redirect_stderr(_WithoutDownloadNotices(sys.stderr)):
+            yield
+
+
+__all__ = ["hub_reachable", "no_download_notices"]

@@ -2,8 +2,9 @@
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
 discriminator's backbone), ``card_disc_type`` (the discriminator's head: vanilla or patch), ``card_feat_weights``
-(``--feat_weights``); ``read_run_card`` reads a run folder's card; ``metric_for_backbone`` finds the FR metric named
-after a card's backbone (Fig. 3 pairs them).
+(``--feat_weights``), ``card_trained_on_builtin`` (trained on the ``builtin`` photographs, which ``evaluate.py sr
+--datasets builtin`` would then score); ``read_run_card`` reads a run folder's card; ``metric_for_backbone`` finds
+the FR metric named after a card's backbone (Fig. 3 pairs them).
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ def _fact_backbone(fact) -> str | None:
         return None
     rest = fact.split(" on ", 1)[1]
     return rest.split(" (", 1)[0].split(",", 1)[0].strip() or None
+
+
+class TrainingImagesWarning(UserWarning):
+    """A model is scored on the images it trained on (``builtin`` models on the ``builtin`` test set)."""
+
+
+def card_trained_on_builtin(card: dict | None) -> bool:
+    """Whether a train_sr.py card says the model trained on ``builtin`` (``--dataset_name builtin``, no
+    ``--train_data_dir``): all but its held-out photographs are then the ``builtin`` test set's images."""
+    card = card or {}
+    return card.get("--dataset_name") == "builtin" and not card.get("--train_data_dir")
 
 
 def card_per_backbone(card: dict | None) -> str | None:

@@ -40,7 +40,7 @@ from asym.study.launch import (  # noqa: E402
     submit_slurm,
     wait_slurm,
 )
-from asym.study.status import status_rows, status_table  # noqa: E402
+from asym.study.status import results_listing, status_rows, status_table  # noqa: E402
 
 # --data folder -> (what it is, the layout expected there, how it is checked: an FR / NR release or an image folder,
 # where it comes from: a pyiqa:<name> Hub mirror that --download fetches, else the release to place by hand)
@@ -376,6 +376,9 @@ def main(args) -> list[tuple[str, list[str]]]:
         raise UserError(f"{len(failed)} of {len(runs)} runs did not finish ({', '.join(failed)}); fix the cause and "
                         "run the same command again: done runs are skipped, partial ones resume")  # fmt: skip
     print(f"study {out}: all {len(runs)} runs done", flush=True)
+    listing = results_listing(study, runs)
+    if listing:
+        print(listing, flush=True)
     return chosen
 
 

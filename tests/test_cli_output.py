@@ -3,6 +3,7 @@
 (asym.errors.run_cli)."""
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -75,38 +76,65 @@ def test_the_error_line_starts_on_a_line_of_its_own(monkeypatch):
     assert not progress.tqdm.still_open
 
 
+# a script that draws a bar at 3/10, says "ready" and waits; only asym.errors and asym.progress are imported: the
+# package's __init__ (torch, the models) would cost seconds
+WAITING_SCRIPT = textwrap.dedent("""
+    import os, sys, time, types
+    sys.modules["asym"] = types.ModuleType("asym")
+    sys.modules["asym"].__path__ = [sys.argv[1]]
+    from asym.errors import run_cli
+    from asym.progress import tqdm
+
+    def main(args):
+        bar = tqdm(total=10, desc="train")
+        bar.update(3)
+        print("ready", flush=True)
+        for _ in range(300):
+            time.sleep(0.1)
+
+    run_cli(main, None)
+    """)
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    """``command`` in a session of its own (a terminal's process group), SIGINT as a terminal's program has it (a
+    test run started in the background, ``pytest &``, ignores it), once it has said "ready"."""
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert child.stdout.readline() == "ready\n"
+    return child
+
+
 @pytest.mark.parametrize("signals", [("SIGINT",), ("SIGINT", "SIGTERM"), ("SIGTERM",)],
                          ids=["ctrl-c", "ctrl-c-under-accelerate-1.16", "scancel"])  # fmt: skip
-def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint(signals):
+def test_ctrl_c_is_one_line_after_the_bar_and_the_process_dies_of_sigint(signals, tmp_path):
     """Ctrl-C, Ctrl-C as ``accelerate launch`` 1.16 relays it (the terminal's SIGINT, then the launcher's SIGTERM at
     once) and SLURM's SIGTERM alone: each the one line, after the bar, and death by SIGINT."""
-    # only asym.errors and asym.progress: the package's __init__ (torch, the models) would cost seconds here
-    code = textwrap.dedent("""
-        import os, sys, time, types
-        sys.modules["asym"] = types.ModuleType("asym")
-        sys.modules["asym"].__path__ = [os.path.join(os.getcwd(), "asym")]
-        from asym.errors import run_cli
-        from asym.progress import tqdm
-
-        def main(args):
-            bar = tqdm(total=10, desc="train")
-            bar.update(3)
-            print("ready", flush=True)
-            for _ in range(300):
-                time.sleep(0.1)
-
-        run_cli(main, None)
-        """)
-    root = Path(__file__).resolve().parents[1]
-    child = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)  # fmt: skip
-    assert child.stdout.readline() == "ready\n"
+    script = tmp_path / "wait.py"
+    script.write_text(WAITING_SCRIPT)
+    child = _start([sys.executable, str(script), str(Path(__file__).resolve().parents[1] / "asym")])
     for name in signals:  # back to back, as the launcher sends them
         child.send_signal(getattr(signal, name))
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGINT  # the shell reports 130, and a loop of runs stops, as after Python's own
     lines = stderr.splitlines()
     assert lines[-1] == "interrupted" and "3/10" in lines[-2] and "Traceback" not in stderr, stderr
+
+
+def test_ctrl_c_under_accelerate_launch_prints_the_line_every_time(tmp_path):
+    """The real launcher of the installed Accelerate (1.15 under the lock, 1.16 in CI's newest-versions lane, which
+    relays the script's stderr and drops what it read at the moment of its own Ctrl-C): the terminal's SIGINT to the
+    whole process group, three times; the line is out each time, the launcher's status 130."""
+    script = tmp_path / "wait.py"
+    script.write_text(WAITING_SCRIPT)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    for _ in range(3):
+        child = _start([*launch, str(script), str(Path(__file__).resolve().parents[1] / "asym")])
+        os.killpg(child.pid, signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+        # the launcher exits 130 (1.16) or dies of the SIGINT after its own traceback (1.15): a shell sees 130
+        assert child.returncode in (130, -signal.SIGINT) and stderr.splitlines()[-1] == "interrupted", stderr
 
 
 def test_bars_and_log_lines_go_to_the_terminal_where_stderr_is_a_pipe(monkeypatch):
@@ -151,3 +179,24 @@ def test_asym_warnings_are_one_line_and_others_keep_pythons_form():
     lines = done.stderr.splitlines()
     assert lines[0] == "warning: the logistic PLCC fit needs at least 5 scores, got 3", done.stderr
     assert lines[1:] == ["<string>:10: DeprecationWarning: a library's own"]  # Python's form (-c has no source line)
+
+
+def test_offline_the_notice_of_a_download_about_to_fail_is_dropped(tmp_path, capsys):
+    """torch.hub's and pyiqa's own loaders print `Downloading: "<url>"` before failing offline (HF_HUB_OFFLINE is set
+    by conftest): inside no_download_notices nothing of it is printed, what else is printed still is."""
+    import torch.hub
+    from pyiqa.utils.download_util import load_file_from_url
+
+    from asym.offline import no_download_notices
+
+    url = "https://download.pytorch.org/models/asym-no-such-file.pth"
+    loaders = [lambda: torch.hub.load_state_dict_from_url(url, model_dir=str(tmp_path)),
+               lambda: load_file_from_url(url, model_dir=str(tmp_path))]  # fmt: skip
+    for load in loaders:
+        with pytest.raises(OSError):  # no network here: each load fails (URLError, HTTPError)
+            load()
+        assert 'Downloading: "' in capsys.readouterr().out  # printed without the context
+        with no_download_notices(), pytest.raises(OSError):
+            print("kept")
+            load()
+        assert capsys.readouterr().out == "kept\n"

@@ -207,6 +207,30 @@ def test_a_map_applies_only_to_the_scorer_it_was_fitted_for(iqa_models, tmp_path
         run([*argv, "--metrics", iqa_models["kA/iqa"]])
 
 
+def test_models_trained_on_builtin_scored_on_builtin_are_warned_about(tmp_path, recwarn):
+    """A card saying --dataset_name builtin, scored on builtin, gets one warning naming the model; a model trained on
+    a folder (--train_data_dir) and a test set that is a folder get none."""
+    from asym.sr_cards import TrainingImagesWarning
+
+    perturbed_tiny(1, card={"--loss": "rec", "--dataset_name": "builtin"}).save_pretrained(tmp_path / "on-builtin")
+    perturbed_tiny(2, card={"--loss": "rec", "--dataset_name": "builtin", "--train_data_dir": "DIV2K"}).save_pretrained(
+        tmp_path / "on-div2k"
+    )
+    models = f"{tmp_path / 'on-builtin'},{tmp_path / 'on-div2k'},bicubic"
+    argv = ["sr", "--models", models, "--metrics", "psnr", "--max_images", "1", "--device", "cpu"]
+    run([*argv, "--datasets", "builtin", "--output_dir", str(tmp_path / "a")])
+    (warning,) = [w for w in recwarn if w.category is TrainingImagesWarning]
+    assert str(warning.message).startswith("on-builtin trained on builtin: the builtin test set holds its training")
+    recwarn.clear()
+    folder = tmp_path / "HR"
+    folder.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(folder / "flat.png")
+    run([*argv, "--datasets", str(folder), "--output_dir", str(tmp_path / "b")])
+    assert not [w for w in recwarn if w.category is TrainingImagesWarning]
+
+
 def test_batch_size_does_not_change_scores_and_bf16_outputs_are_cached_apart(first_run, sr_models, monkeypatch):
     """Scoring every model's output of an image in one batch equals scoring them one by one; a bf16 SR forward is a
     different output (its own cache entries, so the float32 ones are not silently reused) close to float32's."""

@@ -12,8 +12,9 @@ docs/train_metric.md), never what a later page writes. Every docs/*.md is in the
 document records at least one command (no page or block is silently left unread).
 
 The blocks are expanded by bash itself (loops, variables, ``${w%%:*}``, ``$(ls -d runs/fr-* | paste -sd,)``) with
-``python``, ``accelerate``, ``pip`` and ``cp`` replaced by functions that record their arguments and create the
-``--output_dir`` they name (so a later ``ls`` finds it); nothing runs, and any other command is reported as unknown.
+``python``, ``accelerate``, ``pip``, ``cp`` and ``rm`` replaced by functions that record their arguments and create the
+``--output_dir`` they name (so a later ``ls`` finds it), ``mktemp`` by one that names a folder; nothing runs, and any
+other command is reported as unknown.
 
 The docs' other promises are checked here too: every relative link (and image) of README.md and docs/*.md points at an
 existing file, each page starts with a one-line title and links back to the README, and the README, a front page,
@@ -54,6 +55,7 @@ accelerate() { record "${BASH_LINENO[0]}" accelerate "$@"; make_output_dir "$@";
 pip() { record "${BASH_LINENO[0]}" pip "$@"; }
 cp() { record "${BASH_LINENO[0]}" cp "$@"; }
 rm() { record "${BASH_LINENO[0]}" rm "$@"; }
+mktemp() { echo "$PWD/mktemp"; }
 command_not_found_handle() { record "${BASH_LINENO[0]}" unknown "$@"; }
 """
 
@@ -211,7 +213,7 @@ def test_every_documented_command_parses_and_reads_only_what_an_earlier_command_
                 reads.append((order, where, "cp", argv[1:-1]))
             else:
                 tool = argv[0] in ("pip", "rm") or argv[:2] == ["accelerate", "config"]
-                known = tool or argv[1:3] == ["-m", "pytest"]
+                known = tool or argv[1:3] in (["-m", "pytest"], ["-m", "venv"])
                 assert known, f"{where}: {argv} runs no script of this repository and no known tool"
             continue
         script, args = call

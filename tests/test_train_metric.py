@@ -178,6 +178,7 @@ def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
                                        "--output_dir", str(tmp_path), "--device", "cpu"]))  # fmt: skip
     printed = capsys.readouterr()
     assert "PSNR" in printed.out and "10/10" in printed.err  # its progress: a bar over the steps
+    assert "backbone with random weights (vgg16: stored in" in printed.out  # and why the picture is noise: random VGG
     from PIL import Image
 
     from asym.image_grid import LABEL_HEIGHT

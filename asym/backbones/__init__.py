@@ -34,7 +34,7 @@ from torch import nn
 from ..errors import UserError, summarize
 from ..gan_weights import PREFIX as GAN_PREFIX
 from ..gan_weights import load_gan_weights, read_gan_weights
-from ..offline import hub_reachable
+from ..offline import no_download_notices
 from ..sources import looks_like_path
 from .base import WEIGHT_MODES, Backbone, L2Pool, check_images
 from .torchvision_nets import alexnet, convnext, resnet50, swin_t, vgg
@@ -118,9 +118,9 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
     """
     build = _constructor(name)
     if weights in ("auto", "pretrained") and name != "vgg16-r":
-        hub_reachable()  # no network: one line, then huggingface_hub fails at once instead of retrying
-        try:
-            backbone, source = build(True, **kwargs), "pretrained"
+        try:  # no network: one line, then huggingface_hub fails at once instead of retrying, without torch.hub's notice
+            with no_download_notices():
+                backbone, source = build(True, **kwargs), "pretrained"
         except UserError:
             raise  # already a clear message (e.g. an hf: model transformers cannot cut into stages)
         except Exception as err:  # noqa: BLE001 - any download/cache failure means "not obtainable"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 
+import torch
+
 from asym.diagnostics import recover_from_noise, synthesize_texture
 from asym.flags import positive_float, positive_int
 from asym.image_grid import save_labelled_grid
 from asym.images import BUILTIN_IMAGES, load_image
 from asym.metrics import create_metric
 from asym.progress import tqdm
+from asym.training_results import init_label
 
 DESCRIPTION = """\
     python evaluate.py recover --metric output/metric --output_dir results/recover
@@ -47,6 +50,12 @@ def run(args) -> dict:
         loss = metric
     target = load_image(args.image, args.size).to(args.device)
     os.makedirs(args.output_dir, exist_ok=True)
+    random = random_backbones(metric)
+    if random:  # a frozen random backbone makes both pictures noise: say that this, not the metric, is why
+        print(f"note: {metric.name} measures on a backbone with random weights ({'; '.join(random)}): what it "
+              "recovers or synthesises shows random features, not the metric with its real weights (see "
+              "docs/evaluate.md, metric as a loss)")  # fmt: skip
+    name = f"{metric.name} (random backbone)" if random else metric.name
     bar = tqdm(total=args.steps, desc=f"{args.command} ({metric.name})", unit="step")
     step = lambda _, x: bar.update(1)  # noqa: E731 - one Adam step on the pixels done
     if args.command == "recover":
@@ -63,6 +72,15 @@ def run(args) -> dict:
         print(f"{metric.name}: synthesised {args.image}, final loss {result['loss'][-1]:.4g}")
         labels = [f"synthesised, {args.steps} steps", f"exemplar: {args.image}"]
     path = os.path.join(args.output_dir, f"{args.command}-{metric.name}-{args.image}.png")
-    save_labelled_grid(path, [result["image"][0], target[0]], [f"{metric.name}: {labels[0]}", labels[1]])
+    save_labelled_grid(path, [result["image"][0], target[0]], [f"{name}: {labels[0]}", labels[1]])
     print(f"images written to {path} (labelled: the result under {metric.name}, then the target)")
     return result
+
+
+def random_backbones(metric) -> list[str]:
+    """``<backbone>: <weights source>`` for each backbone inside ``metric`` whose weights are random (e.g. the
+    fallback when the pretrained ones could not be downloaded); empty for a metric with real weights or none."""
+    model = getattr(metric, "model", None)
+    modules = model.modules() if isinstance(model, torch.nn.Module) else []
+    sources = {f"{m.name}: {m.weights_source}" for m in modules if hasattr(m, "weights_source")}
+    return sorted(s for s in sources if init_label(s.split(": ", 1)[1]) == "random")

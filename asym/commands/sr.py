@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 
 import torch
 
@@ -14,7 +15,7 @@ from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwarg
 from asym.leaderboard import unique_names, write_records
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
 from asym.processes import evaluation_state, process_state
-from asym.sr_cards import card_loss
+from asym.sr_cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
 from asym.sr_table import sr_table
 
 DESCRIPTION = """\
@@ -157,6 +158,12 @@ def run(args) -> list[dict]:
     test_sets = [load_sr_test_set(d, args.scale, n) for d, n in zip(dataset_sources, dataset_names)]
     sources = [load_sr_source(m, args.scale, args.device, args.mixed_precision) for m in model_sources]
     losses = {n: card_loss(getattr(s.module, "card", None)) for n, s in zip(model_names, sources)}
+    on_builtin = [n for n, s in zip(model_names, sources) if card_trained_on_builtin(getattr(s.module, "card", None))]
+    if on_builtin and "builtin" in dataset_sources and state.is_main_process:
+        warnings.warn(TrainingImagesWarning(
+            f"{', '.join(on_builtin)} trained on builtin: the builtin test set holds its training photographs (all but "
+            "the held-out ones), so its scores there measure fitting, not generalisation; for a test, pass a "
+            "benchmark folder to --datasets (Set5, Set14, ...: docs/datasets.md)"), stacklevel=2)  # fmt: skip
     kinds = {n: s.kind for n, s in zip(model_names, sources)}
     metric_kinds, metrics = zip(*[_sr_metric(m, args.scale, args.device, args.vlm_backend) for m in metric_sources])
     for name, metric in zip(metric_names, metrics):

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import MetricUnavailable, UserError, summarize
 from ..hub import saved_class
-from ..offline import hub_reachable
+from ..offline import hub_reachable, no_download_notices
 from ..sources import resolve_source
 from . import fidelity
 from .table import NOT_PER_IMAGE, PYIQA_PREFIX, VLM_METRICS, MetricSpec, metric_info, pyiqa_metrics, unknown_metric
@@ -77,9 +77,9 @@ class FRMetric:
                     f"unknown metric {source!r}: pass a saved asym metric folder / Hub id or a pyiqa FR metric "
                     f"({', '.join(names)})"
                 )
-            hub_reachable()  # no network: one line, then no download retries
-            try:
-                self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=as_loss)
+            try:  # no network: one line, then no download retries and no notice of the download that fails
+                with no_download_notices():
+                    self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=as_loss)
             except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
                 why = f"pyiqa metric {source!r} could not be created ({type(err).__name__}: {err})"
                 raise MetricUnavailable(why) from err  # its reason: the whole line, as evaluate.py sr shows it
@@ -131,9 +131,9 @@ class NRMetric:
         source = source.removeprefix(PYIQA_PREFIX)
         if source not in names or source in NOT_PER_IMAGE:
             raise UserError(_unknown_nr_metric(source, names, pyiqa.list_models(metric_mode="FR")))
-        hub_reachable()  # no network: one line, then no download retries (46 s for MANIQA)
-        try:
-            self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=False)
+        try:  # no network: one line, then no download retries (46 s for MANIQA) and no notice of the failing download
+            with no_download_notices():
+                self.model = pyiqa.create_metric(source, device=torch.device(device), as_loss=False)
         except Exception as err:  # noqa: BLE001 - pyiqa weight downloads fail in many ways offline
             reason = summarize(err)
             raise MetricUnavailable(f"pyiqa metric {source!r} could not be created ({reason})", reason) from err

@@ -1,7 +1,8 @@
 """``--status``: one table of a study, read from its folders, its records and the scheduler, so it works from any login
 node while the study runs: every run's state, steps done of total (its latest checkpoint), its job, the time it has
 used, its ETA from the preflight's cost of its stage (``preflight.json`` in the study's folder, where one was measured),
-GPU-hours used and left; then the failed runs with the last lines of their logs.
+GPU-hours used and left; then the failed runs with the last lines of their logs. ``results_listing``: where a finished
+study's tables and figures are.
 """
 
 from __future__ import annotations
@@ -100,3 +101,22 @@ def status_table(study: Study, rows: list[dict]) -> str:
             tail = log_tail(study.folder, r["run"]).strip("\n") or "(no log)"
             lines += ["", f"{r['run']} failed; the end of its log:", "", *("    " + line for line in tail.splitlines())]
     return "\n".join(lines)
+
+
+RESULT_FILES = (".md", ".png", ".pdf")  # tables (Markdown) and figures; their .json / .csv lie beside them
+
+
+def results_listing(study: Study, runs: Sequence[Run]) -> str:
+    """The tables and figures the evaluation runs among ``runs`` wrote, one line per run's folder (its files relative
+    to the study's folder), and where the paper's published ones are to compare."""
+    lines = []
+    for run in runs:
+        if run.trains or not os.path.isdir(run.output_dir):
+            continue
+        files = sorted(f for f in os.listdir(run.output_dir) if f.endswith(RESULT_FILES))
+        if files:
+            lines.append(f"  {', '.join(os.path.join(run.name, f) for f in files)}")
+    if not lines:
+        return ""
+    return "\n".join([f"its tables and figures, in {study.folder}:", *lines,
+                      "the paper's published tables beside which to read them: docs/paper_results.md"])  # fmt: skip
