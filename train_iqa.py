@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from asym import IQAModel, list_backbones
-from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
+from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.errors import UserError
 from asym.flags import int_at_least, non_negative_float, positive_int
 from asym.iqa_data import (
@@ -137,7 +137,7 @@ def main(args):
     with accelerator.main_process_first():  # every image the run reads, decoded once now (into the cache): a broken
         for part in (train_set, val_set, test_set):  # file fails here; the other processes then read the entries
             part.verify_images(show)
-    logger.info(cache_report())
+    log_cache_report(logger)
     quality = data.quality()[split.parts[0]]  # oriented: higher is better
     mean, std = float(quality.mean()), float(quality.std()) or 1.0
     sign = -1.0 if data.lower_better else 1.0

@@ -32,7 +32,7 @@ import torch
 from asym import DISTS, LPIPS, list_backbones
 from asym.atomic import atomic_path
 from asym.attacks import NORMS
-from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
+from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.errors import UserError
 from asym.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
@@ -198,7 +198,7 @@ def main(args):
     with accelerator.main_process_first():  # every image the run reads, decoded once now (into the cache): a broken
         for part in (train_set, val_set, test_set):  # file fails here; the other processes then read the entries
             part.verify_images(show)
-    logger.info(cache_report())
+    log_cache_report(logger)
 
     # The metric: frozen backbone, trainable alpha/beta (vgg16-r: random and fixed).
     init = "random" if args.backbone == "vgg16-r" else args.init

@@ -36,7 +36,7 @@ from asym.adversarial import (
     relativistic_generator_loss,
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
-from asym.decoded_cache import add_cache_args, cache_report, configure_from_args
+from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.errors import UserError
 from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
@@ -206,7 +206,7 @@ def main(args):
             train_images, val_images = images, load_sr_images(train_data_dir=args.validation_data_dir)
         else:
             train_images, val_images = split_train_validation(images, args.num_validation_images, seed=args.seed)
-    logger.info(cache_report())
+    log_cache_report(logger)
     train_set = SRPairDataset(train_images, args.scale, args.crop_size, train=True)
     val_set = SRImageDataset(val_images, args.scale)
 

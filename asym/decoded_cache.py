@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -319,3 +320,10 @@ def cache_report() -> str:
     if not any(_counts.values()):
         return f"decoded-image cache {_active.root}: unused (the images are in memory already)"
     return f"decoded-image cache {_active.root}: {counts}"
+
+
+def log_cache_report(logger: logging.Logger) -> None:
+    """``cache_report()`` as an INFO line, or a DEBUG one where the cache was not needed (the images fit in memory:
+    nothing the user must know)."""
+    unused = _active is not None and not _active.state.get("stopped") and not any(_counts.values())
+    logger.log(logging.DEBUG if unused else logging.INFO, cache_report())

@@ -108,17 +108,31 @@ def await_launcher_sigterm(timeout: float = LAUNCHER_GRACE) -> None:
 def one_line_warnings() -> None:
     """asym's own warnings (a fit that fell back, scores that are constant, an unparsable VLM answer) as one line
     each, ``warning: <message>``, without Python's ``file:line: Category:`` and the source line under it (the smoke
-    chain printed 16 such pairs). Other libraries' warnings keep Python's form."""
-    python_form = warnings.formatwarning
+    chain printed 16 such pairs), and each message once per process: Python's own once-per-place memory is reset by
+    every ``warnings.catch_warnings`` (the correlations use one), so a run's validations repeated the same fit warning
+    at each. Other libraries' warnings keep Python's form and rules."""
+    python_form, python_show = warnings.formatwarning, warnings.showwarning
+    if getattr(python_form, "one_line", False):  # once per process
+        return
+    shown = set()
+
+    def asym_category(category) -> bool:
+        return category.__module__.split(".")[0] == "asym"
 
     def formatwarning(message, category, filename, lineno, line=None):
-        if category.__module__.split(".")[0] == "asym":
+        if asym_category(category):
             return f"warning: {message}\n"
         return python_form(message, category, filename, lineno, line)
 
-    if not getattr(python_form, "one_line", False):  # once per process
-        formatwarning.one_line = True
-        warnings.formatwarning = formatwarning
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if asym_category(category):
+            if (category, str(message)) in shown:
+                return
+            shown.add((category, str(message)))
+        python_show(message, category, filename, lineno, file, line)
+
+    formatwarning.one_line = True
+    warnings.formatwarning, warnings.showwarning = formatwarning, showwarning
 
 
 def quiet_on_interrupt(hook: Callable) -> Callable:

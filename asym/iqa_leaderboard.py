@@ -13,6 +13,7 @@ import argparse
 import os
 from collections.abc import Callable
 
+from .atomic import write_text
 from .errors import UserError, summarize
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from .leaderboard import OK, markdown_table, write_records
@@ -160,8 +161,9 @@ def score_leaderboard(row_key: str, names: list[str], models: list, own_splits: 
                for (m, d), r in zip(rows, results)]  # fmt: skip
     if main:
         write_records(records, output_dir, stem)
-        print(markdown_table(records, names, dataset_names, row_key=row_key))
-        print("\n" + "\n".join(notes))
+        text = markdown_table(records, names, dataset_names, row_key=row_key) + "\n\n" + "\n".join(notes)
+        write_text(os.path.join(output_dir, f"{stem}.md"), text + "\n")  # the table as printed, beside its records
+        print(text)
     return records
 
 

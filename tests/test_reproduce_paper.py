@@ -70,6 +70,11 @@ def test_smoke_chain_runs_end_to_end_and_hands_each_link_its_files(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     commands = reproduce.smoke_commands(str(out))
     assert f"study {out}: all {len(commands)} runs done" in proc.stdout
+    listing = proc.stdout.split(" runs done\n", 1)[1].splitlines()  # the study's end: where its tables and figures are
+    assert listing[0] == f"its tables and figures, in {out}:" and listing[-1].endswith("docs/paper_results.md")
+    for name in ("table4/fr_results.md", "table1/sr_results.md", "fig3/correlation.png", "table3/discriminators.md",
+                 "nr/nr_results.md", "fig7/sweep.png"):  # fmt: skip
+        assert any(name in line for line in listing) and (out / name).is_file(), (name, listing)
 
     # Table 1: one record per (model, metric); maniqa has no weights offline and says so, the rest is scored
     records = json.loads((out / "table1" / "sr_results.json").read_text())
