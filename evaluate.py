@@ -32,9 +32,9 @@ import argparse
 import torch
 
 from asym.commands import COMMANDS
-from asym.errors import run_cli
-from asym.flags import seed_int
-from asym.processes import end_processes
+from asym.core.errors import run_cli
+from asym.core.flags import seed_int
+from asym.core.processes import end_processes
 from asym.training import check_output_dir
 
 

@@ -29,9 +29,18 @@ import torch
 import torch.nn.functional as F
 
 from asym import IQAModel, list_backbones
-from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
-from asym.errors import UserError
-from asym.flags import int_at_least, non_negative_float, positive_int
+from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
+from asym.core.errors import UserError
+from asym.core.flags import int_at_least, non_negative_float, positive_int
+from asym.core.model_card import (
+    card_dataset_type,
+    correlation_results,
+    model_card_facts,
+    push_to_hub,
+    set_card_metadata,
+)
+from asym.core.progress import tqdm
+from asym.core.train_loader import DataWait, create_train_loader
 from asym.iqa_data import (
     add_iqa_dataset_args,
     fr_dataset_kwargs,
@@ -41,9 +50,6 @@ from asym.iqa_data import (
 )
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
-from asym.model_card import card_dataset_type, correlation_results, model_card_facts, push_to_hub, set_card_metadata
-from asym.progress import tqdm
-from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,
@@ -122,7 +128,7 @@ def main(args):
     show = accelerator.is_main_process  # progress bars
 
     # Data: 6:2:2 by reference content (or by image), or the split of --split_file / --split official; images read
-    # through the decoded-image cache (asym.decoded_cache) unless --no_cache.
+    # through the decoded-image cache (asym.core.decoded_cache) unless --no_cache.
     configure_from_args(args)
     if args.mode == "nr":
         data = load_nr_dataset(args.dataset_name, **nr_dataset_kwargs(args))

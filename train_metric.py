@@ -30,16 +30,12 @@ import os
 import torch
 
 from asym import DISTS, LPIPS, list_backbones
-from asym.atomic import atomic_path
 from asym.attacks import NORMS
-from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
-from asym.errors import UserError
-from asym.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
-from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
-from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
-from asym.metrics import correlations, pearson_loss, score_pairs
-from asym.model_card import (
+from asym.core.atomic import atomic_path
+from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
+from asym.core.errors import UserError
+from asym.core.flags import float_in, int_at_least, positive_fraction, positive_int, unit_interval
+from asym.core.model_card import (
     card_dataset_type,
     correlation_results,
     eval_results,
@@ -47,8 +43,12 @@ from asym.model_card import (
     push_to_hub,
     set_card_metadata,
 )
-from asym.progress import tqdm
-from asym.train_loader import DataWait, create_train_loader, num_workers
+from asym.core.progress import tqdm
+from asym.core.train_loader import DataWait, create_train_loader, num_workers
+from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
+from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
+from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training import (
     add_common_args,
     create_accelerator,
@@ -185,7 +185,7 @@ def main(args):
     torch.manual_seed(args.seed)
 
     # Data: triplets split 6:2:2 by reference image, so no reference is seen in two splits; images read through the
-    # decoded-image cache (asym.decoded_cache) unless --no_cache.
+    # decoded-image cache (asym.core.decoded_cache) unless --no_cache.
     configure_from_args(args)
     data = load_fr_dataset(args.dataset_name, **fr_dataset_kwargs(args))
     logger.info("%s: %d pairs, scores %s", data.name, len(data), data.direction)

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from asym import list_backbones
-from asym.atomic import write_json
-from asym.errors import UserError
-from asym.flags import (
+from asym.core.atomic import write_json
+from asym.core.errors import UserError
+from asym.core.flags import (
     float_in,
     int_at_least,
     non_negative_float,
@@ -39,8 +39,9 @@ from asym.flags import (
     positive_int,
     unit_interval,
 )
-from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
-from asym.progress import tqdm
+from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
+from asym.core.progress import tqdm
+from asym.core.train_loader import DataWait, create_train_loader
 from asym.robust import (
     Classifier,
     adversarial_examples,
@@ -51,7 +52,6 @@ from asym.robust import (
     robust_accuracy,
     subset,
 )
-from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,

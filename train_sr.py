@@ -35,18 +35,18 @@ from asym.adversarial import (
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
+from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
+from asym.core.errors import UserError
+from asym.core.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
+from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
+from asym.core.progress import tqdm
+from asym.core.train_loader import DataWait, create_train_loader
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
-from asym.decoded_cache import add_cache_args, configure_from_args, log_cache_report
-from asym.errors import UserError
 from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
-from asym.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
 from asym.image_grid import save_labelled_grid
 from asym.metrics.fidelity import psnr, ssim
-from asym.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
-from asym.progress import tqdm
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
-from asym.train_loader import DataWait, create_train_loader
 from asym.training import (
     add_common_args,
     create_accelerator,

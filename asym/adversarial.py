@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
+from .core.hub import HubModel
 from .feature_metric import upcast_half
-from .hub import HubModel
 
 DISC_TYPES = ("vanilla", "patch")
 HEAD_WIDTH = 256  # hidden width of both heads

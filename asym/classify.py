@@ -24,9 +24,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .errors import UserError, summarize
+from .core.errors import UserError, summarize
+from .core.sources import resolve_source
 from .labelled_images import LABELS_FILE, ClassificationSet, EvalCrop, LabelledSet
-from .sources import resolve_source
 from .sr_eval import SROutputCache, SRSource, run_sr
 
 
@@ -71,7 +71,7 @@ def imagenet_synsets() -> list[str]:
 
 def _card_crop(spec: str) -> int | None:
     """The ``--crop_size`` a train_robust.py classifier was trained and validated at (its config's card), if any."""
-    from .hub import CONFIG_NAME, read_config
+    from .core.hub import CONFIG_NAME, read_config
 
     path = os.path.join(spec, CONFIG_NAME)
     if not os.path.isdir(spec):
@@ -204,7 +204,7 @@ def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], mod
     its restorations; the models' outputs of one image are classified as one batch. ``shard`` (rank, world): this
     process classifies images ``rank``, ``rank + world``, ...; ``errors`` then counts its share (summed by
     ``merge_top1_errors``), ``images`` stays the whole set's size."""
-    from .progress import tqdm
+    from .core.progress import tqdm
 
     targets = [target_indices(images, c) for c in classifiers]
     cut = [ClassificationSet(images, c.crop, scale) for c in classifiers]  # fails early on a crop --scale splits

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import UserError
-from .hub import saved_class
+from .core.errors import UserError
+from .core.hub import saved_class
+from .core.sources import resolve_source
 from .metrics.fidelity import psnr, ssim
-from .sources import resolve_source
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 INITS = ("noise", "gray", "blur")

@@ -13,8 +13,8 @@ import argparse
 import os
 from collections.abc import Callable
 
-from .atomic import write_text
-from .errors import UserError, summarize
+from .core.atomic import write_text
+from .core.errors import UserError, summarize
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from .leaderboard import OK, markdown_table, write_records
 from .metrics.agreement import correlations
@@ -70,7 +70,7 @@ def create_scorers(names: list[str], sources: list[str], device, kind: str) -> l
 def own_split_file(source: str, metric) -> tuple[str | None, str]:
     """The split.json that train_iqa.py / train_metric.py wrote beside a model (a run folder, or a Hub repo it was
     pushed to), or None and why there is none."""
-    from .hub import HubModel
+    from .core.hub import HubModel
 
     if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
         if metric_info(source).loader == "asym":

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
+from .core.hub import HubModel
 from .feature_metric import upcast_half
-from .hub import HubModel
 
 MODES = ("nr", "fr")
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Subset
 
-from .errors import UserError, reading
-from .images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
-from .sources import resolve_source
+from .core.errors import UserError, reading
+from .core.images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
+from .core.sources import resolve_source
 from .sr_eval import SRTestSet
 
 LABELS_FILE = "labels.csv"

@@ -20,9 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import max_pooling_kwargs
-from .errors import UserError, summarize
+from .core.errors import UserError, summarize
+from .core.hub import HubModel
 from .feature_metric import FeatureMetric, upcast_half
-from .hub import HubModel
 
 
 def _official_dists_weights() -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +235,7 @@ def read_lpips_state_dict(path: str) -> tuple[list[torch.Tensor], dict[str, torc
     Raises:
         UserError: unreadable, not a state dict, or without ``lin0`` weights.
     """
-    from .hub import read_tensor_file
+    from .core.hub import read_tensor_file
 
     state = read_tensor_file(path, "lpips state dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import UserError, summarize
+from .core.errors import UserError, summarize
 
 OK, MISSING = "ok", "missing"
 PREFLIGHT_FILE = "preflight.json"
@@ -66,7 +66,7 @@ def missing_table(rows: list[dict]) -> str:
 
 def folder_of_images(path: str) -> Callable[[], None]:
     """A check that ``path`` is a folder holding image files (listed, not decoded: a preflight reads no pixels)."""
-    from .images import IMAGE_EXTENSIONS
+    from .core.images import IMAGE_EXTENSIONS
 
     def check() -> None:
         if not os.path.isdir(path):
@@ -163,7 +163,7 @@ def hub_model(repo: str, chat_template: bool = False, download: bool = False) ->
     ``download`` the files the model needs are fetched first (all but the weights of the other format)."""
 
     def check() -> None:
-        from .offline import hub_reachable
+        from .core.offline import hub_reachable
 
         listing = None
         if hub_reachable():

@@ -17,7 +17,7 @@ import shlex
 import time
 from collections.abc import Callable
 
-from .errors import UserError
+from .core.errors import UserError
 from .preflight import OK
 
 MEASURED_STEPS = 4  # optimisation steps a preflight runs per stage; the first (warm-up) is not timed
@@ -321,7 +321,7 @@ def evaluation_sizes(script: str, parsed, out: str) -> tuple[int, int] | None:
     whole validation images (its --validation_data_dir, else the --num_validation_images it holds out; no test), an
     IQA script's validation and test splits as its measured run in ``out`` wrote them (split.json), at most
     --max_eval_samples each. None where the measured run wrote no split."""
-    from .images import IMAGE_EXTENSIONS
+    from .core.images import IMAGE_EXTENSIONS
 
     if script == "train_sr.py":
         if not parsed.validation_data_dir:
@@ -385,7 +385,7 @@ def measure_scorers(stages: dict, argv: list[str], device) -> None:
     the chain runs evaluate.py): seconds per image at the test images' size (DIV2K validation's 2040x1356; builtin's
     512x512), for every model x image it scores, and where the command fits the 1..100 maps (--calibration_dataset)
     seconds per calibration image at that set's size, for each of its images an NR scorer scores."""
-    from .errors import MetricUnavailable
+    from .core.errors import MetricUnavailable
     from .metrics import metric_info
 
     given = dict(zip(argv[1::2], argv[2::2]))

@@ -33,12 +33,12 @@ from torch import nn
 
 from .attacks import NORMS, pgd_attack
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
+from .core.errors import UserError, reading, summarize
+from .core.hub import HubModel
+from .core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
+from .core.images import to_tensor as _to_tensor
+from .core.sources import resolve_source
 from .data import load_sr_images
-from .errors import UserError, reading, summarize
-from .hub import HubModel
-from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
-from .images import to_tensor as _to_tensor
-from .sources import resolve_source
 
 CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
 
@@ -158,7 +158,7 @@ def robust_accuracy(model: nn.Module, dataset, eps: float, steps: int, step_size
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     clean_correct = robust_correct = total = 0
     try:
-        from .progress import tqdm
+        from .core.progress import tqdm
 
         for batch in tqdm(loader, desc="PGD evaluation", disable=not progress, leave=False):
             x, y = batch["image"].to(device), batch["label"].to(device)

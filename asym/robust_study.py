@@ -15,9 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
+from .core.sources import resolve_source
 from .leaderboard import MISSING, OK, escape_cell
-from .sources import resolve_source
 from .sr_table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order

@@ -2,14 +2,14 @@
 
 Each training script saves one class (``asym.training.RUN_SCRIPTS``): ``SRModel`` (train_sr.py), ``DISTS`` /
 ``LPIPS`` (train_metric.py), ``IQAModel`` (train_iqa.py), ``Classifier`` (train_robust.py), and train_sr.py's
-``Discriminator`` in its run's ``discriminator/`` folder. The class is read once, by ``asym.hub.saved_class``.
+``Discriminator`` in its run's ``discriminator/`` folder. The class is read once, by ``asym.core.hub.saved_class``.
 """
 
 from __future__ import annotations
 
 from .adversarial import Discriminator
-from .errors import UserError
-from .hub import HubModel, saved_class
+from .core.errors import UserError
+from .core.hub import HubModel, saved_class
 from .iqa_model import IQAModel
 from .perceptual import DISTS, LPIPS
 from .robust import Classifier

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 
-from .atomic import write_json
+from .core.atomic import write_json
 from .sr_eval import cache_name
 
 

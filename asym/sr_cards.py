@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from .errors import UserError, reading
+from .core.errors import UserError, reading
 
 
 def card_loss(card: dict | None) -> str | None:

@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from .atomic import atomic_path
+from .core.atomic import atomic_path
+from .core.errors import UserError, summarize
+from .core.hub import state_digest
+from .core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
-from .errors import UserError, summarize
-from .hub import state_digest
-from .images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
 from .sr_models import SRModel, upscale
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .errors import UserError
+from .core.errors import UserError
 from .leaderboard import OK
 from .robust_study import feat_weights_robustness
 from .score_cache import ScoreCache
@@ -94,7 +94,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
     Raises:
         UserError: a metric refused an image (e.g. too small for it), naming the test set and the image.
     """
-    from .progress import tqdm
+    from .core.progress import tqdm
     from .score_cache import unit_identity
 
     rank, world = shard

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .atomic import honour_umask
-from .errors import UserError, reading
-from .hub import HubModel, read_tensor_file, saved_class
+from .core.atomic import honour_umask
+from .core.errors import UserError, reading
+from .core.hub import HubModel, read_tensor_file, saved_class
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
 # its lightweight configuration; `tiny` (asym.bicubic_residual) is a small CNN learning the residual over bicubic

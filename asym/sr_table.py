@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .errors import UserError
+from .core.errors import UserError
 from .leaderboard import MISSING, OK, escape_cell, read_records
 
 REFERENCE = "n/a: reference"  # the status of the ``hr`` source on a full-reference metric: it is the reference

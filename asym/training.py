@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .atomic import honour_umask
-from .errors import UserError, reading
-from .errors import run_cli as run_entry_point
-from .flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
-from .progress import LogHandler
+from .core.atomic import honour_umask
+from .core.errors import UserError, reading
+from .core.errors import run_cli as run_entry_point
+from .core.flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
+from .core.progress import LogHandler
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -81,7 +81,7 @@ def check_output_dir(output_dir: str, saves: type | None = None) -> None:
     Writability is tried, not inferred from permission bits (``os.access`` says yes to root everywhere, and to
     ``/proc``): a temporary folder is made and removed in the nearest existing folder on the path.
     """
-    from .hub import saved_class
+    from .core.hub import saved_class
 
     if not output_dir:
         raise UserError("--output_dir is empty: name a folder")
@@ -231,7 +231,7 @@ def interrupted_line(args: argparse.Namespace) -> str:
 
 
 def run_cli(main: Callable, args: argparse.Namespace):
-    """The training scripts' entry point: ``asym.errors.run_cli`` (a ``UserError`` is one line and exit status 2),
+    """The training scripts' entry point: ``asym.core.errors.run_cli`` (a ``UserError`` is one line and exit status 2),
     whose Ctrl-C line is ``interrupted_line``."""
     return run_entry_point(main, args, interrupted=interrupted_line)
 

@@ -12,8 +12,8 @@ import json
 import os
 from collections.abc import Sequence
 
-from .atomic import write_json
-from .errors import UserError, reading
+from .core.atomic import write_json
+from .core.errors import UserError, reading
 from .leaderboard import LINEAR_MARK, MISSING, escape_cell
 
 INITS = ("random", "pretrained", "gan", "file")  # the starting weights compared by init-comparison, in this order

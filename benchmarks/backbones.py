@@ -17,7 +17,7 @@ import time
 import torch
 
 from asym import DISTS, list_backbones
-from asym.flags import positive_int
+from asym.core.flags import positive_int
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -27,7 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from asym import DISTS, SRModel  # noqa: E402
-from asym.flags import positive_int  # noqa: E402
+from asym.core.flags import positive_int  # noqa: E402
 
 
 def parse_args(input_args=None):

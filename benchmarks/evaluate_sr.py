@@ -25,8 +25,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # evaluate.py's asym, uninstalled
 
-from asym.flags import positive_int  # noqa: E402
-from asym.images import BUILTIN_IMAGES, load_image  # noqa: E402
+from asym.core.flags import positive_int  # noqa: E402
+from asym.core.images import BUILTIN_IMAGES, load_image  # noqa: E402
 from asym.metrics import create_metric  # noqa: E402
 from asym.sr_leaderboard import score_outputs  # noqa: E402
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from asym import DISTS
-from asym.flags import non_negative_int, positive_int
+from asym.core.flags import non_negative_int, positive_int
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the reference implementations: test support
 from peers import pyiqa_dists_like  # noqa: E402

@@ -6,7 +6,7 @@
 Three ways to the same crops, each measured in this run on the same machine:
 
 * naive: decode the whole PNG for every sample (asym without its cache, ``--no_cache``);
-* cached: asym's default, each image decoded once into ``asym.decoded_cache`` and cropped through a memory map;
+* cached: asym's default, each image decoded once into ``asym.core.decoded_cache`` and cropped through a memory map;
 * BasicSR: DIV2K cut once into 480x480 sub-images (``extract_subimages.py``: step 240, PNG, compression 3), one
   sub-image file decoded per sample (read here from PNG files rather than LMDB, which stores the same PNG bytes).
 
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from asym import decoded_cache
+from asym.core import decoded_cache
+from asym.core.flags import positive_int
+from asym.core.train_loader import create_train_loader
 from asym.data import SRPairDataset, load_sr_images
-from asym.flags import positive_int
-from asym.train_loader import create_train_loader
 
 DIV2K_SIZE = (1356, 2040)  # a typical DIV2K training image, (H, W)
 SUB_SIZE, SUB_STEP = 480, 240  # BasicSR's extract_subimages.py for DIV2K HR

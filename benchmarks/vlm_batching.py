@@ -27,7 +27,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from asym.flags import positive_int  # noqa: E402
+from asym.core.flags import positive_int  # noqa: E402
 from asym.metrics.vlm import DeQAScore, VisualQualityR1  # noqa: E402
 
 

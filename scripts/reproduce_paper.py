@@ -27,8 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, one level up
     sys.path.insert(0, ROOT)
 
-from asym.errors import UserError  # noqa: E402
-from asym.flags import non_negative_int, positive_float, positive_int  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
+from asym.core.flags import non_negative_int, positive_float, positive_int  # noqa: E402
 from asym.study.chains import GAN_BACKBONES, METRIC_BACKBONES, NR_METRICS, STUDIES, smoke_commands  # noqa: E402
 from asym.study.graph import Study  # noqa: E402
 from asym.study.launch import (  # noqa: E402
@@ -139,8 +139,8 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
     calibration images): the table printed, ``preflight.json`` in ``out``."""
     import torch
 
-    from asym.atomic import write_json
-    from asym.errors import UserError
+    from asym.core.atomic import write_json
+    from asym.core.errors import UserError
     from asym.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
     from asym.preflight_costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
 
@@ -212,7 +212,7 @@ def download_datasets(data: str) -> None:
     into the user cache) and linked in as ``data/<folder>`` by its absolute path (a relative ``$ASYM_CACHE`` too); the
     others are left for the table to name. A dangling link an earlier --download made is replaced; any other
     dangling link is a ``UserError`` (the user's, not to be guessed at)."""
-    from asym.errors import UserError
+    from asym.core.errors import UserError
     from asym.iqa_data.pyiqa_datasets import fetch_pyiqa_dataset, pyiqa_dataset_root
 
     for folder, (what, *_, origin) in DATASETS.items():
@@ -383,6 +383,6 @@ def main(args) -> list[tuple[str, list[str]]]:
 
 
 if __name__ == "__main__":
-    from asym.errors import run_cli
+    from asym.core.errors import run_cli
 
     run_cli(main, parse_args())

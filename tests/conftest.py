@@ -18,7 +18,7 @@ import torch  # noqa: E402
 def _seed():
     torch.manual_seed(0)
     yield
-    from asym import decoded_cache
+    from asym.core import decoded_cache
 
     decoded_cache.configure(enabled=False)  # a script run in-process turned it on: off for the next test
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.metrics import (
     ConstantScoresWarning,
     FitWarning,

@@ -11,7 +11,7 @@ sys.path.insert(0, str(ROOT))
 
 import train_sr  # noqa: E402
 from asym import SRModel, SRPairDataset, load_sr_images  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 from asym.sr_models import load_generator  # noqa: E402
 from asym.training import run_cli  # noqa: E402
 
@@ -128,8 +128,8 @@ def test_grid_shows_input_models_and_reference(tmp_path, capsys):
             "astronaut,coffee,chelsea", "--output_dir", str(tmp_path / "g")]  # fmt: skip
     args = evaluate.parse_args(argv)
     path = evaluate.main(args)
+    from asym.core.images import load_image
     from asym.image_grid import LABEL_HEIGHT, label_strip
-    from asym.images import load_image
 
     image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1) / 255
     assert image.shape == (3, LABEL_HEIGHT + 3 * 34 + 2, 4 * 34 + 2)  # labels; 3 rows, 4 columns of 32 px, padding 2

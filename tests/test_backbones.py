@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from asym import DISTS, create_backbone, list_backbones
 from asym.backbones.transformers_nets import TransformersBackbone, TransformersStagesBackbone
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 
 @pytest.fixture(scope="module", params=list_backbones())

@@ -23,7 +23,7 @@ import train_metric  # noqa: E402
 import train_robust  # noqa: E402
 import train_sr  # noqa: E402
 from asym import DISTS, SRModel  # noqa: E402
-from asym.errors import run_cli  # noqa: E402
+from asym.core.errors import run_cli  # noqa: E402
 from asym.training import check_output_dir  # noqa: E402
 
 SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "train_iqa": train_iqa, "train_robust": train_robust,
@@ -267,8 +267,8 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
 def test_any_garbage_torch_file_is_a_user_error(tmp_path):
     """Fuzzed: whatever the weights-only unpickler raises on random bytes (UnpicklingError, RuntimeError, IndexError,
     ...), a user gets one UserError naming the file, never a traceback. 300 seeded files, pickle and zip headers."""
-    from asym.errors import UserError
-    from asym.hub import read_tensor_file
+    from asym.core.errors import UserError
+    from asym.core.hub import read_tensor_file
 
     rng = np.random.default_rng(1)
     path = tmp_path / "fuzz.pth"

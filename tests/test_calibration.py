@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.metrics.calibration import (
     Normalisation,
     fit_normalisation,

@@ -1,6 +1,6 @@
 """What a script prints: progress bars as plain lines where they go to a log and tqdm's redraws on a terminal
-(asym.progress), open bars closed before the one line an error ends with, and Ctrl-C as one line and death by SIGINT
-(asym.errors.run_cli)."""
+(asym.core.progress), open bars closed before the one line an error ends with, and Ctrl-C as one line and death by
+SIGINT (asym.core.errors.run_cli)."""
 
 import io
 import os
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from asym import progress
-from asym.errors import UserError, run_cli
+from asym.core import progress
+from asym.core.errors import UserError, run_cli
 
 
 class Terminal(io.StringIO):
@@ -76,14 +76,14 @@ def test_the_error_line_starts_on_a_line_of_its_own(monkeypatch):
     assert not progress.tqdm.still_open
 
 
-# a script that draws a bar at 3/10, says "ready" and waits; only asym.errors and asym.progress are imported: the
-# package's __init__ (torch, the models) would cost seconds
+# a script that draws a bar at 3/10, says "ready" and waits; only asym.core.errors and asym.core.progress are
+# imported: the package's __init__ (torch, the models) would cost seconds
 WAITING_SCRIPT = textwrap.dedent("""
     import os, sys, time, types
     sys.modules["asym"] = types.ModuleType("asym")
     sys.modules["asym"].__path__ = [sys.argv[1]]
-    from asym.errors import run_cli
-    from asym.progress import tqdm
+    from asym.core.errors import run_cli
+    from asym.core.progress import tqdm
 
     def main(args):
         bar = tqdm(total=10, desc="train")
@@ -166,7 +166,7 @@ def test_asym_warnings_are_one_line_and_others_keep_pythons_form():
         import os, sys, types, warnings
         sys.modules["asym"] = types.ModuleType("asym")
         sys.modules["asym"].__path__ = [os.path.join(os.getcwd(), "asym")]
-        from asym.errors import run_cli
+        from asym.core.errors import run_cli
         from asym.metrics.agreement import FitWarning
 
         def main(args):
@@ -191,7 +191,7 @@ def test_offline_the_notice_of_a_download_about_to_fail_is_dropped(tmp_path, cap
     import torch.hub
     from pyiqa.utils.download_util import load_file_from_url
 
-    from asym.offline import no_download_notices
+    from asym.core.offline import no_download_notices
 
     url = "https://download.pytorch.org/models/asym-no-such-file.pth"
     loaders = [lambda: torch.hub.load_state_dict_from_url(url, model_dir=str(tmp_path)),

@@ -1,5 +1,5 @@
-"""asym.decoded_cache: each image decoded once, read back exactly (16 bits kept), a changed file decoded again, a broken
-file skipped or refused as without the cache; SR folders and IQA datasets read through it."""
+"""asym.core.decoded_cache: each image decoded once, read back exactly (16 bits kept), a changed file decoded again, a
+broken file skipped or refused as without the cache; SR folders and IQA datasets read through it."""
 
 import os
 import warnings
@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-import asym.images
-from asym import decoded_cache
+import asym.core.images
+from asym.core import decoded_cache
+from asym.core.errors import UserError
+from asym.core.images import to_tensor
 from asym.data import SRImageDataset, SRPairDataset, load_sr_images
-from asym.errors import UserError
-from asym.images import to_tensor
 from asym.iqa_data.dataset import FRDataset, FRItem
 
 
@@ -32,13 +32,13 @@ def cache(tmp_path):
 def counted_decodes(monkeypatch):
     """How often each file was decoded (the cache reads entries without calling ``decode``)."""
     calls: list[str] = []
-    real = asym.images.decode
+    real = asym.core.images.decode
 
     def decode(source, data=None):
         calls.append(os.path.basename(source) if isinstance(source, str) else str(source[2]))
         return real(source, data)
 
-    monkeypatch.setattr(asym.images, "decode", decode)
+    monkeypatch.setattr(asym.core.images, "decode", decode)
     return calls
 
 
@@ -74,7 +74,8 @@ def test_images_are_decoded_once_and_read_back_exactly(cache, hr_folder, counted
             assert array.dtype == np.uint8 and np.array_equal(array, expected)
     # evaluation crops and whole images equal the files' pixels
     centre = SRPairDataset(again, scale=4, crop_size=32, train=False)
-    uncached = SRPairDataset(asym.images.ImageSequence(again.sources, again.sizes), scale=4, crop_size=32, train=False)
+    plain = asym.core.images.ImageSequence(again.sources, again.sizes)
+    uncached = SRPairDataset(plain, scale=4, crop_size=32, train=False)
     for i in range(len(centre)):
         assert torch.equal(centre[i]["hr"], uncached[i]["hr"]) and torch.equal(centre[i]["lr"], uncached[i]["lr"])
     whole = SRImageDataset(again, scale=4)[3]["hr"]
@@ -109,7 +110,7 @@ def test_iqa_images_are_decoded_once_into_the_cache_and_a_broken_one_is_refused(
                                                                                 monkeypatch):  # fmt: skip
     import asym.iqa_data.dataset as iqa_dataset
 
-    monkeypatch.setattr(iqa_dataset, "decode", asym.images.decode)  # the counting one
+    monkeypatch.setattr(iqa_dataset, "decode", asym.core.images.decode)  # the counting one
     ref = tmp_path / "ref.png"
     Image.fromarray(_photo(40, 48, 1)).save(ref)
     items = []
@@ -140,12 +141,12 @@ def test_cells_are_keyed_by_content_and_a_rewritten_file_of_a_path_cell_is_decod
     )
     entry = cache.entry((table, "image", 0))
     assert entry and entry != cache.entry((table, "image", 1))
-    assert np.array_equal(cache.load((table, "image", 0), asym.images.decode), _photo(40, 48, 3))
+    assert np.array_equal(cache.load((table, "image", 0), asym.core.images.decode), _photo(40, 48, 3))
     assert os.path.isfile(entry) and cache.holds((table, "image", 0))
     assert cache.entry(np.zeros((2, 2, 3))) is None  # in-memory arrays need no cache
     Image.fromarray(_photo(40, 48, 5)).save(tmp_path / "a.png")  # the file changes, the table (and its fingerprint) not
     again = decoded_cache.DecodedCache(cache.root)  # the next run: content keys are computed once per run
-    assert np.array_equal(again.load((table, "image", 0), asym.images.decode), _photo(40, 48, 5))
+    assert np.array_equal(again.load((table, "image", 0), asym.core.images.decode), _photo(40, 48, 5))
     # a cell holding bytes is keyed by them: the same pixels as a file share its entry, whatever the names
     cells = datasets.Dataset.from_dict({"image": [{"bytes": (tmp_path / "b.png").read_bytes(), "path": "a.png"}]})
     assert again.entry((cells.cast_column("image", datasets.Image(decode=False)), "image", 0)) == again.entry(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import readme_snippets
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -48,8 +48,8 @@ def test_the_readme_demo_is_the_scripts_and_every_command_parses():
 
 
 def test_the_held_out_photographs_are_the_ones_train_sr_validates_on():
+    from asym.core.images import BUILTIN_IMAGES
     from asym.data import split_train_validation
-    from asym.images import BUILTIN_IMAGES
 
     _, held_out = split_train_validation(list(BUILTIN_IMAGES), 2, seed=0)  # train_sr.py's defaults
     assert sorted(held_out) == sorted(demo.HELD_OUT.split(","))

@@ -44,7 +44,7 @@ def test_srmodel_registry_save_and_load(tmp_path):
 def test_init_generator_from_a_state_dict_file(tmp_path):
     from safetensors.torch import save_file
 
-    from asym.errors import UserError
+    from asym.core.errors import UserError
     from asym.sr_models import load_generator
 
     torch.manual_seed(2)

@@ -24,9 +24,9 @@ from conftest import perturbed_tiny  # noqa: E402
 import evaluate  # noqa: E402
 from asym import SRModel  # noqa: E402
 from asym.classify import load_classifier, target_indices  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
+from asym.core.images import BUILTIN_IMAGES  # noqa: E402
 from asym.data import load_sr_images  # noqa: E402
-from asym.errors import UserError  # noqa: E402
-from asym.images import BUILTIN_IMAGES  # noqa: E402
 from asym.labelled_images import EvalCrop, load_classification_set, load_labelled_set  # noqa: E402
 
 CLASSES = {"cat": ("chelsea", "astronaut"), "drink": ("coffee", "rocket"), "ground": ("brick", "gravel")}

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-core VM, faster than two threads
 

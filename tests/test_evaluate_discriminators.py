@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
-from asym.errors import UserError, run_cli  # noqa: E402
+from asym.core.errors import UserError, run_cli  # noqa: E402
 
 NORMALISED, RAW = ("maniqa", "liqe", "deqa", "visualquality-r1"), ("psnr",)
 # folder -> (disc type, backbone), None for the base; the folder names say nothing of the type, and the order given

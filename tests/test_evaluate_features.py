@@ -12,8 +12,8 @@ sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym import Discriminator, IQAModel  # noqa: E402
-from asym.errors import UserError  # noqa: E402
-from asym.images import load_image  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
+from asym.core.images import load_image  # noqa: E402
 
 
 def run(argv):

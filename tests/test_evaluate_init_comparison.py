@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 
 
 def run(argv):

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym import IQAModel  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 
 
 def run(argv):

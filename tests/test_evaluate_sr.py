@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from conftest import perturbed_tiny  # noqa: E402
 
 import evaluate  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 from asym.metrics import NRMetric, psnr  # noqa: E402
 from asym.metrics.calibration import Normalisation, save_normalisations, scorer_identity  # noqa: E402
 from asym.sr_eval import SROutputCache, SRSource, SRTestSet, load_sr_source, load_sr_test_set, run_sr  # noqa: E402
@@ -309,7 +309,7 @@ def test_every_process_ends_together_once_the_main_one_has_written(tmp_path, mon
     ends every verb with a barrier and the group's destruction, after the files are written."""
     import torch.distributed as dist
 
-    from asym.processes import end_processes
+    from asym.core.processes import end_processes
 
     ended = []
     monkeypatch.setattr(evaluate, "end_processes", lambda: ended.append(sorted(p.name for p in tmp_path.iterdir())))

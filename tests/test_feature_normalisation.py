@@ -6,7 +6,7 @@ import torch
 import torchvision
 
 from asym import create_backbone
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps, normalise_feature_maps
 

@@ -16,9 +16,9 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from asym.core.errors import UserError
+from asym.core.images import to_tensor
 from asym.data import load_sr_images
-from asym.errors import UserError
-from asym.images import to_tensor
 from asym.metrics import psnr, rgb_to_y, ssim
 from asym.metrics.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
 

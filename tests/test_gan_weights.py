@@ -7,7 +7,7 @@ import torch
 
 from asym import DISTS, Discriminator, IQAModel, create_backbone
 from asym.backbones.base import L2Pool
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 import torchvision
 
 from asym import DISTS, SRModel
-from asym.errors import UserError
-from asym.hub import HubModel
-from asym.model_card import (
+from asym.core.errors import UserError
+from asym.core.hub import HubModel
+from asym.core.model_card import (
     card_dataset_type,
     correlation_results,
     eval_results,
@@ -232,7 +232,7 @@ def test_saved_files_get_the_mode_the_umask_gives(tmp_path):
     from PIL import Image
     from safetensors.torch import save_file
 
-    from asym.atomic import atomic_path, write_json
+    from asym.core.atomic import atomic_path, write_json
 
     umask = os.umask(0o027)  # not the usual 022: the mode must follow the umask, not be a constant 0644
     try:
@@ -253,10 +253,11 @@ def test_saved_files_get_the_mode_the_umask_gives(tmp_path):
 
 @pytest.fixture
 def hub_endpoint(monkeypatch):
-    """``set(url)``: the Hub's endpoint for ``asym.offline.hub_reachable``, online mode on, the check not made yet."""
+    """``set(url)``: the Hub's endpoint for ``asym.core.offline.hub_reachable``, online mode on, the check not made
+    yet."""
     from huggingface_hub import constants
 
-    from asym.offline import hub_reachable
+    from asym.core.offline import hub_reachable
 
     for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
@@ -279,7 +280,7 @@ def test_an_unreachable_hub_is_said_once_then_downloads_fail_at_once(hub_endpoin
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    from asym.offline import hub_reachable
+    from asym.core.offline import hub_reachable
 
     with socket.socket() as free:  # a port nothing listens on: the connection is refused
         free.bind(("127.0.0.1", 0))
@@ -294,7 +295,7 @@ def test_an_unreachable_hub_is_said_once_then_downloads_fail_at_once(hub_endpoin
     with pytest.raises(LocalEntryNotFoundError) as raised:  # the cache only, no retries (23 s per file otherwise)
         hf_hub_download("asym-tests/never-downloaded", "model.safetensors", cache_dir=str(tmp_path))
     assert time.monotonic() - start < 5
-    from asym.errors import summarize  # what a table's "unavailable: ..." cell says of it: one short clause
+    from asym.core.errors import summarize  # what a table's "unavailable: ..." cell says of it: one short clause
 
     expected = "LocalEntryNotFoundError: not in the local Hub cache, and the Hub cannot be reached"
     assert summarize(raised.value) == expected
@@ -306,7 +307,7 @@ def test_a_hub_that_answers_is_reachable_whatever_its_status(hub_endpoint, caplo
 
     from huggingface_hub import constants
 
-    from asym.offline import hub_reachable
+    from asym.core.offline import hub_reachable
 
     with HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:  # answers HEAD with 501
         threading.Thread(target=server.handle_request, daemon=True).start()

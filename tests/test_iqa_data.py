@@ -15,7 +15,7 @@ from scipy import stats
 
 import asym.iqa_data.dataset as iqa_dataset
 import asym.iqa_data.tables as iqa_tables
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.iqa_data import (
     DISTORTIONS,
     PYIQA_META_INFO,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.iqa_leaderboard import at_most, column_names, scored_images
 
 

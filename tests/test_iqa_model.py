@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asym import IQAModel
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 
 @pytest.fixture(scope="module")

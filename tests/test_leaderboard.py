@@ -12,7 +12,7 @@ sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym import DISTS  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 from asym.leaderboard import markdown_table, unique_names  # noqa: E402
 
 

@@ -8,7 +8,7 @@ from pyiqa.default_model_configs import DEFAULT_CONFIGS
 
 import asym
 from asym import DISTS, IQAModel
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.metrics.fidelity import psnr, ssim
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
@@ -115,7 +115,7 @@ def test_from_pretrained_loads_whatever_asym_saved(saved):
 def test_table_1_s_pyiqa_scorers_lack_only_their_weights_offline():
     """MANIQA and LIQE get as far as their weight download (no network here): every module they import is installed
     (LIQE's openai-clip imports pkg_resources, gone from setuptools 81: requirements.txt keeps it below)."""
-    from asym.errors import MetricUnavailable
+    from asym.core.errors import MetricUnavailable
 
     for name in ("maniqa", "liqe"):
         with pytest.raises(MetricUnavailable) as caught:

@@ -11,7 +11,7 @@ import torch
 from conftest import find_window, ramp_image
 from PIL import Image
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.iqa_data import (
     NRDataset,
     NRItem,

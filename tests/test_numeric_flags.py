@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asym.flags import float_in, int_in  # noqa: E402
+from asym.core.flags import float_in, int_in  # noqa: E402
 
 SCRIPTS = ["train_sr.py", "train_metric.py", "train_iqa.py", "train_robust.py", "evaluate.py",
            "scripts/reproduce_paper.py", "scripts/demo.py",
@@ -61,7 +61,7 @@ def _numeric(action: argparse.Action) -> bool:
 
 
 def _validating(action: argparse.Action) -> bool:
-    return getattr(action.type, "__module__", None) == "asym.flags" or action.choices is not None
+    return getattr(action.type, "__module__", None) == "asym.core.flags" or action.choices is not None
 
 
 def _required(parser: argparse.ArgumentParser) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 from stand_in import REVISION, VLM_REPOS, _point_main_at, save_qwen25_vl, tiny_tokenizer
 from test_pyiqa_datasets import kadid_sources  # noqa: F401 - a fixture: pyiqa's KADID-10k mirror in a Hub cache
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.preflight import OK, check_requirements, missing_hub_files
 from asym.preflight_costs import (
     MEASURED_STEPS,
@@ -244,7 +244,7 @@ def test_download_fetches_every_file_the_vlm_loads_not_only_its_config(tmp_path,
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
     monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
     monkeypatch.setattr("huggingface_hub.list_repo_files", lambda repo, **kwargs: listing)
-    monkeypatch.setattr("asym.offline.hub_reachable", lambda: True)
+    monkeypatch.setattr("asym.core.offline.hub_reachable", lambda: True)
     for name in ("DATASETS", "GAN_BACKBONES"):  # the VLM scorers alone: no dataset, no backbone, nothing to measure
         monkeypatch.setattr(reproduce_paper, name, type(getattr(reproduce_paper, name))())
     monkeypatch.setattr(reproduce_paper, "METRIC_BACKBONES", ("vgg16-r",))  # evaluated only: no pretrained weights

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.iqa_data import load_fr_dataset, load_nr_dataset
 from asym.iqa_data.pyiqa_datasets import ARCHIVES_REPO, META_INFO_REPO, fetch_pyiqa_dataset
 

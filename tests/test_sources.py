@@ -1,12 +1,12 @@
-"""The one source resolver (asym.sources) every name, folder, file and Hub id goes through."""
+"""The one source resolver (asym.core.sources) every name, folder, file and Hub id goes through."""
 
 from pathlib import Path
 
 import pytest
 
 import asym
-from asym.errors import UserError
-from asym.sources import resolve_source
+from asym.core.errors import UserError
+from asym.core.sources import resolve_source
 
 
 @pytest.mark.parametrize(

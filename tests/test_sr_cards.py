@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.sr_cards import (
     card_disc_backbone,
     card_feat_weights,

@@ -12,9 +12,9 @@ from conftest import perturbed_tiny
 from PIL import Image
 from torch import nn
 
+from asym.core.errors import UserError
+from asym.core.images import to_tensor
 from asym.data import bicubic_downscale, bicubic_upsample
-from asym.errors import UserError
-from asym.images import to_tensor
 from asym.sr_eval import SROutputCache, SRSource, load_sr_source, load_sr_test_set, run_sr
 from asym.sr_models import SRModel, upscale
 

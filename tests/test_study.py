@@ -15,7 +15,7 @@ import pytest
 from study_fakes import chain, write_fakes
 
 import asym.study.launch as launch
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.study.chains import GAN_BACKBONES, paper_commands, smoke_commands
 from asym.study.graph import Study
 from asym.study.launch import Resources, plan, run_inline, run_local, submit_slurm

@@ -21,7 +21,7 @@ from conftest import reset_accelerate_state  # noqa: E402
 
 import train_iqa  # noqa: E402
 from asym import Discriminator, IQAModel  # noqa: E402
-from asym.errors import run_cli  # noqa: E402
+from asym.core.errors import run_cli  # noqa: E402
 from asym.iqa_data import load_nr_dataset  # noqa: E402
 from asym.iqa_data.splits import dataset_eval_set  # noqa: E402
 

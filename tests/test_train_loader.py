@@ -1,5 +1,5 @@
-"""asym.train_loader: batches a pure function of (seed, step) whatever the worker count, a resume that replays them,
-loader defaults, and the data-wait share."""
+"""asym.core.train_loader: batches a pure function of (seed, step) whatever the worker count, a resume that replays
+them, loader defaults, and the data-wait share."""
 
 import argparse
 import types
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import asym.train_loader as train_loader
+import asym.core.train_loader as train_loader
+from asym.core.train_loader import DataWait, StepSampler, create_train_loader, default_num_workers
 from asym.data import SRPairDataset
-from asym.train_loader import DataWait, StepSampler, create_train_loader, default_num_workers
 
 
 def _args(workers, batch=3, seed=5):

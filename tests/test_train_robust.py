@@ -22,7 +22,7 @@ from conftest import find_window, reset_accelerate_state  # noqa: E402
 import train_robust  # noqa: E402
 from asym import create_backbone  # noqa: E402
 from asym.backbones.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from asym.errors import UserError  # noqa: E402
+from asym.core.errors import UserError  # noqa: E402
 from asym.robust import (  # noqa: E402
     BuiltinCrops,
     Classifier,

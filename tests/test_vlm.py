@@ -11,7 +11,7 @@ import pytest
 import torch
 from stand_in import save_qwen25_vl, tiny_tokenizer
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.metrics import MetricUnavailable, NRMetric, correlations
 from asym.metrics.vlm import (
     DeQAScore,

@@ -19,7 +19,7 @@ multi-process run, whose processes must not differ), ``"pretrained"`` (fail if n
 ``"random"``, a local path / Hub id of a safetensors file (how a robust, adversarially trained
 VGG-19 is plugged in), or ``"gan:<run>"``: the backbone of a GAN discriminator train_sr.py saved.
 The source actually used is ``backbone.weights_source``. Mistakes in names, weights or image sizes
-raise ``asym.errors.UserError`` (a ``ValueError``).
+raise ``asym.core.errors.UserError`` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..errors import UserError, summarize
+from ..core.errors import UserError, summarize
+from ..core.offline import no_download_notices
+from ..core.sources import looks_like_path
 from ..gan_weights import PREFIX as GAN_PREFIX
 from ..gan_weights import load_gan_weights, read_gan_weights
-from ..offline import no_download_notices
-from ..sources import looks_like_path
 from .base import WEIGHT_MODES, Backbone, L2Pool, check_images
 from .torchvision_nets import alexnet, convnext, resnet50, swin_t, vgg
 from .transformers_nets import TimmBackbone, clip_vit, dinov2, hf_backbone

@@ -7,9 +7,9 @@ import os
 
 import torch
 
-from ..errors import UserError, summarize
-from ..hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
-from ..sources import resolve_source
+from ..core.errors import UserError, summarize
+from ..core.hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
+from ..core.sources import resolve_source
 from .base import Backbone
 
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from asym.atomic import write_text
-from asym.errors import UserError
-from asym.flags import int_at_least, non_negative_int, positive_int
+from asym.core.atomic import write_text
+from asym.core.errors import UserError
+from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.leaderboard import unique_names, write_records
 from asym.robust_study import robust_label, study_loss
 from asym.sr_cards import card_feat_weights, card_loss
@@ -75,8 +75,8 @@ def run(args) -> list[dict]:
         top1_errors,
         top1_table,
     )
+    from asym.core.processes import evaluation_state
     from asym.labelled_images import ClassificationSet, load_labelled_set
-    from asym.processes import evaluation_state
     from asym.sr_eval import SROutputCache, load_sr_source
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.figures import plot_correlation
 from asym.leaderboard import OK, read_records, write_records
 from asym.sr_cards import metric_for_backbone

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from asym.errors import UserError
-from asym.flags import int_at_least
+from asym.core.errors import UserError
+from asym.core.flags import int_at_least
+from asym.core.processes import evaluation_state, sharded
 from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
 from asym.iqa_leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
 from asym.leaderboard import unique_names
 from asym.metrics import score_pairs
-from asym.processes import evaluation_state, sharded
 
 DESCRIPTION = """\
     python evaluate.py fr --metrics psnr,ssim,output/metric --datasets builtin --output_dir results

@@ -7,9 +7,9 @@ import os
 
 import torch
 
-from asym.errors import UserError
-from asym.flags import positive_int
-from asym.images import BUILTIN_IMAGES, load_image
+from asym.core.errors import UserError
+from asym.core.flags import positive_int
+from asym.core.images import BUILTIN_IMAGES, load_image
 from asym.leaderboard import unique_names
 
 DESCRIPTION = """\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 from asym.figures import plot_sweep
 from asym.leaderboard import unique_names, write_records
 from asym.sr_cards import card_disc_backbone, card_loss, read_run_card

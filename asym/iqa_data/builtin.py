@@ -10,7 +10,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from asym.images import to_array
+from asym.core.images import to_array
 
 from .dataset import FRItem, Scores
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from asym.decoded_cache import DecodedCache, active
-from asym.errors import UserError, reading
-from asym.images import decode, image_name, to_array, to_tensor
+from asym.core.decoded_cache import DecodedCache, active
+from asym.core.errors import UserError, reading
+from asym.core.images import decode, image_name, to_array, to_tensor
 
 
 @dataclass

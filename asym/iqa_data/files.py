@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 
-from asym.errors import UserError, list_names
+from asym.core.errors import UserError, list_names
 
 DMOS_NAME = re.compile(r"(?<![a-z])d[-_ ]?mos", re.IGNORECASE)  # a column named like a differential MOS
 

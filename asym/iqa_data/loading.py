@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from asym.errors import UserError
-from asym.images import is_saved_dataset
+from asym.core.errors import UserError
+from asym.core.images import is_saved_dataset
 
 from .builtin import read_builtin
 from .dataset import FRDataset, resolve_direction

@@ -26,8 +26,8 @@ import os
 import warnings
 from collections.abc import Sequence
 
-from asym.atomic import write_json
-from asym.errors import UserError, list_names
+from asym.core.atomic import write_json
+from asym.core.errors import UserError, list_names
 
 from .dataset import IQADataset, split_by_reference
 from .files import read_text_file

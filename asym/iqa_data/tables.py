@@ -12,8 +12,8 @@ import os
 
 import numpy as np
 
-from asym.errors import UserError, reading
-from asym.images import decode, open_image_table
+from asym.core.errors import UserError, reading
+from asym.core.images import decode, open_image_table
 
 from .dataset import FRItem, NRItem, Scores, fr_scores_as_nr
 from .files import DMOS_NAME, FileIds, parse_score

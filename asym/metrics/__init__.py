@@ -9,7 +9,7 @@
 * ``vlm``: VisualQuality-R1 and DeQA-Score, the vision-language NR scorers pyiqa lacks.
 """
 
-from ..errors import MetricUnavailable
+from ..core.errors import MetricUnavailable
 from .agreement import (
     ConstantScoresWarning,
     FitWarning,

@@ -32,9 +32,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..atomic import write_json
-from ..errors import UserError, reading
-from ..hub import state_digest
+from ..core.atomic import write_json
+from ..core.errors import UserError, reading
+from ..core.hub import state_digest
 from .agreement import finite_scores, is_step_fit
 
 E1, E2 = 100.0, 1.0  # the fixed ends of the normalised scale
@@ -271,7 +271,7 @@ def scorer_identity(metric) -> str:
     """What a 1..100 map is fitted for: the identity of an NR scorer (an ``asym.metrics.NRMetric`` or its model).
 
     * an asym model (a train_iqa.py output): ``"<class> weights sha256:<digest>"``, the digest of its parameters and
-      buffers that the SR output cache keys models by (``asym.hub.state_digest``), so another folder's model,
+      buffers that the SR output cache keys models by (``asym.core.hub.state_digest``), so another folder's model,
       or the same folder retrained, is another scorer;
     * a pyiqa metric: ``"pyiqa <name> <pyiqa version>"`` (pyiqa fixes each metric's weights per release);
     * a VLM scorer (``asym.metrics.vlm``): its ``identity``, the Hub id and revision (commit) of its weights.

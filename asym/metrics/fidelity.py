@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 
 def _crop(x: torch.Tensor, border: int, min_size: int, what: str) -> torch.Tensor:

@@ -18,10 +18,10 @@ import os
 import numpy as np
 import torch
 
-from ..errors import MetricUnavailable, UserError, summarize
-from ..hub import saved_class
-from ..offline import hub_reachable, no_download_notices
-from ..sources import resolve_source
+from ..core.errors import MetricUnavailable, UserError, summarize
+from ..core.hub import saved_class
+from ..core.offline import hub_reachable, no_download_notices
+from ..core.sources import resolve_source
 from . import fidelity
 from .table import NOT_PER_IMAGE, PYIQA_PREFIX, VLM_METRICS, MetricSpec, metric_info, pyiqa_metrics, unknown_metric
 
@@ -212,7 +212,7 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
     """``metric(dist, ref)`` for every pair of an FR dataset (``asym.iqa_data.FRDataset``): full images, one pair at a
     time, as sizes may differ between pairs (and batching does not pay on CPU). A tqdm bar unless ``progress`` is
     False."""
-    from ..progress import tqdm
+    from ..core.progress import tqdm
 
     scores = []
     with torch.no_grad():
@@ -225,7 +225,7 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
 def score_images(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
     """``metric(image)`` for every image of an NR dataset (``asym.iqa_data.NRDataset``): full images, one at a time
     (sizes may differ). A tqdm bar unless ``progress`` is False."""
-    from ..progress import tqdm
+    from ..core.progress import tqdm
 
     scores = []
     with torch.no_grad():

@@ -23,9 +23,9 @@ import difflib
 import functools
 from dataclasses import dataclass
 
-from ..errors import UserError
-from ..hub import saved_class
-from ..sources import resolve_source
+from ..core.errors import UserError
+from ..core.hub import saved_class
+from ..core.sources import resolve_source
 from .vlm import DEFAULT_DEQA, DEFAULT_VISUALQUALITY_R1
 
 PYIQA_PREFIX = "pyiqa:"
@@ -117,7 +117,7 @@ def _saved_row(text: str) -> MetricSpec:
 
 def saved_mode(text: str) -> str:
     """``fr`` or ``nr``: the ``mode`` a saved IQAModel's config.json records (nr when it records none)."""
-    from ..hub import read_saved_config
+    from ..core.hub import read_saved_config
 
     mode = read_saved_config(text).get("mode", "nr")
     return mode if mode in KINDS else "nr"

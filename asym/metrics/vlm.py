@@ -6,7 +6,7 @@
   ``excellent, good, fair, poor, bad`` at the last prompt position, dotted with ``[5, 4, 3, 2, 1]`` (``level_score``).
 
 Both take (B, 3, H, W) images in [0, 1] and return (B,) float scores, higher is better; they run in bf16 on CUDA and
-fp32 on CPU, and ``from_pretrained`` raises ``asym.errors.MetricUnavailable`` (with the reason) when the weights or
+fp32 on CPU, and ``from_pretrained`` raises ``asym.core.errors.MetricUnavailable`` (with the reason) when the weights or
 the code they need cannot be obtained; nothing falls back silently.
 
 Unparsable answers: a VisualQuality-R1 reply without a usable ``<answer>`` number scores **NaN**, never a default.
@@ -26,7 +26,7 @@ import warnings
 
 import torch
 
-from ..errors import MetricUnavailable, UserError, summarize
+from ..core.errors import MetricUnavailable, UserError, summarize
 
 # The authors' "Non-Thinking Inference" (their advice for VisualQuality-R1 as an evaluation model): PROMPT and
 # QUESTION_TEMPLATE verbatim from README.md of github.com/TianheWu/VisualQuality-R1 at commit

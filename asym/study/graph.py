@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import UserError
+from ..core.errors import UserError
 
 EVALUATE = "evaluate.py"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import submitit
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .graph import Run, Study
 from .state import (
     CHANGED,

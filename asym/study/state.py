@@ -19,7 +19,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from ..atomic import write_json
+from ..core.atomic import write_json
 from .graph import Run
 
 RECORDS = ".study"  # inside the study's folder: runs/ (records), logs/, submitit/ (jobs' pickles and logs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from asym.errors import UserError, list_names
+from asym.core.errors import UserError, list_names
 
 from .kadid10k import read_kadid10k
 from .koniq10k import KONIQ_SCORES, KONIQ_SETS, find_koniq10k_files

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asym.errors import UserError, list_names, reading
-from asym.images import decode, to_array, to_tensor
+from asym.core.errors import UserError, list_names, reading
+from asym.core.images import decode, to_array, to_tensor
 
 from ..dataset import verify_images
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 from ..dataset import NRItem, Scores
 from ..files import existing_image, parse_score, read_csv_rows, require_nonempty

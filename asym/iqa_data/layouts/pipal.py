@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 from ..dataset import FRItem, Scores
 from ..files import FileIds, FileIndex, file_stem, numbered_lines, parse_score, require_nonempty

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 from ..dataset import FRItem, Scores
 from ..files import DMOS_NAME, FileIds, FileIndex, csv_header, parse_score, read_csv_rows, require_nonempty

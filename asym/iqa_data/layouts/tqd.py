@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 
-from asym.errors import UserError
+from asym.core.errors import UserError
 
 from ..dataset import FRItem, Scores
 from ..files import FileIds, FileIndex, numbered_lines, parse_score

@@ -94,7 +94,8 @@ def image_name(source) -> str:
 
 class ImageSequence(Sequence):
     """Images decoded on access, as HxWx3 uint8/uint16 arrays; their ``sizes`` (H, W) are known up front. With a
-    ``cache`` (``asym.decoded_cache``), each is decoded once and then read as a memory map: a crop costs no decode."""
+    ``cache`` (``asym.core.decoded_cache``), each is decoded once and then read as a memory map: a crop costs no
+    decode."""
 
     def __init__(self, sources: list, sizes: list[tuple[int, int]], cache: DecodedCache | None = None):
         self.sources, self.sizes, self.cache = sources, sizes, cache

@@ -44,7 +44,7 @@ from .atomic import atomic_path
 from .errors import UserError, summarize
 
 CACHE_ENV = "ASYM_CACHE"
-DECODER_VERSION = 1  # bump when asym.images.decode / to_array change what pixels a file decodes to
+DECODER_VERSION = 1  # bump when asym.core.images.decode / to_array change what pixels a file decodes to
 DEFAULT_MIN_FREE_GB = 5.0  # kept free on the cache's disk: checkpoints, logs and results need room too
 GIB = 2**30
 

@@ -2,7 +2,7 @@
 
 On a terminal a bar redraws itself with ``\\r`` and, nested under another bar, with cursor moves (``ESC[A``).
 Written to a file or a pipe (``> train.log``, ``nohup``, a SLURM job, CI), every redraw is appended instead, and
-the log fills with ``\\r`` / ``[A`` debris. There the bars of ``asym.progress.tqdm`` write plain lines: a bar that
+the log fills with ``\\r`` / ``[A`` debris. There the bars of ``asym.core.progress.tqdm`` write plain lines: a bar that
 stays (``leave``, e.g. the training steps) one line when it starts, at most one every ``LOG_INTERVAL`` seconds while
 it runs and one with its final state; a transient bar (``leave=False``: an evaluation pass) only its progress lines
 while it runs longer than that. Notebooks keep their widgets (tqdm.auto's choice).
@@ -100,7 +100,7 @@ class LogHandler(logging.Handler):
 
 
 def close_all() -> None:
-    """Close every ``asym.progress.tqdm`` bar still open, the innermost first (a bar that stays is drawn once more,
+    """Close every ``asym.core.progress.tqdm`` bar still open, the innermost first (a bar that stays is drawn once more,
     at the state it reached, and ends its line; a transient one is cleared)."""
     for bar in sorted(tqdm.still_open, key=lambda bar: -abs(getattr(bar, "pos", 0))):
         bar.close()
