@@ -44,8 +44,8 @@ from asym.core.train_loader import DataWait, create_train_loader
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
 from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.feature_normalisation import normalise_backbone_feature_maps
-from asym.image_grid import save_labelled_grid
 from asym.metrics.fidelity import psnr, ssim
+from asym.reporting.grids import save_labelled_grid
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 from asym.training import (
     add_common_args,

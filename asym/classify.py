@@ -260,7 +260,7 @@ def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | No
     each bar labelled with its value. Returns ``path`` (PNG, written atomically)."""
     import textwrap
 
-    from .figures import new_figure, save_figure
+    from .reporting.figures import new_figure, save_figure
 
     classifiers = list(dict.fromkeys(r["classifier"] for r in records))
     models = list(dict.fromkeys(r["model"] for r in records))

@@ -18,8 +18,8 @@ and ``lr`` is a step size in pixel units. Only x receives gradients; a metric's 
 
 A third diagnostic looks inside a backbone: ``stage_feature_maps`` gives what each of its stages responds to in an
 image (channel mean and the most energetic channels per stage), e.g. a discriminator's backbone (Fig. 14; drawn by
-``asym.figures.plot_stage_features``); ``load_feature_backbone`` finds that backbone in a saved model, a train_sr.py
-run, or the registry.
+``asym.reporting.figures.plot_stage_features``); ``load_feature_backbone`` finds that backbone in a saved model, a
+train_sr.py run, or the registry.
 """
 
 from __future__ import annotations

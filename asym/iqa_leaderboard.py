@@ -16,9 +16,9 @@ from collections.abc import Callable
 from .core.atomic import write_text
 from .core.errors import UserError, summarize
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
-from .leaderboard import OK, markdown_table, write_records
 from .metrics.agreement import correlations
 from .metrics.table import metric_info
+from .reporting.tables import OK, markdown_table, write_records
 from .training import evenly_spaced
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset

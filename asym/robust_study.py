@@ -17,7 +17,7 @@ import numpy as np
 
 from .core.errors import UserError
 from .core.sources import resolve_source
-from .leaderboard import MISSING, OK, escape_cell
+from .reporting.tables import MISSING, OK, escape_cell
 from .sr_table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order

@@ -152,7 +152,7 @@ def _wrong_scale(where: str, scale: int, found: dict[int, str]) -> UserError:
 def load_sr_test_set(source: str, scale: int, label: str | None = None) -> SRTestSet:
     """A test set: ``builtin``, a folder of HR images, or a BasicSR/SwinIR benchmark folder, named ``<label>-x<scale>``
     (``label`` default: the folder's name; ``evaluate.py sr`` passes names that tell its sets apart, ``p/HR`` and
-    ``q/HR``: ``asym.leaderboard.unique_names``).
+    ``q/HR``: ``asym.reporting.tables.unique_names``).
 
     Benchmark layouts (the LR images are the released ones, not remade): ``<set>/GTmod12`` + ``<set>/LRbicx<k>``
     (BasicSR; same file names) and ``<set>/HR`` + ``<set>/LR_bicubic/X<k>/<name>x<k>.<ext>`` (SwinIR/DIV2K). Otherwise

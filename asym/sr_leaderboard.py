@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .core.errors import UserError
-from .leaderboard import OK
+from .reporting.tables import OK
 from .robust_study import feat_weights_robustness
 from .score_cache import ScoreCache
 from .sr_cards import card_feat_weights, card_loss, card_per_backbone

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .core.errors import UserError
-from .leaderboard import MISSING, OK, escape_cell, read_records
+from .reporting.tables import MISSING, OK, escape_cell, read_records
 
 REFERENCE = "n/a: reference"  # the status of the ``hr`` source on a full-reference metric: it is the reference
 SR_KEYS = ("model", "metric", "dataset", "status")  # what every sr_results.json record names (strings)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .core.atomic import write_json
 from .core.errors import UserError, reading
-from .leaderboard import LINEAR_MARK, MISSING, escape_cell
+from .reporting.tables import LINEAR_MARK, MISSING, escape_cell
 
 INITS = ("random", "pretrained", "gan", "file")  # the starting weights compared by init-comparison, in this order
 RESULT_FIELDS = ("script", "mode", "backbone", "init", "dataset", "test")  # what every results.json must hold

@@ -229,7 +229,7 @@ def test_a_fit_that_collapses_into_a_step_reports_the_linear_plcc_marked():
     """The issue's case, 8 test images: SRCC +0.095, but the logistic fit is a step between the two highest
     predictions and the rest, whose PLCC (-0.407) is inflated and of the other sign; the linear PLCC (-0.117) is
     reported instead, with a FitWarning and the table's mark."""
-    from asym.leaderboard import markdown_table
+    from asym.reporting.tables import markdown_table
 
     pred = np.array([7.004, 3.643, 4.127, 0.388, 6.719, 1.827, 0.64, 1.261])
     mos = np.array([1.418, 1.306, 3.592, 1.099, 1.228, 2.995, 1.54, 2.294])

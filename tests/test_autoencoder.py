@@ -129,7 +129,7 @@ def test_grid_shows_input_models_and_reference(tmp_path, capsys):
     args = evaluate.parse_args(argv)
     path = evaluate.main(args)
     from asym.core.images import load_image
-    from asym.image_grid import LABEL_HEIGHT, label_strip
+    from asym.reporting.grids import LABEL_HEIGHT, label_strip
 
     image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1) / 255
     assert image.shape == (3, LABEL_HEIGHT + 3 * 34 + 2, 4 * 34 + 2)  # labels; 3 rows, 4 columns of 32 px, padding 2

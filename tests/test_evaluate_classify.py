@@ -311,12 +311,12 @@ def test_imagenet_synset_folders_map_to_imagenet_indices(tmp_path):
 def test_chart_title_fits_the_figure(monkeypatch, tmp_path):
     """The title of classify.png lies inside the figure, wrapped, however narrow the chart (it was cut off at both
     edges: an axes title centred over a narrow axes)."""
-    import asym.figures
+    import asym.reporting.figures
     from asym.classify import plot_top1_errors
 
     figures = []
-    real = asym.figures.save_figure
-    monkeypatch.setattr(asym.figures, "save_figure", lambda fig, path: figures.append(fig) or real(fig, path))
+    real = asym.reporting.figures.save_figure
+    monkeypatch.setattr(asym.reporting.figures, "save_figure", lambda fig, path: figures.append(fig) or real(fig, path))
     records = [{"classifier": c, "model": m, "dataset": "imagenet-val-224px-resize232-x4", "images": 5000,
                 "top1_error": 0.5} for c in ("vgg19", "resnet50") for m in ("hr",)]  # fmt: skip
     plot_top1_errors(records, str(tmp_path / "classify.png"))

@@ -1,9 +1,9 @@
-"""asym.figures: figures on their own canvas, written atomically as PNG; no figure from nothing."""
+"""asym.reporting.figures: figures on their own canvas, written atomically as PNG; no figure from nothing."""
 
 import pytest
 from PIL import Image
 
-from asym.figures import (
+from asym.reporting.figures import (
     new_figure,
     plot_correlation,
     plot_init_comparison,

@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 import evaluate  # noqa: E402
 from asym import DISTS  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
-from asym.leaderboard import markdown_table, unique_names  # noqa: E402
+from asym.reporting.tables import markdown_table, unique_names  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,7 @@ def test_evaluate_recover_writes_images(trained, tmp_path, capsys):
     assert "backbone with random weights (vgg16: stored in" in printed.out  # and why the picture is noise: random VGG
     from PIL import Image
 
-    from asym.image_grid import LABEL_HEIGHT
+    from asym.reporting.grids import LABEL_HEIGHT
 
     (path,) = tmp_path.glob("recover-*.png")
     with Image.open(path) as picture:  # two labelled 48x48 panels: result | target, under a label strip

@@ -155,8 +155,8 @@ def test_saved_models_load_back_as_the_run_validated_them(tmp_path):
     from PIL import Image
 
     from asym.data import SRImageDataset, load_sr_images, split_train_validation
-    from asym.image_grid import LABEL_HEIGHT, label_strip
     from asym.metrics import psnr, ssim
+    from asym.reporting.grids import LABEL_HEIGHT, label_strip
 
     args, _ = run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "1", "--disc_type", "patch")
     generator = SRModel.from_pretrained(args.output_dir)

@@ -6,8 +6,8 @@ import argparse
 import os
 
 from asym.core.errors import UserError
-from asym.figures import plot_correlation
-from asym.leaderboard import OK, read_records, write_records
+from asym.reporting.figures import plot_correlation
+from asym.reporting.tables import OK, read_records, write_records
 from asym.sr_cards import metric_for_backbone
 from asym.sr_table import check_image_sets, read_sr_results, sr_model_averages
 

@@ -7,7 +7,7 @@ import os
 
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
-from asym.leaderboard import MISSING, escape_cell, unique_names, write_records
+from asym.reporting.tables import MISSING, escape_cell, unique_names, write_records
 from asym.sr_cards import card_disc_backbone, card_disc_type, card_loss, card_per_backbone, read_run_card
 from asym.sr_table import check_image_sets, format_sr_value, read_sr_results, record_number, sr_summary
 

@@ -9,7 +9,7 @@ from asym.core.errors import UserError
 from asym.core.flags import positive_int
 from asym.core.images import BUILTIN_IMAGES, load_image
 from asym.diagnostics import load_feature_backbone, slug, stage_feature_maps
-from asym.figures import plot_stage_features
+from asym.reporting.figures import plot_stage_features
 
 DESCRIPTION = """\
     python evaluate.py features --model runs/sr --image astronaut --output_dir results/features

@@ -10,7 +10,7 @@ import torch
 from asym.core.errors import UserError
 from asym.core.flags import positive_int
 from asym.core.images import BUILTIN_IMAGES, load_image
-from asym.leaderboard import unique_names
+from asym.reporting.tables import unique_names
 
 DESCRIPTION = """\
     python evaluate.py grid --models runs/sr-vgg16,runs/sr-resnet50,bicubic --images astronaut,coffee \\
@@ -42,11 +42,11 @@ def register_subcommand(subparsers) -> None:
 
 def run(args) -> str:
     """``grid.png``: per image a row of the input (its bicubic LR, nearest-upsampled), each model's output and the
-    reference, each column labelled above (``asym.image_grid``), with the models' PSNR and SSIM (Y, border = scale)
+    reference, each column labelled above (``asym.reporting.grids``), with the models' PSNR and SSIM (Y, border = scale)
     printed; for autoencoders (scale 1) the input is the image."""
     from asym.data import bicubic_downscale
-    from asym.image_grid import save_labelled_grid
     from asym.metrics import psnr, ssim
+    from asym.reporting.grids import save_labelled_grid
     from asym.sr_eval import load_sr_source
 
     if args.size % args.scale:  # before loading any model: a typo costs nothing

@@ -7,8 +7,8 @@ import os
 
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
-from asym.figures import plot_init_comparison
-from asym.leaderboard import write_records
+from asym.reporting.figures import plot_init_comparison
+from asym.reporting.tables import write_records
 from asym.training_results import check_test_sets, init_comparison_records, init_comparison_table, load_results
 
 DESCRIPTION = """\

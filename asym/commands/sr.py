@@ -13,8 +13,8 @@ from asym.core.errors import UserError
 from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.core.processes import evaluation_state, process_state
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
-from asym.leaderboard import unique_names, write_records
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
+from asym.reporting.tables import unique_names, write_records
 from asym.sr_cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
 from asym.sr_table import sr_table
 

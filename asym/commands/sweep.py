@@ -6,8 +6,8 @@ import argparse
 import os
 
 from asym.core.errors import UserError
-from asym.figures import plot_sweep
-from asym.leaderboard import unique_names, write_records
+from asym.reporting.figures import plot_sweep
+from asym.reporting.tables import unique_names, write_records
 from asym.sr_cards import card_disc_backbone, card_loss, read_run_card
 from asym.sr_table import check_image_sets, read_sr_results, sr_model_averages
 

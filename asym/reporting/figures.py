@@ -32,7 +32,7 @@ def new_figure(width: float, height: float):
 def save_figure(fig, path: str, dpi: int = 100) -> str:
     """Write ``fig`` as a PNG at ``path`` atomically, so an interrupted run never leaves a truncated image in place of
     a previous one. Returns ``path``."""
-    from .core.atomic import atomic_path
+    from ..core.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core.atomic import write_text
-from .core.errors import UserError, reading
+from ..core.atomic import write_text
+from ..core.errors import UserError, reading
 
 LINEAR_MARK = "†"  # PLCC computed without the logistic fit (it failed, or too few scores for one)
 OK = "ok"  # the status of a record with numbers; any other status (``unavailable: <reason>``) has none

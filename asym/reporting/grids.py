@@ -61,7 +61,7 @@ def save_labelled_grid(path: str, tiles: torch.Tensor | Sequence[torch.Tensor], 
     """Write ``labelled_grid(tiles, labels, ...)`` as a PNG at ``path``, atomically. Returns ``path``."""
     from torchvision.utils import save_image
 
-    from .core.atomic import atomic_path
+    from ..core.atomic import atomic_path
 
     grid = labelled_grid(tiles, labels, padding, pad_value)
     with atomic_path(path) as tmp:
