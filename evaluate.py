@@ -35,7 +35,7 @@ from asym.commands import COMMANDS
 from asym.core.errors import run_cli
 from asym.core.flags import seed_int
 from asym.core.processes import end_processes
-from asym.training import check_output_dir
+from asym.core.training import check_output_dir
 
 
 def parse_args(input_args=None):

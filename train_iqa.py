@@ -41,6 +41,14 @@ from asym.core.model_card import (
 )
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
+from asym.core.training import (
+    add_common_args,
+    create_accelerator,
+    logger,
+    resume,
+    run_cli,
+    save_checkpoint,
+)
 from asym.iqa_data import (
     add_iqa_dataset_args,
     fr_dataset_kwargs,
@@ -48,17 +56,8 @@ from asym.iqa_data import (
     load_nr_dataset,
     nr_dataset_kwargs,
 )
-from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split
+from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split, split_iqa_dataset
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
-from asym.training import (
-    add_common_args,
-    create_accelerator,
-    logger,
-    resume,
-    run_cli,
-    save_checkpoint,
-    split_iqa_dataset,
-)
 from asym.training_results import write_results
 
 

@@ -45,11 +45,7 @@ from asym.core.model_card import (
 )
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader, num_workers
-from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
-from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split
-from asym.metrics import correlations, pearson_loss, score_pairs
-from asym.training import (
+from asym.core.training import (
     add_common_args,
     create_accelerator,
     evenly_spaced,
@@ -57,8 +53,11 @@ from asym.training import (
     resume,
     run_cli,
     save_checkpoint,
-    split_iqa_dataset,
 )
+from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
+from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split, split_iqa_dataset
+from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.training_results import write_results
 from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 

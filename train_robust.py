@@ -42,6 +42,14 @@ from asym.core.flags import (
 from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
+from asym.core.training import (
+    add_common_args,
+    create_accelerator,
+    logger,
+    resume,
+    run_cli,
+    save_checkpoint,
+)
 from asym.robust import (
     Classifier,
     adversarial_examples,
@@ -51,14 +59,6 @@ from asym.robust import (
     load_classification_data,
     robust_accuracy,
     subset,
-)
-from asym.training import (
-    add_common_args,
-    create_accelerator,
-    logger,
-    resume,
-    run_cli,
-    save_checkpoint,
 )
 
 

@@ -41,13 +41,7 @@ from asym.core.flags import non_negative_float, non_negative_int, positive_float
 from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
-from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
-from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
-from asym.feature_normalisation import normalise_backbone_feature_maps
-from asym.metrics.fidelity import psnr, ssim
-from asym.reporting.grids import save_labelled_grid
-from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
-from asym.training import (
+from asym.core.training import (
     add_common_args,
     create_accelerator,
     logger,
@@ -55,6 +49,12 @@ from asym.training import (
     run_cli,
     save_checkpoint,
 )
+from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
+from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
+from asym.feature_normalisation import normalise_backbone_feature_maps
+from asym.metrics.fidelity import psnr, ssim
+from asym.reporting.grids import save_labelled_grid
+from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 

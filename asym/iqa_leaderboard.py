@@ -15,11 +15,11 @@ from collections.abc import Callable
 
 from .core.atomic import write_text
 from .core.errors import UserError, summarize
+from .core.training import evenly_spaced
 from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
 from .metrics.agreement import correlations
 from .metrics.table import metric_info
 from .reporting.tables import OK, markdown_table, write_records
-from .training import evenly_spaced
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
 IMAGE_KEYS = ("status", "split", "split_file", "images")  # then: which images scored the row (or why none did)

@@ -1,6 +1,6 @@
 """``from_pretrained(source)``: whatever asym model a folder or Hub repo holds, as its config.json names it.
 
-Each training script saves one class (``asym.training.RUN_SCRIPTS``): ``SRModel`` (train_sr.py), ``DISTS`` /
+Each training script saves one class (``asym.core.training.RUN_SCRIPTS``): ``SRModel`` (train_sr.py), ``DISTS`` /
 ``LPIPS`` (train_metric.py), ``IQAModel`` (train_iqa.py), ``Classifier`` (train_robust.py), and train_sr.py's
 ``Discriminator`` in its run's ``discriminator/`` folder. The class is read once, by ``asym.core.hub.saved_class``.
 """

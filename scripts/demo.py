@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, one level up
     sys.path.insert(0, ROOT)
 from asym.core.errors import UserError, run_cli  # noqa: E402
-from asym.training import check_output_dir  # noqa: E402
+from asym.core.training import check_output_dir  # noqa: E402
 
 STAGE2_LOSSES = ("rec+per", "rec+per+adv")  # the README's stage 2
 PLOT_LOSSES = ("rec", "rec+per", "rec+adv", "rec+per+adv")  # the plot's four settings

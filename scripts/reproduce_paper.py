@@ -349,7 +349,7 @@ def main(args) -> list[tuple[str, list[str]]]:
     if args.preflight:
         preflight(args, chosen, out)
         return chosen
-    from asym.training import check_output_dir
+    from asym.core.training import check_output_dir
 
     check_output_dir(out)  # before the first run: an unwritable folder costs nothing
     if args.launcher == "inline":

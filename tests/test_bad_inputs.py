@@ -24,7 +24,7 @@ import train_robust  # noqa: E402
 import train_sr  # noqa: E402
 from asym import DISTS, SRModel  # noqa: E402
 from asym.core.errors import run_cli  # noqa: E402
-from asym.training import check_output_dir  # noqa: E402
+from asym.core.training import check_output_dir  # noqa: E402
 
 SCRIPTS = {"train_sr": train_sr, "train_metric": train_metric, "train_iqa": train_iqa, "train_robust": train_robust,
            "evaluate": evaluate}  # fmt: skip

@@ -19,7 +19,7 @@ from asym.core.model_card import (
     hub_model_id,
     set_card_metadata,
 )
-from asym.training import add_common_args
+from asym.core.training import add_common_args
 
 
 def _save_as_pretrained(metric, folder):

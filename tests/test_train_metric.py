@@ -15,7 +15,7 @@ from conftest import reset_accelerate_state  # noqa: E402
 import evaluate  # noqa: E402
 import train_metric  # noqa: E402
 from asym import DISTS  # noqa: E402
-from asym.training import run_cli  # noqa: E402
+from asym.core.training import run_cli  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fresh_accelerate_state")
 
@@ -45,10 +45,10 @@ def test_saved_metric_reproduces_the_runs_test_results_and_card(trained):
     run recorded in results.json (SRCC / KRCC recomputed with scipy), on the test set results.json fingerprints."""
     from scipy import stats
 
+    from asym.core.training import evenly_spaced
     from asym.iqa_data import load_fr_dataset
     from asym.iqa_data.splits import dataset_eval_set
     from asym.metrics import correlations
-    from asym.training import evenly_spaced
 
     args, _ = trained
     metric = DISTS.from_pretrained(args.output_dir).eval()

@@ -8,10 +8,10 @@ import os
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
 from asym.core.flags import int_at_least, non_negative_int, positive_int
+from asym.core.training import evenly_spaced
 from asym.reporting.tables import unique_names, write_records
 from asym.robust_study import robust_label, study_loss
 from asym.sr_cards import card_feat_weights, card_loss
-from asym.training import evenly_spaced
 
 DESCRIPTION = """\
     python evaluate.py classify --classifiers vgg19,resnet50,runs/robust-resnet50 --models runs/ep,runs/ep-robust,hr \\

@@ -62,7 +62,7 @@ class HubModel(
     """Mixin for ``nn.Module`` subclasses; a module's frozen backbone is expected at ``self.backbone``.
 
     The card's YAML metadata comes from these attributes (None: the field is left out), set on the class or, by the
-    training scripts, on the instance (``asym.training.set_card_metadata``):
+    training scripts, on the instance (``asym.core.training.set_card_metadata``):
 
     * ``card_pipeline_tag``: the Hub task the model performs (``image-to-image``); None where no Hub pipeline fits
       (metrics, IQA models);

@@ -20,14 +20,20 @@ fingerprint the exact set a run was tested on (results.json), so that runs on di
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import logging
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
 
 from asym.core.atomic import write_json
 from asym.core.errors import UserError, list_names
+from asym.core.training import evenly_spaced
 
 from .dataset import IQADataset, split_by_reference
 from .files import read_text_file
@@ -224,6 +230,45 @@ def choose_split(dataset: IQADataset, split: str = "random", split_file: str | N
         how = f"random {_ratio_text(ratios)} by {unit}, seed {seed}"
         return split_by_reference(dataset, ratios, seed), how
     raise UserError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+
+
+def fit_crop_size(crop_size: int, dataset) -> int:
+    """``crop_size``, capped (with a warning) at the shortest side of ``dataset``'s images, read from their headers
+    before any work: a crop larger than an image would fail mid-run."""
+    smallest = dataset.min_side()
+    if smallest < crop_size:
+        logging.getLogger("asym").warning("--crop_size %d exceeds the smallest training image (%d pixels): training "
+                                          "on %dx%d crops", crop_size, smallest, smallest, smallest)  # fmt: skip
+        return smallest
+    return crop_size
+
+
+@dataclass
+class IQASplit:
+    """An IQA training run's data: the split as chosen (``parts``, saved to split.json as is), how it was made, a
+    description for the model card, and the datasets built from it (training crops; evaluation on full images, at
+    most ``--max_eval_samples`` evenly spaced ones)."""
+
+    parts: tuple[list[int], list[int], list[int]]
+    how: str
+    description: str
+    train: torch.utils.data.Dataset
+    validation: torch.utils.data.Dataset
+    test: torch.utils.data.Dataset
+
+
+def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
+    """Split an FR/NR dataset for training (``--split``, ``--split_file``, ``--seed``), cap ``args.crop_size`` at the
+    smallest training image (headers only, before any work) and build the three datasets."""
+    parts, how = choose_split(data, args.split, args.split_file, seed=args.seed)
+    train_idx, val_idx, test_idx = parts
+    description = f"{how} ({len(train_idx)} / {len(val_idx)} / {len(test_idx)})"
+    if args.max_eval_samples:
+        val_idx, test_idx = (evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
+        description += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
+    args.crop_size = fit_crop_size(args.crop_size, data.subset(train_idx))
+    train = data.subset(train_idx, crop_size=args.crop_size, train=True)
+    return IQASplit(parts, how, description, train, data.subset(val_idx), data.subset(test_idx))
 
 
 def add_split_args(parser) -> None:

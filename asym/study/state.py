@@ -79,7 +79,7 @@ def is_complete(run: Run) -> bool:
 
 def checkpoint_step(run: Run) -> int:
     """The step of the run's latest complete checkpoint (0: none)."""
-    from ..training import list_checkpoints
+    from ..core.training import list_checkpoints
 
     found = list_checkpoints(run.output_dir) if run.trains else []
     return found[-1][0] if found else 0

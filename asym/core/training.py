@@ -13,15 +13,12 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import torch
-
-from .core.atomic import honour_umask
-from .core.errors import UserError, reading
-from .core.errors import run_cli as run_entry_point
-from .core.flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
-from .core.progress import LogHandler
+from .atomic import honour_umask
+from .errors import UserError, reading
+from .errors import run_cli as run_entry_point
+from .flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
+from .progress import LogHandler
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -81,7 +78,7 @@ def check_output_dir(output_dir: str, saves: type | None = None) -> None:
     Writability is tried, not inferred from permission bits (``os.access`` says yes to root everywhere, and to
     ``/proc``): a temporary folder is made and removed in the nearest existing folder on the path.
     """
-    from .core.hub import saved_class
+    from .hub import saved_class
 
     if not output_dir:
         raise UserError("--output_dir is empty: name a folder")
@@ -243,59 +240,15 @@ def evenly_spaced(indices: list[int], n: int) -> list[int]:
     return [indices[round(i * (len(indices) - 1) / max(n - 1, 1))] for i in range(n)]
 
 
-def fit_crop_size(crop_size: int, dataset) -> int:
-    """``crop_size``, capped (with a warning) at the shortest side of ``dataset``'s images, read from their headers
-    before any work: a crop larger than an image would fail mid-run."""
-    smallest = dataset.min_side()
-    if smallest < crop_size:
-        logger.warning("--crop_size %d exceeds the smallest training image (%d pixels): training on %dx%d crops",
-                       crop_size, smallest, smallest, smallest)  # fmt: skip
-        return smallest
-    return crop_size
-
-
-@dataclass
-class IQASplit:
-    """An IQA training run's data: the split as chosen (``parts``, saved to split.json as is), how it was made, a
-    description for the model card, and the datasets built from it (training crops; evaluation on full images, at
-    most ``--max_eval_samples`` evenly spaced ones)."""
-
-    parts: tuple[list[int], list[int], list[int]]
-    how: str
-    description: str
-    train: torch.utils.data.Dataset
-    validation: torch.utils.data.Dataset
-    test: torch.utils.data.Dataset
-
-
-def split_iqa_dataset(data, args: argparse.Namespace) -> IQASplit:
-    """Split an FR/NR dataset for training (``--split``, ``--split_file``, ``--seed``), cap ``args.crop_size`` at the
-    smallest training image (headers only, before any work) and build the three datasets."""
-    from .iqa_data.splits import choose_split
-
-    parts, how = choose_split(data, args.split, args.split_file, seed=args.seed)
-    train_idx, val_idx, test_idx = parts
-    description = f"{how} ({len(train_idx)} / {len(val_idx)} / {len(test_idx)})"
-    if args.max_eval_samples:
-        val_idx, test_idx = (evenly_spaced(idx, args.max_eval_samples) for idx in (val_idx, test_idx))
-        description += f", evaluated on {len(val_idx)} / {len(test_idx)} of them (--max_eval_samples)"
-    args.crop_size = fit_crop_size(args.crop_size, data.subset(train_idx))
-    train = data.subset(train_idx, crop_size=args.crop_size, train=True)
-    return IQASplit(parts, how, description, train, data.subset(val_idx), data.subset(test_idx))
-
-
 __all__ = [
-    "IQASplit",
     "add_common_args",
     "check_output_dir",
     "create_accelerator",
     "evenly_spaced",
     "interrupted_line",
-    "fit_crop_size",
     "list_checkpoints",
     "RUN_SCRIPTS",
     "resume",
     "run_cli",
     "save_checkpoint",
-    "split_iqa_dataset",
 ]
