@@ -265,7 +265,7 @@ def load_feature_backbone(model: str | None = None, backbone: str | None = None,
         net = create_backbone(backbone, weights)
         name = slug(f"{backbone}-{_weights_label(weights, net.weights_source)}")
         return net.to(device).eval(), name, f"{backbone} backbone, weights: {net.weights_source}"
-    from .gan_weights import FOLDER
+    from .backbones.gan import FOLDER
 
     folder, name = model, os.path.basename(os.path.normpath(model))
     if os.path.isdir(model):

@@ -34,9 +34,9 @@ from torch import nn
 from ..core.errors import UserError, summarize
 from ..core.offline import no_download_notices
 from ..core.sources import looks_like_path
-from ..gan_weights import PREFIX as GAN_PREFIX
-from ..gan_weights import load_gan_weights, read_gan_weights
 from .base import WEIGHT_MODES, Backbone, L2Pool, check_images
+from .gan import PREFIX as GAN_PREFIX
+from .gan import load_gan_weights, read_gan_weights
 from .torchvision_nets import alexnet, convnext, resnet50, swin_t, vgg
 from .transformers_nets import TimmBackbone, clip_vit, dinov2, hf_backbone
 from .weights import check_saved_backbone, load_backbone_weights
@@ -102,7 +102,7 @@ def create_backbone(name: str, weights: str = "auto", **kwargs) -> Backbone:
             Hub id, e.g. a train_robust.py output folder (its classifier head is dropped; a folder saved on another
             backbone is a ``UserError`` naming both) or a robustness-library checkpoint (``module.model.*`` kept), or
             ``"gan:<run folder, discriminator folder or Hub id>"``: the backbone of a discriminator saved by
-            train_sr.py (head dropped; see ``asym.gan_weights``, also for the pooling a VGG gets).
+            train_sr.py (head dropped; see ``asym.backbones.gan``, also for the pooling a VGG gets).
             ``"auto"`` falls back to random weights with one warning when the pretrained ones cannot be obtained,
             except in a multi-process run (``WORLD_SIZE`` > 1), where that is a ``UserError``: a process that fell
             back would silently train with other weights than the rest.

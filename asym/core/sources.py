@@ -2,7 +2,7 @@
 
 ``resolve_source(text)`` decides, in this order, and nowhere else:
 
-1. ``gan:<source>``: a discriminator's backbone weights (``asym.gan_weights``); ``timm:<name>`` / ``hf:<id>``:
+1. ``gan:<source>``: a discriminator's backbone weights (``asym.backbones.gan``); ``timm:<name>`` / ``hf:<id>``:
    a backbone of those libraries (``asym.backbones``). The prefix wins over anything on disk.
 2. an existing folder -> ``folder``; an existing file -> ``file``.
 3. text that can only be a path (starts with ``.``, ``/`` or ``~``; a file suffix; more than one ``/``; an

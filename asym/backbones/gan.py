@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .core.errors import UserError, summarize
-from .core.hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
-from .core.sources import resolve_source
+from ..core.errors import UserError, summarize
+from ..core.hub import CLASS_KEY, CONFIG_NAME, WEIGHTS_NAME, read_config, read_tensor_file
+from ..core.sources import resolve_source
 
 PREFIX = "gan:"
 FOLDER = "discriminator"  # where train_sr.py saves it inside a run folder
