@@ -30,7 +30,6 @@ import os
 import torch
 
 from asym import DISTS, LPIPS, list_backbones
-from asym.attacks import NORMS
 from asym.core.atomic import atomic_path
 from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.core.errors import UserError
@@ -58,8 +57,9 @@ from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_datase
 from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
 from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split, split_iqa_dataset
 from asym.metrics import correlations, pearson_loss, score_pairs
+from asym.nets.pgd import NORMS
+from asym.nets.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 from asym.training_results import write_results
-from asym.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 
 PLCC_INITS = ("uniform", "dists", "random")  # alpha/beta
 LPIPS_INITS = ("random", "ones", "lpips")  # linear weights (or an lpips-format file)

@@ -28,13 +28,6 @@ import torch
 import torch.nn.functional as F
 
 from asym import DISTS, list_backbones
-from asym.adversarial import (
-    DISC_TYPES,
-    Discriminator,
-    discriminator_stats,
-    relativistic_discriminator_loss,
-    relativistic_generator_loss,
-)
 from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.core.errors import UserError
 from asym.core.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
@@ -50,9 +43,16 @@ from asym.core.training import (
     save_checkpoint,
 )
 from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
-from asym.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
-from asym.feature_normalisation import normalise_backbone_feature_maps
 from asym.metrics.fidelity import psnr, ssim
+from asym.nets.discriminator import (
+    DISC_TYPES,
+    Discriminator,
+    discriminator_stats,
+    relativistic_discriminator_loss,
+    relativistic_generator_loss,
+)
+from asym.nets.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
+from asym.nets.feature_normalisation import normalise_backbone_feature_maps
 from asym.reporting.grids import save_labelled_grid
 from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
 

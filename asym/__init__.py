@@ -1,12 +1,12 @@
 """asym: perceptual optimisation and image quality assessment toolkit."""
 
-from .adversarial import Discriminator
 from .backbones import BACKBONES, create_backbone, list_backbones
 from .data import SRPairDataset, load_sr_images
-from .feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
-from .iqa_model import IQAModel
 from .metrics import create_metric, list_metrics, metric_info
-from .perceptual import DISTS, LPIPS
+from .nets.discriminator import Discriminator
+from .nets.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
+from .nets.iqa_model import IQAModel
+from .nets.perceptual import DISTS, LPIPS
 from .robust import Classifier
 from .saved_models import from_pretrained
 from .sr_models import SRModel

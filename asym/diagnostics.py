@@ -287,9 +287,9 @@ def load_feature_backbone(model: str | None = None, backbone: str | None = None,
         raise UserError(f"{folder} holds {what}, which has no feature backbone: pass a {', '.join(BACKBONE_MODELS)} "
                         "folder, a train_sr.py run folder (its discriminator/), or --backbone NAME --weights W (e.g. "
                         "--weights gan:<run or Hub id>)")  # fmt: skip
-    from .adversarial import Discriminator
-    from .iqa_model import IQAModel
-    from .perceptual import DISTS, LPIPS
+    from .nets.discriminator import Discriminator
+    from .nets.iqa_model import IQAModel
+    from .nets.perceptual import DISTS, LPIPS
 
     cls = {"Discriminator": Discriminator, "IQAModel": IQAModel, "DISTS": DISTS, "LPIPS": LPIPS}[saved]
     net = cls.from_pretrained(folder).backbone

@@ -8,7 +8,7 @@ what ``train_robust.py`` needs for that, and what reads its results back:
   (the backbone normalises them itself). Saved with ``save_pretrained``; its backbone tensors also load as backbone
   weights: ``create_backbone("vgg19", weights="<train_robust.py output>")``.
 * ``adversarial_logit_pairing``: ``1/d ||F(x) - F(x_adv)||^2`` per example, averaged over the batch.
-* ``adversarial_examples`` (PGD on the cross-entropy, via ``asym.attacks.pgd_attack``) and ``robust_accuracy``
+* ``adversarial_examples`` (PGD on the cross-entropy, via ``asym.nets.pgd.pgd_attack``) and ``robust_accuracy``
   (clean and PGD-K accuracy on a dataset).
 * ``load_classification_data``: labelled images from ``builtin`` (one class per photograph), an image folder
   (``DIR/<class>/*``, optionally ``DIR/train/`` + ``DIR/val/``) or a Hub / ``datasets`` image-classification set.
@@ -31,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import NORMS, pgd_attack
 from .backbones import Backbone, create_backbone, max_pooling_kwargs
 from .core.errors import UserError, reading, summarize
 from .core.hub import HubModel
@@ -39,6 +38,7 @@ from .core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_data
 from .core.images import to_tensor as _to_tensor
 from .core.sources import resolve_source
 from .data import load_sr_images
+from .nets.pgd import NORMS, pgd_attack
 
 CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
 

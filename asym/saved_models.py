@@ -7,11 +7,11 @@ Each training script saves one class (``asym.core.training.RUN_SCRIPTS``): ``SRM
 
 from __future__ import annotations
 
-from .adversarial import Discriminator
 from .core.errors import UserError
 from .core.hub import HubModel, saved_class
-from .iqa_model import IQAModel
-from .perceptual import DISTS, LPIPS
+from .nets.discriminator import Discriminator
+from .nets.iqa_model import IQAModel
+from .nets.perceptual import DISTS, LPIPS
 from .robust import Classifier
 from .sr_models import SRModel
 

@@ -5,14 +5,14 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from asym.adversarial import (
+from asym.backbones.base import L2Pool
+from asym.nets.discriminator import (
     DISC_TYPES,
     Discriminator,
     discriminator_stats,
     relativistic_discriminator_loss,
     relativistic_generator_loss,
 )
-from asym.backbones.base import L2Pool
 
 
 def naive_losses(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,9 @@
-"""asym.attacks: PGD stays in its ball and in the pixel range, and raises the loss of a fixed model."""
+"""asym.nets.pgd: PGD stays in its ball and in the pixel range, and raises the loss of a fixed model."""
 
 import pytest
 import torch
 
-from asym.attacks import pgd_attack, project
+from asym.nets.pgd import pgd_attack, project
 
 
 def fixed_classifier():

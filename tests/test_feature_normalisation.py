@@ -7,8 +7,8 @@ import torchvision
 
 from asym import create_backbone
 from asym.core.errors import UserError
-from asym.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
-from asym.feature_normalisation import normalise_backbone_feature_maps, normalise_feature_maps
+from asym.nets.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
+from asym.nets.feature_normalisation import normalise_backbone_feature_maps, normalise_feature_maps
 
 
 def relu_means(model, images):

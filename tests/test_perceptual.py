@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from peers import dists_pytorch_like, lpips_like, pyiqa_dists_like
 
 from asym import DISTS, LPIPS, FeatureLoss, GramTextureLoss
-from asym.perceptual import TextureStructure
+from asym.nets.perceptual import TextureStructure
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_projection_equals_a_generic_solver():
     """Small random instances against scipy's SLSQP on the same quadratic program."""
     from scipy.optimize import minimize
 
-    from asym.perceptual import project_onto_capped_simplex
+    from asym.nets.perceptual import project_onto_capped_simplex
 
     rng = np.random.default_rng(0)
     for _ in range(5):
@@ -261,7 +261,7 @@ def test_projection_equals_a_generic_solver():
 
 
 def test_projection_of_an_empty_set_is_an_error():
-    from asym.perceptual import project_onto_capped_simplex
+    from asym.nets.perceptual import project_onto_capped_simplex
 
     with pytest.raises(ValueError, match="bounds too tight"):
         project_onto_capped_simplex(torch.zeros(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64),

@@ -14,9 +14,9 @@ sys.path.insert(0, str(ROOT))
 
 import train_sr  # noqa: E402
 from asym import SRModel  # noqa: E402
-from asym.adversarial import Discriminator  # noqa: E402
 from asym.core.atomic import new_file_mode  # noqa: E402
 from asym.core.training import interrupted_line, list_checkpoints, resume, run_cli  # noqa: E402
+from asym.nets.discriminator import Discriminator  # noqa: E402
 
 FAST = ["--model", "tiny", "--crop_size", "32", "--train_batch_size", "2", "--weights", "random",
         "--per_backbone", "vgg16", "--disc_backbone", "vgg16", "--validation_steps", "1000", "--report_to", "none",

@@ -57,7 +57,7 @@ class FRMetric:
         self.name = source.rstrip("/").split("/")[-1] if os.path.isdir(source) else source
         self.kind = "fr"
         if resolve_source(source).kind in ("folder", "hub", "missing"):  # a saved asym model
-            from .. import perceptual
+            from ..nets import perceptual
 
             cls = saved_class(source)
             if cls is None:
@@ -117,7 +117,7 @@ class NRMetric:
             self.model, self.lower_better = scorer, False
             return
         if resolve_source(source).kind in ("folder", "hub", "missing"):  # a saved asym model
-            from ..iqa_model import IQAModel
+            from ..nets.iqa_model import IQAModel
 
             model = IQAModel.from_pretrained(source)
             if model.mode != "nr":

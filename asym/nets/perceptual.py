@@ -1,4 +1,4 @@
-"""Perceptual metrics on any registered backbone (the study's losses on features are ``asym.feature_losses``).
+"""Perceptual metrics on any registered backbone (the study's losses on features are ``asym.nets.feature_losses``).
 
 * ``DISTS``: texture (mean) and structure (covariance) similarity per stage and channel, weighted by
   alpha/beta (Ding et al. 2020); the ``vgg16`` case is the reference DISTS.
@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import max_pooling_kwargs
-from .core.errors import UserError, summarize
-from .core.hub import HubModel
+from ..backbones import max_pooling_kwargs
+from ..core.errors import UserError, summarize
+from ..core.hub import HubModel
 from .feature_metric import FeatureMetric, upcast_half
 
 
@@ -235,7 +235,7 @@ def read_lpips_state_dict(path: str) -> tuple[list[torch.Tensor], dict[str, torc
     Raises:
         UserError: unreadable, not a state dict, or without ``lin0`` weights.
     """
-    from .core.hub import read_tensor_file
+    from ..core.hub import read_tensor_file
 
     state = read_tensor_file(path, "lpips state dict")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import Backbone, create_backbone, max_pooling_kwargs
-from .core.hub import HubModel
+from ..backbones import Backbone, create_backbone, max_pooling_kwargs
+from ..core.hub import HubModel
 from .feature_metric import upcast_half
 
 DISC_TYPES = ("vanilla", "patch")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 DEAD_FRACTION = 1e-3  # a channel whose mean activation is below this fraction of its layer's median is not rescaled
 

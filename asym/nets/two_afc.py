@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .attacks import pgd_attack
+from .pgd import pgd_attack
 
 TRIPLET = ("ref", "p0", "p1")  # the images of a triplet, in the order the functions here take them
 
@@ -93,7 +93,7 @@ def perturb_triplet(
     random_start: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """R-LPIPS's adversarial triplet: PGD (``asym.attacks.pgd_attack``) that maximises ``ranking_loss`` with respect
+    """R-LPIPS's adversarial triplet: PGD (``asym.nets.pgd.pgd_attack``) that maximises ``ranking_loss`` with respect
     to the images named in ``inputs`` (a subset of ``"ref", "p0", "p1"``), jointly, each in its own ``eps`` ball and
     in [0, 1]; the others stay clean. ``metric`` and ``logit`` are held fixed (evaluation mode: no dropout; no
     parameter gradients) and restored to the mode they were in.

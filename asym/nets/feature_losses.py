@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .backbones import Backbone
+from ..backbones import Backbone
 from .feature_metric import FeatureMetric, upcast_half
 
 

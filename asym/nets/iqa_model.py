@@ -27,8 +27,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import Backbone, create_backbone, max_pooling_kwargs
-from .core.hub import HubModel
+from ..backbones import Backbone, create_backbone, max_pooling_kwargs
+from ..core.hub import HubModel
 from .feature_metric import upcast_half
 
 MODES = ("nr", "fr")

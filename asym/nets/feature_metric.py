@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import Backbone, check_images, create_backbone
+from ..backbones import Backbone, check_images, create_backbone
 
 RANGE_TOLERANCE = 0.5  # inputs may overshoot [0, 1] a little (raw generator outputs), not be in [0, 255] or [-1, 1]
 
