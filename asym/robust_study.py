@@ -1,29 +1,26 @@
 """The robust-loss study's table (Uelwer et al.: SR losses on standard or adversarially robust VGG features).
 
-``study_loss`` names a train_sr.py ``--loss`` in the study's letters (mse E, feat P, texture T);
-``feat_weights_robustness`` / ``robust_label`` say whether feature-loss weights come from adversarial training, by
-their own card; ``select_study_records`` keeps the sr_results records of the study's runs, ``study_columns`` picks the
+``study_loss`` names a train_sr.py ``--loss`` in the study's letters (mse E, feat P, texture T); ``robust_label``
+the row of a run whose feature-loss weights are or are not adversarially trained (``asym.sr_cards``'s
+``feat_weights_robustness`` reads that from the weights' own card); ``select_study_records`` keeps the sr_results
+records of the study's runs, ``study_columns`` picks the
 metric of each column, and ``robust_table_records`` / ``robust_table`` lay them out as the study's table: a row per
 (loss letters, robust features), each metric averaged over the row's runs, then over the datasets.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
 from .core.errors import UserError
-from .core.sources import resolve_source
 from .reporting.tables import MISSING, OK, escape_cell
+from .sr_cards import feat_weights_robustness
 from .sr_table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order
-
-
-STANDARD_WEIGHTS = ("auto", "pretrained", "random")  # --feat_weights that are no robust model's weights
 
 
 STUDY_COLUMNS = (
@@ -44,56 +41,6 @@ def study_loss(loss: str | None) -> str | None:
 
 
 ROBUST = ("no", "yes", "unknown")  # the Robust column's values (and its row order); None: no feature loss
-
-
-def _weights_card(feat_weights: str) -> tuple[dict | None, str]:
-    """(config.json, where it was found) of the asym model that ``feat_weights`` names: a folder, the weights file of
-    one, or a Hub repo (its config.json from the local cache or the Hub); (None, why not) if there is none."""
-    if os.path.isdir(feat_weights) or os.path.isfile(feat_weights):
-        folder = feat_weights if os.path.isdir(feat_weights) else os.path.dirname(os.path.abspath(feat_weights))
-        path = os.path.join(folder, "config.json")
-        if not os.path.isfile(path):
-            return None, f"{feat_weights}: weights without a config.json or model card saying how they were trained"
-    elif resolve_source(feat_weights).kind == "hub":
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = hf_hub_download(feat_weights, "config.json")
-        except Exception as err:  # noqa: BLE001 - offline, no such repo, no config.json: nothing to read
-            return None, f"{feat_weights}: its config.json could not be had ({type(err).__name__})"
-    else:
-        return None, f"{feat_weights}: not found here (no file, folder or Hub repo to read a card from)"
-    try:
-        with open(path, encoding="utf-8") as file:
-            config = json.load(file)
-    except (OSError, ValueError) as err:
-        return None, f"{path} cannot be read ({type(err).__name__})"
-    return (config if isinstance(config, dict) else None), path
-
-
-def feat_weights_robustness(feat_weights: str | None) -> tuple[str, str]:
-    """Whether feature-loss weights come from adversarial training, by their own record: (``"yes"`` / ``"no"`` /
-    ``"unknown"``, why).
-
-    ``no``: none recorded, ``auto`` / ``pretrained`` / ``random`` (standard or random weights), ``gan:<run>`` (a
-    discriminator's backbone), or a train_robust.py output whose card records standard training. ``yes``: a
-    train_robust.py output (its folder, its weights file, or its Hub repo) whose card's objective is PGD adversarial
-    training. ``unknown``: weights that record neither, such as a robustness-library checkpoint file (it holds the
-    network, not how it was trained) or a Hub repo that cannot be read here.
-    """
-    if feat_weights in (None, "", *STANDARD_WEIGHTS):
-        return "no", "standard weights" if feat_weights else "no --feat_weights recorded (the default, auto)"
-    if feat_weights.startswith("gan:"):
-        return "no", f"{feat_weights}: a GAN discriminator's backbone, not adversarially trained"
-    config, where = _weights_card(feat_weights)
-    if config is None:
-        return "unknown", where
-    objective = str((config.get("card") or {}).get("objective") or "")
-    if config.get("asym_class") == "Classifier" and "x_adv: PGD" in objective:
-        return "yes", f"{where}: {objective.split('x_adv: ', 1)[1]}"
-    if config.get("asym_class") == "Classifier" and objective.startswith("standard training"):
-        return "no", f"{where}: {objective}"
-    return "unknown", f"{where}: its card records no adversarial or standard training objective (train_robust.py's)"
 
 
 def robust_label(letters: str, feat_weights: str | None) -> str | None:
@@ -253,10 +200,8 @@ def study_columns(overrides: list[str], metrics: list[str]) -> dict[str, str]:
 
 __all__ = [
     "ROBUST",
-    "STANDARD_WEIGHTS",
     "STUDY_COLUMNS",
     "STUDY_TERMS",
-    "feat_weights_robustness",
     "robust_label",
     "robust_table",
     "robust_table_records",

@@ -2,7 +2,8 @@
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
 discriminator's backbone), ``card_disc_type`` (the discriminator's head: vanilla or patch), ``card_feat_weights``
-(``--feat_weights``), ``card_trained_on_builtin`` (trained on the ``builtin`` photographs, which ``evaluate.py sr
+(``--feat_weights``) and ``feat_weights_robustness`` (whether those weights come from adversarial training, by
+their own card), ``card_trained_on_builtin`` (trained on the ``builtin`` photographs, which ``evaluate.py sr
 --datasets builtin`` would then score); ``read_run_card`` reads a run folder's card; ``metric_for_backbone`` finds
 the FR metric named after a card's backbone (Fig. 3 pairs them).
 """
@@ -13,6 +14,7 @@ import json
 import os
 
 from .core.errors import UserError, reading
+from .core.sources import resolve_source
 
 
 def card_loss(card: dict | None) -> str | None:
@@ -38,6 +40,59 @@ def card_trained_on_builtin(card: dict | None) -> bool:
     ``--train_data_dir``): all but its held-out photographs are then the ``builtin`` test set's images."""
     card = card or {}
     return card.get("--dataset_name") == "builtin" and not card.get("--train_data_dir")
+
+
+STANDARD_WEIGHTS = ("auto", "pretrained", "random")  # --feat_weights that are no robust model's weights
+
+
+def _weights_card(feat_weights: str) -> tuple[dict | None, str]:
+    """(config.json, where it was found) of the asym model that ``feat_weights`` names: a folder, the weights file of
+    one, or a Hub repo (its config.json from the local cache or the Hub); (None, why not) if there is none."""
+    if os.path.isdir(feat_weights) or os.path.isfile(feat_weights):
+        folder = feat_weights if os.path.isdir(feat_weights) else os.path.dirname(os.path.abspath(feat_weights))
+        path = os.path.join(folder, "config.json")
+        if not os.path.isfile(path):
+            return None, f"{feat_weights}: weights without a config.json or model card saying how they were trained"
+    elif resolve_source(feat_weights).kind == "hub":
+        from huggingface_hub import hf_hub_download
+
+        try:
+            path = hf_hub_download(feat_weights, "config.json")
+        except Exception as err:  # noqa: BLE001 - offline, no such repo, no config.json: nothing to read
+            return None, f"{feat_weights}: its config.json could not be had ({type(err).__name__})"
+    else:
+        return None, f"{feat_weights}: not found here (no file, folder or Hub repo to read a card from)"
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except (OSError, ValueError) as err:
+        return None, f"{path} cannot be read ({type(err).__name__})"
+    return (config if isinstance(config, dict) else None), path
+
+
+def feat_weights_robustness(feat_weights: str | None) -> tuple[str, str]:
+    """Whether feature-loss weights come from adversarial training, by their own record: (``"yes"`` / ``"no"`` /
+    ``"unknown"``, why).
+
+    ``no``: none recorded, ``auto`` / ``pretrained`` / ``random`` (standard or random weights), ``gan:<run>`` (a
+    discriminator's backbone), or a train_robust.py output whose card records standard training. ``yes``: a
+    train_robust.py output (its folder, its weights file, or its Hub repo) whose card's objective is PGD adversarial
+    training. ``unknown``: weights that record neither, such as a robustness-library checkpoint file (it holds the
+    network, not how it was trained) or a Hub repo that cannot be read here.
+    """
+    if feat_weights in (None, "", *STANDARD_WEIGHTS):
+        return "no", "standard weights" if feat_weights else "no --feat_weights recorded (the default, auto)"
+    if feat_weights.startswith("gan:"):
+        return "no", f"{feat_weights}: a GAN discriminator's backbone, not adversarially trained"
+    config, where = _weights_card(feat_weights)
+    if config is None:
+        return "unknown", where
+    objective = str((config.get("card") or {}).get("objective") or "")
+    if config.get("asym_class") == "Classifier" and "x_adv: PGD" in objective:
+        return "yes", f"{where}: {objective.split('x_adv: ', 1)[1]}"
+    if config.get("asym_class") == "Classifier" and objective.startswith("standard training"):
+        return "no", f"{where}: {objective}"
+    return "unknown", f"{where}: its card records no adversarial or standard training objective (train_robust.py's)"
 
 
 def card_per_backbone(card: dict | None) -> str | None:
@@ -94,11 +149,15 @@ def metric_for_backbone(backbone: str, metrics: list[str]) -> str | None:
 
 
 __all__ = [
+    "STANDARD_WEIGHTS",
+    "TrainingImagesWarning",
     "card_disc_backbone",
     "card_disc_type",
     "card_feat_weights",
     "card_loss",
     "card_per_backbone",
+    "card_trained_on_builtin",
+    "feat_weights_robustness",
     "metric_for_backbone",
     "read_run_card",
 ]

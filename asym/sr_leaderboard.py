@@ -16,9 +16,8 @@ import torch
 
 from .core.errors import UserError
 from .reporting.tables import OK
-from .robust_study import feat_weights_robustness
 from .score_cache import ScoreCache
-from .sr_cards import card_feat_weights, card_loss, card_per_backbone
+from .sr_cards import card_feat_weights, card_loss, card_per_backbone, feat_weights_robustness
 from .sr_eval import (
     SROutputCache,
     SRSource,
