@@ -42,7 +42,6 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
 from asym.metrics.fidelity import psnr, ssim
 from asym.nets.discriminator import (
     DISC_TYPES,
@@ -54,7 +53,8 @@ from asym.nets.discriminator import (
 from asym.nets.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.nets.feature_normalisation import normalise_backbone_feature_maps
 from asym.reporting.grids import save_labelled_grid
-from asym.sr_models import GENERATORS, SRModel, load_generator, upscale
+from asym.sr.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
+from asym.sr.models import GENERATORS, SRModel, load_generator, upscale
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 

@@ -1,7 +1,6 @@
 """asym: perceptual optimisation and image quality assessment toolkit."""
 
 from .backbones import BACKBONES, create_backbone, list_backbones
-from .data import SRPairDataset, load_sr_images
 from .metrics import create_metric, list_metrics, metric_info
 from .nets.discriminator import Discriminator
 from .nets.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
@@ -9,7 +8,8 @@ from .nets.iqa_model import IQAModel
 from .nets.perceptual import DISTS, LPIPS
 from .robust import Classifier
 from .saved_models import from_pretrained
-from .sr_models import SRModel
+from .sr.data import SRPairDataset, load_sr_images
+from .sr.models import SRModel
 
 __version__ = "0.1.0"
 __all__ = [

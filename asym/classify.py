@@ -27,7 +27,7 @@ import torch
 from .core.errors import UserError, summarize
 from .core.sources import resolve_source
 from .labelled_images import LABELS_FILE, ClassificationSet, EvalCrop, LabelledSet
-from .sr_eval import SROutputCache, SRSource, run_sr
+from .sr.evaluation import SROutputCache, SRSource, run_sr
 
 
 class ImageClassifier:

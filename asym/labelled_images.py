@@ -8,8 +8,8 @@
   ``datasets`` image-classification set (an image column and a ``ClassLabel`` or integer label column).
   ``LabelledSet.check_images`` decodes every image once, so a broken file fails before any work.
 * ``ClassificationSet``: a ``LabelledSet`` cut by one ``EvalCrop`` into SR test items: the crop is the HR image, its
-  LR the antialiased bicubic downscale by ``scale`` (``asym.data.bicubic_downscale``, as ``asym.sr_eval`` makes LR
-  for image folders).
+  LR the antialiased bicubic downscale by ``scale`` (``asym.sr.data.bicubic_downscale``, as ``asym.sr.evaluation``
+  makes LR for image folders).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch.utils.data import Subset
 from .core.errors import UserError, reading
 from .core.images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
 from .core.sources import resolve_source
-from .sr_eval import SRTestSet
+from .sr.evaluation import SRTestSet
 
 LABELS_FILE = "labels.csv"
 
@@ -151,7 +151,7 @@ class ClassificationSet(Sequence):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from .data import bicubic_downscale
+        from .sr.data import bicubic_downscale
 
         hr = self.crop(self.images.decode(index))
         low = self.crop.size // self.scale

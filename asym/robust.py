@@ -37,8 +37,8 @@ from .core.hub import HubModel
 from .core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
 from .core.images import to_tensor as _to_tensor
 from .core.sources import resolve_source
-from .data import load_sr_images
 from .nets.pgd import NORMS, pgd_attack
+from .sr.data import load_sr_images
 
 CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
 

@@ -1,7 +1,7 @@
 """The robust-loss study's table (Uelwer et al.: SR losses on standard or adversarially robust VGG features).
 
 ``study_loss`` names a train_sr.py ``--loss`` in the study's letters (mse E, feat P, texture T); ``robust_label``
-the row of a run whose feature-loss weights are or are not adversarially trained (``asym.sr_cards``'s
+the row of a run whose feature-loss weights are or are not adversarially trained (``asym.sr.cards``'s
 ``feat_weights_robustness`` reads that from the weights' own card); ``select_study_records`` keeps the sr_results
 records of the study's runs, ``study_columns`` picks the
 metric of each column, and ``robust_table_records`` / ``robust_table`` lay them out as the study's table: a row per
@@ -17,8 +17,8 @@ import numpy as np
 
 from .core.errors import UserError
 from .reporting.tables import MISSING, OK, escape_cell
-from .sr_cards import feat_weights_robustness
-from .sr_table import format_sr_value, record_number
+from .sr.cards import feat_weights_robustness
+from .sr.table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order
 

@@ -13,7 +13,7 @@ from .nets.discriminator import Discriminator
 from .nets.iqa_model import IQAModel
 from .nets.perceptual import DISTS, LPIPS
 from .robust import Classifier
-from .sr_models import SRModel
+from .sr.models import SRModel
 
 SAVED_CLASSES: dict[str, type[HubModel]] = {
     cls.__name__: cls for cls in (SRModel, DISTS, LPIPS, IQAModel, Discriminator, Classifier)

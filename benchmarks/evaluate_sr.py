@@ -4,7 +4,7 @@
     python benchmarks/evaluate_sr.py --metric maniqa --device cuda        # a learned scorer on a GPU
 
 A leaderboard scores M models' outputs of each test image. `evaluate.py sr` stacks those M same-sized outputs and
-scores them ``--batch_size`` at a time (``asym.sr_leaderboard.score_outputs``); pyiqa's own inference
+scores them ``--batch_size`` at a time (``asym.sr.leaderboard.score_outputs``); pyiqa's own inference
 (``pyiqa/inference_iqa.py``) calls the metric on one image file at a time. Both are timed here on the same images
 (builtin photographs, centre crops, M mildly different versions of each standing in for M models), and also pyiqa
 one in-memory tensor at a time, which isolates batching from file reading. The three alternate round by round, so
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from asym.core.flags import positive_int  # noqa: E402
 from asym.core.images import BUILTIN_IMAGES, load_image  # noqa: E402
 from asym.metrics import create_metric  # noqa: E402
-from asym.sr_leaderboard import score_outputs  # noqa: E402
+from asym.sr.leaderboard import score_outputs  # noqa: E402
 
 
 def parse_args(input_args=None):

@@ -31,7 +31,7 @@ from PIL import Image
 from asym.core import decoded_cache
 from asym.core.flags import positive_int
 from asym.core.train_loader import create_train_loader
-from asym.data import SRPairDataset, load_sr_images
+from asym.sr.data import SRPairDataset, load_sr_images
 
 DIV2K_SIZE = (1356, 2040)  # a typical DIV2K training image, (H, W)
 SUB_SIZE, SUB_STEP = 480, 240  # BasicSR's extract_subimages.py for DIV2K HR

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from asym import DISTS
 from asym.core.flags import positive_int
 from asym.nets.discriminator import Discriminator, relativistic_discriminator_loss, relativistic_generator_loss
-from asym.sr_models import GENERATORS, SRModel
+from asym.sr.models import GENERATORS, SRModel
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 

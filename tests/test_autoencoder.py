@@ -13,7 +13,7 @@ import train_sr  # noqa: E402
 from asym import SRModel, SRPairDataset, load_sr_images  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.training import run_cli  # noqa: E402
-from asym.sr_models import load_generator  # noqa: E402
+from asym.sr.models import load_generator  # noqa: E402
 
 FAST = ["--model", "autoencoder-kl-tiny", "--scale", "1", "--crop_size", "32", "--train_batch_size", "2",
         "--weights", "random", "--per_backbone", "vgg16", "--disc_backbone", "vgg16", "--validation_steps", "1000",

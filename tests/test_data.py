@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from asym.core.images import ImageSequence, to_tensor
-from asym.data import SRPairDataset, load_sr_images, split_train_validation
+from asym.sr.data import SRPairDataset, load_sr_images, split_train_validation
 
 
 def _random_rgb(h: int, w: int, seed: int = 0) -> np.ndarray:

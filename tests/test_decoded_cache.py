@@ -13,8 +13,8 @@ import asym.core.images
 from asym.core import decoded_cache
 from asym.core.errors import UserError
 from asym.core.images import to_tensor
-from asym.data import SRImageDataset, SRPairDataset, load_sr_images
 from asym.iqa_data.dataset import FRDataset, FRItem
+from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:

@@ -49,7 +49,7 @@ def test_the_readme_demo_is_the_scripts_and_every_command_parses():
 
 def test_the_held_out_photographs_are_the_ones_train_sr_validates_on():
     from asym.core.images import BUILTIN_IMAGES
-    from asym.data import split_train_validation
+    from asym.sr.data import split_train_validation
 
     _, held_out = split_train_validation(list(BUILTIN_IMAGES), 2, seed=0)  # train_sr.py's defaults
     assert sorted(held_out) == sorted(demo.HELD_OUT.split(","))

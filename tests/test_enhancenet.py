@@ -1,11 +1,11 @@
-"""EnhanceNet (asym.enhancenet): shapes, the bicubic skip, the architecture as described, save / load."""
+"""EnhanceNet (asym.sr.enhancenet): shapes, the bicubic skip, the architecture as described, save / load."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from asym import SRModel
-from asym.enhancenet import EnhanceNet
+from asym.sr.enhancenet import EnhanceNet
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -45,7 +45,7 @@ def test_init_generator_from_a_state_dict_file(tmp_path):
     from safetensors.torch import save_file
 
     from asym.core.errors import UserError
-    from asym.sr_models import load_generator
+    from asym.sr.models import load_generator
 
     torch.manual_seed(2)
     model = SRModel("enhancenet", 4)

@@ -26,8 +26,8 @@ from asym import SRModel  # noqa: E402
 from asym.classify import load_classifier, target_indices  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.images import BUILTIN_IMAGES  # noqa: E402
-from asym.data import load_sr_images  # noqa: E402
 from asym.labelled_images import EvalCrop, load_classification_set, load_labelled_set  # noqa: E402
+from asym.sr.data import load_sr_images  # noqa: E402
 
 CLASSES = {"cat": ("chelsea", "astronaut"), "drink": ("coffee", "rocket"), "ground": ("brick", "gravel")}
 SIZE, SEED = 64, 3  # 64x64 HR crops (resized to 73 first), 16x16 LR

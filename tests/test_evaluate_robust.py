@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.robust_study import robust_label, study_loss  # noqa: E402
-from asym.sr_cards import feat_weights_robustness  # noqa: E402
+from asym.sr.cards import feat_weights_robustness  # noqa: E402
 
 DATASETS = ("Set5-x4", "Set14-x4", "BSD100-x4", "Urban100-x4", "Manga109-x4")
 METRICS = ("psnr", "ssim", "uqi", "ifc", "gmsd", "lpips", "rlpips")
@@ -209,9 +209,9 @@ def test_sr_then_robust_table_on_y_with_feat_robustness_and_one_image_set(classi
     from conftest import perturbed_tiny
     from PIL import Image
 
-    from asym.data import load_sr_images
     from asym.metrics.fidelity import ifc, uqi
-    from asym.sr_eval import SROutputCache, load_sr_source, load_sr_test_set, run_sr
+    from asym.sr.data import load_sr_images
+    from asym.sr.evaluation import SROutputCache, load_sr_source, load_sr_test_set, run_sr
 
     robust, standard = classifiers
     for seed, (name, weights) in enumerate((("ep-robust", robust), ("ep", standard)), 1):

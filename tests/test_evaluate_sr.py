@@ -20,7 +20,7 @@ import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.metrics import NRMetric, psnr  # noqa: E402
 from asym.metrics.calibration import Normalisation, save_normalisations, scorer_identity  # noqa: E402
-from asym.sr_eval import SROutputCache, SRSource, SRTestSet, load_sr_source, load_sr_test_set, run_sr  # noqa: E402
+from asym.sr.evaluation import SROutputCache, SRSource, SRTestSet, load_sr_source, load_sr_test_set, run_sr  # noqa: E402
 
 N_IMAGES = 2
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-core VM, faster than two threads
@@ -210,7 +210,7 @@ def test_a_map_applies_only_to_the_scorer_it_was_fitted_for(iqa_models, tmp_path
 def test_models_trained_on_builtin_scored_on_builtin_are_warned_about(tmp_path, recwarn):
     """A card saying --dataset_name builtin, scored on builtin, gets one warning naming the model; a model trained on
     a folder (--train_data_dir) and a test set that is a folder get none."""
-    from asym.sr_cards import TrainingImagesWarning
+    from asym.sr.cards import TrainingImagesWarning
 
     perturbed_tiny(1, card={"--loss": "rec", "--dataset_name": "builtin"}).save_pretrained(tmp_path / "on-builtin")
     perturbed_tiny(2, card={"--loss": "rec", "--dataset_name": "builtin", "--train_data_dir": "DIV2K"}).save_pretrained(
@@ -260,7 +260,7 @@ def _units_line(text: str) -> str:
 def test_a_killed_run_resumes_from_its_score_units(sr_models, tmp_path, monkeypatch, capsys):
     """Every (model, scorer, image) score is stored as it is computed: a run killed after 5 of its 14 units, run
     again, computes only the 9 missing ones and writes the same sr_results.json as an uninterrupted run."""
-    from asym.score_cache import ScoreCache
+    from asym.sr.score_cache import ScoreCache
 
     models = ",".join([*sr_models, "bicubic", "hr"])
 

@@ -18,9 +18,9 @@ from scipy import ndimage
 
 from asym.core.errors import UserError
 from asym.core.images import to_tensor
-from asym.data import load_sr_images
 from asym.metrics import psnr, rgb_to_y, ssim
 from asym.metrics.fidelity import IFC_MIN_SIZE, IFC_SUBBANDS, ifc, ifc_information, steerable_pyramid, uqi
+from asym.sr.data import load_sr_images
 
 EPS64 = np.finfo(np.float64).eps
 F32_ROUND = 2.0**-24  # relative rounding of a float64 result to float32

@@ -1,11 +1,11 @@
-"""asym.sr_cards: what a train_sr.py card records (loss, backbones, feature weights), and the metric of a backbone."""
+"""asym.sr.cards: what a train_sr.py card records (loss, backbones, feature weights), and the metric of a backbone."""
 
 import json
 
 import pytest
 
 from asym.core.errors import UserError
-from asym.sr_cards import (
+from asym.sr.cards import (
     card_disc_backbone,
     card_feat_weights,
     card_loss,

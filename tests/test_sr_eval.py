@@ -14,9 +14,9 @@ from torch import nn
 
 from asym.core.errors import UserError
 from asym.core.images import to_tensor
-from asym.data import bicubic_downscale, bicubic_upsample
-from asym.sr_eval import SROutputCache, SRSource, load_sr_source, load_sr_test_set, run_sr
-from asym.sr_models import SRModel, upscale
+from asym.sr.data import bicubic_downscale, bicubic_upsample
+from asym.sr.evaluation import SROutputCache, SRSource, load_sr_source, load_sr_test_set, run_sr
+from asym.sr.models import SRModel, upscale
 
 NAMES = ("baby", "bird")
 

@@ -3,7 +3,7 @@ import warnings
 import pytest
 import torch
 
-from asym.sr_models import GENERATORS, SRModel, build_generator, load_generator, quiet_swinir_meshgrid
+from asym.sr.models import GENERATORS, SRModel, build_generator, load_generator, quiet_swinir_meshgrid
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

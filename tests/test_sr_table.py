@@ -1,4 +1,4 @@
-"""asym.sr_table: the SR leaderboard's Table 1 (what the sr verb prints), from records."""
+"""asym.sr.table: the SR leaderboard's Table 1 (what the sr verb prints), from records."""
 
 import numpy as np
 
@@ -8,7 +8,7 @@ def test_sr_table_keeps_the_raw_mean_beside_the_mean_of_normalised_scores():
     1) has the lower raw mean but the higher normalised one than b (raw -20, 30). Both rows are shown, and the Std row
     has no std of stds."""
     from asym.metrics.calibration import Normalisation
-    from asym.sr_table import sr_table
+    from asym.sr.table import sr_table
 
     n = Normalisation("m", 0.0, 1.0)
     raw = {"a": [1.0, 1.0], "b": [-20.0, 30.0], "c": [0.0, 2.0]}

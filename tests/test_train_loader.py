@@ -10,7 +10,7 @@ import torch
 
 import asym.core.train_loader as train_loader
 from asym.core.train_loader import DataWait, StepSampler, create_train_loader, default_num_workers
-from asym.data import SRPairDataset
+from asym.sr.data import SRPairDataset
 
 
 def _args(workers, batch=3, seed=5):

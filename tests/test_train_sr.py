@@ -154,9 +154,9 @@ def test_saved_models_load_back_as_the_run_validated_them(tmp_path):
     from huggingface_hub import ModelCard
     from PIL import Image
 
-    from asym.data import SRImageDataset, load_sr_images, split_train_validation
     from asym.metrics import psnr, ssim
     from asym.reporting.grids import LABEL_HEIGHT, label_strip
+    from asym.sr.data import SRImageDataset, load_sr_images, split_train_validation
 
     args, _ = run(tmp_path, "--loss", "rec+adv", "--max_train_steps", "1", "--disc_type", "patch")
     generator = SRModel.from_pretrained(args.output_dir)
@@ -263,7 +263,7 @@ def _held_out_image(scale: int = 4):
     """The one held-out builtin image of a ``--num_validation_images 1`` run, mod-cropped, and its bicubic LR."""
     import torch.nn.functional as F
 
-    from asym.data import load_sr_images, split_train_validation
+    from asym.sr.data import load_sr_images, split_train_validation
 
     _, val = split_train_validation(load_sr_images("builtin"), 1, seed=0)
     hr = torch.from_numpy(val[0]).permute(2, 0, 1).float() / 255
@@ -418,7 +418,7 @@ def test_feat_weights_file_is_the_network_of_p_and_t(tmp_path):
 def test_mse_training_brings_enhancenet_closer_to_hr(tmp_path):
     """40 mse steps from a saved random EnhanceNet lower its MSE on fixed validation crops (per-batch losses of
     random crops are too noisy to compare)."""
-    from asym.data import SRPairDataset, load_sr_images
+    from asym.sr.data import SRPairDataset, load_sr_images
 
     torch.manual_seed(3)
     start = SRModel("enhancenet", 4)

@@ -11,7 +11,7 @@ from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.core.training import evenly_spaced
 from asym.reporting.tables import unique_names, write_records
 from asym.robust_study import robust_label, study_loss
-from asym.sr_cards import card_feat_weights, card_loss
+from asym.sr.cards import card_feat_weights, card_loss
 
 DESCRIPTION = """\
     python evaluate.py classify --classifiers vgg19,resnet50,runs/robust-resnet50 --models runs/ep,runs/ep-robust,hr \\
@@ -77,7 +77,7 @@ def run(args) -> list[dict]:
     )
     from asym.core.processes import evaluation_state
     from asym.labelled_images import ClassificationSet, load_labelled_set
-    from asym.sr_eval import SROutputCache, load_sr_source
+    from asym.sr.evaluation import SROutputCache, load_sr_source
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share
     classifier_sources = [c for c in args.classifiers.split(",") if c]

@@ -8,8 +8,8 @@ import os
 from asym.core.errors import UserError
 from asym.reporting.figures import plot_correlation
 from asym.reporting.tables import OK, read_records, write_records
-from asym.sr_cards import metric_for_backbone
-from asym.sr_table import check_image_sets, read_sr_results, sr_model_averages
+from asym.sr.cards import metric_for_backbone
+from asym.sr.table import check_image_sets, read_sr_results, sr_model_averages
 
 DESCRIPTION = """\
     python evaluate.py correlation --fr_results results/table4/fr_results.json \\

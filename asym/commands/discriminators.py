@@ -8,8 +8,8 @@ import os
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
 from asym.reporting.tables import MISSING, escape_cell, unique_names, write_records
-from asym.sr_cards import card_disc_backbone, card_disc_type, card_loss, card_per_backbone, read_run_card
-from asym.sr_table import check_image_sets, format_sr_value, read_sr_results, record_number, sr_summary
+from asym.sr.cards import card_disc_backbone, card_disc_type, card_loss, card_per_backbone, read_run_card
+from asym.sr.table import check_image_sets, format_sr_value, read_sr_results, record_number, sr_summary
 
 DESCRIPTION = """\
     python evaluate.py discriminators --runs runs/gan-vgg16,runs/gan-patch-vgg16 --base runs/rec+per-vgg16 \\

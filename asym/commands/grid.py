@@ -44,10 +44,10 @@ def run(args) -> str:
     """``grid.png``: per image a row of the input (its bicubic LR, nearest-upsampled), each model's output and the
     reference, each column labelled above (``asym.reporting.grids``), with the models' PSNR and SSIM (Y, border = scale)
     printed; for autoencoders (scale 1) the input is the image."""
-    from asym.data import bicubic_downscale
     from asym.metrics import psnr, ssim
     from asym.reporting.grids import save_labelled_grid
-    from asym.sr_eval import load_sr_source
+    from asym.sr.data import bicubic_downscale
+    from asym.sr.evaluation import load_sr_source
 
     if args.size % args.scale:  # before loading any model: a typo costs nothing
         raise UserError(f"--size {args.size} is not divisible by --scale {args.scale}")

@@ -15,8 +15,8 @@ from asym.core.processes import evaluation_state, process_state
 from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
 from asym.reporting.tables import unique_names, write_records
-from asym.sr_cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
-from asym.sr_table import sr_table
+from asym.sr.cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
+from asym.sr.table import sr_table
 
 DESCRIPTION = """\
     python evaluate.py sr --models runs/sr-vgg16,runs/sr-resnet50,bicubic,hr --metrics psnr,ssim,piqe,maniqa \\
@@ -140,9 +140,9 @@ def run(args) -> list[dict]:
     """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
     from accelerate.utils import gather_object
 
-    from asym.score_cache import ScoreCache
-    from asym.sr_eval import SROutputCache, load_sr_source, load_sr_test_set
-    from asym.sr_leaderboard import score_sr_leaderboard, sr_records
+    from asym.sr.evaluation import SROutputCache, load_sr_source, load_sr_test_set
+    from asym.sr.leaderboard import score_sr_leaderboard, sr_records
+    from asym.sr.score_cache import ScoreCache
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a shard
 

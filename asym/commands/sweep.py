@@ -8,8 +8,8 @@ import os
 from asym.core.errors import UserError
 from asym.reporting.figures import plot_sweep
 from asym.reporting.tables import unique_names, write_records
-from asym.sr_cards import card_disc_backbone, card_loss, read_run_card
-from asym.sr_table import check_image_sets, read_sr_results, sr_model_averages
+from asym.sr.cards import card_disc_backbone, card_loss, read_run_card
+from asym.sr.table import check_image_sets, read_sr_results, sr_model_averages
 
 DESCRIPTION = """\
     python evaluate.py sweep --runs runs/adv-0.001,runs/adv-0.005,runs/adv-0.01 \\

@@ -30,7 +30,7 @@ class FRItem:
     """One distorted image, its reference and its subjective score.
 
     ``dist`` / ``ref``: a file path, a ``(dataset, column, row)`` triple of a ``datasets`` table whose image column is
-    not decoded (as in ``asym.data``), or an in-memory HxW(x3) array. ``ref_id`` is the reference's identity, what
+    not decoded (as in ``asym.sr.data``), or an in-memory HxW(x3) array. ``ref_id`` is the reference's identity, what
     splits go by: equal ids are one image (a resolved file path, a pixel hash, a ``ref_id_column`` value or a builtin
     name). ``ref_name`` is a short name for messages (defaults to ``ref_id``). ``key`` names the item in split files:
     stable and unique within its dataset (the distorted image's name as the release's score file writes it, ``row N``

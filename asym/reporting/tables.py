@@ -6,7 +6,7 @@ obtained) is marked where it is shown. ``write_records`` writes a table's record
 ``read_records`` reads such a json back, refusing one that is not what evaluate.py wrote.
 
 The tables built on these live beside them: ``asym.iqa_leaderboard`` (scoring FR / NR models on IQA datasets),
-``asym.training_results`` (train_iqa.py / train_metric.py results.json, the init comparison), ``asym.sr_table`` (the
+``asym.training_results`` (train_iqa.py / train_metric.py results.json, the init comparison), ``asym.sr.table`` (the
 SR Table 1) and ``asym.robust_study`` (the robust-loss study's table).
 """
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core.errors import UserError
+from ..core.errors import UserError
 
 # The Stable Diffusion VAE (4 latent channels, x8 down-sampling), and a tiny one for tests and CPU demos.
 AUTOENCODER_CONFIGS: dict[str, dict] = {

@@ -15,14 +15,14 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .core.atomic import honour_umask
-from .core.errors import UserError, reading
-from .core.hub import HubModel, read_tensor_file, saved_class
+from ..core.atomic import honour_umask
+from ..core.errors import UserError, reading
+from ..core.hub import HubModel, read_tensor_file, saved_class
 
 # The paper's SwinIR x4 is the classical-SR configuration of the SwinIR release; the light variant is
-# its lightweight configuration; `tiny` (asym.bicubic_residual) is a small CNN learning the residual over bicubic
-# up-sampling, for tests and the CPU demo; `enhancenet` is the robust-loss study's generator (asym.enhancenet, written
-# here: spandrel has no EnhanceNet).
+# its lightweight configuration; `tiny` (asym.sr.bicubic_residual) is a small CNN learning the residual over bicubic
+# up-sampling, for tests and the CPU demo; `enhancenet` is the robust-loss study's generator (asym.sr.enhancenet,
+# written here: spandrel has no EnhanceNet).
 GENERATORS: dict[str, dict] = {
     "swinir": dict(
         arch="swinir", embed_dim=180, depths=[6] * 6, num_heads=[6] * 6, window_size=8, mlp_ratio=2.0,

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .reporting.tables import MISSING, OK, escape_cell, read_records
+from ..core.errors import UserError
+from ..reporting.tables import MISSING, OK, escape_cell, read_records
 
 REFERENCE = "n/a: reference"  # the status of the ``hr`` source on a full-reference metric: it is the reference
 SR_KEYS = ("model", "metric", "dataset", "status")  # what every sr_results.json record names (strings)
@@ -68,8 +68,8 @@ def check_image_sets(files: Sequence[tuple[str, list[dict]]]) -> None:
     """Refuse to combine sr_results records made on different images of one test set.
 
     ``files`` are (path, records) of sr_results.json files; every record carries the number of images scored
-    (``images``) and their ``fingerprint`` (``asym.sr_eval.fingerprint``), which evaluate.py sr writes. Two records of
-    one dataset name must share both, whichever files they come from: an average over runs scored with
+    (``images``) and their ``fingerprint`` (``asym.sr.evaluation.fingerprint``), which evaluate.py sr writes. Two
+    records of one dataset name must share both, whichever files they come from: an average over runs scored with
     ``--max_images 1`` and 4, or before and after a test folder changed, would mix different images silently.
 
     Raises:

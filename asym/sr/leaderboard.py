@@ -1,7 +1,7 @@
 """Scoring SR models' outputs (the paper's Table 1): every model on every test set, by every metric, per image.
 
-``score_sr_leaderboard`` runs the models image by image (``asym.sr_eval.run_sr``, through the output cache: only one
-image's outputs are held in memory) and scores each image's outputs of all models together (``score_outputs``, a
+``score_sr_leaderboard`` runs the models image by image (``asym.sr.evaluation.run_sr``, through the output cache: only
+one image's outputs are held in memory) and scores each image's outputs of all models together (``score_outputs``, a
 batch per scorer forward); it returns one record per (model, metric, test set), as sr_results.json holds them, and one
 row per image, as sr_scores.csv does.
 """
@@ -14,11 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .core.errors import UserError
-from .reporting.tables import OK
-from .score_cache import ScoreCache
-from .sr_cards import card_feat_weights, card_loss, card_per_backbone, feat_weights_robustness
-from .sr_eval import (
+from ..core.errors import UserError
+from ..reporting.tables import OK
+from .cards import card_feat_weights, card_loss, card_per_backbone, feat_weights_robustness
+from .evaluation import (
     SROutputCache,
     SRSource,
     SRTestSet,
@@ -28,7 +27,8 @@ from .sr_eval import (
     pixels_digest,
     run_sr,
 )
-from .sr_table import REFERENCE
+from .score_cache import ScoreCache
+from .table import REFERENCE
 
 
 def _statuses(metric, values: list[float]) -> list[str]:
@@ -93,7 +93,7 @@ def score_sr_leaderboard(test_sets: Sequence[SRTestSet], model_names: list[str],
     Raises:
         UserError: a metric refused an image (e.g. too small for it), naming the test set and the image.
     """
-    from .core.progress import tqdm
+    from ..core.progress import tqdm
     from .score_cache import unit_identity
 
     rank, world = shard

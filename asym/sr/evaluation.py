@@ -5,7 +5,7 @@ into (name, HR, LR) items; ``load_sr_source`` puts every kind of SR model (a ``t
 release file, bicubic upsampling, the HR reference itself) behind one callable; ``run_sr`` super-resolves a test set
 through an ``SROutputCache``, so that each (model weights, test set, image) is computed once. ``item_digest`` /
 ``fingerprint`` identify the exact images a leaderboard scored, so that tables never average over different ones.
-Scoring the outputs is ``asym.sr_leaderboard``'s.
+Scoring the outputs is ``asym.sr.leaderboard``'s.
 
     >>> test_set = load_sr_test_set("builtin", scale=4)
     >>> outputs = run_sr(load_sr_source("bicubic", 4), test_set, SROutputCache("cache/sr"))
@@ -25,12 +25,12 @@ import torch
 from torch import nn
 from torch.utils.data import Subset
 
-from .core.atomic import atomic_path
-from .core.errors import UserError, summarize
-from .core.hub import state_digest
-from .core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
+from ..core.atomic import atomic_path
+from ..core.errors import UserError, summarize
+from ..core.hub import state_digest
+from ..core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
-from .sr_models import SRModel, upscale
+from .models import SRModel, upscale
 
 
 class SRTestItem(NamedTuple):
@@ -157,7 +157,7 @@ def load_sr_test_set(source: str, scale: int, label: str | None = None) -> SRTes
     Benchmark layouts (the LR images are the released ones, not remade): ``<set>/GTmod12`` + ``<set>/LRbicx<k>``
     (BasicSR; same file names) and ``<set>/HR`` + ``<set>/LR_bicubic/X<k>/<name>x<k>.<ext>`` (SwinIR/DIV2K). Otherwise
     (``builtin``, a plain folder, searched recursively) the HR image is cut to a multiple of ``scale`` and its LR is
-    the antialiased bicubic downscale of ``train_sr.py``'s validation (``asym.data.bicubic_downscale``).
+    the antialiased bicubic downscale of ``train_sr.py``'s validation (``asym.sr.data.bicubic_downscale``).
 
     Raises:
         UserError: a missing or empty folder, an HR image without its LR file, an LR image of the wrong size, a
@@ -236,9 +236,9 @@ class SRSource:
     def __call__(self, lr: torch.Tensor, hr: torch.Tensor | None = None, *, tile: int = 0, overlap: int = 16):
         """Super-resolve ``lr`` (on its device; the model runs on ``self.device``); ``hr`` is needed by ``hr`` only.
 
-        ``bicubic`` is ``asym.data.bicubic_upsample`` (Keys, a = -0.75 in torch; no antialiasing, which only matters
+        ``bicubic`` is ``asym.sr.data.bicubic_upsample`` (Keys, a = -0.75 in torch; no antialiasing, which only matters
         for downscaling) clamped to [0, 1]. Models run tile by tile when
-        ``tile`` > 0 (``asym.sr_models.upscale``); their output is returned unclamped.
+        ``tile`` > 0 (``asym.sr.models.upscale``); their output is returned unclamped.
         """
         if self.kind == "hr":
             if hr is None:
@@ -264,7 +264,7 @@ def load_sr_source(spec: str, scale: int, device="cpu", precision: str = "no") -
     """``bicubic``, ``hr``, a ``train_sr.py`` output folder or Hub id, or an official release file (.pth/.safetensors).
 
     Release files are read tensors-only (``weights_only``) and their architecture auto-detected by spandrel
-    (``SRModel.from_checkpoint``, the loader behind ``asym.sr_models.load_generator``), so any SwinIR/ESRGAN variant
+    (``SRModel.from_checkpoint``, the loader behind ``asym.sr.models.load_generator``), so any SwinIR/ESRGAN variant
     loads without naming its configuration.
 
     Raises:
@@ -372,7 +372,7 @@ def output_identity(source: SRSource, tile: int = 0, overlap: int = 16) -> str:
 
 def pixels_digest(item: SRTestItem) -> str:
     """sha256 of what a score of a test image is computed from: its HR and LR pixels (16-bit, shapes included), not its
-    name. Score units are keyed by it (``asym.score_cache``): a replaced image is scored again whatever its name, and
+    name. Score units are keyed by it (``asym.sr.score_cache``): a replaced image is scored again whatever its name, and
     the same pixels are scored once whichever set or name holds them."""
     digest = hashlib.sha256()
     for image in (item.hr, item.lr):

@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import os
 
-from .core.atomic import write_json
-from .sr_eval import cache_name
+from ..core.atomic import write_json
+from .evaluation import cache_name
 
 
 def unit_identity(metric) -> str:
     """What a unit's score depends on besides the model's output and the image: the scorer and its protocol. A VLM
     generating through vLLM is its own scorer here (other kernels may decode other replies), though its 1..100 map is
     the transformers model's (``scorer_identity``: a fit over thousands of images is not moved by a few replies)."""
-    from .metrics.calibration import scorer_identity
+    from ..metrics.calibration import scorer_identity
 
     if hasattr(metric, "border") and hasattr(metric, "y_channel"):  # asym's fidelity indices (FidelityMetric)
         return f"asym {metric.name} border={metric.border} y_channel={metric.y_channel}"

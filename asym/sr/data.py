@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .core.errors import UserError, list_names
-from .core.images import (
+from ..core.errors import UserError, list_names
+from ..core.images import (
     IMAGE_EXTENSIONS,
     ImageSequence,
     builtin_images,

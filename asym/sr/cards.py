@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import os
 
-from .core.errors import UserError, reading
-from .core.sources import resolve_source
+from ..core.errors import UserError, reading
+from ..core.sources import resolve_source
 
 
 def card_loss(card: dict | None) -> str | None:
