@@ -49,16 +49,16 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.iqa_data import (
+from asym.iqa.data import (
     add_iqa_dataset_args,
     fr_dataset_kwargs,
     load_fr_dataset,
     load_nr_dataset,
     nr_dataset_kwargs,
 )
-from asym.iqa_data.splits import add_split_args, dataset_eval_set, save_split, split_iqa_dataset
+from asym.iqa.data.splits import add_split_args, dataset_eval_set, save_split, split_iqa_dataset
+from asym.iqa.results import write_results
 from asym.metrics import correlations, pearson_loss, score_images, score_pairs
-from asym.training_results import write_results
 
 
 def parse_args(input_args=None):

@@ -53,13 +53,13 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
-from asym.iqa_data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split, split_iqa_dataset
+from asym.iqa.data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa.data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
+from asym.iqa.data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split, split_iqa_dataset
+from asym.iqa.results import write_results
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.nets.pgd import NORMS
 from asym.nets.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
-from asym.training_results import write_results
 
 PLCC_INITS = ("uniform", "dists", "random")  # alpha/beta
 LPIPS_INITS = ("random", "ones", "lpips")  # linear weights (or an lpips-format file)

@@ -228,7 +228,7 @@ def slug(text: str) -> str:
 
 def _weights_label(weights: str, source: str) -> str:
     """A short file-name label for ``--weights``: random / pretrained (what ``auto`` became), gan-<run>, <file>."""
-    from .training_results import init_label
+    from .iqa.results import init_label
 
     if weights == "auto":
         return init_label(source)

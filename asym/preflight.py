@@ -85,11 +85,11 @@ def iqa_dataset(path: str, mode: str) -> Callable[[], None]:
         if not os.path.isdir(path):
             raise FileNotFoundError(path)
         if mode == "fr":
-            from .iqa_data import load_fr_dataset
+            from .iqa.data import load_fr_dataset
 
             load_fr_dataset(path)
         else:
-            from .iqa_data import load_nr_dataset
+            from .iqa.data import load_nr_dataset
 
             load_nr_dataset(path)
 

@@ -374,7 +374,7 @@ def stage_key(script: str, argv: list[str]) -> tuple:
 def calibration_set(source: str) -> tuple[int, tuple[int, int]]:
     """(images, (height, width) of the first) of an NR dataset ``evaluate.py sr --calibration_dataset`` fits its
     1..100 maps on (score files and one image header read, no pixels)."""
-    from .iqa_data import load_nr_dataset
+    from .iqa.data import load_nr_dataset
 
     dataset = load_nr_dataset(source)
     return len(dataset), dataset.subset([0]).image_sizes()[0]

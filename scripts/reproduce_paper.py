@@ -208,12 +208,12 @@ def measure_training(module, parsed, argv: list[str], producers: dict, device, p
 
 
 def download_datasets(data: str) -> None:
-    """Each dataset missing from ``data`` that pyiqa mirrors on the Hub, fetched (``asym.iqa_data.pyiqa_datasets``:
+    """Each dataset missing from ``data`` that pyiqa mirrors on the Hub, fetched (``asym.iqa.data.pyiqa_datasets``:
     into the user cache) and linked in as ``data/<folder>`` by its absolute path (a relative ``$ASYM_CACHE`` too); the
     others are left for the table to name. A dangling link an earlier --download made is replaced; any other
     dangling link is a ``UserError`` (the user's, not to be guessed at)."""
     from asym.core.errors import UserError
-    from asym.iqa_data.pyiqa_datasets import fetch_pyiqa_dataset, pyiqa_dataset_root
+    from asym.iqa.data.pyiqa_datasets import fetch_pyiqa_dataset, pyiqa_dataset_root
 
     for folder, (what, *_, origin) in DATASETS.items():
         path = os.path.join(data, folder)

@@ -258,7 +258,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("array must not contain infs or NaNs")  # as scipy would word an internal failure
 
-    monkeypatch.setattr("asym.iqa_leaderboard.correlations", broken)
+    monkeypatch.setattr("asym.iqa.leaderboard.correlations", broken)
     args = evaluate.parse_args(["fr", "--metrics", "psnr", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="infs or NaNs"):
         run_cli(evaluate.main, args)

@@ -13,7 +13,7 @@ import asym.core.images
 from asym.core import decoded_cache
 from asym.core.errors import UserError
 from asym.core.images import to_tensor
-from asym.iqa_data.dataset import FRDataset, FRItem
+from asym.iqa.data.dataset import FRDataset, FRItem
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images
 
 
@@ -108,7 +108,7 @@ def test_a_truncated_file_is_skipped_with_the_usual_warning_and_never_cached(cac
 
 def test_iqa_images_are_decoded_once_into_the_cache_and_a_broken_one_is_refused(cache, tmp_path, counted_decodes,
                                                                                 monkeypatch):  # fmt: skip
-    import asym.iqa_data.dataset as iqa_dataset
+    import asym.iqa.data.dataset as iqa_dataset
 
     monkeypatch.setattr(iqa_dataset, "decode", asym.core.images.decode)  # the counting one
     ref = tmp_path / "ref.png"

@@ -109,7 +109,7 @@ def test_nr_scores_each_model_on_its_own_test_split(nr_data, tmp_path, capsys, o
     and cannot be done is refused."""
     import shutil
 
-    from asym.iqa_data import choose_split, load_nr_dataset, save_split
+    from asym.iqa.data import choose_split, load_nr_dataset, save_split
 
     folder, images, mos = nr_data
     data = load_nr_dataset(str(folder))

@@ -13,10 +13,10 @@ from conftest import find_window, ramp_image
 from PIL import Image, PngImagePlugin
 from scipy import stats
 
-import asym.iqa_data.dataset as iqa_dataset
-import asym.iqa_data.tables as iqa_tables
+import asym.iqa.data.dataset as iqa_dataset
+import asym.iqa.data.tables as iqa_tables
 from asym.core.errors import UserError
-from asym.iqa_data import (
+from asym.iqa.data import (
     DISTORTIONS,
     PYIQA_META_INFO,
     FRDataset,

@@ -1,11 +1,11 @@
-"""asym.iqa_leaderboard: which images of a dataset score a model (its own split, all, or the one asked for)."""
+"""asym.iqa.leaderboard: which images of a dataset score a model (its own split, all, or the one asked for)."""
 
 import json
 
 import pytest
 
 from asym.core.errors import UserError
-from asym.iqa_leaderboard import at_most, column_names, scored_images
+from asym.iqa.leaderboard import at_most, column_names, scored_images
 
 
 class Dataset:

@@ -12,7 +12,7 @@ from conftest import find_window, ramp_image
 from PIL import Image
 
 from asym.core.errors import UserError
-from asym.iqa_data import (
+from asym.iqa.data import (
     NRDataset,
     NRItem,
     add_fr_dataset_args,

@@ -267,7 +267,7 @@ def test_download_links_by_absolute_path_and_replaces_only_its_own_dangling_link
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ASYM_CACHE", "asym-cache")
     relative = os.path.join("asym-cache", "datasets", "pyiqa")
-    monkeypatch.setattr("asym.iqa_data.pyiqa_datasets.pyiqa_dataset_root", lambda: relative)
+    monkeypatch.setattr("asym.iqa.data.pyiqa_datasets.pyiqa_dataset_root", lambda: relative)
     link = Path("d") / "kadid10k"
     reproduce_paper.download_datasets("d")
     assert link.is_symlink() and os.path.isabs(os.readlink(link)) and (link / "images").is_dir()

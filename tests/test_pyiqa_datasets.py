@@ -1,4 +1,4 @@
-"""``pyiqa:<name>`` dataset sources (asym.iqa_data.pyiqa_datasets): pyiqa's Hub mirror of a release, here a stand-in
+"""``pyiqa:<name>`` dataset sources (asym.iqa.data.pyiqa_datasets): pyiqa's Hub mirror of a release, here a stand-in
 snapshot in the Hub cache layout, read and trained on as the release folder is; each name in a folder of its own as
 pyiqa's config gives it; hostile archives refused, with and without tarfile's data filter; concurrent and killed
 fetches."""
@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from asym.core.errors import UserError
-from asym.iqa_data import load_fr_dataset, load_nr_dataset
-from asym.iqa_data.pyiqa_datasets import ARCHIVES_REPO, META_INFO_REPO, fetch_pyiqa_dataset
+from asym.iqa.data import load_fr_dataset, load_nr_dataset
+from asym.iqa.data.pyiqa_datasets import ARCHIVES_REPO, META_INFO_REPO, fetch_pyiqa_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

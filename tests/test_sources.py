@@ -29,7 +29,7 @@ def test_timm_refuses_a_path_instead_of_guessing():
 def test_a_dataset_not_here_is_one_line_at_once_offline(tmp_path, monkeypatch):
     """data/kadid10k beside data/ is a dataset not placed yet, never a Hub id; an owner/name offline is looked up in
     the datasets cache only (no retries: they cost 33 s and 24 lines), each one line naming what to do."""
-    from asym.iqa_data import load_fr_dataset
+    from asym.iqa.data import load_fr_dataset
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()

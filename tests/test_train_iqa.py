@@ -22,8 +22,8 @@ from conftest import reset_accelerate_state  # noqa: E402
 import train_iqa  # noqa: E402
 from asym import Discriminator, IQAModel  # noqa: E402
 from asym.core.errors import run_cli  # noqa: E402
-from asym.iqa_data import load_nr_dataset  # noqa: E402
-from asym.iqa_data.splits import dataset_eval_set  # noqa: E402
+from asym.iqa.data import load_nr_dataset  # noqa: E402
+from asym.iqa.data.splits import dataset_eval_set  # noqa: E402
 
 # From scratch (random weights) on CPU: larger learning rates than the defaults, which are for pretrained backbones.
 QUICK = ["--backbone", "vgg16", "--weights", "random", "--crop_size", "64", "--train_batch_size", "8",

@@ -46,8 +46,8 @@ def test_saved_metric_reproduces_the_runs_test_results_and_card(trained):
     from scipy import stats
 
     from asym.core.training import evenly_spaced
-    from asym.iqa_data import load_fr_dataset
-    from asym.iqa_data.splits import dataset_eval_set
+    from asym.iqa.data import load_fr_dataset
+    from asym.iqa.data.splits import dataset_eval_set
     from asym.metrics import correlations
 
     args, _ = trained

@@ -1,8 +1,8 @@
-"""asym.training_results: the initialisation a backbone's weights provenance stands for."""
+"""asym.iqa.results: the initialisation a backbone's weights provenance stands for."""
 
 import pytest
 
-from asym.training_results import init_label
+from asym.iqa.results import init_label
 
 
 @pytest.mark.parametrize(

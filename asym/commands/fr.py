@@ -7,8 +7,8 @@ import argparse
 from asym.core.errors import UserError
 from asym.core.flags import int_at_least
 from asym.core.processes import evaluation_state, sharded
-from asym.iqa_data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa_leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
+from asym.iqa.data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
+from asym.iqa.leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
 from asym.metrics import score_pairs
 from asym.reporting.tables import unique_names
 

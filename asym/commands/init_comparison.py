@@ -7,9 +7,9 @@ import os
 
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
+from asym.iqa.results import check_test_sets, init_comparison_records, init_comparison_table, load_results
 from asym.reporting.figures import plot_init_comparison
 from asym.reporting.tables import write_records
-from asym.training_results import check_test_sets, init_comparison_records, init_comparison_table, load_results
 
 DESCRIPTION = """\
     python evaluate.py init-comparison --results runs/vgg-random,runs/vgg-gan/results.json --output_dir results

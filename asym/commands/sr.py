@@ -12,7 +12,7 @@ from asym.core.atomic import write_text
 from asym.core.errors import UserError
 from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.core.processes import evaluation_state, process_state
-from asym.iqa_data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
+from asym.iqa.data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
 from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
 from asym.reporting.tables import unique_names, write_records
 from asym.sr.cards import TrainingImagesWarning, card_loss, card_trained_on_builtin

@@ -209,7 +209,7 @@ def create_metric(name_or_path: str, device: str | torch.device = "cpu", *, kind
 
 
 def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
-    """``metric(dist, ref)`` for every pair of an FR dataset (``asym.iqa_data.FRDataset``): full images, one pair at a
+    """``metric(dist, ref)`` for every pair of an FR dataset (``asym.iqa.data.FRDataset``): full images, one pair at a
     time, as sizes may differ between pairs (and batching does not pay on CPU). A tqdm bar unless ``progress`` is
     False."""
     from ..core.progress import tqdm
@@ -223,7 +223,7 @@ def score_pairs(metric, dataset, device, desc: str | None = None, progress: bool
 
 
 def score_images(metric, dataset, device, desc: str | None = None, progress: bool = True) -> np.ndarray:
-    """``metric(image)`` for every image of an NR dataset (``asym.iqa_data.NRDataset``): full images, one at a time
+    """``metric(image)`` for every image of an NR dataset (``asym.iqa.data.NRDataset``): full images, one at a time
     (sizes may differ). A tqdm bar unless ``progress`` is False."""
     from ..core.progress import tqdm
 

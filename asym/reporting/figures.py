@@ -47,7 +47,7 @@ def plot_init_comparison(records: list[dict], path: str) -> str:
     with its value (``nan`` for an undefined correlation).
 
     Args:
-        records: ``asym.training_results.init_comparison_records`` output (``dataset``, ``mode``, ``backbone``,
+        records: ``asym.iqa.results.init_comparison_records`` output (``dataset``, ``mode``, ``backbone``,
             ``init``, ``srcc``, ``plcc``).
         path: the PNG to write (atomically).
 

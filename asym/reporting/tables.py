@@ -5,8 +5,8 @@ under a caveat (a linear PLCC because the logistic fit did not converge, a metri
 obtained) is marked where it is shown. ``write_records`` writes a table's records as ``<stem>.json`` / ``.csv``;
 ``read_records`` reads such a json back, refusing one that is not what evaluate.py wrote.
 
-The tables built on these live beside them: ``asym.iqa_leaderboard`` (scoring FR / NR models on IQA datasets),
-``asym.training_results`` (train_iqa.py / train_metric.py results.json, the init comparison), ``asym.sr.table`` (the
+The tables built on these live beside them: ``asym.iqa.leaderboard`` (scoring FR / NR models on IQA datasets),
+``asym.iqa.results`` (train_iqa.py / train_metric.py results.json, the init comparison), ``asym.sr.table`` (the
 SR Table 1) and ``asym.robust_study`` (the robust-loss study's table).
 """
 

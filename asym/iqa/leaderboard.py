@@ -13,13 +13,13 @@ import argparse
 import os
 from collections.abc import Callable
 
-from .core.atomic import write_text
-from .core.errors import UserError, summarize
-from .core.training import evenly_spaced
-from .iqa_data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
-from .metrics.agreement import correlations
-from .metrics.table import metric_info
-from .reporting.tables import OK, markdown_table, write_records
+from ..core.atomic import write_text
+from ..core.errors import UserError, summarize
+from ..core.training import evenly_spaced
+from ..iqa.data.splits import SPLIT_FILE, SPLIT_NAMES, load_split, match_split
+from ..metrics.agreement import correlations
+from ..metrics.table import metric_info
+from ..reporting.tables import OK, markdown_table, write_records
 
 RESULT_KEYS = ("srcc", "plcc", "krcc", "n", "plcc_fit")  # the columns of fr_results.csv after metric, dataset
 IMAGE_KEYS = ("status", "split", "split_file", "images")  # then: which images scored the row (or why none did)
@@ -55,7 +55,7 @@ def create_scorers(names: list[str], sources: list[str], device, kind: str) -> l
     """Each source's metric (``create_metric``), or for one that exists but cannot be built here (weights offline, a
     missing package: ``MetricUnavailable``) its ``unavailable: <reason>`` status, said once: the leaderboard reports
     it in place of numbers and scores the others, in ``fr`` as in ``nr`` and ``sr``. A bad name still stops it."""
-    from .metrics import MetricUnavailable, create_metric
+    from ..metrics import MetricUnavailable, create_metric
 
     scorers: list = []
     for name, source in zip(names, sources):
@@ -70,7 +70,7 @@ def create_scorers(names: list[str], sources: list[str], device, kind: str) -> l
 def own_split_file(source: str, metric) -> tuple[str | None, str]:
     """The split.json that train_iqa.py / train_metric.py wrote beside a model (a run folder, or a Hub repo it was
     pushed to), or None and why there is none."""
-    from .core.hub import HubModel
+    from ..core.hub import HubModel
 
     if not isinstance(getattr(metric, "model", None), HubModel):  # a train_iqa.py / train_metric.py output
         if metric_info(source).loader == "asym":

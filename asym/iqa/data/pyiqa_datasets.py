@@ -32,9 +32,9 @@ import zipfile
 import zlib
 from pathlib import PureWindowsPath
 
-from ..core.atomic import atomic_path, write_json
-from ..core.decoded_cache import default_cache_dir
-from ..core.errors import UserError, summarize
+from ...core.atomic import atomic_path, write_json
+from ...core.decoded_cache import default_cache_dir
+from ...core.errors import UserError, summarize
 
 PREFIX = "pyiqa:"
 ARCHIVES_REPO = "chaofengc/IQA-PyTorch-Datasets"

@@ -167,7 +167,7 @@ def load_two_afc(source: str, split: str, subsets: list[str] | None = None) -> d
 
 
 def verify_triplets(triplets: list[TwoAFCTriplet], progress: bool = True) -> None:
-    """Read every image of every triplet once, up front (``asym.iqa_data.dataset.verify_images``): a truncated patch
+    """Read every image of every triplet once, up front (``asym.iqa.data.dataset.verify_images``): a truncated patch
     or a file that is no image is a ``UserError`` naming it, before a run writes anything."""
     sources = [getattr(t, name) for t in triplets for name in IMAGE_FOLDERS]
     verify_images(sources, lambda source: f"BAPPS image {source}", progress)

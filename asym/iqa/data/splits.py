@@ -11,7 +11,7 @@ where it was made for the dataset at hand (evaluate.py nr scores a model on its 
 a table that names no references warns (``UnknownReferencesWarning``). ``eval_set_record`` / ``dataset_eval_set``
 fingerprint the exact set a run was tested on (results.json), so that runs on different test sets are not compared.
 
-    >>> from asym.iqa_data import load_nr_dataset
+    >>> from asym.iqa.data import load_nr_dataset
     >>> data = load_nr_dataset("builtin")
     >>> parts, how = choose_split(data, "random", seed=0)
     >>> how

@@ -12,9 +12,9 @@ import json
 import os
 from collections.abc import Sequence
 
-from .core.atomic import write_json
-from .core.errors import UserError, reading
-from .reporting.tables import LINEAR_MARK, MISSING, escape_cell
+from ..core.atomic import write_json
+from ..core.errors import UserError, reading
+from ..reporting.tables import LINEAR_MARK, MISSING, escape_cell
 
 INITS = ("random", "pretrained", "gan", "file")  # the starting weights compared by init-comparison, in this order
 RESULT_FIELDS = ("script", "mode", "backbone", "init", "dataset", "test")  # what every results.json must hold
@@ -56,7 +56,7 @@ def write_results(output_dir: str, script: str, args, *, mode: str, weights_sour
     """Write a training run's ``results.json`` (the record ``load_results`` reads back) and return it: the script,
     mode, ``--backbone`` / ``--weights`` and the weights' provenance with its ``init`` label, the dataset and split,
     the steps, the untrained, validation and test correlations, and ``test_set``: the fingerprint and size of the
-    exact set the test numbers come from (``asym.iqa_data.splits.eval_set_record``, after ``--max_eval_samples``),
+    exact set the test numbers come from (``asym.iqa.data.splits.eval_set_record``, after ``--max_eval_samples``),
     which init-comparison checks before it sets two runs side by side."""
     results = {
         "script": script, "mode": mode, "backbone": args.backbone, "weights": args.weights,

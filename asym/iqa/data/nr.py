@@ -1,6 +1,6 @@
 """``load_nr_dataset``: which reader a no-reference source goes to (builtin, KonIQ-10k as released, any FR layout read
 as NR, pyiqa's NR meta-info csvs, or a Hub / local table) and the final score direction. Its command-line flags
-(``add_nr_dataset_args``, or ``add_iqa_dataset_args`` for either kind) are in ``asym.iqa_data.cli``.
+(``add_nr_dataset_args``, or ``add_iqa_dataset_args`` for either kind) are in ``asym.iqa.data.cli``.
 
 The items and dataset (``NRItem``, ``NRDataset``) live in ``dataset`` beside their FR counterparts, with which they
 share a base; they are importable from here too.
@@ -83,7 +83,7 @@ def load_nr_dataset(source: str, image_column: str | None = "image", score_colum
         lower_better: whether lower scores mean better quality. None: the source's own convention, stated in the
             result's ``direction`` (KonIQ-10k, builtin, FR layouts as for FR: higher is better; a csv or table by
             its score column's name: ``dmos``-like lower, else higher). True/False override it (recorded).
-        split: the split of a dataset (not the train/validation/test split: see ``asym.iqa_data.splits``).
+        split: the split of a dataset (not the train/validation/test split: see ``asym.iqa.data.splits``).
         ref_column: a dataset's reference-image column (KADID-like tables): items are grouped by reference, told
             apart by decoded pixels (or ``ref_id_column``), so a split by reference keeps each content in one split.
         ref_id_column: a dataset's column naming each row's reference (with or without ``ref_column``). A dataset

@@ -1,5 +1,5 @@
 """``load_fr_dataset``: which reader a source goes to (builtin, a release folder, a pyiqa-style csv, a Hub or local
-table) and the final score direction. Its command-line flags are in ``asym.iqa_data.cli``.
+table) and the final score direction. Its command-line flags are in ``asym.iqa.data.cli``.
 """
 
 from __future__ import annotations

@@ -19,14 +19,14 @@ A reference is identified by what it is, not by how a row names it (``FRItem.ref
 file layouts (``ref/I01.png`` and ``I01.png`` naming one file are one reference), its decoded pixels (or a
 ``ref_id_column``) for tables. ``split_by_reference`` therefore never puts one image in two splits.
 
-``load_nr_dataset`` resolves a source into an ``NRDataset`` of ``NRItem`` s (``asym.iqa_data.nr``): ``builtin``'s
+``load_nr_dataset`` resolves a source into an ``NRDataset`` of ``NRItem`` s (``asym.iqa.data.nr``): ``builtin``'s
 distorted images; KonIQ-10k as released (``koniq10k_scores_and_distributions.csv`` and/or the official-split
 ``koniq10k_distributions_sets.csv``, images in ``1024x768/`` or ``512x384/``); any FR layout above (its distorted
 images, grouped by reference); pyiqa's NR meta-info csvs (image path, then MOS; a ``split`` column is the official
 split); a Hub / local table with an image and a score column (and a reference column or reference-id column
 where its images share references: KADID-like tables; without one it is split by image, with a warning). Every item
 has a ``key`` (the image's name as the
-release's score file writes it, ``row N`` for tables), which split files record (``asym.iqa_data.splits``:
+release's score file writes it, ``row N`` for tables), which split files record (``asym.iqa.data.splits``:
 ``choose_split``, ``save_split``, ``load_split``).
 
 Liu13 (deblurring) and Ma17 (super-resolution): we could not obtain their releases to check file names against,

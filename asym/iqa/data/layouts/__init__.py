@@ -1,10 +1,10 @@
 """The official layouts of known IQA releases, one reader module per release: which FR layout a folder is in
 (``detect_layout``, from the files that identify it; ``LAYOUTS`` describes them) and its reader (``READERS``); the
-no-reference layouts (``NR_LAYOUTS``: ``koniq10k``, ``pyiqa_nr_csv``), which ``asym.iqa_data.nr`` detects itself.
+no-reference layouts (``NR_LAYOUTS``: ``koniq10k``, ``pyiqa_nr_csv``), which ``asym.iqa.data.nr`` detects itself.
 
 A reader takes the folder and returns ``Scores``: the items, the direction of their scores and the reason for it
 (and an NR release's official split). A new release is a module here plus its entries in ``LAYOUTS``,
-``detect_layout`` and ``READERS`` (FR) or ``NR_LAYOUTS`` and ``asym.iqa_data.nr`` (NR).
+``detect_layout`` and ``READERS`` (FR) or ``NR_LAYOUTS`` and ``asym.iqa.data.nr`` (NR).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ LAYOUTS = {
     "pyiqa-csv": "a *.csv with header ref_name|hq_name,dist_name,mos|dmos|score|elo_score[,std] (also Liu13, Ma17)",
 }
 FR_RELEASES = ("kadid10k", "tid2013", "pipal", "tqd")  # layouts told by fixed file names (not a csv's header)
-# No-reference layouts (read by asym.iqa_data.nr; every FR layout above is also read as NR: its distorted images).
+# No-reference layouts (read by asym.iqa.data.nr; every FR layout above is also read as NR: its distorted images).
 NR_LAYOUTS = {
     "koniq10k": f"{KONIQ_SCORES} and/or {KONIQ_SETS} (official split) + 1024x768/ or 512x384/",
     "pyiqa-nr-csv": "one *.csv of pyiqa's NR meta-info: image path, then MOS (e.g. img_name,mos,std[,split,...])",
