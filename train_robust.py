@@ -13,9 +13,10 @@ trains on clean images with plain cross-entropy: the standard baseline of the sa
 
 Before and after training the model is evaluated on the validation images: clean accuracy and PGD-K accuracy
 (--eval_attack_steps/eps/step_size, the study's PGD-50, eps 3.88, step 0.155 by default; an image counts as robust if
-no iterate is misclassified). Radii are L2 norms of whole-image perturbations in [0, 1] pixel units (see asym.robust).
-The output folder holds the classifier (model.safetensors, config.json, README.md; ``asym.robust.Classifier``), usable
-as backbone weights (``create_backbone("vgg19", weights=output_dir)``), and results.json.
+no iterate is misclassified). Radii are L2 norms of whole-image perturbations in [0, 1] pixel units (see
+asym.robust.classifier). The output folder holds the classifier (model.safetensors, config.json, README.md;
+``asym.robust.classifier.Classifier``), usable as backbone weights (``create_backbone("vgg19",
+weights=output_dir)``), and results.json.
 """
 
 from __future__ import annotations
@@ -50,16 +51,15 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.robust import (
+from asym.robust.classifier import (
     Classifier,
     adversarial_examples,
     adversarial_logit_pairing,
     check_attack,
     default_step_size,
-    load_classification_data,
     robust_accuracy,
-    subset,
 )
+from asym.robust.data import load_classification_data, subset
 
 
 def parse_args(input_args=None):

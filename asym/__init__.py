@@ -6,7 +6,7 @@ from .nets.discriminator import Discriminator
 from .nets.feature_losses import FeatureLoss, FeatureTextureLoss, GramTextureLoss
 from .nets.iqa_model import IQAModel
 from .nets.perceptual import DISTS, LPIPS
-from .robust import Classifier
+from .robust.classifier import Classifier
 from .saved_models import from_pretrained
 from .sr.data import SRPairDataset, load_sr_images
 from .sr.models import SRModel

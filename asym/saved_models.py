@@ -12,7 +12,7 @@ from .core.hub import HubModel, saved_class
 from .nets.discriminator import Discriminator
 from .nets.iqa_model import IQAModel
 from .nets.perceptual import DISTS, LPIPS
-from .robust import Classifier
+from .robust.classifier import Classifier
 from .sr.models import SRModel
 
 SAVED_CLASSES: dict[str, type[HubModel]] = {

@@ -23,10 +23,10 @@ from conftest import perturbed_tiny  # noqa: E402
 
 import evaluate  # noqa: E402
 from asym import SRModel  # noqa: E402
-from asym.classify import load_classifier, target_indices  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.images import BUILTIN_IMAGES  # noqa: E402
-from asym.labelled_images import EvalCrop, load_classification_set, load_labelled_set  # noqa: E402
+from asym.robust.classify import load_classifier, target_indices  # noqa: E402
+from asym.robust.labelled_images import EvalCrop, load_classification_set, load_labelled_set  # noqa: E402
 from asym.sr.data import load_sr_images  # noqa: E402
 
 CLASSES = {"cat": ("chelsea", "astronaut"), "drink": ("coffee", "rocket"), "ground": ("brick", "gravel")}
@@ -243,7 +243,7 @@ def test_bad_datasets_and_classifiers_are_user_errors(image_folder, sr_model, tm
 
 
 def test_a_train_robust_classifier_maps_labels_by_class_name(image_folder, sr_model, tmp_path):
-    robust = pytest.importorskip("asym.robust")
+    robust = pytest.importorskip("asym.robust.classifier")
     torch.manual_seed(0)
     names = ["ground", "cat", "drink"]  # another order than the folders': labels must be mapped by name
     classifier = robust.Classifier("timm:mobilenetv3_small_050", num_classes=3, class_names=names)
@@ -282,7 +282,7 @@ def test_a_train_robust_classifier_maps_labels_by_class_name(image_folder, sr_mo
 def test_imagenet_synset_folders_map_to_imagenet_indices(tmp_path):
     """ImageNet's validation layout (DIR/<synset>/): any subset of the synsets maps to the ImageNet-1k indices, for
     named (pretrained) and unnamed (random) ImageNet classifiers alike; sorted folder order would give 0, 1, 2."""
-    from asym.classify import ImageClassifier, imagenet_synsets
+    from asym.robust.classify import ImageClassifier, imagenet_synsets
 
     synsets = imagenet_synsets()
     categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"]
@@ -312,7 +312,7 @@ def test_chart_title_fits_the_figure(monkeypatch, tmp_path):
     """The title of classify.png lies inside the figure, wrapped, however narrow the chart (it was cut off at both
     edges: an axes title centred over a narrow axes)."""
     import asym.reporting.figures
-    from asym.classify import plot_top1_errors
+    from asym.robust.classify import plot_top1_errors
 
     figures = []
     real = asym.reporting.figures.save_figure

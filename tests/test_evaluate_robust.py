@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
-from asym.robust_study import robust_label, study_loss  # noqa: E402
+from asym.robust.table import robust_label, study_loss  # noqa: E402
 from asym.sr.cards import feat_weights_robustness  # noqa: E402
 
 DATASETS = ("Set5-x4", "Set14-x4", "BSD100-x4", "Urban100-x4", "Manga109-x4")

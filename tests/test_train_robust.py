@@ -23,13 +23,8 @@ import train_robust  # noqa: E402
 from asym import create_backbone  # noqa: E402
 from asym.backbones.base import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
-from asym.robust import (  # noqa: E402
-    BuiltinCrops,
-    Classifier,
-    adversarial_logit_pairing,
-    load_classification_data,
-    robust_accuracy,
-)
+from asym.robust.classifier import Classifier, adversarial_logit_pairing, robust_accuracy  # noqa: E402
+from asym.robust.data import BuiltinCrops, load_classification_data  # noqa: E402
 
 TINY = "timm:test_resnet"  # 0.37M parameters: trains from scratch in seconds on 2 cores
 # Measured on builtin (seeds 0..9, 104 validation crops): after 100 Adam steps the adversarially trained model keeps

@@ -10,7 +10,7 @@ from asym.core.errors import UserError
 from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.core.training import evenly_spaced
 from asym.reporting.tables import unique_names, write_records
-from asym.robust_study import robust_label, study_loss
+from asym.robust.table import robust_label, study_loss
 from asym.sr.cards import card_feat_weights, card_loss
 
 DESCRIPTION = """\
@@ -67,7 +67,8 @@ def run(args) -> list[dict]:
     classifier on the HR crop its weights are evaluated with."""
     from accelerate.utils import gather_object
 
-    from asym.classify import (
+    from asym.core.processes import evaluation_state
+    from asym.robust.classify import (
         load_classifier,
         merge_top1_errors,
         plot_top1_errors,
@@ -75,8 +76,7 @@ def run(args) -> list[dict]:
         top1_errors,
         top1_table,
     )
-    from asym.core.processes import evaluation_state
-    from asym.labelled_images import ClassificationSet, load_labelled_set
+    from asym.robust.labelled_images import ClassificationSet, load_labelled_set
     from asym.sr.evaluation import SROutputCache, load_sr_source
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share

@@ -8,7 +8,7 @@ import os
 from asym.core.atomic import write_text
 from asym.core.errors import UserError
 from asym.reporting.tables import write_records
-from asym.robust_study import STUDY_TERMS, robust_table, robust_table_records, select_study_records, study_columns
+from asym.robust.table import STUDY_TERMS, robust_table, robust_table_records, select_study_records, study_columns
 from asym.sr.table import check_image_sets, read_sr_results
 
 DESCRIPTION = """\

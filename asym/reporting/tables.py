@@ -7,7 +7,7 @@ obtained) is marked where it is shown. ``write_records`` writes a table's record
 
 The tables built on these live beside them: ``asym.iqa.leaderboard`` (scoring FR / NR models on IQA datasets),
 ``asym.iqa.results`` (train_iqa.py / train_metric.py results.json, the init comparison), ``asym.sr.table`` (the
-SR Table 1) and ``asym.robust_study`` (the robust-loss study's table).
+SR Table 1) and ``asym.robust.table`` (the robust-loss study's table).
 """
 
 from __future__ import annotations

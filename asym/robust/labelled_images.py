@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Subset
 
-from .core.errors import UserError, reading
-from .core.images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
-from .core.sources import resolve_source
-from .sr.evaluation import SRTestSet
+from ..core.errors import UserError, reading
+from ..core.images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
+from ..core.sources import resolve_source
+from ..sr.evaluation import SRTestSet
 
 LABELS_FILE = "labels.csv"
 
@@ -151,7 +151,7 @@ class ClassificationSet(Sequence):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        from .sr.data import bicubic_downscale
+        from ..sr.data import bicubic_downscale
 
         hr = self.crop(self.images.decode(index))
         low = self.crop.size // self.scale

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core.errors import UserError
-from .reporting.tables import MISSING, OK, escape_cell
-from .sr.cards import feat_weights_robustness
-from .sr.table import format_sr_value, record_number
+from ..core.errors import UserError
+from ..reporting.tables import MISSING, OK, escape_cell
+from ..sr.cards import feat_weights_robustness
+from ..sr.table import format_sr_value, record_number
 
 STUDY_TERMS = {"mse": "E", "feat": "P", "texture": "T"}  # train_sr.py --loss terms -> the study's letters, in order
 

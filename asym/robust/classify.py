@@ -1,14 +1,14 @@
 """Top-1 error of image classifiers on super-resolved images (the robust-loss study's Figure 1).
 
 Does an SR model trained with a robust perceptual loss restore what a classifier needs? Each labelled image is cut as
-the classifier's weights were evaluated (``asym.labelled_images.EvalCrop``: the weights' torchvision preset, e.g.
+the classifier's weights were evaluated (``asym.robust.labelled_images.EvalCrop``: the weights' torchvision preset, e.g.
 shorter side resized to 232 and the centre 224 for ResNet-50's IMAGENET1K_V2, 256 / 224 for VGG-19's IMAGENET1K_V1):
 that crop is the HR image. Its LR is the antialiased bicubic downscale by ``scale``; every SR model restores it
 (``run_sr``, through the output cache) and the classifier labels the restoration. Classifiers that share a cut share
 its HR crops and restorations; each other cut is one more pass of the SR models over the set.
 
 * ``load_classifier``: a torchvision classification model by name (``vgg19``, ``resnet50``, ...; pretrained, random
-  or a named torchvision weights enum) or a folder saved by train_robust.py (``asym.robust.Classifier``).
+  or a named torchvision weights enum) or a folder saved by train_robust.py (``asym.robust.classifier.Classifier``).
 * ``target_indices``: which classifier output each label stands for (by class name, by ImageNet synset, or the label
   itself where the classifier names no classes); a classifier that names classes but not all of the dataset's is
   refused.
@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 import torch
 
-from .core.errors import UserError, summarize
-from .core.sources import resolve_source
+from ..core.errors import UserError, summarize
+from ..core.sources import resolve_source
+from ..sr.evaluation import SROutputCache, SRSource, run_sr
 from .labelled_images import LABELS_FILE, ClassificationSet, EvalCrop, LabelledSet
-from .sr.evaluation import SROutputCache, SRSource, run_sr
 
 
 class ImageClassifier:
@@ -71,7 +71,7 @@ def imagenet_synsets() -> list[str]:
 
 def _card_crop(spec: str) -> int | None:
     """The ``--crop_size`` a train_robust.py classifier was trained and validated at (its config's card), if any."""
-    from .core.hub import CONFIG_NAME, read_config
+    from ..core.hub import CONFIG_NAME, read_config
 
     path = os.path.join(spec, CONFIG_NAME)
     if not os.path.isdir(spec):
@@ -87,9 +87,9 @@ def _card_crop(spec: str) -> int | None:
 
 def load_classifier(spec: str, weights: str = "pretrained", device: str | torch.device = "cpu", seed: int = 0,
                     image_size: int | None = None) -> ImageClassifier:  # fmt: skip
-    """A torchvision classification model by name, or a train_robust.py folder / Hub id (``asym.robust.Classifier``,
-    which normalises its input itself and names its classes in ``class_names``), with the cut its weights are
-    evaluated with (``crop``).
+    """A torchvision classification model by name, or a train_robust.py folder / Hub id
+    (``asym.robust.classifier.Classifier``, which normalises its input itself and names its classes in
+    ``class_names``), with the cut its weights are evaluated with (``crop``).
 
     ``weights`` (torchvision models only): ``pretrained`` (the name's default ImageNet weights, from torch's cache or
     downloaded), ``random`` (drawn after ``torch.manual_seed(seed)``, so a run is reproducible) or a weights enum
@@ -106,12 +106,8 @@ def load_classifier(spec: str, weights: str = "pretrained", device: str | torch.
 
     resized = (lambda crop: crop) if image_size is None else (lambda crop: crop.scaled(image_size))  # noqa: E731
     if resolve_source(spec).kind in ("folder", "hub", "missing"):  # a train_robust.py output (or a typo of one)
-        try:
-            from .robust import Classifier
-        except ImportError as err:
-            raise UserError(
-                f"{spec}: loading train_robust.py classifiers needs asym.robust ({summarize(err)})"
-            ) from err
+        from .classifier import Classifier
+
         model = Classifier.from_pretrained(spec).to(device)
         names = getattr(model, "class_names", None)
         classes = getattr(model, "num_classes", None) or (len(names) if names else None)
@@ -204,7 +200,7 @@ def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], mod
     its restorations; the models' outputs of one image are classified as one batch. ``shard`` (rank, world): this
     process classifies images ``rank``, ``rank + world``, ...; ``errors`` then counts its share (summed by
     ``merge_top1_errors``), ``images`` stays the whole set's size."""
-    from .core.progress import tqdm
+    from ..core.progress import tqdm
 
     targets = [target_indices(images, c) for c in classifiers]
     cut = [ClassificationSet(images, c.crop, scale) for c in classifiers]  # fails early on a crop --scale splits
@@ -260,7 +256,7 @@ def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | No
     each bar labelled with its value. Returns ``path`` (PNG, written atomically)."""
     import textwrap
 
-    from .reporting.figures import new_figure, save_figure
+    from ..reporting.figures import new_figure, save_figure
 
     classifiers = list(dict.fromkeys(r["classifier"] for r in records))
     models = list(dict.fromkeys(r["model"] for r in records))
