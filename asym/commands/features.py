@@ -8,7 +8,7 @@ import os
 from asym.core.errors import UserError
 from asym.core.flags import positive_int
 from asym.core.images import BUILTIN_IMAGES, load_image
-from asym.diagnostics import load_feature_backbone, slug, stage_feature_maps
+from asym.iqa.feature_maps import load_feature_backbone, slug, stage_feature_maps
 from asym.reporting.figures import plot_stage_features
 
 DESCRIPTION = """\

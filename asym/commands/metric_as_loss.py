@@ -10,9 +10,9 @@ import torch
 from asym.core.flags import positive_float, positive_int
 from asym.core.images import BUILTIN_IMAGES, load_image
 from asym.core.progress import tqdm
-from asym.diagnostics import recover_from_noise, synthesize_texture
 from asym.iqa.results import init_label
 from asym.metrics import create_metric
+from asym.metrics.as_loss import recover_from_noise, synthesize_texture
 from asym.reporting.grids import save_labelled_grid
 
 DESCRIPTION = """\

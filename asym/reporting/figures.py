@@ -4,7 +4,7 @@
   discriminator, file), one panel per dataset, mode and measure (Fig. 5/8).
 * ``plot_correlation``: assessment SRCC against the SR leaderboard average, per loss setting (Fig. 3).
 * ``plot_sweep``: the SR leaderboard average against the adversarial weight, per discriminator backbone (Fig. 7).
-* ``plot_stage_features``: ``asym.diagnostics.stage_feature_maps`` as a grid, a row per stage (Fig. 14).
+* ``plot_stage_features``: ``asym.iqa.feature_maps.stage_feature_maps`` as a grid, a row per stage (Fig. 14).
 
 ``new_figure`` gives a figure on its own canvas (no pyplot, no global backend) and ``save_figure`` writes it.
 """

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 import asym
-from asym.diagnostics import recover_from_noise, save_images, synthesize_texture
+from asym.metrics.as_loss import recover_from_noise, save_images, synthesize_texture
 
 
 def mse(x, y):
