@@ -69,7 +69,7 @@ def requirements(data: str, smoke: bool, download: bool = False) -> list:
     and goes on without one that is unavailable (so none blocks it)."""
     from asym import create_backbone, create_metric
     from asym.metrics.vlm import DEFAULT_DEQA, DEFAULT_VISUALQUALITY_R1
-    from asym.preflight import Requirement, folder_of_images, hub_model, iqa_dataset
+    from asym.study.preflight import Requirement, folder_of_images, hub_model, iqa_dataset
 
     vlm_repos = {"deqa": DEFAULT_DEQA, "visualquality-r1": DEFAULT_VISUALQUALITY_R1}
 
@@ -118,7 +118,7 @@ def robust_requirements(data: str) -> list:
     ResNet-50 (standard features, Fig. 1's classifiers) and pyiqa's LPIPS; ImageNet-1k's Hub dataset is gated and
     checked when train_robust.py loads it (its token, its licence)."""
     from asym import create_backbone, create_metric
-    from asym.preflight import Requirement, folder_of_images
+    from asym.study.preflight import Requirement, folder_of_images
 
     reqs = [Requirement(f"{what} ({folder})", "dataset", os.path.join(data, folder), f"image files; {origin}",
                         folder_of_images(os.path.join(data, folder))) for folder, (what, origin) in
@@ -141,8 +141,8 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
 
     from asym.core.atomic import write_json
     from asym.core.errors import UserError
-    from asym.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
-    from asym.preflight_costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
+    from asym.study.costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
+    from asym.study.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
 
     robust = args.study == "robust" and not args.smoke
     if args.download and not args.smoke and not robust:
@@ -192,10 +192,10 @@ def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dic
 
 def measure_training(module, parsed, argv: list[str], producers: dict, device, processes: int) -> tuple[dict, tuple]:
     """A training command's stage row, measured for a few steps in a temporary folder
-    (``asym.preflight_costs.TrainingRun``), and the images a validation and a test pass of the configured run score."""
+    (``asym.study.costs.TrainingRun``), and the images a validation and a test pass of the configured run score."""
     import tempfile
 
-    from asym.preflight_costs import STAGE_KEYS, TrainingRun, measure_stage
+    from asym.study.costs import STAGE_KEYS, TrainingRun, measure_stage
 
     script = f"{module.__name__}.py"
     row = dict.fromkeys(STAGE_KEYS)

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted((ROOT / "asym").rglob("*.py"))
 SCRIPTS = sorted([*ROOT.glob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")])
 MAX_LINES, MAX_DISPATCHER = 500, 150
-# the domain packages, bottom up: a module of one imports only its own package and the packages below it (the flat
-# modules not moved into a package yet stand above them all)
+# the domain packages, bottom up: a module of one imports only its own package and the packages below it;
+# saved_models (from_pretrained: whatever asym class a folder holds) reads every domain's models, the study and the
+# evaluation verbs stand on everything
 PACKAGE_ORDER = ["asym.core", "asym.reporting", "asym.backbones", "asym.nets", "asym.metrics", "asym.sr", "asym.iqa",
-                 "asym.robust"]  # fmt: skip
+                 "asym.robust", "asym.saved_models", "asym.study", "asym.commands"]  # fmt: skip
 
 
 def module_name(path: Path) -> str:
@@ -115,6 +116,15 @@ def test_the_packages_stand_in_their_order():
                 wrong.append(f"{module} -> {target}")
     assert len(edges) > 40 and any(package_of(m) for m in edges)  # the packages are read
     assert not wrong, f"imports against the package order {PACKAGE_ORDER}: {wrong}"
+
+
+def test_the_library_is_its_packages():
+    """asym/ holds its packages in the order above and nothing else but the public API and saved_models: a new module
+    belongs to a package."""
+    entries = sorted(p.name for p in (ROOT / "asym").iterdir() if p.name not in ("__init__.py", "__pycache__"))
+    expected = [name.removeprefix("asym.") + (".py" if name == "asym.saved_models" else "") for name in PACKAGE_ORDER]
+    assert entries == sorted(expected)
+    assert len(entries) <= 12
 
 
 def test_no_private_name_is_imported_from_another_module():

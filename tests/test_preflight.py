@@ -1,5 +1,5 @@
 """scripts/reproduce_paper.py --preflight: every missing source named at once (exit 2, nothing written), the VLM
-scorers' Hub files resolved one by one, --download's links, each distinct stage measured (asym.preflight: stage
+scorers' Hub files resolved one by one, --download's links, each distinct stage measured (asym.study.preflight: stage
 grouping, OOM fallback and its recommended run, what each run validates, saves and calibrates, the table)."""
 
 import fnmatch
@@ -16,8 +16,8 @@ from stand_in import REVISION, VLM_REPOS, _point_main_at, save_qwen25_vl, tiny_t
 from test_pyiqa_datasets import kadid_sources  # noqa: F401 - a fixture: pyiqa's KADID-10k mirror in a Hub cache
 
 from asym.core.errors import UserError
-from asym.preflight import OK, check_requirements, missing_hub_files
-from asym.preflight_costs import (
+from asym.study.chains import paper_commands
+from asym.study.costs import (
     MEASURED_STEPS,
     STAGE_KEYS,
     duration,
@@ -28,7 +28,7 @@ from asym.preflight_costs import (
     stage_key,
     stage_table,
 )
-from asym.study.chains import paper_commands
+from asym.study.preflight import OK, check_requirements, missing_hub_files
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -13,9 +13,9 @@ import shlex
 import time
 from collections.abc import Sequence
 
-from ..preflight import PREFLIGHT_FILE
-from ..preflight_costs import duration, stage_key
+from .costs import duration, stage_key
 from .graph import Run, Study
+from .preflight import PREFLIGHT_FILE
 from .state import DONE, FAILED, RUNNING, log_tail, run_state
 
 STATUS_KEYS = ("run", "script", "state", "steps_done", "steps_total", "job", "seconds_used", "eta_seconds",

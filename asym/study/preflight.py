@@ -3,7 +3,7 @@ is missing reported at once (``check_requirements``): folders of images, IQA rel
 them, Hub models with every file their loaders open (``missing_hub_files``: weights and every shard, tokenizer,
 processor, chat template), nothing decoded or loaded.
 
-``scripts/reproduce_paper.py --preflight`` drives it; part two, what each stage costs, is ``asym.preflight_costs``.
+``scripts/reproduce_paper.py --preflight`` drives it; part two, what each stage costs, is ``asym.study.costs``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .core.errors import UserError, summarize
+from ..core.errors import UserError, summarize
 
 OK, MISSING = "ok", "missing"
 PREFLIGHT_FILE = "preflight.json"
@@ -66,7 +66,7 @@ def missing_table(rows: list[dict]) -> str:
 
 def folder_of_images(path: str) -> Callable[[], None]:
     """A check that ``path`` is a folder holding image files (listed, not decoded: a preflight reads no pixels)."""
-    from .core.images import IMAGE_EXTENSIONS
+    from ..core.images import IMAGE_EXTENSIONS
 
     def check() -> None:
         if not os.path.isdir(path):
@@ -85,11 +85,11 @@ def iqa_dataset(path: str, mode: str) -> Callable[[], None]:
         if not os.path.isdir(path):
             raise FileNotFoundError(path)
         if mode == "fr":
-            from .iqa.data import load_fr_dataset
+            from ..iqa.data import load_fr_dataset
 
             load_fr_dataset(path)
         else:
-            from .iqa.data import load_nr_dataset
+            from ..iqa.data import load_nr_dataset
 
             load_nr_dataset(path)
 
@@ -163,7 +163,7 @@ def hub_model(repo: str, chat_template: bool = False, download: bool = False) ->
     ``download`` the files the model needs are fetched first (all but the weights of the other format)."""
 
     def check() -> None:
-        from .core.offline import hub_reachable
+        from ..core.offline import hub_reachable
 
         listing = None
         if hub_reachable():

@@ -4,7 +4,7 @@ whole schedule will cost (seconds per step, peak memory, ETA).
 The pieces: the measurement of one stage (``measure_stage``, of a training command through ``TrainingRun``, of a
 scorer through ``scorer_run``), what each configured run does besides its steps (``run_counts``: validations,
 checkpoints) and the ETA formula (``fill_eta``: steps, validation images, checkpoint saves and calibration images,
-each at its measured time). Part one, the sources a study needs, is ``asym.preflight``.
+each at its measured time). Part one, the sources a study needs, is ``asym.study.preflight``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import shlex
 import time
 from collections.abc import Callable
 
-from .core.errors import UserError
+from ..core.errors import UserError
 from .preflight import OK
 
 MEASURED_STEPS = 4  # optimisation steps a preflight runs per stage; the first (warm-up) is not timed
@@ -199,7 +199,7 @@ def scorer_run(name: str, device, size: tuple[int, int], calibration_size: tuple
     scores a calibration set one image at a time)."""
     import torch
 
-    from .metrics import create_metric
+    from ..metrics import create_metric
 
     def timed_call(metric, images) -> float:
         start = time.perf_counter()
@@ -321,7 +321,7 @@ def evaluation_sizes(script: str, parsed, out: str) -> tuple[int, int] | None:
     whole validation images (its --validation_data_dir, else the --num_validation_images it holds out; no test), an
     IQA script's validation and test splits as its measured run in ``out`` wrote them (split.json), at most
     --max_eval_samples each. None where the measured run wrote no split."""
-    from .core.images import IMAGE_EXTENSIONS
+    from ..core.images import IMAGE_EXTENSIONS
 
     if script == "train_sr.py":
         if not parsed.validation_data_dir:
@@ -374,7 +374,7 @@ def stage_key(script: str, argv: list[str]) -> tuple:
 def calibration_set(source: str) -> tuple[int, tuple[int, int]]:
     """(images, (height, width) of the first) of an NR dataset ``evaluate.py sr --calibration_dataset`` fits its
     1..100 maps on (score files and one image header read, no pixels)."""
-    from .iqa.data import load_nr_dataset
+    from ..iqa.data import load_nr_dataset
 
     dataset = load_nr_dataset(source)
     return len(dataset), dataset.subset([0]).image_sizes()[0]
@@ -385,8 +385,8 @@ def measure_scorers(stages: dict, argv: list[str], device) -> None:
     the chain runs evaluate.py): seconds per image at the test images' size (DIV2K validation's 2040x1356; builtin's
     512x512), for every model x image it scores, and where the command fits the 1..100 maps (--calibration_dataset)
     seconds per calibration image at that set's size, for each of its images an NR scorer scores."""
-    from .core.errors import MetricUnavailable
-    from .metrics import metric_info
+    from ..core.errors import MetricUnavailable
+    from ..metrics import metric_info
 
     given = dict(zip(argv[1::2], argv[2::2]))
     builtin = given["--datasets"] == "builtin"
