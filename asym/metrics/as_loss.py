@@ -1,6 +1,6 @@
 """Can a quality metric serve as an optimisation objective? Two diagnostics from the asymmetry paper.
 
-A metric that agrees with human judgements is not necessarily a good loss (Chen et al., 2025): if it
+A metric that agrees with human judgements is not necessarily a good loss (the asymmetry paper, arXiv:2509.20878): if it
 is insensitive to some distortion, gradient descent on it has no reason to remove that distortion.
 
 * ``recover_from_noise``: start from noise and minimise ``metric(x, reference)`` over the pixels of x.

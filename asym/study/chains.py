@@ -2,7 +2,7 @@
 ``builtin`` with tiny models (``smoke_commands``), and the robust-loss study (``robust_commands``). Each is a list of
 ``(script, args)``; ``asym.study.graph.Study`` derives what each run reads from the arguments.
 
-The paper's chain, by its tables and figures (Chen et al. 2025; where the paper is silent, the choice is said here and
+The paper's chain, by its tables and figures (arXiv:2509.20878; where the paper is silent, the choice is said here and
 in docs/reproduce_paper.md):
 
 * Table 4: a DISTS-style metric per backbone, trained on KADID-10k, scored on TID2013 / Liu13 / Ma17 / TQD.
