@@ -14,6 +14,21 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
+def run_evaluate(argv: list[str], capture: bool = False):
+    """``evaluate.py argv`` in this process: what its verb returns, or with ``capture`` (that, what it printed)."""
+    import io
+    from contextlib import redirect_stdout
+
+    import evaluate
+
+    if not capture:
+        return evaluate.main(evaluate.parse_args(argv))
+    buffer = io.StringIO()
+    with redirect_stdout(buffer):
+        result = evaluate.main(evaluate.parse_args(argv))
+    return result, buffer.getvalue()
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
@@ -115,14 +130,15 @@ def perturbed_tiny(seed: int, scale: int = 4, card: dict | None = None, strength
     return model.eval()
 
 
-def readme_snippets() -> list[tuple[int, str]]:
-    """The README's commands as (line number, text), in reading order: each ```bash block whole, and each inline code
-    span that is a whole command (starts with ``python `` or ``accelerate launch ``, no placeholder such as ``<run>``,
-    ``[--model NAME]``, ``a|b``, ``N`` or ``...``; spread over lines, joined into one)."""
+def snippets(path=None) -> list[tuple[int, str]]:
+    """The commands of a Markdown file (default the README) as (line number, text), in reading order: each ```bash
+    block whole, and each inline code span that is a whole command (starts with ``python `` or ``accelerate launch ``,
+    no placeholder such as ``<run>``, ``[--model NAME]``, ``a|b``, ``N`` or ``...``; spread over lines, joined into
+    one). The one reader of the documents' commands (test_readme.py, test_demo.py)."""
     import re
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = Path(path or Path(__file__).resolve().parents[1] / "README.md").read_text()
     found = []
     for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
         if match.group(1) == "bash":

@@ -1,13 +1,11 @@
 """train_sr.py with a diffusers AutoencoderKL generator at --scale 1 (the asymmetry paper's App. F, Fig. 16)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import train_sr  # noqa: E402
 from asym import SRModel, SRPairDataset, load_sr_images  # noqa: E402

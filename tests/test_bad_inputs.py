@@ -3,7 +3,6 @@ and nothing already in the output folder touched. Table-driven: each row is (scr
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,6 @@ from PIL import Image
 from safetensors.torch import save_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from conftest import reset_accelerate_state  # noqa: E402
 

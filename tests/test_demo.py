@@ -4,16 +4,14 @@ every command parses, and the plot reads the validation curves the runs logged."
 import importlib
 import importlib.util
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import readme_snippets
+from conftest import snippets
 
 from asym.core.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
 demo = importlib.util.module_from_spec(spec)
@@ -24,7 +22,7 @@ def _readme_demo_lines() -> list[str]:
     """The command lines of the README's CPU demo block (the first bash block after its heading)."""
     text = ROOT.joinpath("README.md").read_text()
     heading = text[: text.index("### CPU demo")].count("\n") + 1
-    block = next(snippet for line, snippet in readme_snippets() if line > heading)
+    block = next(snippet for line, snippet in snippets() if line > heading)
     return [line for line in block.splitlines() if line.strip()]
 
 

@@ -1,12 +1,10 @@
 """evaluate.py classify (the robust-loss study's Fig. 1): top-1 errors recomputed here from the same restorations."""
 
 import functools
-import io
 import json
 import os
 import shutil
 import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +15,9 @@ import torchvision
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from conftest import perturbed_tiny  # noqa: E402
+from conftest import perturbed_tiny, run_evaluate  # noqa: E402
 
-import evaluate  # noqa: E402
 from asym import SRModel  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.images import BUILTIN_IMAGES  # noqa: E402
@@ -37,10 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def run(argv):
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        records = evaluate.main(evaluate.parse_args(argv))
-    return records, buffer.getvalue()
+    return run_evaluate(argv, capture=True)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,12 @@
 import contextlib
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym.core.errors import UserError, run_cli  # noqa: E402

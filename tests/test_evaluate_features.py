@@ -1,23 +1,21 @@
 """evaluate.py features: per-stage feature maps of a saved model's or a registry backbone (Fig. 14)."""
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_evaluate
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
 from asym import Discriminator, IQAModel  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.images import load_image  # noqa: E402
 
 
 def run(argv):
-    return evaluate.main(evaluate.parse_args(argv))
+    return run_evaluate(argv)
 
 
 @pytest.fixture(scope="module")

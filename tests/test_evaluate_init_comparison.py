@@ -3,21 +3,19 @@
 import csv
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_evaluate
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 
 
 def run(argv):
-    return evaluate.main(evaluate.parse_args(argv))
+    return run_evaluate(argv)
 
 
 def _results(folder: Path, backbone: str, init: str, srcc: float, plcc: float, **extra) -> Path:

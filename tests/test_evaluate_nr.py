@@ -11,19 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_evaluate
 from PIL import Image
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
 from asym import IQAModel  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 
 
 def run(argv):
-    return evaluate.main(evaluate.parse_args(argv))
+    return run_evaluate(argv)
 
 
 @pytest.fixture(scope="module")

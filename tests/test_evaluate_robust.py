@@ -1,20 +1,16 @@
 """The robust-loss study's table (evaluate.py robust-table) from synthetic sr_results, averaged here with numpy; uqi,
 ifc and the feat_weights field in evaluate.py sr; LPIPS folders as FR metrics."""
 
-import io
 import json
-import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.robust.table import robust_label, study_loss  # noqa: E402
 from asym.sr.cards import feat_weights_robustness  # noqa: E402
@@ -41,10 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors (conftest)
 
 
 def run(argv):
-    buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        result = evaluate.main(evaluate.parse_args(argv))
-    return result, buffer.getvalue()
+    return run_evaluate(argv, capture=True)
 
 
 def synthetic_results(folder: Path, seed: int = 0):

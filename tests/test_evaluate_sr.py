@@ -12,9 +12,8 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from conftest import perturbed_tiny  # noqa: E402
+from conftest import perturbed_tiny, run_evaluate  # noqa: E402
 
 import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-
 
 
 def run(argv):
-    return evaluate.main(evaluate.parse_args(argv))
+    return run_evaluate(argv)
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,20 @@
 """evaluate.py sweep (Fig. 7): the SR leaderboard average of runs against their adversarial weight."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-core VM, faster than two threads
 
 
 def run(argv):
-    return evaluate.main(evaluate.parse_args(argv))
+    return run_evaluate(argv)
 
 
 def sr_record(model, metric, score, loss, backbone, source=None, norm=None):

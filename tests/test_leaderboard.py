@@ -1,14 +1,12 @@
 """Leaderboard tables: every entry its own row, caveats marked where the number is shown."""
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 from asym import DISTS  # noqa: E402

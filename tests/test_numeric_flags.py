@@ -9,14 +9,12 @@ import importlib.util
 import io
 import math
 import re
-import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from asym.core.flags import float_in, int_in  # noqa: E402
 

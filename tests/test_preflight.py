@@ -31,8 +31,6 @@ from asym.study.costs import (
 from asym.study.preflight import OK, check_requirements, missing_hub_files
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT))
 
 import reproduce_paper  # noqa: E402
 

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tarfile
 import threading
 import time
@@ -25,7 +24,6 @@ from asym.iqa.data import load_fr_dataset, load_nr_dataset
 from asym.iqa.data.pyiqa_datasets import ARCHIVES_REPO, META_INFO_REPO, fetch_pyiqa_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import evaluate  # noqa: E402
 import train_metric  # noqa: E402
@@ -124,7 +122,6 @@ def test_unknown_and_unreachable_pyiqa_datasets_are_one_clear_error(tmp_path, mo
 
 
 def test_preflight_download_fetches_what_pyiqa_mirrors_and_names_the_rest(kadid_sources, tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
     import reproduce_paper
 
     argv = ["--preflight", "--download", "--data", str(tmp_path / "d"), "--output_dir", str(tmp_path / "runs")]

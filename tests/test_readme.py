@@ -32,10 +32,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import readme_snippets
+from conftest import snippets
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 README = ROOT / "README.md"
 README_MAX_LINES = 400
 DOCS_MAP_HEADING = "## Documentation"
@@ -58,25 +57,6 @@ rm() { record "${BASH_LINENO[0]}" rm "$@"; }
 mktemp() { echo "$PWD/mktemp"; }
 command_not_found_handle() { record "${BASH_LINENO[0]}" unknown "$@"; }
 """
-
-
-def snippets(path: Path) -> list[tuple[int, str]]:
-    """The commands of one Markdown file as (line number, text), in reading order, by the rule of
-    ``conftest.readme_snippets`` (checked equal on the README): each ```bash block whole, and each inline code span that
-    is a whole command (starts with ``python `` or ``accelerate launch ``, no placeholder such as ``<run>``,
-    ``[--model NAME]``, ``a|b``, ``N`` or ``...``; spread over lines, joined into one)."""
-    text = path.read_text()
-    found = []
-    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
-        if match.group(1) == "bash":
-            found.append((match.start(2), match.group(2)))
-    fenced = re.sub(r"^```.*?^```", lambda m: " " * len(m.group(0)), text, flags=re.S | re.M)
-    for match in re.finditer(r"`([^`]+)`", fenced):
-        span = " ".join(match.group(1).split())
-        placeholder = re.search(r"[<>\[\]|]", span) or {"N", "NAME", "DIR", "FILE", "PATH", "..."} & set(span.split())
-        if span.startswith(("python ", "accelerate launch ")) and not placeholder:
-            found.append((match.start(1), span + "\n"))
-    return [(text.count("\n", 0, start) + 1, snippet) for start, snippet in sorted(found)]
 
 
 def bash_blocks(path: Path) -> list[range]:
@@ -253,12 +233,6 @@ def test_every_documented_command_parses_and_reads_only_what_an_earlier_command_
             checked += 1
     assert not problems, "\n".join(dict.fromkeys(problems))  # once each, not once per loop iteration
     assert checked > 100  # the chains of all documents were looked at (128 reads today), not nothing
-
-
-def test_the_snippet_rule_is_conftests():
-    """``snippets`` reads every document by the rule ``conftest.readme_snippets`` reads the README with (test_demo.py
-    relies on that one), so both see the same commands."""
-    assert snippets(README) == readme_snippets()
 
 
 def test_the_docs_map_lists_every_doc_once_and_only_existing_ones():

@@ -11,7 +11,6 @@ import pytest
 from asym.study.chains import LOSSES
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 spec = importlib.util.spec_from_file_location("reproduce_paper", ROOT / "scripts" / "reproduce_paper.py")
 reproduce = importlib.util.module_from_spec(spec)

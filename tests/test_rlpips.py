@@ -5,7 +5,6 @@ LPIPS network, loaded with the same tensors) or from hand computations; BAPPS-la
 """
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from conftest import reset_accelerate_state  # noqa: E402
 from peers import lpips_like  # noqa: E402

@@ -15,7 +15,6 @@ from PIL import Image
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from conftest import reset_accelerate_state  # noqa: E402
 

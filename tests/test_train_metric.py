@@ -1,14 +1,12 @@
 """train_metric.py and evaluate.py end to end on the builtin IQA set, CPU, random backbones."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from conftest import reset_accelerate_state  # noqa: E402
 

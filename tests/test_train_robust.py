@@ -4,7 +4,6 @@ included."""
 
 import io
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from conftest import find_window, reset_accelerate_state  # noqa: E402
 

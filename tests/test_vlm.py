@@ -142,10 +142,6 @@ def test_unparsable_answers_get_their_status_in_the_sr_table(tiny_qwen, monkeypa
     """evaluate.py sr with a VisualQuality-R1 that answers nothing usable (a random tiny model): no number and status
     ok, but the reason, per image (sr_scores.csv) and per model (sr_results, the table)."""
     import csv
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import dataclasses
 
     import evaluate
