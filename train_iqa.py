@@ -39,6 +39,7 @@ from asym.core.model_card import (
     push_to_hub,
     set_card_metadata,
 )
+from asym.core.processes import main_process_value
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
@@ -206,7 +207,9 @@ def main(args):
                     plain.card = {"selected": f"best validation SRCC so far ({val['srcc']:.4f}, step {global_step})"}
                     plain.save_pretrained(args.output_dir)
             accelerator.wait_for_everyone()
-            best.load_state_dict(_broadcast(accelerator, best.state_dict()))  # every process keeps the same best
+            best.load_state_dict(
+                main_process_value(accelerator, best.state_dict())
+            )  # every process keeps the same best
         accelerator.log(logs, step=global_step)
         history.append(logs)
         if global_step % args.checkpointing_steps == 0:
@@ -251,13 +254,6 @@ def main(args):
 
 def _fmt(scores: dict) -> str:
     return f"SRCC {scores['srcc']:.4f}, PLCC {scores['plcc']:.4f}, KRCC {scores['krcc']:.4f} (n = {scores['n']})"
-
-
-def _broadcast(accelerator, state: dict) -> dict:
-    """The main process's ``state`` on every process (the best is decided where validation runs)."""
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list([state])[0] if accelerator.num_processes > 1 else state
 
 
 if __name__ == "__main__":

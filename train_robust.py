@@ -41,6 +41,7 @@ from asym.core.flags import (
     unit_interval,
 )
 from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
+from asym.core.processes import main_process_value
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
@@ -51,12 +52,12 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
+from asym.nets.pgd import default_step_size
 from asym.robust.classifier import (
     Classifier,
     adversarial_examples,
     adversarial_logit_pairing,
     check_attack,
-    default_step_size,
     robust_accuracy,
 )
 from asym.robust.data import load_classification_data, subset
@@ -201,7 +202,7 @@ def main(args):
         if accelerator.is_main_process:
             record.initial = evaluate(plain)
         accelerator.wait_for_everyone()
-        record.initial = _broadcast(accelerator, record.initial)
+        record.initial = main_process_value(accelerator, record.initial)
     logger.info("before training: %s", _fmt(record.initial))
     loader = create_train_loader(data.train, args, accelerator, global_step)
     if accelerator.is_main_process:
@@ -305,13 +306,6 @@ def main(args):
 def _fmt(scores: dict) -> str:
     return (f"clean accuracy {scores['clean_accuracy']:.4f}, PGD accuracy {scores['pgd_accuracy']:.4f} "
             f"({scores['attack']}; n = {scores['n']})")  # fmt: skip
-
-
-def _broadcast(accelerator, value):
-    """The main process's ``value`` on every process."""
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list([value])[0] if accelerator.num_processes > 1 else value
 
 
 if __name__ == "__main__":

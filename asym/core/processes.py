@@ -3,7 +3,7 @@
 ``process_state()`` is Accelerate's ``PartialState`` as ``Accelerator`` would set it up: ``ACCELERATE_USE_CPU=1`` (or
 a CPU-only machine) gives gloo processes, and a launch whose processes Accelerate did not connect is refused, since
 each would then do all the work and write the same files. ``sharded`` splits a leaderboard's scoring between the
-processes; ``end_processes`` ends them together.
+processes; ``main_process_value`` gives every process the main one's value; ``end_processes`` ends them together.
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ def end_processes() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def main_process_value(accelerator, value):
+    """The main process's ``value`` on every process (what was decided where validation runs: the best weights, the
+    initial scores); ``value`` itself in a one-process run."""
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0] if accelerator.num_processes > 1 else value
 
 
 def sharded(score: Callable, state) -> Callable:

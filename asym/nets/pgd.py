@@ -27,6 +27,12 @@ def project(delta: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     return delta * (eps / _per_image_norm(delta)).clamp(max=1.0)
 
 
+def default_step_size(eps: float, steps: int, factor: float = 2.5) -> float:
+    """``factor * eps / steps`` (the robustness library trains with 2.5; the study's PGD-50 evaluation uses 2), 0 if
+    no steps."""
+    return factor * eps / steps if steps else 0.0
+
+
 def pgd_attack(
     loss_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -60,7 +66,7 @@ def pgd_attack(
         raise ValueError(f"unknown attack norm {norm!r}: use one of {', '.join(NORMS)}")
     if eps < 0 or steps < 0:
         raise ValueError(f"eps and steps must be non-negative, got eps={eps}, steps={steps}")
-    step_size = step_size if step_size is not None else (2.5 * eps / steps if steps else 0.0)
+    step_size = step_size if step_size is not None else default_step_size(eps, steps)
     x = x.detach()
     delta = torch.zeros_like(x)
     if random_start and eps > 0:

@@ -28,7 +28,7 @@ from torch import nn
 from ..backbones import Backbone, create_backbone, max_pooling_kwargs
 from ..core.errors import UserError
 from ..core.hub import HubModel
-from ..nets.pgd import NORMS, pgd_attack
+from ..nets.pgd import NORMS, default_step_size, pgd_attack
 
 
 class Classifier(nn.Module, HubModel, tags=["image-classification", "adversarial-robustness"]):
@@ -78,12 +78,6 @@ def adversarial_logit_pairing(logits_clean: torch.Tensor, logits_adv: torch.Tens
         raise ValueError(f"ALP needs two (B, classes) logit tensors of one shape, got {tuple(logits_clean.shape)} "
                          f"and {tuple(logits_adv.shape)}")  # fmt: skip
     return (logits_clean - logits_adv).square().mean(1).mean()
-
-
-def default_step_size(eps: float, steps: int, factor: float) -> float:
-    """``factor * eps / steps`` (the robustness library trains with 2.5; the study's PGD-50 eval uses 2), 0 if no
-    steps."""
-    return factor * eps / steps if steps else 0.0
 
 
 def check_attack(what: str, norm: str, eps: float, steps: int, step_size: float | None) -> None:
@@ -186,6 +180,5 @@ __all__ = [
     "adversarial_examples",
     "adversarial_logit_pairing",
     "check_attack",
-    "default_step_size",
     "robust_accuracy",
 ]
