@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from asym.core.images import ImageSequence, to_tensor
+from asym.core.images import ImageSequence, image_files, to_tensor
 from asym.sr.data import SRPairDataset, load_sr_images, split_train_validation
 
 
@@ -270,3 +270,14 @@ def test_split_is_deterministic_disjoint_and_complete(folder):
     train, validation = split_train_validation(lazy, 2)
     assert isinstance(train, ImageSequence) and isinstance(validation, ImageSequence)  # still decoded on access
     assert len(train) == 3 and len(validation) == 2 and not set(train.sources) & set(validation.sources)
+
+
+def test_the_images_of_a_folder_are_one_rule(tmp_path):
+    """image_files: image extensions in any case, sorted by path, subfolders only when recursive, hidden files and
+    folders left out (macOS's ._x.png is no image); the SR training folder reads by it."""
+    for name in ("b.PNG", "a.jpg", "sub/c.png", "._a.png", ".hidden/d.png", "notes.txt", "sub/.DS_Store"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name, format="PNG")
+    assert image_files(str(tmp_path)) == [str(tmp_path / n) for n in ("a.jpg", "b.PNG", "sub/c.png")]
+    assert image_files(str(tmp_path), recursive=False) == [str(tmp_path / n) for n in ("a.jpg", "b.PNG")]
+    assert len(load_sr_images(train_data_dir=str(tmp_path))) == 3  # ._a.png (a PNG here) is not read

@@ -30,6 +30,19 @@ BUILTIN_IMAGES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemis
                   "stereo_motorcycle", "coins", "camera", "moon", "brick", "grass", "gravel")  # fmt: skip
 
 
+def image_files(folder: str, recursive: bool = True) -> list[str]:
+    """The image files (``IMAGE_EXTENSIONS``, any case) in ``folder`` and, ``recursive``, its subfolders, as paths
+    sorted by path; hidden files and folders (a leading ``.``: ``.DS_Store``, macOS's ``._x.png``,
+    ``.ipynb_checkpoints/``) are not images of the set. The one rule for "the images of a folder"."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        found += [
+            os.path.join(root, f) for f in files if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+        ]
+    return sorted(found)
+
+
 def to_array(image) -> np.ndarray:
     """A PIL image or an HxW / HxWx1 / HxWx3 array as an HxWx3 array (uint8, uint16 or float in [0, 1]).
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.errors import UserError, reading, summarize
-from ..core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table
+from ..core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, decode, image_files, is_saved_dataset, open_image_table
 from ..core.images import to_tensor as _to_tensor
 from ..core.sources import resolve_source
 from ..sr.data import load_sr_images
@@ -173,8 +173,7 @@ def _class_folders(folder: str) -> dict[str, list[str]]:
     found = {}
     for label in classes:
         root = os.path.join(folder, label)
-        found[label] = sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files
-                              if f.lower().endswith(IMAGE_EXTENSIONS))  # fmt: skip
+        found[label] = image_files(root)
         if not found[label]:
             raise UserError(f"class folder {root} holds no images ({'/'.join(IMAGE_EXTENSIONS)}): remove it or add "
                             "images")  # fmt: skip

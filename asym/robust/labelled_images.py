@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Subset
 
 from ..core.errors import UserError, reading
-from ..core.images import IMAGE_EXTENSIONS, decode, is_saved_dataset, open_image_table, to_tensor
+from ..core.images import IMAGE_EXTENSIONS, decode, image_files, is_saved_dataset, open_image_table, to_tensor
 from ..core.sources import resolve_source
 from ..sr.evaluation import SRTestSet
 
@@ -177,14 +177,11 @@ def _image_folder(folder: str) -> tuple[list, list[int], list[str], list[str]]:
     sources, labels, names, empty = [], [], [], []
     for index, cls in enumerate(classes):
         found = 0
-        for root, dirs, files in os.walk(os.path.join(folder, cls)):
-            dirs.sort()
-            for file in sorted(files):
-                if file.lower().endswith(IMAGE_EXTENSIONS) and not file.startswith("."):
-                    sources.append(os.path.join(root, file))
-                    labels.append(index)
-                    names.append(os.path.relpath(sources[-1], folder).replace(os.sep, "/"))
-                    found += 1
+        for path in image_files(os.path.join(folder, cls)):
+            sources.append(path)
+            labels.append(index)
+            names.append(os.path.relpath(path, folder).replace(os.sep, "/"))
+            found += 1
         if not found:
             empty.append(cls)
     if empty:

@@ -27,9 +27,9 @@ from PIL import Image
 
 from ..core.errors import UserError, list_names
 from ..core.images import (
-    IMAGE_EXTENSIONS,
     ImageSequence,
     builtin_images,
+    image_files,
     open_image_table,
     to_array,
     to_tensor,
@@ -46,7 +46,8 @@ def load_sr_images(
             RGB). It needs no download and is a smoke-test set, never a benchmark. Otherwise a Hub dataset id or a
             local path ``datasets`` understands: an image folder, a parquet/arrow file, a ``save_to_disk`` folder.
         train_data_dir: a folder of HR images (e.g. ``DIV2K_train_HR``), searched recursively for
-            ``IMAGE_EXTENSIONS`` and sorted by path. Takes precedence over ``dataset_name`` when given.
+            ``IMAGE_EXTENSIONS`` and sorted by path, hidden ones left out (``asym.core.images.image_files``). Takes
+            precedence over ``dataset_name`` when given.
         image_column: the image column of a dataset.
         split: the split of a dataset.
 
@@ -60,13 +61,7 @@ def load_sr_images(
         if not os.path.isdir(train_data_dir):
             what = "is not a folder" if os.path.exists(train_data_dir) else "does not exist"
             raise UserError(f"image folder {train_data_dir} {what} (expected a folder of HR images)")
-        paths = sorted(
-            os.path.join(root, file)
-            for root, _, files in os.walk(train_data_dir)
-            for file in files
-            if file.lower().endswith(IMAGE_EXTENSIONS)
-        )
-        return ImageSequence.checked(paths, train_data_dir)
+        return ImageSequence.checked(image_files(train_data_dir), train_data_dir)
     if dataset_name == "builtin":
         return builtin_images()
     table = open_image_table(dataset_name, [image_column], split)

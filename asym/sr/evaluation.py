@@ -28,7 +28,7 @@ from torch.utils.data import Subset
 from ..core.atomic import atomic_path
 from ..core.errors import UserError, summarize
 from ..core.hub import state_digest
-from ..core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, readable_shape
+from ..core.images import BUILTIN_IMAGES, IMAGE_EXTENSIONS, ImageSequence, image_files, readable_shape
 from .data import SRImageDataset, bicubic_upsample, load_sr_images
 from .models import SRModel, upscale
 
@@ -77,7 +77,7 @@ class SRTestSet(Sequence):
 
 def _image_files(folder: str) -> list[str]:
     """The image files directly inside ``folder``, sorted by name."""
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
+    return [os.path.basename(path) for path in image_files(folder, recursive=False)]
 
 
 def image_names(files: Sequence[str]) -> list[str]:

@@ -321,13 +321,12 @@ def evaluation_sizes(script: str, parsed, out: str) -> tuple[int, int] | None:
     whole validation images (its --validation_data_dir, else the --num_validation_images it holds out; no test), an
     IQA script's validation and test splits as its measured run in ``out`` wrote them (split.json), at most
     --max_eval_samples each. None where the measured run wrote no split."""
-    from ..core.images import IMAGE_EXTENSIONS
+    from ..core.images import image_files
 
     if script == "train_sr.py":
         if not parsed.validation_data_dir:
             return parsed.num_validation_images, 0
-        walk = os.walk(parsed.validation_data_dir)
-        return sum(f.lower().endswith(IMAGE_EXTENSIONS) for _, _, files in walk for f in files), 0
+        return len(image_files(parsed.validation_data_dir)), 0
     path = os.path.join(out, "split.json")
     if not os.path.isfile(path):
         return None

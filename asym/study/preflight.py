@@ -66,12 +66,12 @@ def missing_table(rows: list[dict]) -> str:
 
 def folder_of_images(path: str) -> Callable[[], None]:
     """A check that ``path`` is a folder holding image files (listed, not decoded: a preflight reads no pixels)."""
-    from ..core.images import IMAGE_EXTENSIONS
+    from ..core.images import IMAGE_EXTENSIONS, image_files
 
     def check() -> None:
         if not os.path.isdir(path):
             raise FileNotFoundError(path)
-        if not any(f.lower().endswith(IMAGE_EXTENSIONS) for _, _, files in os.walk(path) for f in files):
+        if not image_files(path):
             raise UserError(f"{path} holds no {'/'.join(IMAGE_EXTENSIONS)} file")
 
     return check
