@@ -42,7 +42,6 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.metrics.fidelity import psnr, ssim
 from asym.nets.discriminator import (
     DISC_TYPES,
     Discriminator,
@@ -52,9 +51,9 @@ from asym.nets.discriminator import (
 )
 from asym.nets.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.nets.feature_normalisation import normalise_backbone_feature_maps
-from asym.reporting.grids import save_labelled_grid
-from asym.sr.data import SRImageDataset, SRPairDataset, bicubic_upsample, load_sr_images, split_train_validation
-from asym.sr.models import GENERATORS, SRModel, load_generator, upscale
+from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
+from asym.sr.models import GENERATORS, SRModel, load_generator
+from asym.sr.validation import describe_validation, validate
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 
@@ -140,53 +139,6 @@ def parse_args(input_args=None):
         parser.error(f"--loss {args.loss}: every term has weight 0 ("
                      + ", ".join(f"--lambda_{t}" for t in args.terms) + "): the generator would not train")  # fmt: skip
     return args
-
-
-def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
-    """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report), and
-    the same for bicubic up-sampling of the same LR images (``bicubic_*``; SR only), the baseline a run must beat.
-
-    Optionally saves a grid of LR (nearest) | bicubic | SR | HR rows (input | reconstruction at scale 1), each a centre
-    crop of at most 256 HR pixels, the columns labelled above.
-    """
-    methods = ("", "bicubic_") if scale > 1 else ("",)  # key prefixes: the model's scores, bicubic's
-    scores, rows = {f"{m}{k}": [] for m in methods for k in ("psnr", "ssim", "psnr_y", "ssim_y")}, []
-    generator.eval()
-    with torch.no_grad():
-        for i in range(len(dataset)):
-            item = dataset[i]
-            lr, hr = item["lr"][None].to(device), item["hr"][None].to(device)
-            sr = upscale(generator, lr, scale, tile).float().clamp(0, 1)
-            outputs = {"": sr, "bicubic_": bicubic_upsample(lr, scale).clamp(0, 1)}
-            for method in methods:
-                for suffix, on_y in (("", False), ("_y", True)):
-                    out = outputs[method]
-                    scores[f"{method}psnr{suffix}"].append(psnr(out, hr, border=scale, y_channel=on_y).item())
-                    scores[f"{method}ssim{suffix}"].append(ssim(out, hr, border=scale, y_channel=on_y).item())
-            if grid_path and i < 4:  # LR (nearest) | bicubic | SR | HR; an autoencoder's (scale 1): input | output
-                nearest = F.interpolate(lr, scale_factor=scale, mode="nearest")
-                shown = (nearest, outputs["bicubic_"], sr, hr) if scale > 1 else (hr, sr)
-                rows += [_centre_crop(t[0], 256) for t in shown]
-    generator.train()
-    if grid_path:
-        columns = (f"LR x{scale} (nearest)", "bicubic", "SR", "HR") if scale > 1 else ("input", "reconstruction")
-        save_labelled_grid(grid_path, rows, columns)
-    return {k: sum(v) / len(v) for k, v in scores.items()}
-
-
-def describe_validation(scores: dict[str, float]) -> str:
-    """Validation scores on Y (BT.601), with bicubic's on the same images when measured."""
-    text = f"Y (BT.601): PSNR {scores['psnr_y']:.2f} dB, SSIM {scores['ssim_y']:.4f}"
-    if "bicubic_psnr_y" in scores:
-        text += f" (bicubic: {scores['bicubic_psnr_y']:.2f} dB, {scores['bicubic_ssim_y']:.4f})"
-    return text
-
-
-def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = image.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    crop = image[..., top : top + size, left : left + size]
-    return F.pad(crop, (0, size - crop.shape[-1], 0, size - crop.shape[-2]))  # equal tiles for the grid
 
 
 def main(args):
@@ -344,7 +296,7 @@ def main(args):
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
         if accelerator.is_main_process and (global_step % args.validation_steps == 0):
             grid = os.path.join(args.output_dir, "validation", f"step-{global_step}.png")
-            scores = evaluate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
+            scores = validate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
                               args.validation_tile, grid)  # fmt: skip
             accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
             logger.info("step %d validation: %s", global_step, describe_validation(scores))
@@ -356,7 +308,7 @@ def main(args):
         if ema is not None:
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")
-        final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
+        final = validate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
         logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f; %s", describe_validation(final),
                     final["psnr"], final["ssim"], batches.summary())  # fmt: skip
         facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
