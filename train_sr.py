@@ -31,7 +31,7 @@ from asym import DISTS, list_backbones
 from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.core.errors import UserError
 from asym.core.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
-from asym.core.model_card import card_dataset_type, eval_results, model_card_facts, push_to_hub, set_card_metadata
+from asym.core.model_card import push_to_hub, set_card_metadata
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
@@ -51,6 +51,7 @@ from asym.nets.discriminator import (
 )
 from asym.nets.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
 from asym.nets.feature_normalisation import normalise_backbone_feature_maps
+from asym.sr.cards import discriminator_card, sr_card, sr_eval_results
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.sr.models import GENERATORS, SRModel, load_generator
 from asym.sr.validation import describe_validation, validate
@@ -311,50 +312,12 @@ def main(args):
         final = validate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
         logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f; %s", describe_validation(final),
                     final["psnr"], final["ssim"], batches.summary())  # fmt: skip
-        facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
-                                        "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
-                                        "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
-        if per_loss is not None:
-            facts["perceptual loss"] = (f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source}),"
-                                        f" alpha/beta: {per_loss.alpha_beta_source}")  # fmt: skip
-        if feat_loss is not None:
-            facts |= model_card_facts(args, ["feat_backbone", "feat_weights"])
-            normalised = "not normalised" if args.no_feat_normalisation else "feature maps normalised to mean 1"
-            terms = "+".join(t for t in ("feat", "texture") if t in args.terms)
-            facts["feature loss"] = (f"{terms} on {feat_loss.backbone.name} ({feat_loss.backbone.weights_source}), "
-                                     f"{normalised}")  # fmt: skip
-        facts |= model_card_facts(args, [f"lambda_{t}" for t in ("mse", "feat", "texture") if t in args.terms])
-        if args.lambda_kl > 0:
-            facts |= model_card_facts(args, ["lambda_kl"])
-        if plain_d is not None:
-            facts["discriminator"] = (f"{args.disc_type} on {args.disc_backbone} ({plain_d.backbone.weights_source}),"
-                                      f" lr {args.disc_learning_rate}")  # fmt: skip
-        facts["validation"] = (
-            f"{describe_validation(final)}; RGB: PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f}; "
-            f"{len(val_set)} whole images, {args.scale} border pixels cropped"
-        )
-        generator.card = {**facts, "steps trained": global_step}
-        if args.validation_data_dir:
-            val_type = card_dataset_type(args.validation_data_dir)
-            val_name = f"{val_type} ({len(val_set)} images)"
-        else:
-            val_type = card_dataset_type(args.dataset_name, args.train_data_dir)
-            val_name = f"{val_type} ({len(val_set)} held-out images)"
-        task = "Image reconstruction (autoencoder)" if args.scale == 1 else f"Super-resolution x{args.scale}"
-        measured = {"channel": "Y (BT.601)", "border": args.scale, "images": "whole"}
-        results = eval_results("image-to-image", task, val_type, val_name, "validation",
-                               [("psnr", "Validation PSNR (Y, dB)", final["psnr_y"]),
-                                ("ssim", "Validation SSIM (Y)", final["ssim_y"])], metric_args=measured)  # fmt: skip
+        generator.card = sr_card(args, global_step, final, len(val_set), per_loss, feat_loss, plain_d)
+        results = sr_eval_results(args, final, len(val_set))
         set_card_metadata(generator, args, results, base_model=args.init_generator)
         generator.save_pretrained(args.output_dir)
         if plain_d is not None:  # its card says what it trained against: read back by gan: weight sources
-            plain_d.card = {
-                "steps trained": global_step,
-                "generator": args.model,
-                "loss": args.loss,
-                "dataset_name": args.train_data_dir or args.dataset_name,
-                "lr": args.disc_learning_rate,
-            }
+            plain_d.card = discriminator_card(args, global_step)
             plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))
         accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
         if args.push_to_hub:

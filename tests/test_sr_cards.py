@@ -7,9 +7,11 @@ import pytest
 from asym.core.errors import UserError
 from asym.sr.cards import (
     card_disc_backbone,
+    card_disc_type,
     card_feat_weights,
     card_loss,
     card_per_backbone,
+    card_trained_on_builtin,
     metric_for_backbone,
     read_run_card,
 )
@@ -45,3 +47,27 @@ def test_a_run_card_is_read_or_refused(tmp_path):
         read_run_card(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"card": {"--loss": "rec"}}))
     assert read_run_card(str(tmp_path)) == {"--loss": "rec"}
+
+
+def test_the_card_train_sr_writes_is_the_card_the_readers_read():
+    """sr_card's facts, read back by the readers beside it: the loss, both backbones, the discriminator's head, the
+    feature weights and whether it trained on builtin (a change to one side alone fails here)."""
+    from types import SimpleNamespace
+
+    from asym.sr.cards import sr_card
+
+    backbone = SimpleNamespace(name="resnet50", weights_source="random (pretrained unavailable)")
+    args = SimpleNamespace(loss="rec+per+adv+feat", lambda_rec=0.01, lambda_per=1.0, lambda_adv=0.005,
+                           init_generator="runs/stage1", dataset_name="builtin", train_data_dir=None, crop_size=64,
+                           train_batch_size=4, learning_rate=1e-4, lr_milestones="100", max_train_steps=10, seed=0,
+                           feat_backbone="vgg19", feat_weights="runs/robust", no_feat_normalisation=False,
+                           terms=["rec", "per", "adv", "feat"], lambda_feat=1.0, lambda_kl=0.0, disc_type="patch",
+                           disc_backbone="dinov2", disc_learning_rate=1e-4, scale=4)  # fmt: skip
+    final = {"psnr": 27.0, "ssim": 0.8, "psnr_y": 29.0, "ssim_y": 0.85}
+    card = sr_card(args, 10, final, 2, per_loss=SimpleNamespace(backbone=backbone, alpha_beta_source="release"),
+                   feat_loss=SimpleNamespace(backbone=SimpleNamespace(name="vgg19", weights_source="runs/robust")),
+                   discriminator=SimpleNamespace(backbone=backbone))  # fmt: skip
+    read = (card_loss(card), card_per_backbone(card), card_disc_backbone(card), card_disc_type(card),
+            card_feat_weights(card), card_trained_on_builtin(card))  # fmt: skip
+    assert read == ("rec+per+adv+feat", "resnet50", "dinov2", "patch", "runs/robust", True)
+    assert card["steps trained"] == 10 and card["validation"].startswith("Y (BT.601): PSNR 29.00 dB")

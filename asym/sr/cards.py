@@ -1,4 +1,6 @@
-"""What a train_sr.py run's card (the training facts in its config.json) records, as the SR tables read it.
+"""What a train_sr.py run's card (the training facts in its config.json) records: written here (``sr_card``,
+``sr_eval_results``, ``discriminator_card``) and read here, as the SR tables read it, so the string contract between
+writer and readers lives in one module.
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
 discriminator's backbone), ``card_disc_type`` (the discriminator's head: vanilla or patch), ``card_feat_weights``
@@ -14,7 +16,9 @@ import json
 import os
 
 from ..core.errors import UserError, reading
+from ..core.model_card import card_dataset_type, eval_results, model_card_facts
 from ..core.sources import resolve_source
+from .validation import describe_validation
 
 
 def card_loss(card: dict | None) -> str | None:
@@ -148,7 +152,64 @@ def metric_for_backbone(backbone: str, metrics: list[str]) -> str | None:
     return found[0] if found else None
 
 
+# --- The writer: what train_sr.py records, beside the readers above that parse it ---------------------------------
+
+
+def sr_card(
+    args, steps: int, final: dict, n_validation: int, per_loss=None, feat_loss=None, discriminator=None
+) -> dict:
+    """A train_sr.py run's card: its flags (``--loss``, the lambdas, data, schedule), one fact per loss part
+    (``"<what> on <backbone> (<weights>), ..."``, which ``card_per_backbone`` / ``card_disc_backbone`` /
+    ``card_disc_type`` read back), the final validation and the steps trained."""
+    facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
+                                    "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
+                                    "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
+    if per_loss is not None:
+        facts["perceptual loss"] = (f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source}),"
+                                    f" alpha/beta: {per_loss.alpha_beta_source}")  # fmt: skip
+    if feat_loss is not None:
+        facts |= model_card_facts(args, ["feat_backbone", "feat_weights"])
+        normalised = "not normalised" if args.no_feat_normalisation else "feature maps normalised to mean 1"
+        terms = "+".join(t for t in ("feat", "texture") if t in args.terms)
+        facts["feature loss"] = (f"{terms} on {feat_loss.backbone.name} ({feat_loss.backbone.weights_source}), "
+                                 f"{normalised}")  # fmt: skip
+    facts |= model_card_facts(args, [f"lambda_{t}" for t in ("mse", "feat", "texture") if t in args.terms])
+    if args.lambda_kl > 0:
+        facts |= model_card_facts(args, ["lambda_kl"])
+    if discriminator is not None:
+        weights = discriminator.backbone.weights_source
+        facts["discriminator"] = f"{args.disc_type} on {args.disc_backbone} ({weights}), lr {args.disc_learning_rate}"
+    rgb = f"RGB: PSNR {final['psnr']:.2f} dB, SSIM {final['ssim']:.4f}"
+    facts["validation"] = (f"{describe_validation(final)}; {rgb}; {n_validation} whole images, {args.scale} border "
+                           "pixels cropped")  # fmt: skip
+    return {**facts, "steps trained": steps}
+
+
+def sr_eval_results(args, final: dict, n_validation: int) -> list:
+    """The card's model-index results: validation Y-PSNR / SSIM on the held-out images or --validation_data_dir."""
+    if args.validation_data_dir:
+        val_type = card_dataset_type(args.validation_data_dir)
+        val_name = f"{val_type} ({n_validation} images)"
+    else:
+        val_type = card_dataset_type(args.dataset_name, args.train_data_dir)
+        val_name = f"{val_type} ({n_validation} held-out images)"
+    task = "Image reconstruction (autoencoder)" if args.scale == 1 else f"Super-resolution x{args.scale}"
+    measured = {"channel": "Y (BT.601)", "border": args.scale, "images": "whole"}
+    return eval_results("image-to-image", task, val_type, val_name, "validation",
+                        [("psnr", "Validation PSNR (Y, dB)", final["psnr_y"]),
+                         ("ssim", "Validation SSIM (Y)", final["ssim_y"])], metric_args=measured)  # fmt: skip
+
+
+def discriminator_card(args, steps: int) -> dict:
+    """The card of a run's discriminator: what it trained against, read back by ``gan:`` weight sources."""
+    return {"steps trained": steps, "generator": args.model, "loss": args.loss,
+            "dataset_name": args.train_data_dir or args.dataset_name, "lr": args.disc_learning_rate}  # fmt: skip
+
+
 __all__ = [
+    "discriminator_card",
+    "sr_card",
+    "sr_eval_results",
     "STANDARD_WEIGHTS",
     "TrainingImagesWarning",
     "card_disc_backbone",
