@@ -37,13 +37,12 @@ from asym.core.flags import float_in, int_at_least, positive_fraction, positive_
 from asym.core.model_card import (
     card_dataset_type,
     correlation_results,
-    eval_results,
     model_card_facts,
     push_to_hub,
     set_card_metadata,
 )
 from asym.core.progress import tqdm
-from asym.core.train_loader import DataWait, create_train_loader, num_workers
+from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
     add_common_args,
     create_accelerator,
@@ -57,12 +56,25 @@ from asym.iqa.data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_datase
 from asym.iqa.data.layouts.bapps import BAPPS_SIZE, BAPPS_SUBSETS, TwoAFCDataset, load_two_afc, verify_triplets
 from asym.iqa.data.splits import add_split_args, dataset_eval_set, eval_set_record, save_split, split_iqa_dataset
 from asym.iqa.results import write_results
+from asym.iqa.two_afc import (
+    LPIPS_INITS,
+    TRIPLET,
+    Dist2Logit,
+    build_lpips,
+    describe_2afc,
+    describe_attack,
+    evaluate_2afc,
+    lpips_lr_factor,
+    perturb_triplet,
+    ranking_loss,
+    triplet_distances,
+    two_afc_results,
+    two_afc_scores,
+)
 from asym.metrics import correlations, pearson_loss, score_pairs
 from asym.nets.pgd import NORMS
-from asym.nets.two_afc import TRIPLET, Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores
 
 PLCC_INITS = ("uniform", "dists", "random")  # alpha/beta
-LPIPS_INITS = ("random", "ones", "lpips")  # linear weights (or an lpips-format file)
 STUDY_ATTACK = {"attack_norm": "l2", "attack_eps": 1.33, "attack_steps": 10, "attack_inputs": "ref,p0,p1"}
 # per objective: flag -> default where the objectives differ (None in the parser, so that a given value is seen)
 OBJECTIVE_DEFAULTS = {
@@ -294,59 +306,6 @@ def _subsets(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()] if text else None
 
 
-def build_lpips(args) -> LPIPS:
-    """The LPIPS to train: ``--backbone``/``--weights`` and the ``--init`` linear weights (or an lpips-format file)."""
-    if args.init in LPIPS_INITS:
-        return LPIPS(args.backbone, weights=args.weights, linear=args.init, seed=args.seed)
-    if not os.path.isfile(args.init):
-        raise UserError(f"--init {args.init!r} is neither {', '.join(LPIPS_INITS)} nor an lpips-format weights file")
-    return LPIPS.from_lpips_state_dict(args.init, backbone=args.backbone, weights=args.weights)
-
-
-def lpips_lr_factor(step: int, total: int) -> float:
-    """LPIPS's schedule: the base rate for the first half of training, then linearly down to 0 (its trainer takes 5
-    epochs at the base rate and lowers it by a fifth after each of 5 more: these values at each epoch's start)."""
-    return min(1.0, 2.0 * (1.0 - step / max(total, 1)))
-
-
-@torch.no_grad()
-def evaluate_2afc(metric, val_sets: dict, args, device, progress: bool) -> dict:
-    """LPIPS's 2AFC score of each val subset (``two_afc_scores`` averaged), their unweighted mean and sizes."""
-    was_training = metric.training
-    metric.eval()
-    scores = {}
-    for subset, triplets in val_sets.items():
-        loader = torch.utils.data.DataLoader(TwoAFCDataset(triplets, args.load_size), batch_size=args.train_batch_size,
-                                             num_workers=num_workers(args, device))  # fmt: skip
-        parts = []
-        for batch in tqdm(loader, desc=f"2afc {subset}", disable=not progress, leave=False):
-            ref, p0, p1 = (batch[k].to(device) for k in TRIPLET)
-            parts.append(two_afc_scores(*triplet_distances(metric, ref, p0, p1), batch["judge"]).cpu())
-        scores[subset] = float(torch.cat(parts).mean())
-    metric.train(was_training)
-    return {"2afc": scores, "mean": sum(scores.values()) / len(scores), "n": {s: len(t) for s, t in val_sets.items()}}
-
-
-def two_afc_results(result: dict, dataset_type: str, dataset_name: str) -> list[dict]:
-    """The model card's model-index of ``evaluate_2afc``'s ``result``: the 2AFC score of each val subset (its dataset
-    config) and their mean."""
-    task = ("image-quality-assessment", "Perceptual similarity (2AFC)", dataset_type, dataset_name, "val")
-    scores = [eval_results(*task, [("2afc", f"2AFC score ({subset})", value)], dataset_config=subset)
-              for subset, value in result["2afc"].items()]  # fmt: skip
-    return [r for rs in scores for r in rs] + eval_results(*task, [("2afc", "2AFC score (mean)", result["mean"])])
-
-
-def _describe(result: dict) -> str:
-    return f"mean {result['mean']:.4f} (" + ", ".join(f"{s} {v:.4f}" for s, v in result["2afc"].items()) + ")"
-
-
-def _describe_attack(args) -> str:
-    step = args.attack_step_size or 2.5 * args.attack_eps / args.attack_steps
-    start = ", random start" if args.attack_random_start else ""
-    return (f"PGD-{args.attack_steps}, {args.attack_norm} eps {args.attack_eps:.6g} (images in [0, 1]), step "
-            f"{step:.6g}{start}, on {args.attack_inputs}")  # fmt: skip
-
-
 def train_2afc(args):
     """``--objective 2afc``: LPIPS's linear weights on BAPPS judgements, on adversarial triplets with ``--attack``."""
     accelerator = create_accelerator(args, LPIPS)
@@ -376,7 +335,7 @@ def train_2afc(args):
         metric = build_lpips(args)
     logit = Dist2Logit()
     initial = evaluate_2afc(metric.to(accelerator.device), val_sets, args, accelerator.device, show)
-    logger.info("initial validation 2AFC %s", _describe(initial))
+    logger.info("initial validation 2AFC %s", describe_2afc(initial))
 
     optimizer = torch.optim.Adam([*metric.lins, *logit.parameters()], lr=args.learning_rate,
                                  betas=(args.adam_beta1, args.adam_beta2))  # fmt: skip
@@ -434,8 +393,8 @@ def train_2afc(args):
     if accelerator.is_main_process:
         if val_step != global_step:  # not validated after the last step (e.g. resumed at the end)
             val = evaluate_2afc(plain, val_sets, args, accelerator.device, show)
-        logger.info("validation 2AFC %s; %s", _describe(val), batches.summary())
-        attack = _describe_attack(args) if inputs else "none"
+        logger.info("validation 2AFC %s; %s", describe_2afc(val), batches.summary())
+        attack = describe_attack(args) if inputs else "none"
         plain.card = model_card_facts(args, ["objective", "dataset_name", "weights", "init", "learning_rate",
                                              "adam_beta1", "adam_beta2", "max_train_steps", "train_batch_size",
                                              "load_size", "lpips_dropout", "attack", "seed"])  # fmt: skip
@@ -444,8 +403,8 @@ def train_2afc(args):
             "linear weights clamped >= 0 after each step, backbone frozen",
             "adversarial training": attack,
             "data": split,
-            "initial validation 2AFC": _describe(initial),
-            "validation 2AFC": _describe(val),
+            "initial validation 2AFC": describe_2afc(initial),
+            "validation 2AFC": describe_2afc(val),
             "steps trained": global_step,
         }
         set_card_metadata(plain, args, two_afc_results(val, card_dataset_type(args.dataset_name), name), args.weights)

@@ -23,7 +23,7 @@ from asym import LPIPS  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.training import run_cli  # noqa: E402
 from asym.iqa.data.layouts.bapps import TwoAFCDataset, bapps_subsets, load_two_afc, read_bapps_subset  # noqa: E402
-from asym.nets.two_afc import Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores  # noqa: E402
+from asym.iqa.two_afc import Dist2Logit, perturb_triplet, ranking_loss, triplet_distances, two_afc_scores  # noqa: E402
 
 pytestmark = [pytest.mark.usefixtures("fresh_accelerate_state"), pytest.mark.filterwarnings("ignore::UserWarning")]
 SIZE = 32  # fixture patches (BAPPS's are 64; 32 keeps VGG-16 fast on CPU)

@@ -9,16 +9,29 @@ matters for a metric that is not symmetric (asym's own ``(output, reference)`` o
   cross-entropy against ``judge`` (LPIPS's ``BCERankingLoss``), what the linear weights are trained on.
 * ``two_afc_scores``: LPIPS's 2AFC score per triplet, the share of humans the metric agrees with.
 * ``perturb_triplet``: R-LPIPS's adversarial inputs, PGD on the ranking loss with the models held fixed.
+* Training LPIPS / R-LPIPS on it (train_metric.py --objective 2afc): ``build_lpips`` (``--init``: LPIPS's random or
+  ones linear weights, its release, or an lpips-format file), ``lpips_lr_factor`` (LPIPS's schedule),
+  ``evaluate_2afc`` (the 2AFC score of each BAPPS val subset), ``two_afc_results`` (the card's model-index),
+  ``describe_2afc`` / ``describe_attack`` (log lines and card facts).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from .pgd import pgd_attack
+from ..core.errors import UserError
+from ..core.model_card import eval_results
+from ..core.progress import tqdm
+from ..core.train_loader import num_workers
+from ..nets.perceptual import LPIPS
+from ..nets.pgd import default_step_size, pgd_attack
+from .data.layouts.bapps import TwoAFCDataset
+
+LPIPS_INITS = ("random", "ones", "lpips")  # linear weights (or an lpips-format file)
 
 TRIPLET = ("ref", "p0", "p1")  # the images of a triplet, in the order the functions here take them
 
@@ -125,6 +138,61 @@ def perturb_triplet(
             module.train(mode)
     out = dict(clean, **dict(zip(chosen, adv.split(batch))))
     return out["ref"], out["p0"], out["p1"]
+
+
+def build_lpips(args) -> LPIPS:
+    """The LPIPS to train: ``--backbone``/``--weights`` and the ``--init`` linear weights (or an lpips-format file)."""
+    if args.init in LPIPS_INITS:
+        return LPIPS(args.backbone, weights=args.weights, linear=args.init, seed=args.seed)
+    if not os.path.isfile(args.init):
+        raise UserError(f"--init {args.init!r} is neither {', '.join(LPIPS_INITS)} nor an lpips-format weights file")
+    return LPIPS.from_lpips_state_dict(args.init, backbone=args.backbone, weights=args.weights)
+
+
+def lpips_lr_factor(step: int, total: int) -> float:
+    """LPIPS's schedule: the base rate for the first half of training, then linearly down to 0 (its trainer takes 5
+    epochs at the base rate and lowers it by a fifth after each of 5 more: these values at each epoch's start)."""
+    return min(1.0, 2.0 * (1.0 - step / max(total, 1)))
+
+
+@torch.no_grad()
+def evaluate_2afc(metric, val_sets: dict, args, device, progress: bool) -> dict:
+    """LPIPS's 2AFC score of each val subset (``two_afc_scores`` averaged), their unweighted mean and sizes."""
+    was_training = metric.training
+    metric.eval()
+    scores = {}
+    for subset, triplets in val_sets.items():
+        loader = torch.utils.data.DataLoader(TwoAFCDataset(triplets, args.load_size), batch_size=args.train_batch_size,
+                                             num_workers=num_workers(args, device))  # fmt: skip
+        parts = []
+        for batch in tqdm(loader, desc=f"2afc {subset}", disable=not progress, leave=False):
+            ref, p0, p1 = (batch[k].to(device) for k in TRIPLET)
+            parts.append(two_afc_scores(*triplet_distances(metric, ref, p0, p1), batch["judge"]).cpu())
+        scores[subset] = float(torch.cat(parts).mean())
+    metric.train(was_training)
+    return {"2afc": scores, "mean": sum(scores.values()) / len(scores), "n": {s: len(t) for s, t in val_sets.items()}}
+
+
+def two_afc_results(result: dict, dataset_type: str, dataset_name: str) -> list[dict]:
+    """The model card's model-index of ``evaluate_2afc``'s ``result``: the 2AFC score of each val subset (its dataset
+    config) and their mean."""
+    task = ("image-quality-assessment", "Perceptual similarity (2AFC)", dataset_type, dataset_name, "val")
+    scores = [eval_results(*task, [("2afc", f"2AFC score ({subset})", value)], dataset_config=subset)
+              for subset, value in result["2afc"].items()]  # fmt: skip
+    return [r for rs in scores for r in rs] + eval_results(*task, [("2afc", "2AFC score (mean)", result["mean"])])
+
+
+def describe_2afc(result: dict) -> str:
+    """``evaluate_2afc``'s result as a log line: the mean, then each subset's score."""
+    return f"mean {result['mean']:.4f} (" + ", ".join(f"{s} {v:.4f}" for s, v in result["2afc"].items()) + ")"
+
+
+def describe_attack(args) -> str:
+    """R-LPIPS's attack (``--attack_*``) as its card says it."""
+    step = args.attack_step_size or default_step_size(args.attack_eps, args.attack_steps)
+    start = ", random start" if args.attack_random_start else ""
+    return (f"PGD-{args.attack_steps}, {args.attack_norm} eps {args.attack_eps:.6g} (images in [0, 1]), step "
+            f"{step:.6g}{start}, on {args.attack_inputs}")  # fmt: skip
 
 
 __all__ = ["TRIPLET", "Dist2Logit", "perturb_triplet", "ranking_loss", "triplet_distances", "two_afc_scores"]
