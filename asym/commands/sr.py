@@ -13,7 +13,7 @@ from asym.core.errors import UserError
 from asym.core.flags import int_at_least, non_negative_int, positive_int
 from asym.core.processes import evaluation_state, process_state
 from asym.iqa.data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
-from asym.metrics import MetricUnavailable, create_metric, metric_info, score_images
+from asym.metrics import MetricUnavailable, create_metric, metric_info
 from asym.reporting.tables import unique_names, write_records
 from asym.sr.cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
 from asym.sr.table import sr_table
@@ -94,38 +94,16 @@ def _sr_metric(source: str, scale: int, device: str, vlm_backend: str = "transfo
 
 
 def _sr_normalisations(args, names: list[str], metrics: list, kinds: list[str]) -> dict:
-    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset),
-    each belonging to its scorer's identity (``scorer_identity``), never to a name alone."""
-    from asym.metrics.calibration import (
-        fit_normalisation,
-        load_normalisations,
-        save_normalisations,
-        scorer_identity,
-        select_normalisation,
-    )
+    """{metric name: Normalisation} for the NR metrics: loaded (--normalisation) or fitted (--calibration_dataset,
+    then written beside the results), each belonging to its scorer's identity, never to a name alone."""
+    from asym.metrics.calibration import fit_normalisations, normalisations_from_file, save_normalisations
 
-    usable = [(n, m) for n, m, k in zip(names, metrics, kinds) if k == "nr" and not isinstance(m, str)]
+    usable = {n: m for n, m, k in zip(names, metrics, kinds) if k == "nr" and not isinstance(m, str)}
     if args.normalisation:
-        loaded = load_normalisations(args.normalisation)
-        out = {}
-        for name, metric in usable:
-            found = select_normalisation(loaded, name, scorer_identity(metric), args.normalisation)
-            if found is None:
-                print(f"{name}: no normalisation in {args.normalisation}; shown raw (score_norm null)")
-            elif found.lower_better != metric.lower_better:
-                raise UserError(f"{args.normalisation}: {name} is fitted with lower_better={found.lower_better}"
-                                f" but the metric says {metric.lower_better}: refit it")  # fmt: skip
-            else:
-                out[name] = found
-        return out
+        return normalisations_from_file(usable, args.normalisation)
     if args.calibration_dataset:
         dataset = load_nr_dataset(args.calibration_dataset, **nr_dataset_kwargs(args))
-        print(f"fitting the 1..100 normalisation on {dataset.name} ({len(dataset)} images, MOS {dataset.direction})")
-        out = {}
-        for name, metric in usable:
-            scores = score_images(metric, dataset, args.device, desc=f"{name} on {dataset.name}")
-            out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
-                                          calibration=dataset.name, scorer=scorer_identity(metric))  # fmt: skip
+        out = fit_normalisations(usable, dataset, args.device)
         path = os.path.join(args.output_dir, "normalisation.json")
         if process_state().is_main_process:  # every process fits the same maps; one writes them
             os.makedirs(args.output_dir, exist_ok=True)

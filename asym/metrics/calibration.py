@@ -313,7 +313,40 @@ def select_normalisation(saved: dict[str, Normalisation], name: str, scorer: str
     raise UserError(f"{path}: the map of {name} was fitted for {other.scorer}, but {name} here is {scorer}: {refit}")
 
 
+def normalisations_from_file(metrics: dict, path: str) -> dict[str, Normalisation]:
+    """{name: Normalisation} of each of ``metrics`` ({name: NR scorer}) that the file at ``path`` holds a map for,
+    fitted for that scorer's identity (``select_normalisation``: never a name alone); a map fitted in the other
+    direction is a ``UserError``. A metric without one is said in a line and left raw."""
+    loaded, out = load_normalisations(path), {}
+    for name, metric in metrics.items():
+        found = select_normalisation(loaded, name, scorer_identity(metric), path)
+        if found is None:
+            print(f"{name}: no normalisation in {path}; shown raw (score_norm null)")
+        elif found.lower_better != metric.lower_better:
+            raise UserError(f"{path}: {name} is fitted with lower_better={found.lower_better} but the metric says "
+                            f"{metric.lower_better}: refit it")  # fmt: skip
+        else:
+            out[name] = found
+    return out
+
+
+def fit_normalisations(metrics: dict, dataset, device) -> dict[str, Normalisation]:
+    """{name: Normalisation} of each of ``metrics`` ({name: NR scorer}) fitted on ``dataset`` (an NR dataset with
+    MOS: the paper's calibration set), each recording its scorer's identity."""
+    from .scorers import score_images
+
+    print(f"fitting the 1..100 normalisation on {dataset.name} ({len(dataset)} images, MOS {dataset.direction})")
+    out = {}
+    for name, metric in metrics.items():
+        scores = score_images(metric, dataset, device, desc=f"{name} on {dataset.name}")
+        out[name] = fit_normalisation(scores, dataset.quality(), metric.lower_better, metric=name,
+                                      calibration=dataset.name, scorer=scorer_identity(metric))  # fmt: skip
+    return out
+
+
 __all__ = [
+    "fit_normalisations",
+    "normalisations_from_file",
     "Normalisation",
     "fit_normalisation",
     "load_normalisations",
