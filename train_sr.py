@@ -54,7 +54,7 @@ from asym.nets.feature_normalisation import normalise_backbone_feature_maps
 from asym.sr.cards import discriminator_card, sr_card, sr_eval_results
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.sr.models import GENERATORS, SRModel, load_generator
-from asym.sr.validation import describe_validation, validate
+from asym.sr.validation import describe_validation, evaluate  # evaluate: the name the preflight times (study/costs.py)
 
 LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 
@@ -297,7 +297,7 @@ def main(args):
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
         if accelerator.is_main_process and (global_step % args.validation_steps == 0):
             grid = os.path.join(args.output_dir, "validation", f"step-{global_step}.png")
-            scores = validate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
+            scores = evaluate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
                               args.validation_tile, grid)  # fmt: skip
             accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
             logger.info("step %d validation: %s", global_step, describe_validation(scores))
@@ -309,7 +309,7 @@ def main(args):
         if ema is not None:
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")
-        final = validate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
+        final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
         logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f; %s", describe_validation(final),
                     final["psnr"], final["ssim"], batches.summary())  # fmt: skip
         generator.card = sr_card(args, global_step, final, len(val_set), per_loss, feat_loss, plain_d)

@@ -134,77 +134,20 @@ def robust_requirements(data: str) -> list:
 
 
 def preflight(args, commands: list[tuple[str, list[str]]], out: str) -> list[dict]:
-    """Check every source (all that is missing at once, exit 2, nothing written), then measure each distinct training
-    stage for a few steps and each scorer per image, count what every run does (steps, validations, checkpoint saves,
-    calibration images): the table printed, ``preflight.json`` in ``out``."""
-    import torch
-
-    from asym.core.atomic import write_json
-    from asym.core.errors import UserError
-    from asym.study.costs import add_run, eta_total, fill_eta, measure_scorers, run_counts, stage_key, stage_table
-    from asym.study.preflight import MISSING, OK, PREFLIGHT_FILE, check_requirements, missing_table
+    """The study's preflight (``asym.study.measure.run_preflight``) with its sources: the datasets under --data (those
+    pyiqa mirrors fetched first with --download), the weights and scorers the chain names."""
+    from asym.study.measure import run_preflight
 
     robust = args.study == "robust" and not args.smoke
     if args.download and not args.smoke and not robust:
         download_datasets(args.data)
     reqs = robust_requirements(args.data) if robust else requirements(args.data, args.smoke, args.download)
-    rows = check_requirements(reqs)
-    blocking = [r for r in rows if r["status"] != OK and r["blocking"]]
-    if any(r["status"] != OK for r in rows):
-        print(missing_table(rows), flush=True)
-    if blocking:
-        raise UserError(f"{len(blocking)} of the study's {len(rows)} sources cannot be had (the table above: "
-                        f"{sum(r['status'].startswith(MISSING) for r in blocking)} missing, the rest unusable); put "
-                        "them where it says, then run --preflight again")  # fmt: skip
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    processes = training_processes()
-    producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
-    stages: dict[tuple, dict] = {}
-    sizes: dict[tuple, tuple[int, int] | None] = {}  # per stage: images of a validation pass and of a test pass
-    for script, argv in commands:
-        if script == "evaluate.py":
-            if argv[0] == "sr":  # each scorer of Table 1 / the sweep, per image scored (and calibrated on)
-                measure_scorers(stages, argv, device)
-            continue  # the other verbs read what the stages wrote: minutes
-        key = stage_key(script, argv)
-        module = importlib.import_module(script.removesuffix(".py"))
-        parsed = module.parse_args(argv)
-        if key not in stages:
-            stages[key], sizes[key] = measure_training(module, parsed, argv, producers, device, processes)
-        row = stages[key]  # seconds_per_step 0: a run that trains no step (vgg16-r), so saves no checkpoint either
-        add_run(row, run_counts(script, parsed, sizes[key], trains=row["seconds_per_step"] != 0))
-    table = list(stages.values())
-    for row in table:  # a stage's ETA covers every run of its kind
-        if row["seconds_per_step"] is not None:
-            fill_eta(row)
-    print(stage_table(table), flush=True)
-    machine = (
-        f"{torch.cuda.get_device_name(0)} x{processes}" if device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-    )
-    total, parts, includes = eta_total(table)
-    record = {"machine": machine, "device": device.type, "processes": processes, "sources": rows, "stages": table,
-              "total_gpu_hours": total, "total_gpu_hours_by_part": parts, "eta_includes": includes}  # fmt: skip
-    os.makedirs(out, exist_ok=True)
-    write_json(os.path.join(out, PREFLIGHT_FILE), record)
-    print(f"preflight: {os.path.join(out, PREFLIGHT_FILE)} ({machine})", flush=True)
-    return table
+    return run_preflight(reqs, commands, out, training_processes(), run_in_process, script_module)
 
 
-def measure_training(module, parsed, argv: list[str], producers: dict, device, processes: int) -> tuple[dict, tuple]:
-    """A training command's stage row, measured for a few steps in a temporary folder
-    (``asym.study.costs.TrainingRun``), and the images a validation and a test pass of the configured run score."""
-    import tempfile
-
-    from asym.study.costs import STAGE_KEYS, TrainingRun, measure_stage
-
-    script = f"{module.__name__}.py"
-    row = dict.fromkeys(STAGE_KEYS)
-    row.update(stage=os.path.basename(parsed.output_dir), script=script, command=shlex.join([script, *argv]))
-    with tempfile.TemporaryDirectory(prefix="asym-preflight-") as tmp:
-        run = TrainingRun(module, parsed, argv, producers, tmp, run_in_process)
-        print(f"preflight: measuring {row['stage']} ({script})", flush=True)
-        measure_stage(row, run, parsed.train_batch_size, device, processes)
-    return row, run.evaluation_sizes
+def script_module(script: str):
+    """The module of a training script of this repository (``train_sr.py`` -> train_sr), for its parser and main."""
+    return importlib.import_module(script.removesuffix(".py"))
 
 
 def download_datasets(data: str) -> None:

@@ -15,7 +15,7 @@ from .data import bicubic_upsample
 from .models import upscale
 
 
-def validate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
+def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
     """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report), and
     the same for bicubic up-sampling of the same LR images (``bicubic_*``; SR only), the baseline a run must beat.
 
@@ -62,4 +62,4 @@ def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.pad(crop, (0, size - crop.shape[-1], 0, size - crop.shape[-2]))  # equal tiles for the grid
 
 
-__all__ = ["describe_validation", "validate"]
+__all__ = ["describe_validation", "evaluate"]
