@@ -11,6 +11,7 @@ from asym.core.errors import UserError
 from asym.core.flags import positive_int
 from asym.core.images import BUILTIN_IMAGES, load_image
 from asym.reporting.tables import unique_names
+from asym.sr.validation import sr_protocol
 
 DESCRIPTION = """\
     python evaluate.py grid --models runs/sr-vgg16,runs/sr-resnet50,bicubic --images astronaut,coffee \\
@@ -62,7 +63,7 @@ def run(args) -> str:
         for name, source in zip(names, sources):
             with torch.no_grad():
                 out = source(lr, hr).float().clamp(0, 1).cpu()
-            scores = [f(out, hr, border=args.scale, y_channel=True).item() for f in (psnr, ssim)]
+            scores = [f(out, hr, **sr_protocol(args.scale)).item() for f in (psnr, ssim)]
             print(f"{image}: {name} PSNR {scores[0]:.2f} dB, SSIM {scores[1]:.4f} (Y)")
             shown.append(out)
         rows += [*shown, hr]

@@ -17,6 +17,7 @@ from asym.metrics import MetricUnavailable, create_metric, metric_info
 from asym.reporting.tables import unique_names, write_records
 from asym.sr.cards import TrainingImagesWarning, card_loss, card_trained_on_builtin
 from asym.sr.table import sr_table
+from asym.sr.validation import sr_protocol
 
 DESCRIPTION = """\
     python evaluate.py sr --models runs/sr-vgg16,runs/sr-resnet50,bicubic,hr --metrics psnr,ssim,piqe,maniqa \\
@@ -84,7 +85,7 @@ def _sr_metric(source: str, scale: int, device: str, vlm_backend: str = "transfo
         if not str(err).startswith("unknown metric"):
             raise
         return "nr", create_metric(source, device, kind="nr")  # raises, naming close NR names
-    protocol = {"border": scale, "y_channel": True} if spec.loader == "asym" else {}
+    protocol = sr_protocol(scale) if spec.loader == "asym" else {}
     if spec.name == "visualquality-r1" and vlm_backend != "transformers":
         protocol = {"backend": vlm_backend}
     try:

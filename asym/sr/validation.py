@@ -15,6 +15,13 @@ from .data import bicubic_upsample
 from .models import upscale
 
 
+def sr_protocol(scale: int, y_channel: bool = True) -> dict:
+    """How SR papers measure PSNR / SSIM, as keyword arguments of asym's fidelity metrics: ``scale`` border pixels
+    cropped, on the Y channel (BT.601) unless ``y_channel`` is False. The one definition, for a training run's
+    validation (``evaluate``) and for ``evaluate.py sr``'s fidelity columns."""
+    return {"border": scale, "y_channel": y_channel}
+
+
 def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str | None = None) -> dict[str, float]:
     """Mean PSNR/SSIM over whole validation images, border = scale, on RGB and on Y (BT.601, as SR papers report), and
     the same for bicubic up-sampling of the same LR images (``bicubic_*``; SR only), the baseline a run must beat.
@@ -34,8 +41,9 @@ def evaluate(generator, dataset, device, scale: int, tile: int, grid_path: str |
             for method in methods:
                 for suffix, on_y in (("", False), ("_y", True)):
                     out = outputs[method]
-                    scores[f"{method}psnr{suffix}"].append(psnr(out, hr, border=scale, y_channel=on_y).item())
-                    scores[f"{method}ssim{suffix}"].append(ssim(out, hr, border=scale, y_channel=on_y).item())
+                    protocol = sr_protocol(scale, y_channel=on_y)
+                    scores[f"{method}psnr{suffix}"].append(psnr(out, hr, **protocol).item())
+                    scores[f"{method}ssim{suffix}"].append(ssim(out, hr, **protocol).item())
             if grid_path and i < 4:  # LR (nearest) | bicubic | SR | HR; an autoencoder's (scale 1): input | output
                 nearest = F.interpolate(lr, scale_factor=scale, mode="nearest")
                 shown = (nearest, outputs["bicubic_"], sr, hr) if scale > 1 else (hr, sr)
@@ -62,4 +70,4 @@ def _centre_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.pad(crop, (0, size - crop.shape[-1], 0, size - crop.shape[-2]))  # equal tiles for the grid
 
 
-__all__ = ["describe_validation", "evaluate"]
+__all__ = ["describe_validation", "evaluate", "sr_protocol"]
