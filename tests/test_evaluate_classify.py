@@ -211,7 +211,7 @@ def test_bad_datasets_and_classifiers_are_user_errors(image_folder, sr_model, tm
     flat = tmp_path / "flat"
     flat.mkdir()
     Image.new("RGB", (80, 80)).save(flat / "a.png")
-    fails(flat, "no class sub-folders")
+    fails(flat, "has no class folders: expected .*labels.csv")
     # a class folder without images: an error naming it, as torchvision's ImageFolder raises
     (tmp_path / "empty" / "cls").mkdir(parents=True)
     fails(tmp_path / "empty", r"1 of its 1 class folders hold no images .*: cls; add images or remove")

@@ -191,7 +191,7 @@ def test_datasets_table_in_imagenet_layout(tmp_path):
     [
         ("missing", "does not exist"),
         ("no_classes", "has no class folders"),
-        ("empty_class", "holds no images"),
+        ("empty_class", "1 of its 2 class folders hold no images .*: b; add images or remove"),
         ("unreadable", "bad.png .*cannot be read as an image"),
         ("unknown_val_class", "classes that .*train lacks \\(zebra\\)"),
         ("one_class", "needs at least 2"),

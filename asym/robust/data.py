@@ -164,19 +164,22 @@ def load_classification_data(name: str, crop_size: int, seed: int = 0, num_valid
     return _table(name, crop_size, train_split, validation_split, image_column, label_column)
 
 
-def _class_folders(folder: str) -> dict[str, list[str]]:
-    """``{class name: sorted image paths}`` of ``folder/<class>/**``; an empty class is a ``UserError``."""
+def class_folders(folder: str, otherwise: str = "") -> dict[str, list[str]]:
+    """``{class name: image paths}`` of an ImageFolder ``folder/<class>/**``: the classes are its sorted, non-hidden
+    sub-folders (their order is the label) and their images ``image_files``'s; the one reader of class folders, for
+    training (``load_classification_data``) and evaluation (``asym.robust.labelled_images``) alike. No class folder,
+    or class folders without images (all named at once, as torchvision's ``ImageFolder`` refuses them), is a
+    ``UserError``; ``otherwise`` says what else the folder could have held."""
     classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)) and not d.startswith("."))
     if not classes:
-        raise UserError(f"image folder {folder} has no class folders: expected {folder}/<class>/<image> "
-                        f"(or {folder}/train/<class>/ and {folder}/val/<class>/)")  # fmt: skip
-    found = {}
-    for label in classes:
-        root = os.path.join(folder, label)
-        found[label] = image_files(root)
-        if not found[label]:
-            raise UserError(f"class folder {root} holds no images ({'/'.join(IMAGE_EXTENSIONS)}): remove it or add "
-                            "images")  # fmt: skip
+        raise UserError(f"{folder} has no class folders: expected {folder}/<class>/<image> "
+                        f"({'/'.join(IMAGE_EXTENSIONS)}){otherwise}")  # fmt: skip
+    found = {label: image_files(os.path.join(folder, label)) for label in classes}
+    empty = [label for label, paths in found.items() if not paths]
+    if empty:
+        listed = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise UserError(f"{folder}: {len(empty)} of its {len(classes)} class folders hold no images "
+                        f"({'/'.join(IMAGE_EXTENSIONS)}): {listed}; add images or remove the folders")  # fmt: skip
     return found
 
 
@@ -203,8 +206,8 @@ def _image_folder(folder: str, crop_size: int, seed: int, validation_fraction: f
     val_dir = next((os.path.join(folder, d) for d in ("val", "validation") if os.path.isdir(os.path.join(folder, d))),
                    None)  # fmt: skip
     if os.path.isdir(os.path.join(folder, "train")) and val_dir:
-        train_classes = _class_folders(os.path.join(folder, "train"))
-        val_classes = _class_folders(val_dir)
+        train_classes = class_folders(os.path.join(folder, "train"))
+        val_classes = class_folders(val_dir)
         unknown = sorted(set(val_classes) - set(train_classes))
         if unknown:
             raise UserError(f"{val_dir} has classes that {folder}/train lacks ({', '.join(unknown[:3])}): the two "
@@ -216,7 +219,7 @@ def _image_folder(folder: str, crop_size: int, seed: int, validation_fraction: f
     else:
         if not 0 < validation_fraction < 1:
             raise UserError(f"--validation_fraction must be between 0 and 1, got {validation_fraction}")
-        classes = _class_folders(folder)
+        classes = class_folders(folder, f" (or {folder}/train/<class>/ and {folder}/val/<class>/)")
         names, train, val = list(classes), [], []
         rng = torch.Generator().manual_seed(seed)
         for label, paths in enumerate(classes.values()):
@@ -275,6 +278,7 @@ def subset(dataset, n: int | None):
 
 
 __all__ = [
+    "class_folders",
     "BuiltinCrops",
     "ClassificationData",
     "LabelledImages",

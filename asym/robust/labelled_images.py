@@ -23,9 +23,10 @@ import torch
 from torch.utils.data import Subset
 
 from ..core.errors import UserError, reading
-from ..core.images import IMAGE_EXTENSIONS, decode, image_files, is_saved_dataset, open_image_table, to_tensor
+from ..core.images import decode, is_saved_dataset, open_image_table, to_tensor
 from ..core.sources import resolve_source
 from ..sr.evaluation import SRTestSet
+from .data import class_folders
 
 LABELS_FILE = "labels.csv"
 
@@ -166,29 +167,16 @@ class ClassificationSet(Sequence):
 
 
 def _image_folder(folder: str) -> tuple[list, list[int], list[str], list[str]]:
-    """An ImageFolder: classes are the sorted sub-folders (their index is the label), images sorted inside each; a
-    class folder without images is an error, as torchvision's ``ImageFolder`` makes it (it would shift no index, but
-    its class could never be scored)."""
-    classes = sorted(e for e in os.listdir(folder) if os.path.isdir(os.path.join(folder, e)) and not e.startswith("."))
-    if not classes:
-        raise UserError(f"dataset {folder} has no class sub-folders: expected DIR/<class>/<image> "
-                        f"({'/'.join(IMAGE_EXTENSIONS)}), a {LABELS_FILE} (image,label) or a Hub / datasets "
-                        "image-classification set")  # fmt: skip
-    sources, labels, names, empty = [], [], [], []
-    for index, cls in enumerate(classes):
-        found = 0
-        for path in image_files(os.path.join(folder, cls)):
-            sources.append(path)
-            labels.append(index)
-            names.append(os.path.relpath(path, folder).replace(os.sep, "/"))
-            found += 1
-        if not found:
-            empty.append(cls)
-    if empty:
-        listed = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
-        raise UserError(f"dataset {folder}: {len(empty)} of its {len(classes)} class folders hold no images "
-                        f"({'/'.join(IMAGE_EXTENSIONS)}): {listed}; add images or remove the folders")  # fmt: skip
-    return sources, labels, classes, names
+    """An ImageFolder, read by ``asym.robust.data.class_folders`` (as train_robust.py reads it): its images, their
+    labels (the class's index), the classes and the images' names relative to the folder."""
+    otherwise = f", a {LABELS_FILE} (image,label) or a Hub / datasets image-classification set"
+    classes = class_folders(folder, otherwise)
+    sources, labels, names = [], [], []
+    for index, paths in enumerate(classes.values()):
+        sources += paths
+        labels += [index] * len(paths)
+        names += [os.path.relpath(path, folder).replace(os.sep, "/") for path in paths]
+    return sources, labels, list(classes), names
 
 
 def _labels_csv(folder: str) -> tuple[list, list[int], None, list[str]]:
