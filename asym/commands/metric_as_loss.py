@@ -82,5 +82,5 @@ def random_backbones(metric) -> list[str]:
     fallback when the pretrained ones could not be downloaded); empty for a metric with real weights or none."""
     model = getattr(metric, "model", None)
     modules = model.modules() if isinstance(model, torch.nn.Module) else []
-    sources = {f"{m.name}: {m.weights_source}" for m in modules if hasattr(m, "weights_source")}
-    return sorted(s for s in sources if init_label(s.split(": ", 1)[1]) == "random")
+    random = {m for m in modules if init_label(getattr(m, "weights_source", "")) == "random"}
+    return sorted({f"{m.name}: {m.weights_source}" for m in random})

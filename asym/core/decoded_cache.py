@@ -317,13 +317,17 @@ def cache_report() -> str:
               + (f", {_counts['skipped']} not stored" if _counts["skipped"] else ""))  # fmt: skip
     if stopped:
         return f"decoded-image cache {_active.root}: stopped caching ({stopped}): {counts}"
-    if not any(_counts.values()):
+    if _unused():
         return f"decoded-image cache {_active.root}: unused (the images are in memory already)"
     return f"decoded-image cache {_active.root}: {counts}"
+
+
+def _unused() -> bool:
+    """The active cache neither stopped nor used by this process (its images were in memory already)."""
+    return _active is not None and not _active.state.get("stopped") and not any(_counts.values())
 
 
 def log_cache_report(logger: logging.Logger) -> None:
     """``cache_report()`` as an INFO line, or a DEBUG one where the cache was not needed (the images fit in memory:
     nothing the user must know)."""
-    unused = _active is not None and not _active.state.get("stopped") and not any(_counts.values())
-    logger.log(logging.DEBUG if unused else logging.INFO, cache_report())
+    logger.log(logging.DEBUG if _unused() else logging.INFO, cache_report())
