@@ -25,12 +25,11 @@ import argparse
 import os
 
 import torch
-import torch.nn.functional as F
 
-from asym import DISTS, list_backbones
+from asym import list_backbones
 from asym.core.decoded_cache import add_cache_args, configure_from_args, log_cache_report
 from asym.core.errors import UserError
-from asym.core.flags import non_negative_float, non_negative_int, positive_float, positive_int, unit_interval
+from asym.core.flags import non_negative_int, positive_float, positive_int, unit_interval
 from asym.core.model_card import push_to_hub, set_card_metadata
 from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
@@ -42,21 +41,12 @@ from asym.core.training import (
     run_cli,
     save_checkpoint,
 )
-from asym.nets.discriminator import (
-    DISC_TYPES,
-    Discriminator,
-    discriminator_stats,
-    relativistic_discriminator_loss,
-    relativistic_generator_loss,
-)
-from asym.nets.feature_losses import FEAT_LAYERS, TEXTURE_LAYERS, FeatureTextureLoss
-from asym.nets.feature_normalisation import normalise_backbone_feature_maps
+from asym.nets.discriminator import DISC_TYPES, discriminator_stats, relativistic_discriminator_loss
 from asym.sr.cards import discriminator_card, sr_card, sr_eval_results
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
+from asym.sr.losses import GeneratorLoss, add_loss_args, check_loss_args
 from asym.sr.models import GENERATORS, SRModel, load_generator
 from asym.sr.validation import describe_validation, evaluate  # evaluate: the name the preflight times (study/costs.py)
-
-LOSS_TERMS = ("rec", "per", "adv", "mse", "feat", "texture")  # the asymmetry paper's, then the robust-loss study's
 
 
 def parse_args(input_args=None):
@@ -66,28 +56,13 @@ def parse_args(input_args=None):
     g.add_argument("--scale", type=int, default=4, choices=[1, 2, 3, 4],
                    help="up-scaling factor; 1 for the autoencoders (the input is the HR crop itself)")  # fmt: skip
     g.add_argument("--init_generator", default=None, help="saved generator folder / Hub id / official checkpoint")
-    g.add_argument("--loss", default="rec+per+adv",
-                   help="terms joined by '+': rec (L1), per (DISTS-style), adv; the robust-loss study's mse (E), "
-                        "feat (P: VGG-19 features), texture (T: patch Gram matrices): mse+feat+texture")  # fmt: skip
-    g.add_argument("--lambda_rec", type=non_negative_float, default=1e-2, help="weight of the L1 term (0: off)")
-    g.add_argument("--lambda_per", type=non_negative_float, default=1.0, help="weight of the perceptual term (0: off)")
-    g.add_argument("--lambda_adv", type=non_negative_float, default=5e-3,
-                   help="weight of the adversarial term (0: off; the discriminator still trains)")  # fmt: skip
-    g.add_argument("--lambda_kl", type=non_negative_float, default=None,
-                   help="autoencoders: weight of the VAE's KL term (default 1e-6, latent diffusion's kl_weight: keeps "
-                        "the latents a usable distribution without blurring; 0: off)")  # fmt: skip
+    add_loss_args(g)  # --loss and --lambda_<term>, one per term of asym/sr/losses.LOSS_TERMS
     g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
     g.add_argument("--per_alpha_beta", choices=["auto", "uniform", "random"], default="auto",
                    help="alpha/beta of --per_backbone: auto = the DISTS release for vgg16, random for vgg16-r, "
                    "uniform otherwise")  # fmt: skip
     g.add_argument("--per_metric", default=None, help="a saved DISTS metric (folder or Hub id) instead")
     g.add_argument("--weights", default="auto", help="perceptual backbone weights: auto, pretrained, random, a file")
-    g.add_argument("--lambda_mse", type=non_negative_float, default=1.0, help="weight of the mse (E) term (0: off)")
-    g.add_argument("--lambda_feat", type=non_negative_float, default=1.0,
-                   help="weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside; 0: off)")  # fmt: skip
-    g.add_argument("--lambda_texture", type=non_negative_float, default=1.0,
-                   help="weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside; 0: "
-                        "off)")  # fmt: skip
     g.add_argument("--feat_backbone", default="vgg19", help="network of the feat and texture terms (one for both)")
     g.add_argument("--feat_weights", default="auto",
                    help="its weights: auto, pretrained, random, a file / folder / Hub id (e.g. a robust VGG-19 of "
@@ -123,29 +98,18 @@ def parse_args(input_args=None):
     parser.set_defaults(adam_beta2=0.99)  # BasicSR's ESRGAN/SwinIR recipes: Adam betas (0.9, 0.99)
     args = parser.parse_args(input_args)
     args.crop_size = args.crop_size or (256 if args.scale == 1 else 64 * args.scale)  # LR crops of 64 pixels (SR)
-    autoencoder = GENERATORS.get(args.model, {}).get("arch") == "autoencoder-kl"
-    if args.lambda_kl is not None and not autoencoder:
-        parser.error(f"--lambda_kl is the VAE's KL term: it needs --model autoencoder-kl[-tiny], not {args.model}")
-    args.lambda_kl = (1e-6 if args.lambda_kl is None else args.lambda_kl) if autoencoder else 0.0
     try:
         args.milestones = [positive_int(m) for m in args.lr_milestones.split(",") if m.strip()]
     except (ValueError, argparse.ArgumentTypeError):
         parser.error(f"--lr_milestones {args.lr_milestones!r}: expected comma-separated step numbers (at least 1), "
                      "e.g. 1000,2000")  # fmt: skip
-    args.terms = [t.strip() for t in args.loss.split("+")]
-    unknown = [t for t in args.terms if t not in LOSS_TERMS]
-    if unknown or not args.terms:
-        parser.error(f"--loss {args.loss!r}: unknown term(s) {unknown}; join {', '.join(LOSS_TERMS)} with '+'")
-    if not any(getattr(args, f"lambda_{t}") > 0 for t in args.terms):  # a run that trains nothing replaces no model
-        parser.error(f"--loss {args.loss}: every term has weight 0 ("
-                     + ", ".join(f"--lambda_{t}" for t in args.terms) + "): the generator would not train")  # fmt: skip
+    check_loss_args(parser, args, model_has_kl=GENERATORS.get(args.model, {}).get("arch") == "autoencoder-kl")
     return args
 
 
 def main(args):
     accelerator = create_accelerator(args, SRModel)
     torch.manual_seed(args.seed)
-    use_rec, use_per, use_adv, use_mse, use_feat, use_texture = (term in args.terms for term in LOSS_TERMS)
     if args.crop_size % args.scale:
         raise UserError(f"--crop_size {args.crop_size} is not divisible by --scale {args.scale} "
                         f"(e.g. {64 * args.scale}, the default for x{args.scale})")  # fmt: skip
@@ -171,27 +135,8 @@ def main(args):
         else:
             generator = SRModel(args.model, args.scale)
         generator.train()  # from_pretrained returns eval mode: an autoencoder would then train on its posterior's mode
-        per_loss = None
-        if use_per:
-            if args.per_metric:
-                per_loss = DISTS.from_pretrained(args.per_metric)
-            else:
-                per_loss = DISTS(args.per_backbone, weights=args.weights, alpha_beta=args.per_alpha_beta)
-            per_loss.requires_grad_(False).to(accelerator.device)
-        feat_loss = None
-        if use_feat or use_texture:  # one network for both terms, as in the study
-            feat_loss = FeatureTextureLoss(args.feat_backbone, args.feat_weights,
-                                           feat_layers=FEAT_LAYERS if use_feat else None,
-                                           texture_layers=TEXTURE_LAYERS if use_texture else None)  # fmt: skip
-            if not args.no_feat_normalisation:
-                calibration = SRPairDataset(train_images, args.scale, args.crop_size, train=False)
-                crops = torch.stack([calibration[i]["hr"] for i in range(min(16, len(calibration)))])
-                normalise_backbone_feature_maps(feat_loss.backbone, crops)
-            feat_loss.to(accelerator.device)
-        discriminator = None
-        if use_adv:
-            discriminator = Discriminator(args.disc_backbone, args.disc_type, weights=args.disc_weights)
-
+        loss = GeneratorLoss(args, train_images).to(accelerator.device)  # the terms' networks, built once
+        discriminator = loss.discriminator  # trained below, on the same batches
     # Optimisers and the paper's step schedule (lr halved at each milestone).
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
@@ -232,7 +177,6 @@ def main(args):
         logger.warning("training %s on the CPU: at the paper's sizes a step takes about a minute on 2 cores; "
                        "--model tiny is the CPU try (the README's CPU demo)", args.model)  # fmt: skip
     progress = tqdm(range(args.max_train_steps), initial=global_step, disable=not accelerator.is_main_process)
-    plain_d = accelerator.unwrap_model(discriminator) if discriminator is not None else None
     batches, history = DataWait(train_loader), []
     while global_step < args.max_train_steps:
         batch = next(batches)
@@ -241,23 +185,8 @@ def main(args):
             # Generator step: the discriminator is only read (its plain module, frozen, so no DDP sync).
             with accelerator.autocast():
                 sr = generator(lr_img)
-                losses = {}
-                if use_rec:
-                    losses["rec"] = F.l1_loss(sr.float(), hr)
-                if use_per:
-                    losses["per"] = per_loss(sr.float(), hr).mean()
-                if use_mse:
-                    losses["mse"] = F.mse_loss(sr.float(), hr)
-                if feat_loss is not None:
-                    losses |= {k: v.mean() for k, v in feat_loss(sr.float(), hr).items()}
-                if args.lambda_kl > 0:  # the posterior of this forward (autoencoders)
-                    losses["kl"] = accelerator.unwrap_model(generator).net.last_kl.float().mean()
-                if use_adv:
-                    plain_d.requires_grad_(False)
-                    real_logits = plain_d(hr).detach()
-                    losses["adv"] = relativistic_generator_loss(real_logits, plain_d(sr))
-                    plain_d.requires_grad_(True)
-                loss_g = sum(getattr(args, f"lambda_{k}") * v for k, v in losses.items())  # --lambda_<term>
+                losses = loss(sr, hr, accelerator.unwrap_model(generator))  # each term, unweighted
+                loss_g = loss.total(losses)  # weighted by --lambda_<term>
             accelerator.backward(loss_g)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
@@ -265,7 +194,7 @@ def main(args):
             opt_g.zero_grad(set_to_none=True)
 
             # Discriminator step on the same batch, the generator output detached.
-            if use_adv:
+            if discriminator is not None:
                 with accelerator.autocast():
                     real_logits, fake_logits = discriminator(hr), discriminator(sr.detach())
                     loss_d = relativistic_discriminator_loss(real_logits, fake_logits)
@@ -287,7 +216,7 @@ def main(args):
         progress.update(1)
         logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
         logs |= batches.perf()  # perf/data_wait: the step's share spent waiting for data (near 1: data is the limit)
-        if use_adv:
+        if discriminator is not None:
             logs |= {f"disc/{k}": v for k, v in disc_stats.items()}
         progress.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in logs.items() if k.startswith(("loss", "lr"))})
         accelerator.log(logs, step=global_step)
@@ -312,13 +241,13 @@ def main(args):
         final = evaluate(generator, val_set, accelerator.device, args.scale, args.validation_tile, grid)
         logger.info("final validation: %s; RGB: PSNR %.2f dB, SSIM %.4f; %s", describe_validation(final),
                     final["psnr"], final["ssim"], batches.summary())  # fmt: skip
-        generator.card = sr_card(args, global_step, final, len(val_set), per_loss, feat_loss, plain_d)
+        generator.card = sr_card(args, global_step, final, len(val_set), loss)
         results = sr_eval_results(args, final, len(val_set))
         set_card_metadata(generator, args, results, base_model=args.init_generator)
         generator.save_pretrained(args.output_dir)
-        if plain_d is not None:  # its card says what it trained against: read back by gan: weight sources
-            plain_d.card = discriminator_card(args, global_step)
-            plain_d.save_pretrained(os.path.join(args.output_dir, "discriminator"))
+        if loss.discriminator is not None:  # its card says what it trained against: read back by gan: weight sources
+            loss.discriminator.card = discriminator_card(args, global_step)
+            loss.discriminator.save_pretrained(os.path.join(args.output_dir, "discriminator"))
         accelerator.log({"final/" + k: v for k, v in final.items()}, step=global_step)
         if args.push_to_hub:
             push_to_hub(args)

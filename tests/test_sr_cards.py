@@ -64,10 +64,13 @@ def test_the_card_train_sr_writes_is_the_card_the_readers_read():
                            terms=["rec", "per", "adv", "feat"], lambda_feat=1.0, lambda_kl=0.0, disc_type="patch",
                            disc_backbone="dinov2", disc_learning_rate=1e-4, scale=4)  # fmt: skip
     final = {"psnr": 27.0, "ssim": 0.8, "psnr_y": 29.0, "ssim_y": 0.85}
-    card = sr_card(args, 10, final, 2, per_loss=SimpleNamespace(backbone=backbone, alpha_beta_source="release"),
-                   feat_loss=SimpleNamespace(backbone=SimpleNamespace(name="vgg19", weights_source="runs/robust")),
-                   discriminator=SimpleNamespace(backbone=backbone))  # fmt: skip
+    loss = SimpleNamespace(weights={"rec": 0.01, "per": 1.0, "feat": 1.0, "adv": 0.005},
+                           perceptual=SimpleNamespace(backbone=backbone, alpha_beta_source="release"),
+                           features=SimpleNamespace(backbone=SimpleNamespace(name="vgg19", weights_source="runs/x")),
+                           discriminator=SimpleNamespace(backbone=backbone))  # fmt: skip
+    card = sr_card(args, 10, final, 2, loss)
     read = (card_loss(card), card_per_backbone(card), card_disc_backbone(card), card_disc_type(card),
             card_feat_weights(card), card_trained_on_builtin(card))  # fmt: skip
     assert read == ("rec+per+adv+feat", "resnet50", "dinov2", "patch", "runs/robust", True)
+    assert "--lambda_feat" in card and "--lambda_mse" not in card and "feat on vgg19 (runs/x)" in card["feature loss"]
     assert card["steps trained"] == 10 and card["validation"].startswith("Y (BT.601): PSNR 29.00 dB")

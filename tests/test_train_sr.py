@@ -391,14 +391,14 @@ def test_feat_weights_file_is_the_network_of_p_and_t(tmp_path):
     """--feat_weights FILE: the loss network holds exactly those tensors (normalisation off to compare them)."""
     from safetensors.torch import save_file
 
-    from asym import create_backbone
+    from asym import FeatureTextureLoss, create_backbone
 
     torch.manual_seed(5)
     robust = create_backbone("vgg19", weights="random")
     path = tmp_path / "robust-vgg19.safetensors"
     save_file({k: v.contiguous() for k, v in robust.model.state_dict().items()}, str(path))
     seen = {}
-    original = train_sr.FeatureTextureLoss.__init__
+    original = FeatureTextureLoss.__init__
 
     def spy(self, *a, **k):
         original(self, *a, **k)
@@ -406,7 +406,7 @@ def test_feat_weights_file_is_the_network_of_p_and_t(tmp_path):
 
     import unittest.mock
 
-    with unittest.mock.patch.object(train_sr.FeatureTextureLoss, "__init__", spy):
+    with unittest.mock.patch.object(FeatureTextureLoss, "__init__", spy):
         args, _ = run(tmp_path, "--model", "enhancenet", "--loss", "mse+feat", "--feat_weights", str(path),
                       "--no_feat_normalisation", "--max_train_steps", "1")  # fmt: skip
     assert all(torch.equal(seen["state"][k], v) for k, v in robust.model.state_dict().items())
@@ -431,3 +431,32 @@ def test_mse_training_brings_enhancenet_closer_to_hr(tmp_path):
     with torch.no_grad():
         before, after = (torch.nn.functional.mse_loss(m(lr), hr).item() for m in (start, trained))
     assert after < 0.9 * before  # measured: 0.00462 -> 0.00389 (-16%); bicubic's residual error stays
+
+
+def test_a_new_loss_term_is_one_table_entry(tmp_path, monkeypatch):
+    """An entry added to LOSS_TERMS is a --loss term with its --lambda_ flag, computed and logged each step and recorded
+    on the card; nothing else is touched. The feat and texture terms read one forward of their shared network."""
+    from asym.sr import losses
+
+    def total_variation(loss, x):
+        return (x.sr[..., 1:, :] - x.sr[..., :-1, :]).abs().mean() + (x.sr[..., 1:] - x.sr[..., :-1]).abs().mean()
+
+    tv = losses.LossTerm("total variation", 0.1, "weight of tv", total_variation)
+    monkeypatch.setitem(losses.LOSS_TERMS, "tv", tv)
+    args, history = run(tmp_path, "--loss", "rec+tv", "--lambda_tv", "0.5", "--max_train_steps", "2")
+    assert args.terms == ["rec", "tv"] and all(h["loss/tv"] > 0 for h in history)
+    assert SRModel.from_pretrained(args.output_dir).card["--lambda_tv"] == 0.5
+
+    from types import SimpleNamespace
+
+    flags = SimpleNamespace(terms=["feat", "texture"], lambda_feat=1.0, lambda_texture=1.0, lambda_kl=0.0,
+                            feat_backbone="vgg16", feat_weights="random", no_feat_normalisation=True,
+                            **{f"lambda_{t}": 1.0 for t in ("rec", "per", "mse", "adv", "tv")})  # fmt: skip
+    loss = losses.GeneratorLoss(flags, train_images=None)
+    forward = loss.features.forward
+    calls = []
+    monkeypatch.setattr(loss.features, "forward", lambda *a: calls.append(1) or forward(*a))
+    sr, hr = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    values = loss(sr, hr, generator=None)
+    assert list(values) == ["feat", "texture"] and len(calls) == 1
+    assert torch.allclose(loss.total(values), sum(v.mean() for v in forward(sr, hr).values()))

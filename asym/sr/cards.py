@@ -155,27 +155,24 @@ def metric_for_backbone(backbone: str, metrics: list[str]) -> str | None:
 # --- The writer: what train_sr.py records, beside the readers above that parse it ---------------------------------
 
 
-def sr_card(
-    args, steps: int, final: dict, n_validation: int, per_loss=None, feat_loss=None, discriminator=None
-) -> dict:
-    """A train_sr.py run's card: its flags (``--loss``, the lambdas, data, schedule), one fact per loss part
+def sr_card(args, steps: int, final: dict, n_validation: int, loss) -> dict:
+    """A train_sr.py run's card: its flags (``--loss``, each term's weight, data, schedule), one fact per loss network
     (``"<what> on <backbone> (<weights>), ..."``, which ``card_per_backbone`` / ``card_disc_backbone`` /
-    ``card_disc_type`` read back), the final validation and the steps trained."""
-    facts = model_card_facts(args, ["loss", "lambda_rec", "lambda_per", "lambda_adv", "init_generator",
+    ``card_disc_type`` read back), the final validation and the steps trained. ``loss``: the run's ``GeneratorLoss``
+    (its ``weights``, ``perceptual``, ``features`` and ``discriminator``)."""
+    facts = model_card_facts(args, ["loss", *(f"lambda_{term}" for term in loss.weights), "init_generator",
                                     "dataset_name", "train_data_dir", "crop_size", "train_batch_size",
                                     "learning_rate", "lr_milestones", "max_train_steps", "seed"])  # fmt: skip
+    per_loss, feat_loss, discriminator = loss.perceptual, loss.features, loss.discriminator
     if per_loss is not None:
         facts["perceptual loss"] = (f"DISTS-style on {per_loss.backbone.name} ({per_loss.backbone.weights_source}),"
                                     f" alpha/beta: {per_loss.alpha_beta_source}")  # fmt: skip
     if feat_loss is not None:
         facts |= model_card_facts(args, ["feat_backbone", "feat_weights"])
         normalised = "not normalised" if args.no_feat_normalisation else "feature maps normalised to mean 1"
-        terms = "+".join(t for t in ("feat", "texture") if t in args.terms)
+        terms = "+".join(t for t in ("feat", "texture") if t in loss.weights)
         facts["feature loss"] = (f"{terms} on {feat_loss.backbone.name} ({feat_loss.backbone.weights_source}), "
                                  f"{normalised}")  # fmt: skip
-    facts |= model_card_facts(args, [f"lambda_{t}" for t in ("mse", "feat", "texture") if t in args.terms])
-    if args.lambda_kl > 0:
-        facts |= model_card_facts(args, ["lambda_kl"])
     if discriminator is not None:
         weights = discriminator.backbone.weights_source
         facts["discriminator"] = f"{args.disc_type} on {args.disc_backbone} ({weights}), lr {args.disc_learning_rate}"
