@@ -21,8 +21,9 @@ from conftest import perturbed_tiny, run_evaluate  # noqa: E402
 from asym import SRModel  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.images import BUILTIN_IMAGES  # noqa: E402
-from asym.robust.classify import load_classifier, target_indices  # noqa: E402
-from asym.robust.labelled_images import EvalCrop, load_classification_set, load_labelled_set  # noqa: E402
+from asym.robust.data import EvalCrop  # noqa: E402
+from asym.robust.image_classifiers import load_classifier, target_indices  # noqa: E402
+from asym.robust.labelled_images import load_classification_set, load_labelled_set  # noqa: E402
 from asym.sr.data import load_sr_images  # noqa: E402
 
 CLASSES = {"cat": ("chelsea", "astronaut"), "drink": ("coffee", "rocket"), "ground": ("brick", "gravel")}
@@ -275,7 +276,7 @@ def test_a_train_robust_classifier_maps_labels_by_class_name(image_folder, sr_mo
 def test_imagenet_synset_folders_map_to_imagenet_indices(tmp_path):
     """ImageNet's validation layout (DIR/<synset>/): any subset of the synsets maps to the ImageNet-1k indices, for
     named (pretrained) and unnamed (random) ImageNet classifiers alike; sorted folder order would give 0, 1, 2."""
-    from asym.robust.classify import ImageClassifier, imagenet_synsets
+    from asym.robust.image_classifiers import ImageClassifier, imagenet_synsets
 
     synsets = imagenet_synsets()
     categories = torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"]
@@ -305,7 +306,7 @@ def test_chart_title_fits_the_figure(monkeypatch, tmp_path):
     """The title of classify.png lies inside the figure, wrapped, however narrow the chart (it was cut off at both
     edges: an axes title centred over a narrow axes)."""
     import asym.reporting.figures
-    from asym.robust.classify import plot_top1_errors
+    from asym.reporting.figures import plot_top1_errors
 
     figures = []
     real = asym.reporting.figures.save_figure
@@ -341,7 +342,7 @@ def test_a_saved_datasets_table_reads_as_the_image_folder(image_folder, tmp_path
     bad = datasets.Dataset.from_dict({"image": table["image"], "label": [-1] * 6}, features=datasets.Features(
         {"image": datasets.Image(), "label": datasets.Value("int64")}))  # fmt: skip
     bad.save_to_disk(str(tmp_path / "bad"))
-    with pytest.raises(UserError, match="must hold class indices >= 0"):
+    with pytest.raises(UserError, match="labels outside 0 and up \\(e.g. -1, row 0; .*with --split"):
         load_classification_set(str(tmp_path / "bad"), SIZE, 4)
 
 

@@ -180,7 +180,7 @@ def test_datasets_table_in_imagenet_layout(tmp_path):
     item = data.validation[1]
     assert item["label"] == 1 and item["image"].shape == (3, 16, 16)
     assert torch.allclose(item["image"], torch.full((3, 16, 16), 60 / 255), atol=1e-6)  # a flat image stays flat
-    with pytest.raises(UserError, match="labels outside 0..2 \\(e.g. -1; unlabelled"):
+    with pytest.raises(UserError, match=r"outside 0..2 \(e.g. -1, row 0; unlabelled .*: choose .* --train_split"):
         load_classification_data(str(tmp_path / "imagenet"), crop_size=16, validation_split="test")
     with pytest.raises(UserError, match="no split 'val'"):
         load_classification_data(str(tmp_path / "imagenet"), crop_size=16, validation_split="val")

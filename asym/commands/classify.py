@@ -68,15 +68,10 @@ def run(args) -> list[dict]:
     from accelerate.utils import gather_object
 
     from asym.core.processes import evaluation_state
-    from asym.robust.classify import (
-        load_classifier,
-        merge_top1_errors,
-        plot_top1_errors,
-        target_indices,
-        top1_errors,
-        top1_table,
-    )
+    from asym.reporting.figures import plot_top1_errors
+    from asym.robust.image_classifiers import load_classifier, target_indices
     from asym.robust.labelled_images import ClassificationSet, load_labelled_set
+    from asym.robust.top1 import merge_top1_errors, top1_errors, top1_table
     from asym.sr.evaluation import SROutputCache, load_sr_source
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share

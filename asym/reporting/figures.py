@@ -4,6 +4,7 @@
   discriminator, file), one panel per dataset, mode and measure (Fig. 5/8).
 * ``plot_correlation``: assessment SRCC against the SR leaderboard average, per loss setting (Fig. 3).
 * ``plot_sweep``: the SR leaderboard average against the adversarial weight, per discriminator backbone (Fig. 7).
+* ``plot_top1_errors``: top-1 error of classifiers on each SR model's restorations (the robust-loss study's Fig. 1).
 * ``plot_stage_features``: ``asym.iqa.feature_maps.stage_feature_maps`` as a grid, a row per stage (Fig. 14).
 
 ``new_figure`` gives a figure on its own canvas (no pyplot, no global backend) and ``save_figure`` writes it.
@@ -214,6 +215,36 @@ def plot_stage_features(stages: list[dict], image: Tensor, path: str, title: str
     return save_figure(fig, path)
 
 
+def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | None = None) -> str:
+    """Figure 1: a group of bars per SR model (``labels`` may rename them), one bar per classifier, top-1 error in %,
+    each bar labelled with its value. Returns ``path`` (PNG, written atomically)."""
+    import textwrap
+
+    classifiers = list(dict.fromkeys(r["classifier"] for r in records))
+    models = list(dict.fromkeys(r["model"] for r in records))
+    by_key = {(r["model"], r["classifier"]): r for r in records}
+    width_in = max(4.0, 1.2 + len(models) * (0.3 + 0.35 * len(classifiers)))
+    fig = new_figure(width_in, 3.8)
+    ax = fig.subplots()
+    width = 0.8 / len(classifiers)
+    for k, classifier in enumerate(classifiers):
+        xs = [j + (k - (len(classifiers) - 1) / 2) * width for j in range(len(models))]
+        heights = [100 * by_key[(m, classifier)]["top1_error"] for m in models]
+        bars = ax.bar(xs, heights, width, label=classifier)
+        ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
+    ax.set_xticks(range(len(models)), [(labels or {}).get(m, m) for m in models], rotation=20, ha="right")
+    ax.set_ylabel("top-1 error (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, title="classifier", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # The title spans the figure (a suptitle, laid out by constrained layout above the axes and the legend), wrapped
+    # to its width: an axes title is centred on the axes alone and was cut off at both edges of a narrow figure.
+    sets = ", ".join(dict.fromkeys(r["dataset"] for r in records))
+    title = f"Classifiers on super-resolved images ({sets}, {records[0]['images']} images)"
+    lines = textwrap.wrap(title, width=int(width_in * 100 / 6.5), break_on_hyphens=False)  # ~6.5 px per glyph
+    fig.suptitle("\n".join(lines), fontsize=9)
+    return save_figure(fig, path)
+
+
 __all__ = [
     "INIT_COLOURS",
     "new_figure",
@@ -221,5 +252,6 @@ __all__ = [
     "plot_init_comparison",
     "plot_stage_features",
     "plot_sweep",
+    "plot_top1_errors",
     "save_figure",
 ]

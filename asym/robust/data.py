@@ -3,8 +3,10 @@
 ``load_classification_data``: labelled images from ``builtin`` (one class per photograph: crops of its left three
 quarters to train, of its right quarter to validate), an image folder (``DIR/<class>/*``, optionally ``DIR/train/`` +
 ``DIR/val/``) or a Hub / ``datasets`` image-classification set; ``ClassificationData`` holds the two sets and the class
-names, ``subset`` a quick evaluation's part of one. Evaluation crops: the short side resized to crop / 0.875, then the
-centre crop (``CENTRE_CROP_FRACTION``).
+names, ``subset`` a quick evaluation's part of one. ``EvalCrop``: a classifier's evaluation cut (the short side
+resized, then the centre crop; ``EvalCrop.standard``: 256 / 224 of the crop, the one validation cut of training here
+and of ``evaluate.py classify`` for classifiers without a torchvision preset). ``class_folders`` and ``label_table``
+read class folders and label tables, for training and evaluation alike.
 """
 
 from __future__ import annotations
@@ -23,7 +25,54 @@ from ..core.images import to_tensor as _to_tensor
 from ..core.sources import resolve_source
 from ..sr.data import load_sr_images
 
-CENTRE_CROP_FRACTION = 0.875  # evaluation: short side resized to crop / 0.875, then the centre crop (224 of 256)
+
+@dataclass(frozen=True)
+class EvalCrop:
+    """A classifier's evaluation cut, as torchvision's ``ImageClassification`` presets make it: the shorter side
+    resized to ``resize`` (``interpolation``, antialiased), then the centre ``size`` x ``size`` square.
+
+    Applied to float tensors (torchvision's published accuracies come from PIL images: antialiased tensor resizing is
+    torchvision's match for PIL's, not bit-identical to it)."""
+
+    size: int
+    resize: int
+    interpolation: str = "bilinear"
+
+    @classmethod
+    def standard(cls, size: int = 224) -> EvalCrop:
+        """The classic ImageNet evaluation cut: resize to 256/224 of ``size`` (bilinear), centre ``size``."""
+        return cls(size, round(size * 256 / 224))
+
+    @classmethod
+    def from_preset(cls, preset) -> EvalCrop:
+        """The cut of a torchvision weights' ``transforms()`` (``crop_size``, ``resize_size``, ``interpolation``)."""
+        (size,), (resize,) = preset.crop_size, preset.resize_size
+        return cls(int(size), int(resize), preset.interpolation.value)
+
+    def scaled(self, size: int) -> EvalCrop:
+        """The same cut for a ``size`` crop: the resize keeps its ratio to the crop, the interpolation is kept."""
+        if self == EvalCrop.standard(self.size):  # the exact 256/224, not a ratio of rounded sides
+            return EvalCrop.standard(size)
+        return EvalCrop(size, round(size * self.resize / self.size), self.interpolation)
+
+    @property
+    def tag(self) -> str:
+        """Short, for set names and cache folders: ``224px`` for the standard cut, ``224px-resize232`` otherwise."""
+        if self == EvalCrop.standard(self.size):
+            return f"{self.size}px"
+        other = "" if self.interpolation == "bilinear" else f"-{self.interpolation}"
+        return f"{self.size}px-resize{self.resize}{other}"
+
+    def __str__(self) -> str:
+        return f"resize {self.resize} ({self.interpolation}), centre {self.size}"
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """The cut of a (3, H, W) image in [0, 1], clamped to [0, 1] (bicubic overshoots)."""
+        from torchvision.transforms import functional as TF
+
+        mode = TF.InterpolationMode(self.interpolation)
+        resized = TF.resize(image, self.resize, interpolation=mode, antialias=True)
+        return TF.center_crop(resized, [self.size, self.size]).clamp(0, 1)
 
 
 @dataclass
@@ -113,8 +162,7 @@ class LabelledImages(torch.utils.data.Dataset):
             if torch.rand(()) < 0.5:
                 image = image.flip(-1)
         else:
-            image = v2.functional.resize(image, round(c / CENTRE_CROP_FRACTION), antialias=True)
-            image = v2.functional.center_crop(image, [c, c])
+            image = EvalCrop.standard(c)(image)
         return {"image": image.clamp(0, 1).contiguous(), "label": self.labels[index]}
 
 
@@ -240,31 +288,52 @@ def _image_folder(folder: str, crop_size: int, seed: int, validation_fraction: f
     return ClassificationData(folder, names, train_set, val_set, description)
 
 
+def label_table(name: str, split: str, image_column: str = "image", label_column: str = "label",
+                split_flag: str = "--split") -> tuple:  # fmt: skip
+    """One split of a Hub id or ``datasets`` path (ImageNet's layout): its table, its labels and the class names of a
+    ``ClassLabel`` column (None for plain integers). The one reader of label tables, for training
+    (``load_classification_data``) and evaluation (``asym.robust.labelled_images``) alike: labels are integers in
+    0..classes-1 (any index >= 0 for plain integers); anything else, e.g. an unlabelled test split (-1), is a
+    ``UserError`` that names ``split_flag``."""
+    import datasets
+
+    table = open_image_table(name, [image_column], split, [label_column])
+    feature = table.features[label_column]
+    names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    labels = list(table[label_column])
+    if not labels or not all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels):
+        raise UserError(f"column {label_column!r} of {name} ({split}) holds no integer class labels")
+    labels = [int(y) for y in labels]
+    _check_labels(name, split, labels, len(names) if names else None, split_flag)
+    return table, labels, names
+
+
+def _check_labels(name: str, split: str, labels: list[int], count: int | None, split_flag: str) -> None:
+    """Every label in 0..count-1 (``count`` None: any index >= 0)."""
+    bad = next((i for i, y in enumerate(labels) if y < 0 or (count is not None and y >= count)), None)
+    if bad is not None:
+        allowed = f"0..{count - 1}" if count is not None else "0 and up"
+        raise UserError(f"{name} ({split}) has labels outside {allowed} (e.g. {labels[bad]}, row {bad}; unlabelled "
+                        f"test rows are -1): choose labelled splits with {split_flag}")  # fmt: skip
+
+
 def _table(name: str, crop_size: int, train_split: str, validation_split: str, image_column: str,
            label_column: str) -> ClassificationData:  # fmt: skip
-    """A Hub id or ``datasets`` path (loaded by ``datasets.load_dataset`` / ``load_from_disk``), ImageNet's layout."""
+    """A Hub id or ``datasets`` path's training and validation splits, read by ``label_table``; the validation labels
+    within the training split's classes."""
     if train_split == validation_split:
         raise UserError(f"--train_split and --validation_split are both {train_split!r}: validate on other images")
-    parts = {}
-    for split in (train_split, validation_split):
-        table = open_image_table(name, [image_column], split, [label_column])
-        labels = list(table[label_column])
-        if not labels or not all(isinstance(y, (int, np.integer)) and not isinstance(y, bool) for y in labels):
-            raise UserError(f"column {label_column!r} of {name} ({split}) holds no integer class labels")
-        parts[split] = (table, [int(y) for y in labels])
-    feature = parts[train_split][0].features[label_column]
-    names = list(getattr(feature, "names", None) or [])
-    count = len(names) or max(max(labels) for _, labels in parts.values()) + 1
-    for split, (_, labels) in parts.items():
-        bad = [y for y in labels if not 0 <= y < count]
-        if bad:
-            raise UserError(f"{name} ({split}) has labels outside 0..{count - 1} (e.g. {bad[0]}; unlabelled test "
-                            "rows are -1): choose labelled splits with --train_split / --validation_split")  # fmt: skip
+    flags = "--train_split / --validation_split"
+    parts = {split: label_table(name, split, image_column, label_column, flags)
+             for split in (train_split, validation_split)}  # fmt: skip
+    names = parts[train_split][2] or []
+    count = len(names) or max(max(labels) for _, labels, _ in parts.values()) + 1
+    _check_labels(name, validation_split, parts[validation_split][1], count, flags)
     if count < 2:
         raise UserError(f"{name} has {count} class: a classifier needs at least 2")
     names = names or [str(i) for i in range(count)]
     datasets = [LabelledImages([(table, image_column, i) for i in range(len(labels))], labels, crop_size,
-                               train=split == train_split) for split, (table, labels) in parts.items()]  # fmt: skip
+                               train=split == train_split) for split, (table, labels, _) in parts.items()]  # fmt: skip
     description = (f"{name}: {count} classes, {len(datasets[0])} training ({train_split}) / {len(datasets[1])} "
                    f"validation ({validation_split}) images")  # fmt: skip
     return ClassificationData(name, names, datasets[0], datasets[1], description)
@@ -279,6 +348,8 @@ def subset(dataset, n: int | None):
 
 __all__ = [
     "class_folders",
+    "EvalCrop",
+    "label_table",
     "BuiltinCrops",
     "ClassificationData",
     "LabelledImages",

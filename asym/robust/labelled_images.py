@@ -1,13 +1,12 @@
 """Labelled image sets cut as a classifier's weights are evaluated: the HR images of ``evaluate.py classify``.
 
-* ``EvalCrop``: a classifier's evaluation cut (torchvision's ``ImageClassification`` presets: shorter side resized,
-  centre crop), e.g. resize 232, centre 224 for ResNet-50's IMAGENET1K_V2, 256 / 224 for VGG-19's IMAGENET1K_V1.
 * ``load_labelled_set``: an ImageFolder (``DIR/<class>/<image>``, class index = sorted folder order, as torchvision's
   ``ImageFolder`` and the ImageNet validation layout; a class folder without images is an error, as there), a folder
   with ``labels.csv`` (``image,label``: a path relative to the folder, an integer class index), or a Hub /
   ``datasets`` image-classification set (an image column and a ``ClassLabel`` or integer label column).
   ``LabelledSet.check_images`` decodes every image once, so a broken file fails before any work.
-* ``ClassificationSet``: a ``LabelledSet`` cut by one ``EvalCrop`` into SR test items: the crop is the HR image, its
+* ``ClassificationSet``: a ``LabelledSet`` cut by one ``EvalCrop`` (``asym.robust.data``: a classifier's evaluation
+  cut, e.g. resize 232, centre 224 for ResNet-50's IMAGENET1K_V2) into SR test items: the crop is the HR image, its
   LR the antialiased bicubic downscale by ``scale`` (``asym.sr.data.bicubic_downscale``, as ``asym.sr.evaluation``
   makes LR for image folders).
 """
@@ -23,61 +22,12 @@ import torch
 from torch.utils.data import Subset
 
 from ..core.errors import UserError, reading
-from ..core.images import decode, is_saved_dataset, open_image_table, to_tensor
+from ..core.images import decode, is_saved_dataset, to_tensor
 from ..core.sources import resolve_source
 from ..sr.evaluation import SRTestSet
-from .data import class_folders
+from .data import EvalCrop, class_folders, label_table
 
 LABELS_FILE = "labels.csv"
-
-
-@dataclass(frozen=True)
-class EvalCrop:
-    """A classifier's evaluation cut, as torchvision's ``ImageClassification`` presets make it: the shorter side
-    resized to ``resize`` (``interpolation``, antialiased), then the centre ``size`` x ``size`` square.
-
-    Applied to float tensors (torchvision's published accuracies come from PIL images: antialiased tensor resizing is
-    torchvision's match for PIL's, not bit-identical to it)."""
-
-    size: int
-    resize: int
-    interpolation: str = "bilinear"
-
-    @classmethod
-    def standard(cls, size: int = 224) -> EvalCrop:
-        """The classic ImageNet evaluation cut: resize to 256/224 of ``size`` (bilinear), centre ``size``."""
-        return cls(size, round(size * 256 / 224))
-
-    @classmethod
-    def from_preset(cls, preset) -> EvalCrop:
-        """The cut of a torchvision weights' ``transforms()`` (``crop_size``, ``resize_size``, ``interpolation``)."""
-        (size,), (resize,) = preset.crop_size, preset.resize_size
-        return cls(int(size), int(resize), preset.interpolation.value)
-
-    def scaled(self, size: int) -> EvalCrop:
-        """The same cut for a ``size`` crop: the resize keeps its ratio to the crop, the interpolation is kept."""
-        if self == EvalCrop.standard(self.size):  # the exact 256/224, not a ratio of rounded sides
-            return EvalCrop.standard(size)
-        return EvalCrop(size, round(size * self.resize / self.size), self.interpolation)
-
-    @property
-    def tag(self) -> str:
-        """Short, for set names and cache folders: ``224px`` for the standard cut, ``224px-resize232`` otherwise."""
-        if self == EvalCrop.standard(self.size):
-            return f"{self.size}px"
-        other = "" if self.interpolation == "bilinear" else f"-{self.interpolation}"
-        return f"{self.size}px-resize{self.resize}{other}"
-
-    def __str__(self) -> str:
-        return f"resize {self.resize} ({self.interpolation}), centre {self.size}"
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        """The cut of a (3, H, W) image in [0, 1], clamped to [0, 1] (bicubic overshoots)."""
-        from torchvision.transforms import functional as TF
-
-        mode = TF.InterpolationMode(self.interpolation)
-        resized = TF.resize(image, self.resize, interpolation=mode, antialias=True)
-        return TF.center_crop(resized, [self.size, self.size]).clamp(0, 1)
 
 
 @dataclass
@@ -202,17 +152,8 @@ def _labels_csv(folder: str) -> tuple[list, list[int], None, list[str]]:
 
 
 def _hub_set(name: str, image_column: str, label_column: str, split: str) -> tuple[list, list[int], list | None, list]:
-    """A Hub id or local ``datasets`` path with an image column and an integer (or ClassLabel) label column."""
-    import datasets
-
-    table = open_image_table(name, [image_column], split, [label_column])
-    feature = table.features[label_column]
-    class_names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
-    labels = table[label_column]
-    bad = [i for i, v in enumerate(labels) if isinstance(v, bool) or not isinstance(v, int) or v < 0]
-    if bad:
-        raise UserError(f"{name}: column {label_column!r} must hold class indices >= 0 (row {bad[0]}: "
-                        f"{labels[bad[0]]!r})")  # fmt: skip
+    """A Hub id or local ``datasets`` path's ``split``, read by ``asym.robust.data.label_table``."""
+    table, labels, class_names = label_table(name, split, image_column, label_column, "--split")
     rows = range(len(table))
     return [(table, image_column, i) for i in rows], labels, class_names, [f"row {i}" for i in rows]
 
@@ -250,4 +191,4 @@ def load_classification_set(source: str, image_size: int | EvalCrop = 224, scale
     return ClassificationSet(load_labelled_set(source, split, image_column, label_column), crop, scale)
 
 
-__all__ = ["ClassificationSet", "EvalCrop", "LabelledSet", "load_classification_set", "load_labelled_set"]
+__all__ = ["ClassificationSet", "LabelledSet", "load_classification_set", "load_labelled_set"]

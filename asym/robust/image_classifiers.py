@@ -1,19 +1,13 @@
-"""Top-1 error of image classifiers on super-resolved images (the robust-loss study's Figure 1).
-
-Does an SR model trained with a robust perceptual loss restore what a classifier needs? Each labelled image is cut as
-the classifier's weights were evaluated (``asym.robust.labelled_images.EvalCrop``: the weights' torchvision preset, e.g.
-shorter side resized to 232 and the centre 224 for ResNet-50's IMAGENET1K_V2, 256 / 224 for VGG-19's IMAGENET1K_V1):
-that crop is the HR image. Its LR is the antialiased bicubic downscale by ``scale``; every SR model restores it
-(``run_sr``, through the output cache) and the classifier labels the restoration. Classifiers that share a cut share
-its HR crops and restorations; each other cut is one more pass of the SR models over the set.
+"""Image classifiers as the robust-loss study's Figure 1 reads them: loaded with the cut their weights are evaluated
+with, and their outputs matched to a labelled set's classes.
 
 * ``load_classifier``: a torchvision classification model by name (``vgg19``, ``resnet50``, ...; pretrained, random
-  or a named torchvision weights enum) or a folder saved by train_robust.py (``asym.robust.classifier.Classifier``).
+  or a named torchvision weights enum) or a folder saved by train_robust.py (``asym.robust.classifier.Classifier``),
+  with its cut (``asym.robust.data.EvalCrop``: the weights' torchvision preset, e.g. shorter side resized to 232 and
+  the centre 224 for ResNet-50's IMAGENET1K_V2, 256 / 224 for VGG-19's IMAGENET1K_V1).
 * ``target_indices``: which classifier output each label stands for (by class name, by ImageNet synset, or the label
   itself where the classifier names no classes); a classifier that names classes but not all of the dataset's is
   refused.
-* ``top1_errors`` / ``top1_table`` / ``plot_top1_errors``: the counts per (classifier, SR model), their Markdown
-  table and Figure 1's grouped bar chart.
 """
 
 from __future__ import annotations
@@ -26,8 +20,8 @@ import torch
 
 from ..core.errors import UserError, summarize
 from ..core.sources import resolve_source
-from ..sr.evaluation import SROutputCache, SRSource, run_sr
-from .labelled_images import LABELS_FILE, ClassificationSet, EvalCrop, LabelledSet
+from .data import EvalCrop
+from .labelled_images import LABELS_FILE, ClassificationSet, LabelledSet
 
 
 class ImageClassifier:
@@ -191,105 +185,9 @@ def target_indices(dataset: ClassificationSet | LabelledSet, classifier: ImageCl
     return list(labels), f"{BY_INDEX} (the dataset gives class indices)"
 
 
-def top1_errors(classifiers: list[ImageClassifier], sources: list[SRSource], model_names: list[str],
-                images: LabelledSet, scale: int, cache: SROutputCache | None, device: str | torch.device = "cpu",
-                tile: int = 0, progress: bool = True, shard: tuple[int, int] = (0, 1)) -> list[dict]:  # fmt: skip
-    """Top-1 errors of every classifier on every SR model's restorations of ``images``, each classifier on its own
-    cut (``classifier.crop``): one record per (classifier, model) with ``dataset`` (the cut set's name), ``crop``,
-    ``label_mapping``, ``images``, ``errors`` and ``top1_error`` (errors / images). Classifiers that share a cut share
-    its restorations; the models' outputs of one image are classified as one batch. ``shard`` (rank, world): this
-    process classifies images ``rank``, ``rank + world``, ...; ``errors`` then counts its share (summed by
-    ``merge_top1_errors``), ``images`` stays the whole set's size."""
-    from ..core.progress import tqdm
-
-    targets = [target_indices(images, c) for c in classifiers]
-    cut = [ClassificationSet(images, c.crop, scale) for c in classifiers]  # fails early on a crop --scale splits
-    wrong = torch.zeros(len(classifiers), len(sources), dtype=torch.long)
-    for crop in dict.fromkeys(c.crop for c in classifiers):
-        group = [k for k, c in enumerate(classifiers) if c.crop == crop]
-        dataset = cut[group[0]]
-        rank, world = shard
-        for i in tqdm(range(rank, len(dataset), world), desc=f"classify {dataset.name}",
-                      disable=not progress or len(dataset) < 2 or rank != 0):  # fmt: skip
-            one = dataset.one(i)
-            batch = torch.cat([run_sr(source, one, cache, tile=tile)[dataset.names[i]] for source in sources])
-            for k in group:
-                predicted = classifiers[k](batch.to(device)).argmax(1).cpu()
-                wrong[k] += (predicted != targets[k][0][i]).long()
-    n = len(images)
-    return [{"classifier": c.name, "model": m, "dataset": cut[k].name, "crop": str(c.crop), "scale": scale,
-             "label_mapping": targets[k][1], "images": n, "errors": int(wrong[k, j]),
-             "top1_error": float(wrong[k, j]) / n}
-            for k, c in enumerate(classifiers) for j, m in enumerate(model_names)]  # fmt: skip
-
-
-def merge_top1_errors(parts: list[list[dict]]) -> list[dict]:
-    """The records of the whole set from each process's ``top1_errors`` of its share: errors summed, the error rate
-    recomputed, in the first part's order."""
-    merged = [dict(record) for record in parts[0]]
-    for record in merged:
-        key = (record["classifier"], record["model"])
-        record["errors"] = sum(r["errors"] for part in parts for r in part if (r["classifier"], r["model"]) == key)
-        record["top1_error"] = record["errors"] / record["images"]
-    return merged
-
-
-def top1_table(records: list[dict]) -> str:
-    """Markdown: a row per SR model, a column per classifier, top-1 error in %; below it, the images, each
-    classifier's cut and how its labels were mapped."""
-    classifiers = list(dict.fromkeys(r["classifier"] for r in records))
-    by_key = {(r["model"], r["classifier"]): r for r in records}
-    lines = ["| SR model | " + " | ".join(classifiers) + " |", "|" + " --- |" * (len(classifiers) + 1)]
-    for model in dict.fromkeys(r["model"] for r in records):
-        cells = [f"{100 * by_key[(model, c)]['top1_error']:.1f}" for c in classifiers]
-        lines.append(f"| {model} | " + " | ".join(cells) + " |")
-    first = {r["classifier"]: r for r in reversed(records)}
-    sets = ", ".join(dict.fromkeys(r["dataset"] for r in records))
-    lines.append(f"\nTop-1 error (%) on {records[0]['images']} images ({sets}): each HR crop downscaled "
-                 f"x{records[0]['scale']} (bicubic) and restored by the SR model, then classified.")  # fmt: skip
-    lines += [f"{c}: HR crop {first[c]['crop']}; {first[c]['label_mapping']}." for c in classifiers]
-    return "\n".join(lines)
-
-
-def plot_top1_errors(records: list[dict], path: str, labels: dict[str, str] | None = None) -> str:
-    """Figure 1: a group of bars per SR model (``labels`` may rename them), one bar per classifier, top-1 error in %,
-    each bar labelled with its value. Returns ``path`` (PNG, written atomically)."""
-    import textwrap
-
-    from ..reporting.figures import new_figure, save_figure
-
-    classifiers = list(dict.fromkeys(r["classifier"] for r in records))
-    models = list(dict.fromkeys(r["model"] for r in records))
-    by_key = {(r["model"], r["classifier"]): r for r in records}
-    width_in = max(4.0, 1.2 + len(models) * (0.3 + 0.35 * len(classifiers)))
-    fig = new_figure(width_in, 3.8)
-    ax = fig.subplots()
-    width = 0.8 / len(classifiers)
-    for k, classifier in enumerate(classifiers):
-        xs = [j + (k - (len(classifiers) - 1) / 2) * width for j in range(len(models))]
-        heights = [100 * by_key[(m, classifier)]["top1_error"] for m in models]
-        bars = ax.bar(xs, heights, width, label=classifier)
-        ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
-    ax.set_xticks(range(len(models)), [(labels or {}).get(m, m) for m in models], rotation=20, ha="right")
-    ax.set_ylabel("top-1 error (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, title="classifier", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    # The title spans the figure (a suptitle, laid out by constrained layout above the axes and the legend), wrapped
-    # to its width: an axes title is centred on the axes alone and was cut off at both edges of a narrow figure.
-    sets = ", ".join(dict.fromkeys(r["dataset"] for r in records))
-    title = f"Classifiers on super-resolved images ({sets}, {records[0]['images']} images)"
-    lines = textwrap.wrap(title, width=int(width_in * 100 / 6.5), break_on_hyphens=False)  # ~6.5 px per glyph
-    fig.suptitle("\n".join(lines), fontsize=9)
-    return save_figure(fig, path)
-
-
 __all__ = [
     "ImageClassifier",
     "imagenet_synsets",
-    "merge_top1_errors",
     "load_classifier",
-    "plot_top1_errors",
     "target_indices",
-    "top1_errors",
-    "top1_table",
 ]
