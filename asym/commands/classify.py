@@ -72,7 +72,8 @@ def run(args) -> list[dict]:
     from asym.robust.image_classifiers import load_classifier, target_indices
     from asym.robust.labelled_images import ClassificationSet, load_labelled_set
     from asym.robust.top1 import merge_top1_errors, top1_errors, top1_table
-    from asym.sr.evaluation import SROutputCache, load_sr_source
+    from asym.sr.inference import load_sr_source
+    from asym.sr.output_cache import SROutputCache
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: each classifies a share
     classifier_sources = [c for c in args.classifiers.split(",") if c]

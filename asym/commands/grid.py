@@ -48,7 +48,7 @@ def run(args) -> str:
     from asym.metrics import psnr, ssim
     from asym.reporting.grids import save_labelled_grid
     from asym.sr.data import bicubic_downscale
-    from asym.sr.evaluation import load_sr_source
+    from asym.sr.inference import load_sr_source
 
     if args.size % args.scale:  # before loading any model: a typo costs nothing
         raise UserError(f"--size {args.size} is not divisible by --scale {args.scale}")

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ..sr.evaluation import SROutputCache, SRSource, run_sr
+from ..sr.inference import SRSource
+from ..sr.output_cache import SROutputCache, run_sr
 from .image_classifiers import ImageClassifier, target_indices
 from .labelled_images import ClassificationSet, LabelledSet
 

@@ -1,6 +1,6 @@
 """Scoring SR models' outputs (the paper's Table 1): every model on every test set, by every metric, per image.
 
-``score_sr_leaderboard`` runs the models image by image (``asym.sr.evaluation.run_sr``, through the output cache: only
+``score_sr_leaderboard`` runs the models image by image (``asym.sr.output_cache.run_sr``, through the output cache: only
 one image's outputs are held in memory) and scores each image's outputs of all models together (``score_outputs``, a
 batch per scorer forward); it returns one record per (model, metric, test set), as sr_results.json holds them, and one
 row per image, as sr_scores.csv does.
@@ -17,18 +17,11 @@ import torch
 from ..core.errors import UserError
 from ..reporting.tables import OK
 from .cards import card_feat_weights, card_loss, card_per_backbone, feat_weights_robustness
-from .evaluation import (
-    SROutputCache,
-    SRSource,
-    SRTestSet,
-    fingerprint,
-    item_digest,
-    output_identity,
-    pixels_digest,
-    run_sr,
-)
+from .inference import SRSource
+from .output_cache import SROutputCache, fingerprint, item_digest, output_identity, pixels_digest, run_sr
 from .score_cache import ScoreCache
 from .table import REFERENCE
+from .test_sets import SRTestSet
 
 
 def _statuses(metric, values: list[float]) -> list[str]:

@@ -16,7 +16,7 @@ import json
 import os
 
 from ..core.atomic import write_json
-from .evaluation import cache_name
+from .output_cache import cache_name
 
 
 def unit_identity(metric) -> str:

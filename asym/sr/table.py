@@ -68,7 +68,7 @@ def check_image_sets(files: Sequence[tuple[str, list[dict]]]) -> None:
     """Refuse to combine sr_results records made on different images of one test set.
 
     ``files`` are (path, records) of sr_results.json files; every record carries the number of images scored
-    (``images``) and their ``fingerprint`` (``asym.sr.evaluation.fingerprint``), which evaluate.py sr writes. Two
+    (``images``) and their ``fingerprint`` (``asym.sr.output_cache.fingerprint``), which evaluate.py sr writes. Two
     records of one dataset name must share both, whichever files they come from: an average over runs scored with
     ``--max_images 1`` and 4, or before and after a test folder changed, would mix different images silently.
 
