@@ -42,11 +42,11 @@ from asym.core.training import (
     save_checkpoint,
 )
 from asym.nets.discriminator import DISC_TYPES, discriminator_stats, relativistic_discriminator_loss
-from asym.sr.cards import discriminator_card, sr_card, sr_eval_results
+from asym.sr.cards import describe_validation, discriminator_card, sr_card, sr_eval_results
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.sr.losses import GeneratorLoss, add_loss_args, check_loss_args
 from asym.sr.models import GENERATORS, SRModel, load_generator
-from asym.sr.validation import describe_validation, evaluate  # evaluate: the name the preflight times (study/costs.py)
+from asym.sr.validation import evaluate  # evaluate: the name the preflight times (study/costs.py)
 
 
 def parse_args(input_args=None):

@@ -114,6 +114,23 @@ def test_sr_table_psnr_matches_independent_computation(first_run, sr_models):
     assert "score_norm is null and the table shows raw means" in printed
 
 
+def test_a_training_runs_validation_measures_as_evaluate_sr(first_run, sr_models):
+    """train_sr.py's validation (asym.sr.validation.evaluate) of a model on some images equals evaluate.py sr's psnr
+    of it on the same images, for the model and for bicubic: one measuring path, not two that agree roughly."""
+    from torch.utils.data import Subset
+
+    from asym import SRModel
+    from asym.sr.validation import evaluate
+
+    _, records, _ = first_run
+    model = SRModel.from_pretrained(sr_models[0])
+    scores = evaluate(model, Subset(load_sr_test_set("builtin", 4).images, range(N_IMAGES)), "cpu", 4, tile=0)
+    table = {r["model"]: r["score"] for r in records if r["metric"] == "psnr"}
+    assert scores["psnr_y"] == pytest.approx(table["sr-vgg16"], abs=1e-12)
+    assert scores["bicubic_psnr_y"] == pytest.approx(table["bicubic"], abs=1e-12)
+    assert model.training  # validation hands the generator back in training mode
+
+
 def test_sr_table_average_std_and_unavailable_metric(first_run):
     _, records, printed = first_run
     rows = table_rows(printed)

@@ -1,5 +1,5 @@
 """What a train_sr.py run's card (the training facts in its config.json) records: written here (``sr_card``,
-``sr_eval_results``, ``discriminator_card``) and read here, as the SR tables read it, so the string contract between
+``sr_eval_results``, ``discriminator_card``; ``describe_validation``, its validation fact and log line) and read here, as the SR tables read it, so the string contract between
 writer and readers lives in one module.
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
@@ -18,7 +18,6 @@ import os
 from ..core.errors import UserError, reading
 from ..core.model_card import card_dataset_type, eval_results, model_card_facts
 from ..core.sources import resolve_source
-from .validation import describe_validation
 
 
 def card_loss(card: dict | None) -> str | None:
@@ -155,6 +154,14 @@ def metric_for_backbone(backbone: str, metrics: list[str]) -> str | None:
 # --- The writer: what train_sr.py records, beside the readers above that parse it ---------------------------------
 
 
+def describe_validation(scores: dict[str, float]) -> str:
+    """Validation scores on Y (BT.601), with bicubic's on the same images when measured."""
+    text = f"Y (BT.601): PSNR {scores['psnr_y']:.2f} dB, SSIM {scores['ssim_y']:.4f}"
+    if "bicubic_psnr_y" in scores:
+        text += f" (bicubic: {scores['bicubic_psnr_y']:.2f} dB, {scores['bicubic_ssim_y']:.4f})"
+    return text
+
+
 def sr_card(args, steps: int, final: dict, n_validation: int, loss) -> dict:
     """A train_sr.py run's card: its flags (``--loss``, each term's weight, data, schedule), one fact per loss network
     (``"<what> on <backbone> (<weights>), ..."``, which ``card_per_backbone`` / ``card_disc_backbone`` /
@@ -204,6 +211,7 @@ def discriminator_card(args, steps: int) -> dict:
 
 
 __all__ = [
+    "describe_validation",
     "discriminator_card",
     "sr_card",
     "sr_eval_results",
