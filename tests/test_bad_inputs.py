@@ -152,6 +152,7 @@ CASES = [
     ("evaluate", ["fr", "--metrics", "{f}/metric-pretrained"], "relies on pretrained backbone"),
     ("evaluate", ["fr", "--metrics", "psnr,{f}/metric,psnr"], "metric listed twice (psnr, psnr)"),
     ("evaluate", ["fr", "--metrics", "psnr", "--datasets", "{f}/nowhere/kadid"], "does not exist"),
+    ("evaluate", ["fr", "--metrics", "psnr", "--datasets", "data/dmos.csv"], "file data/dmos.csv does not exist"),
     ("evaluate", ["fr", "--metrics", "nosuchmetric"], "unknown metric 'nosuchmetric'"),
     ("evaluate", ["recover", "--metric", "psnr", "--image", "{f}/garbage.png"], "--image {f}/garbage.png cannot be"),
     ("evaluate", ["recover", "--metric", "psnr", "--output_dir", "{f}/a_file.txt"], "exists and is not a folder"),

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from asym.core.errors import UserError
 from asym.core.flags import int_at_least
-from asym.core.processes import evaluation_state, sharded
-from asym.iqa.data import add_fr_dataset_args, fr_dataset_kwargs, load_fr_dataset
-from asym.iqa.leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
-from asym.metrics import score_pairs
-from asym.reporting.tables import unique_names
+from asym.iqa.data import add_fr_dataset_args
+from asym.iqa.leaderboard import add_image_choice_args, iqa_leaderboard
 
 DESCRIPTION = """\
     python evaluate.py fr --metrics psnr,ssim,output/metric --datasets builtin --output_dir results
@@ -42,19 +38,4 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The FR leaderboard (Table 4): every metric on every dataset. A train_metric.py metric is scored on its own test
     split where its split.json was made for the dataset (``--split``), so its training images never score it."""
-    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a share
-    metric_sources = [m for m in args.metrics.split(",") if m]
-    dataset_sources = [d for d in args.datasets.split(",") if d]
-    if not metric_sources or not dataset_sources:
-        raise UserError("--metrics and --datasets must each name at least one entry")
-    metric_names = unique_names(metric_sources, "metric")
-    source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
-    metrics = create_scorers(metric_names, metric_sources, args.device, "fr")  # a bad name fails here, early
-    own_splits = [own_split_file(source, metric) for source, metric in zip(metric_sources, metrics)]
-    datasets = [load_fr_dataset(source, **fr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
-    main = state.is_main_process  # its bar alone is drawn (its share of the items)
-    score = sharded(lambda metric, part, desc: score_pairs(metric, part, args.device, desc=desc, progress=main), state)
-    return score_leaderboard("metric", metric_names, metrics, own_splits, datasets, source_names,
-                             score,
-                             args.output_dir, "fr_results", split=args.split, split_file=args.split_file,
-                             max_samples=args.max_samples, main=state.is_main_process)  # fmt: skip
+    return iqa_leaderboard(args, "fr")

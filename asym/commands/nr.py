@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from asym.core.errors import UserError
 from asym.core.flags import int_at_least
-from asym.core.processes import evaluation_state, sharded
-from asym.iqa.data import add_nr_dataset_args, load_nr_dataset, nr_dataset_kwargs
-from asym.iqa.leaderboard import add_image_choice_args, create_scorers, own_split_file, score_leaderboard
-from asym.metrics import score_images
-from asym.reporting.tables import unique_names
+from asym.iqa.data import add_nr_dataset_args
+from asym.iqa.leaderboard import add_image_choice_args, iqa_leaderboard
 
 DESCRIPTION = """\
     python evaluate.py nr --models output/iqa,maniqa,musiq --datasets builtin,data/koniq10k --output_dir results
@@ -42,19 +38,4 @@ def register_subcommand(subparsers) -> None:
 def run(args) -> list[dict]:
     """The NR leaderboard: every model on every dataset, unavailable pyiqa metrics reported in place of numbers. A
     trained model is scored on its own test split where its split.json was made for the dataset (``--split``)."""
-    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a share
-    model_sources = [m for m in args.models.split(",") if m]
-    dataset_sources = [d for d in args.datasets.split(",") if d]
-    if not model_sources or not dataset_sources:
-        raise UserError("--models and --datasets must each name at least one entry")
-    model_names = unique_names(model_sources, "model")
-    source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
-    models = create_scorers(model_names, model_sources, args.device, "nr")  # or their "unavailable: ..." status
-    own_splits = [own_split_file(source, model) for source, model in zip(model_sources, models)]
-    datasets = [load_nr_dataset(source, **nr_dataset_kwargs(args)) for source in dataset_sources]  # all before work
-    main = state.is_main_process  # its bar alone is drawn (its share of the items)
-    score = sharded(lambda model, part, desc: score_images(model, part, args.device, desc=desc, progress=main), state)
-    return score_leaderboard("model", model_names, models, own_splits, datasets, source_names,
-                             score,
-                             args.output_dir, "nr_results", split=args.split, split_file=args.split_file,
-                             max_samples=args.max_samples, main=state.is_main_process)  # fmt: skip
+    return iqa_leaderboard(args, "nr")

@@ -167,12 +167,44 @@ def score_leaderboard(row_key: str, names: list[str], models: list, own_splits: 
     return records
 
 
+def iqa_leaderboard(args, kind: str) -> list[dict]:
+    """``evaluate.py fr`` (``kind`` ``"fr"``: ``--metrics`` on FR datasets of pairs, Table 4) and ``evaluate.py nr``
+    (``"nr"``: ``--models`` on NR datasets of images): every scorer on every dataset, each on its own test split where
+    its split.json was made for the dataset, those that cannot be built here reported in place of numbers. Everything
+    is loaded (a bad name or dataset fails) before any scoring; under ``accelerate launch`` each process scores a
+    share and the main one writes ``<kind>_results.csv`` / ``.json`` / ``.md``."""
+    from ..core.processes import evaluation_state, sharded
+    from ..metrics import score_images, score_pairs
+    from ..reporting.tables import unique_names
+    from .data import fr_dataset_kwargs, load_fr_dataset, load_nr_dataset, nr_dataset_kwargs
+
+    row_key = "metric" if kind == "fr" else "model"
+    load, dataset_kwargs, score_items = ((load_fr_dataset, fr_dataset_kwargs, score_pairs) if kind == "fr" else
+                                         (load_nr_dataset, nr_dataset_kwargs, score_images))  # fmt: skip
+    state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a share
+    sources = [m for m in getattr(args, f"{row_key}s").split(",") if m]
+    dataset_sources = [d for d in args.datasets.split(",") if d]
+    if not sources or not dataset_sources:
+        raise UserError(f"--{row_key}s and --datasets must each name at least one entry")
+    names = unique_names(sources, row_key)
+    source_names = unique_names(dataset_sources, "dataset")  # fails early on a dataset listed twice
+    scorers = create_scorers(names, sources, args.device, kind)  # a bad name fails here; or "unavailable: ..."
+    own_splits = [own_split_file(source, scorer) for source, scorer in zip(sources, scorers)]
+    datasets = [load(source, **dataset_kwargs(args)) for source in dataset_sources]  # all before any work
+    main = state.is_main_process  # its bar alone is drawn (its share of the items)
+    score = sharded(lambda scorer, part, desc: score_items(scorer, part, args.device, desc=desc, progress=main), state)
+    return score_leaderboard(row_key, names, scorers, own_splits, datasets, source_names, score, args.output_dir,
+                             f"{kind}_results", split=args.split, split_file=args.split_file,
+                             max_samples=args.max_samples, main=main)  # fmt: skip
+
+
 __all__ = [
     "IMAGE_KEYS",
     "RESULT_KEYS",
     "add_image_choice_args",
     "at_most",
     "column_names",
+    "iqa_leaderboard",
     "own_split_file",
     "score_leaderboard",
     "scored_images",

@@ -1,10 +1,12 @@
 """``load_fr_dataset``: which reader a source goes to (builtin, a release folder, a pyiqa-style csv, a Hub or local
-table) and the final score direction. Its command-line flags are in ``asym.iqa.data.cli``.
+table) and the final score direction; ``read_iqa_source``: the one way a source is told apart, for FR and NR
+alike. Its command-line flags are in ``asym.iqa.data.cli``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from asym.core.errors import UserError
 from asym.core.images import is_saved_dataset
@@ -47,33 +49,52 @@ def load_fr_dataset(source: str, image_column: str = "dist_image", ref_column: s
         UserError: a missing folder or file, an unknown layout, a malformed row (naming file and line), a missing
             or unreadable image, a missing column, or no items at all.
     """
-    if source.startswith(PYIQA_PREFIX):  # pyiqa's Hub mirror of a release, fetched once into the user cache
+
+    def table(path: str):
+        return read_fr_table(path, image_column, ref_column, score_column, split, ref_id_column)
+
+    found, name = read_iqa_source(source, "distorted images", read_builtin, read_pyiqa_csv,
+                                  lambda folder: _fr_folder(folder, table), table)  # fmt: skip
+    lower, direction = resolve_direction(found.lower_better, found.why, lower_better)
+    return FRDataset(found.items, name, lower, direction=direction)
+
+
+def _fr_folder(source: str, read_table: Callable):
+    """A folder in a known release layout, else a folder of data files read as a table."""
+    try:
+        layout = detect_layout(source)
+    except UserError:
+        if not table_data_files(source):
+            raise
+        layout = None
+    return READERS[layout](source) if layout else read_table(source)
+
+
+def read_iqa_source(source: str, what: str, builtin: Callable, csv_file: Callable, folder: Callable,
+                    table: Callable) -> tuple:  # fmt: skip
+    """The one way an IQA dataset source is told apart, for FR and NR alike: ``pyiqa:<name>`` (pyiqa's Hub mirror,
+    fetched once into the user cache), ``builtin``, a csv file, a local folder (``folder``), a
+    local path that does not exist (a ``UserError``), else a Hub id or a saved ``datasets`` folder (``table``). Returns
+    what the reader found and the dataset's name (the file's stem, the folder's name, the Hub id); a folder that
+    cannot be listed or read, or a source with no ``what`` with scores, is a ``UserError``."""
+    if source.startswith(PYIQA_PREFIX):
         source = fetch_pyiqa_dataset(source)
     try:
         if source == "builtin":
-            found, name = read_builtin(), source
-        elif os.path.isfile(source) and source.lower().endswith(".csv"):
-            found, name = read_pyiqa_csv(source), file_stem(source)
+            found, name = builtin(), source
+        elif source.lower().endswith(".csv") and not os.path.isdir(source):
+            if not os.path.isfile(source):
+                raise UserError(f"file {source} does not exist")
+            found, name = csv_file(source), file_stem(source)
         elif os.path.isdir(source) and not is_saved_dataset(source):
-            try:
-                layout = detect_layout(source)
-            except UserError:
-                if not table_data_files(source):
-                    raise
-                layout = None
-            name = os.path.basename(os.path.normpath(source))
-            if layout:
-                found = READERS[layout](source)
-            else:
-                found = read_fr_table(source, image_column, ref_column, score_column, split, ref_id_column)
+            found, name = folder(source), os.path.basename(os.path.normpath(source))
         elif source.startswith((os.sep, ".", "~")) and not os.path.exists(os.path.expanduser(source)):
             raise UserError(f"folder {source} does not exist")
         else:  # a Hub id (named as such) or a saved local dataset (named by its folder, as the layouts above)
-            found = read_fr_table(source, image_column, ref_column, score_column, split, ref_id_column)
+            found = table(source)
             name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
     except OSError as err:  # listing or reading the user's folder failed (permissions, I/O)
         raise UserError(f"{source} cannot be read ({err})") from err
     if not found.items:
-        raise UserError(f"{source} has no distorted images with scores")
-    lower, direction = resolve_direction(found.lower_better, found.why, lower_better)
-    return FRDataset(found.items, name, lower, direction=direction)
+        raise UserError(f"{source} has no {what} with scores")
+    return found, name

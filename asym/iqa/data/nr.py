@@ -11,17 +11,15 @@ from __future__ import annotations
 import os
 
 from asym.core.errors import UserError
-from asym.core.images import is_saved_dataset
 
 from .builtin import read_builtin
 from .dataset import NRDataset, NRItem, Scores, fr_scores_as_nr, resolve_direction
-from .files import csv_header, file_stem
+from .files import csv_header
 from .layouts import FR_RELEASES, LAYOUTS, NR_LAYOUTS, READERS, detect_layout
 from .layouts.koniq10k import KONIQ_SCORES, KONIQ_SETS, find_koniq10k_files, read_koniq10k
 from .layouts.pyiqa_csv import read_pyiqa_csv
 from .layouts.pyiqa_nr_csv import find_pyiqa_nr_csvs, read_pyiqa_nr_csv
-from .pyiqa_datasets import PREFIX as PYIQA_PREFIX
-from .pyiqa_datasets import fetch_pyiqa_dataset
+from .loading import read_iqa_source
 from .tables import read_nr_table, table_data_files
 
 __all__ = ["NRItem", "NRDataset", "load_nr_dataset"]
@@ -95,27 +93,14 @@ def load_nr_dataset(source: str, image_column: str | None = "image", score_colum
             or unreadable image, a missing column, or no items at all.
     """
     image_column, split = image_column or "image", split or "train"
-    if source.startswith(PYIQA_PREFIX):  # pyiqa's Hub mirror of a release, fetched once into the user cache
-        source = fetch_pyiqa_dataset(source)
-    try:
-        if source == "builtin":
-            found, name = fr_scores_as_nr(read_builtin()), source
-        elif source.lower().endswith(".csv") and not os.path.isdir(source):
-            if not os.path.isfile(source):
-                raise UserError(f"file {source} does not exist")
-            found, name = _nr_csv_file(source, image_column, score_column), file_stem(source)
-        elif os.path.isdir(source) and not is_saved_dataset(source):
-            found = _nr_folder(source, image_column, score_column, split, ref_column, ref_id_column)
-            name = os.path.basename(os.path.normpath(source))
-        elif source.startswith((os.sep, ".", "~")) and not os.path.exists(os.path.expanduser(source)):
-            raise UserError(f"folder {source} does not exist")
-        else:  # a Hub id (named as such) or a saved local dataset (named by its folder, as the layouts above)
-            found = read_nr_table(source, image_column, score_column or "score", split, ref_column, ref_id_column)
-            name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
-    except OSError as err:  # listing or reading the user's folder failed (permissions, I/O)
-        raise UserError(f"{source} cannot be read ({err})") from err
-    if not found.items:
-        raise UserError(f"{source} has no images with scores")
+    found, name = read_iqa_source(
+        source,
+        "images",
+        lambda: fr_scores_as_nr(read_builtin()),
+        lambda path: _nr_csv_file(path, image_column, score_column),
+        lambda folder: _nr_folder(folder, image_column, score_column, split, ref_column, ref_id_column),
+        lambda table: read_nr_table(table, image_column, score_column or "score", split, ref_column, ref_id_column),
+    )
     lower, direction = resolve_direction(found.lower_better, found.why, lower_better)
     return NRDataset(found.items, name, lower, direction=direction, official_split=found.official_split,
                      references_unknown=found.references_unknown)  # fmt: skip
