@@ -29,6 +29,25 @@ def run_evaluate(argv: list[str], capture: bool = False):
     return result, buffer.getvalue()
 
 
+def sr_record(model, metric, score, loss, backbone, source=None, norm=None) -> dict:
+    """One evaluate.py sr record (as sr_results.json holds it) of a model trained with ``loss`` on ``backbone``."""
+    return {"model": model, "metric": metric, "dataset": "set", "score": score, "score_norm": norm, "status": "ok",
+            "images": 4, "fingerprint": "0123456789abcdef", "source": source or model, "loss": loss,
+            "per_backbone": backbone}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def random_iqa_models(tmp_path_factory):
+    """A folder with two random-weight VGG-16 IQAModels saved as train_iqa.py would: ``iqa`` (NR) and ``fr_iqa``."""
+    from asym import IQAModel
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    IQAModel(backbone="vgg16", mode="nr", weights="random").save_pretrained(folder / "iqa")
+    IQAModel(backbone="vgg16", mode="fr", weights="random").save_pretrained(folder / "fr_iqa")
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -18,15 +18,6 @@ def run(argv):
     return run_evaluate(argv)
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    IQAModel(backbone="vgg16", mode="nr", weights="random").save_pretrained(folder / "iqa")
-    IQAModel(backbone="vgg16", mode="fr", weights="random").save_pretrained(folder / "fr_iqa")
-    return folder
-
-
 def _independent_top(backbone, image, k):
     backbone.eval()
     with torch.no_grad():
@@ -34,12 +25,12 @@ def _independent_top(backbone, image, k):
     return [torch.topk(f[0].square().mean((1, 2)), k).indices.tolist() for f in feats]
 
 
-def test_features_of_a_discriminator_run_and_an_iqa_model(models, tmp_path, capsys):
+def test_features_of_a_discriminator_run_and_an_iqa_model(random_iqa_models, tmp_path, capsys):
     torch.manual_seed(1)
     Discriminator("vgg16", weights="random").save_pretrained(tmp_path / "sr_run" / "discriminator")
     out = tmp_path / "out"
     image = load_image("astronaut", 64)
-    for model, name in ((tmp_path / "sr_run", "sr_run-discriminator"), (models / "iqa", "iqa")):
+    for model, name in ((tmp_path / "sr_run", "sr_run-discriminator"), (random_iqa_models / "iqa", "iqa")):
         stages = run(["features", "--model", str(model), "--image", "astronaut", "--size", "64", "--top_k", "3",
                       "--output_dir", str(out), "--device", "cpu"])  # fmt: skip
         if name.endswith("discriminator"):
@@ -67,7 +58,7 @@ def test_features_of_a_registry_backbone_one_row_per_stage(tmp_path):
     assert heights["vgg16"][1] > heights["convnext"][1]  # one row per stage
 
 
-def test_features_mistakes(models, tmp_path):
+def test_features_mistakes(random_iqa_models, tmp_path):
     out = tmp_path / "out"
     from asym import SRModel
 
@@ -76,7 +67,7 @@ def test_features_mistakes(models, tmp_path):
         (["--model", str(tmp_path / "sr_only")], "SRModel, which has no feature backbone"),
         (["--model", str(tmp_path / "nothing")], "neither a folder"),
         (["--model", "owner/discriminator"], "could not be downloaded"),  # tests run offline (conftest)
-        (["--model", str(models / "iqa"), "--weights", "random"], "--weights goes with --backbone"),
+        (["--model", str(random_iqa_models / "iqa"), "--weights", "random"], "--weights goes with --backbone"),
         (["--backbone", "vgg99"], "unknown backbone"),
         (["--backbone", "vgg16", "--weights", "random", "--image", "nope"], "neither a file nor a builtin"),
     ]

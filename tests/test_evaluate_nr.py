@@ -46,29 +46,20 @@ def nr_data(tmp_path_factory):
     return folder, images, np.array([m for _, m in rows])
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    IQAModel(backbone="vgg16", mode="nr", weights="random").save_pretrained(folder / "iqa")
-    IQAModel(backbone="vgg16", mode="fr", weights="random").save_pretrained(folder / "fr_iqa")
-    return folder
-
-
-def test_nr_table_matches_independent_scores(nr_data, models, tmp_path, capsys):
+def test_nr_table_matches_independent_scores(nr_data, random_iqa_models, tmp_path, capsys):
     """The model's row equals SRCC/KRCC of its own scores; piqe (lower is better) is negated; maniqa is unavailable."""
     import pyiqa
 
     folder, images, mos = nr_data
     out = tmp_path / "out"
-    records = run(["nr", "--models", f"{models / 'iqa'},piqe,maniqa", "--datasets", str(folder),
+    records = run(["nr", "--models", f"{random_iqa_models / 'iqa'},piqe,maniqa", "--datasets", str(folder),
                    "--output_dir", str(out), "--device", "cpu"])  # fmt: skip
     printed = capsys.readouterr().out
     by_model = {r["model"]: r for r in records}
     assert set(by_model) == {"iqa", "piqe", "maniqa"} and {r["dataset"] for r in records} == {"noisy"}
     assert "noisy: 12 images, scores higher is better" in printed
 
-    model = IQAModel.from_pretrained(models / "iqa").eval()
+    model = IQAModel.from_pretrained(random_iqa_models / "iqa").eval()
     with torch.no_grad():
         own = np.array([model(x[None]).item() for x in images])
     row = by_model["iqa"]
@@ -204,10 +195,11 @@ def test_pyiqa_scores_are_oriented_by_lower_better(nr_data, tmp_path, monkeypatc
         ("{models}/iqa,{models}/iqa", "builtin", "listed twice"),
     ],
 )
-def test_nr_user_mistakes_are_one_line_errors(models, tmp_path, models_arg, datasets_arg, match):
+def test_nr_user_mistakes_are_one_line_errors(random_iqa_models, tmp_path, models_arg, datasets_arg, match):
     out = tmp_path / "out"
-    argv = ["nr", "--models", models_arg.format(models=models), "--datasets", datasets_arg.format(tmp=tmp_path),
-            "--output_dir", str(out), "--device", "cpu"]  # fmt: skip
+    models = models_arg.format(models=random_iqa_models)
+    argv = ["nr", "--models", models, "--datasets", datasets_arg.format(tmp=tmp_path), "--output_dir", str(out),
+            "--device", "cpu"]  # fmt: skip
     with pytest.raises(UserError, match=match) as err:
         run(argv)
     assert "\n" not in str(err.value)

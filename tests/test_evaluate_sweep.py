@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_evaluate
+from conftest import run_evaluate, sr_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,12 +15,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-
 
 def run(argv):
     return run_evaluate(argv)
-
-
-def sr_record(model, metric, score, loss, backbone, source=None, norm=None):
-    return {"model": model, "metric": metric, "dataset": "set", "score": score, "score_norm": norm, "status": "ok",
-            "images": 4, "fingerprint": "0123456789abcdef", "source": source or model, "loss": loss,
-            "per_backbone": backbone}  # fmt: skip
 
 
 def test_sweep_plots_average_against_lambda_adv(tmp_path, capsys):
