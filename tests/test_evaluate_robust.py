@@ -204,9 +204,9 @@ def test_sr_then_robust_table_on_y_with_feat_robustness_and_one_image_set(classi
 
     from asym.metrics.fidelity import ifc, uqi
     from asym.sr.data import load_sr_images
+    from asym.sr.eval_sets import load_sr_test_set
     from asym.sr.inference import load_sr_source
     from asym.sr.output_cache import SROutputCache, run_sr
-    from asym.sr.test_sets import load_sr_test_set
 
     robust, standard = classifiers
     for seed, (name, weights) in enumerate((("ep-robust", robust), ("ep", standard)), 1):

@@ -19,9 +19,9 @@ import evaluate  # noqa: E402
 from asym.core.errors import UserError  # noqa: E402
 from asym.metrics import NRMetric, psnr  # noqa: E402
 from asym.metrics.calibration import Normalisation, save_normalisations, scorer_identity  # noqa: E402
+from asym.sr.eval_sets import SRTestSet, load_sr_test_set  # noqa: E402
 from asym.sr.inference import SRSource, load_sr_source  # noqa: E402
 from asym.sr.output_cache import SROutputCache, run_sr  # noqa: E402
-from asym.sr.test_sets import SRTestSet, load_sr_test_set  # noqa: E402
 
 N_IMAGES = 2
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest: on the shared 2-core VM, faster than two threads

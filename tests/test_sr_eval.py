@@ -15,10 +15,10 @@ from torch import nn
 from asym.core.errors import UserError
 from asym.core.images import to_tensor
 from asym.sr.data import bicubic_downscale, bicubic_upsample
+from asym.sr.eval_sets import load_sr_test_set
 from asym.sr.inference import SRSource, load_sr_source
 from asym.sr.models import SRModel, upscale
 from asym.sr.output_cache import SROutputCache, run_sr
-from asym.sr.test_sets import load_sr_test_set
 
 NAMES = ("baby", "bird")
 

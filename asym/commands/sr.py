@@ -119,11 +119,11 @@ def run(args) -> list[dict]:
     """The SR leaderboard: every model's outputs (cached) on every test set, scored by every metric."""
     from accelerate.utils import gather_object
 
+    from asym.sr.eval_sets import load_sr_test_set
     from asym.sr.inference import load_sr_source
     from asym.sr.leaderboard import score_sr_leaderboard, sr_records
     from asym.sr.output_cache import SROutputCache
     from asym.sr.score_cache import ScoreCache
-    from asym.sr.test_sets import load_sr_test_set
 
     state = evaluation_state(args)  # one process unless launched with `accelerate launch`: then each scores a shard
 

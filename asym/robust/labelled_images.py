@@ -7,7 +7,7 @@
   ``LabelledSet.check_images`` decodes every image once, so a broken file fails before any work.
 * ``ClassificationSet``: a ``LabelledSet`` cut by one ``EvalCrop`` (``asym.robust.data``: a classifier's evaluation
   cut, e.g. resize 232, centre 224 for ResNet-50's IMAGENET1K_V2) into SR test items: the crop is the HR image, its
-  LR the antialiased bicubic downscale by ``scale`` (``asym.sr.data.bicubic_downscale``, as ``asym.sr.test_sets``
+  LR the antialiased bicubic downscale by ``scale`` (``asym.sr.data.bicubic_downscale``, as ``asym.sr.eval_sets``
   makes LR for image folders).
 """
 
@@ -24,7 +24,7 @@ from torch.utils.data import Subset
 from ..core.errors import UserError, reading
 from ..core.images import decode, is_saved_dataset, to_tensor
 from ..core.sources import resolve_source
-from ..sr.test_sets import SRTestSet
+from ..sr.eval_sets import SRTestSet
 from .data import EvalCrop, class_folders, label_table
 
 LABELS_FILE = "labels.csv"

@@ -1,6 +1,6 @@
 """What a train_sr.py run's card (the training facts in its config.json) records: written here (``sr_card``,
-``sr_eval_results``, ``discriminator_card``; ``describe_validation``, its validation fact and log line) and read here, as the SR tables read it, so the string contract between
-writer and readers lives in one module.
+``sr_eval_results``, ``discriminator_card``; ``describe_validation``, its validation fact and log line) and read here,
+as the SR tables read it, so the string contract between writer and readers lives in one module.
 
 ``card_loss`` (``--loss``), ``card_per_backbone`` / ``card_disc_backbone`` (the perceptual loss's and the
 discriminator's backbone), ``card_disc_type`` (the discriminator's head: vanilla or patch), ``card_feat_weights``

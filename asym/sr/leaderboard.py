@@ -17,11 +17,11 @@ import torch
 from ..core.errors import UserError
 from ..reporting.tables import OK
 from .cards import card_feat_weights, card_loss, card_per_backbone, feat_weights_robustness
+from .eval_sets import SRTestSet
 from .inference import SRSource
 from .output_cache import SROutputCache, fingerprint, item_digest, output_identity, pixels_digest, run_sr
 from .score_cache import ScoreCache
 from .table import REFERENCE
-from .test_sets import SRTestSet
 
 
 def _statuses(metric, values: list[float]) -> list[str]:

@@ -20,8 +20,8 @@ import torch
 
 from ..core.atomic import atomic_path
 from ..core.errors import UserError, summarize
+from .eval_sets import SRTestItem, SRTestSet
 from .inference import SRSource
-from .test_sets import SRTestItem, SRTestSet
 
 
 def cache_name(text: str, length: int) -> str:

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from ..reporting.grids import save_labelled_grid
+from .eval_sets import SRTestSet
 from .inference import SRSource
 from .leaderboard import score_outputs
 from .output_cache import run_sr
-from .test_sets import SRTestSet
 
 
 def sr_protocol(scale: int, y_channel: bool = True) -> dict:
