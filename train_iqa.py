@@ -44,8 +44,10 @@ from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
     add_common_args,
+    apply_channels_last,
     create_accelerator,
     logger,
+    plain_model,
     resume,
     run_cli,
     save_checkpoint,
@@ -166,12 +168,13 @@ def main(args):
         else (lambda s: 1.0)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     best = BestValidation()
+    apply_channels_last(args, model)  # --channels_last
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler, best)
     global_step = resume(accelerator, args)
     if accelerator.is_main_process:  # written once the inputs are known to be good: a failed run leaves nothing
         save_split(os.path.join(args.output_dir, "split.json"), data, split.parts, split.how)
-    plain = accelerator.unwrap_model(model)
+    plain = plain_model(accelerator, model)
     loader = create_train_loader(train_set, args, accelerator, global_step)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_iqa", config={k: v for k, v in vars(args).items() if v is not None})

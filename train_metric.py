@@ -45,9 +45,11 @@ from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
     add_common_args,
+    apply_channels_last,
     create_accelerator,
     evenly_spaced,
     logger,
+    plain_model,
     resume,
     run_cli,
     save_checkpoint,
@@ -228,12 +230,13 @@ def main(args):
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.lr_halving_steps, gamma=0.5)
     global_step = 0
     if trainable:
+        apply_channels_last(args, metric)  # --channels_last
         metric, optimizer = accelerator.prepare(metric, optimizer)
         accelerator.register_for_checkpointing(scheduler)
         global_step = resume(accelerator, args)
     if accelerator.is_main_process:  # written once the inputs are known to be good: a failed run leaves nothing
         save_split(os.path.join(args.output_dir, "split.json"), data, split.parts, split.how)
-    plain = accelerator.unwrap_model(metric)
+    plain = plain_model(accelerator, metric)
     loader = create_train_loader(train_set, args, accelerator, global_step)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_metric", config=vars(args))
@@ -341,10 +344,11 @@ def train_2afc(args):
                                  betas=(args.adam_beta1, args.adam_beta2))  # fmt: skip
     steps = args.max_train_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lpips_lr_factor(step, steps))
+    apply_channels_last(args, metric)  # --channels_last
     metric, logit, optimizer = accelerator.prepare(metric, logit, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     global_step = resume(accelerator, args)
-    plain, plain_logit = accelerator.unwrap_model(metric), accelerator.unwrap_model(logit)
+    plain, plain_logit = plain_model(accelerator, metric), plain_model(accelerator, logit)
     loader = create_train_loader(TwoAFCDataset(train_triplets, args.load_size), args, accelerator, global_step)
     if accelerator.is_main_process:
         accelerator.init_trackers("train_metric", config=vars(args))

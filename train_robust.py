@@ -46,8 +46,10 @@ from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
     add_common_args,
+    apply_channels_last,
     create_accelerator,
     logger,
+    plain_model,
     resume,
     run_cli,
     save_checkpoint,
@@ -194,10 +196,11 @@ def main(args):
     lr_step = args.lr_step_size or max(1, steps // 4)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=args.lr_step_gamma)
     record = RunRecord()
+    apply_channels_last(args, model)  # --channels_last
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler, record)
     global_step = resume(accelerator, args)
-    plain = accelerator.unwrap_model(model)
+    plain = plain_model(accelerator, model)
     if record.initial is None:  # (no global RNG is drawn: a resumed run replays the same batches and attacks)
         if accelerator.is_main_process:
             record.initial = evaluate(plain)

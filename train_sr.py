@@ -35,8 +35,10 @@ from asym.core.progress import tqdm
 from asym.core.train_loader import DataWait, create_train_loader
 from asym.core.training import (
     add_common_args,
+    apply_channels_last,
     create_accelerator,
     logger,
+    plain_model,
     resume,
     run_cli,
     save_checkpoint,
@@ -46,7 +48,11 @@ from asym.sr.cards import describe_validation, discriminator_card, sr_card, sr_e
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.sr.losses import GeneratorLoss, add_loss_args, check_loss_args
 from asym.sr.models import GENERATORS, SRModel, load_generator
-from asym.sr.validation import evaluate  # evaluate: the name the preflight times (study/costs.py)
+from asym.sr.validation import evaluate
+from asym.sr.window_attention import (  # evaluate: the name the preflight times (study/costs.py)
+    ATTENTIONS,
+    set_attention,
+)
 
 
 def parse_args(input_args=None):
@@ -56,6 +62,9 @@ def parse_args(input_args=None):
     g.add_argument("--scale", type=int, default=4, choices=[1, 2, 3, 4],
                    help="up-scaling factor; 1 for the autoencoders (the input is the HR crop itself)")  # fmt: skip
     g.add_argument("--init_generator", default=None, help="saved generator folder / Hub id / official checkpoint")
+    g.add_argument("--attention", choices=ATTENTIONS, default="eager",
+                   help="SwinIR's window attention: eager (spandrel's own) or sdpa (F.scaled_dot_product_attention, "
+                        "the same computation; a GPU speed option)")  # fmt: skip
     add_loss_args(g)  # --loss and --lambda_<term>, one per term of asym/sr/losses.LOSS_TERMS
     g.add_argument("--per_backbone", default="vgg16", help=f"DISTS-style loss backbone: {', '.join(list_backbones())}")
     g.add_argument("--per_alpha_beta", choices=["auto", "uniform", "random"], default="auto",
@@ -103,7 +112,11 @@ def parse_args(input_args=None):
     except (ValueError, argparse.ArgumentTypeError):
         parser.error(f"--lr_milestones {args.lr_milestones!r}: expected comma-separated step numbers (at least 1), "
                      "e.g. 1000,2000")  # fmt: skip
-    check_loss_args(parser, args, model_has_kl=GENERATORS.get(args.model, {}).get("arch") == "autoencoder-kl")
+    arch = GENERATORS.get(args.model, {}).get("arch")
+    check_loss_args(parser, args, model_has_kl=arch == "autoencoder-kl")
+    if args.attention != "eager" and arch != "swinir":
+        parser.error(f"--attention {args.attention} is for window-attention generators (swinir, swinir-light), not "
+                     f"{args.model}")  # fmt: skip
     return args
 
 
@@ -135,8 +148,13 @@ def main(args):
         else:
             generator = SRModel(args.model, args.scale)
         generator.train()  # from_pretrained returns eval mode: an autoencoder would then train on its posterior's mode
+        if args.attention != "eager":
+            set_attention(generator, args.attention)
         loss = GeneratorLoss(args, train_images).to(accelerator.device)  # the terms' networks, built once
         discriminator = loss.discriminator  # trained below, on the same batches
+    apply_channels_last(args, generator, *loss.networks.values())  # --channels_last
+    if args.compile:  # the generator and the discriminator are compiled by prepare (Accelerate's dynamo plugin)
+        loss.compile(args.compile_mode)
     # Optimisers and the paper's step schedule (lr halved at each milestone).
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)
@@ -185,7 +203,7 @@ def main(args):
             # Generator step: the discriminator is only read (its plain module, frozen, so no DDP sync).
             with accelerator.autocast():
                 sr = generator(lr_img)
-                losses = loss(sr, hr, accelerator.unwrap_model(generator))  # each term, unweighted
+                losses = loss(sr, hr, plain_model(accelerator, generator))  # each term, unweighted
                 loss_g = loss.total(losses)  # weighted by --lambda_<term>
             accelerator.backward(loss_g)
             if accelerator.sync_gradients and args.max_grad_norm > 0:
@@ -211,7 +229,7 @@ def main(args):
         for scheduler in schedulers:
             scheduler.step()
         if ema is not None:
-            ema.step(accelerator.unwrap_model(generator).parameters())
+            ema.step(plain_model(accelerator, generator).parameters())
         global_step += 1
         progress.update(1)
         logs = {f"loss/{k}": v.detach().item() for k, v in losses.items()} | {"lr": sched_g.get_last_lr()[0]}
@@ -226,7 +244,7 @@ def main(args):
             save_checkpoint(accelerator, args.output_dir, global_step, args.checkpoints_total_limit)
         if accelerator.is_main_process and (global_step % args.validation_steps == 0):
             grid = os.path.join(args.output_dir, "validation", f"step-{global_step}.png")
-            scores = evaluate(accelerator.unwrap_model(generator), val_set, accelerator.device, args.scale,
+            scores = evaluate(plain_model(accelerator, generator), val_set, accelerator.device, args.scale,
                               args.validation_tile, grid)  # fmt: skip
             accelerator.log({f"val/{k}": v for k, v in scores.items()}, step=global_step)
             logger.info("step %d validation: %s", global_step, describe_validation(scores))
@@ -234,7 +252,7 @@ def main(args):
     # Save the generator (EMA weights if kept) at the root, the discriminator in discriminator/.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        generator = accelerator.unwrap_model(generator)
+        generator = plain_model(accelerator, generator)
         if ema is not None:
             ema.copy_to(generator.parameters())
         grid = os.path.join(args.output_dir, "validation", "final.png")

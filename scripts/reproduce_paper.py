@@ -29,7 +29,14 @@ if ROOT not in sys.path:  # the scripts and asym/ live at the repository root, o
 
 from asym.core.errors import UserError  # noqa: E402
 from asym.core.flags import non_negative_int, positive_float, positive_int  # noqa: E402
-from asym.study.chains import GAN_BACKBONES, METRIC_BACKBONES, NR_METRICS, STUDIES, smoke_commands  # noqa: E402
+from asym.study.chains import (  # noqa: E402
+    GAN_BACKBONES,
+    METRIC_BACKBONES,
+    NR_METRICS,
+    STUDIES,
+    smoke_commands,
+    with_speed_flags,
+)
 from asym.study.graph import Study  # noqa: E402
 from asym.study.launch import (  # noqa: E402
     Resources,
@@ -210,6 +217,11 @@ def parse_args(input_args=None):
                              "missing in one table, exit 2), then run each distinct training stage for a few steps "
                              "at its configured size here: s / step, peak memory, ETA (steps, validations, checkpoint "
                              "saves, calibration), preflight.json")  # fmt: skip
+    parser.add_argument("--speed_flags", default="",
+                        help="GPU speed options added to every training run, e.g. '--compile --channels_last "
+                             "--allow_tf32 --attention sdpa' (--attention: train_sr.py's SwinIR runs only); the "
+                             "preflight measures the stages with them (off by default: the README's performance "
+                             "section)")  # fmt: skip
     launch = parser.add_argument_group("launching")
     launch.add_argument("--launcher", default=None, choices=["inline", "local", "slurm"],
                         help="inline: one run after another in this process (--smoke's default); local: each run a "
@@ -278,6 +290,7 @@ def main(args) -> list[tuple[str, list[str]]]:
     out = args.output_dir or os.path.join("runs", "smoke" if args.smoke else args.study)
     args.launcher = args.launcher or ("inline" if args.smoke else "local")
     commands = smoke_commands(out) if args.smoke else STUDIES[args.study](args.data, out)
+    commands = with_speed_flags(commands, shlex.split(args.speed_flags))  # the runs and their preflight alike
     study = Study(out, commands)
     only = [p for option in args.only for p in option.split(",") if p]
     runs = study.select(only) if only else study.runs

@@ -46,6 +46,26 @@ def test_an_empty_data_folder_names_all_eight_datasets_at_once_and_writes_nothin
     assert not out.exists()  # nothing trained, nothing written
 
 
+def test_speed_flags_reach_every_training_run_and_count_in_its_stage():
+    """reproduce_paper.py --speed_flags: every training command gets them (--attention only train_sr.py's SwinIR
+    runs); the preflight's stage key reads a switch as a switch and tells a compiled stage from an eager one."""
+    from asym.core.errors import UserError
+    from asym.study.chains import with_speed_flags
+
+    commands = paper_commands("data", "runs")
+    fast = with_speed_flags(commands, ["--compile", "--channels_last", "--attention", "sdpa"])
+    for (script, argv), (_, sped) in zip(commands, fast, strict=True):
+        trains = script != "evaluate.py"
+        assert ("--compile" in sped and "--channels_last" in sped) == trains
+        assert ("--attention" in sped) == (script == "train_sr.py")  # the paper's generator is SwinIR throughout
+        if trains:
+            assert stage_key(script, sped) != stage_key(script, argv)
+            assert dict(stage_key(script, sped)[1])["--compile"] is True
+    assert dict(stage_key("train_sr.py", ["--use_ema", "--loss", "rec"])[1]) == {"--use_ema": True, "--loss": "rec"}
+    with pytest.raises(UserError, match="'--lr' is not a speed option"):
+        with_speed_flags(commands, ["--lr", "1"])
+
+
 def test_stages_group_runs_of_the_same_cost_and_stand_in_what_earlier_links_write():
     commands = paper_commands("data", "runs")
     producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}

@@ -460,3 +460,50 @@ def test_a_new_loss_term_is_one_table_entry(tmp_path, monkeypatch):
     values = loss(sr, hr, generator=None)
     assert list(values) == ["feat", "texture"] and len(calls) == 1
     assert torch.allclose(loss.total(values), sum(v.mean() for v in forward(sr, hr).values()))
+
+
+def _losses(history):
+    return [{k: v for k, v in step.items() if k.startswith("loss/")} for step in history]
+
+
+def test_channels_last_trains_as_contiguous(tmp_path, monkeypatch):
+    """--channels_last puts the generator, the loss networks and the discriminator in channels-last memory format;
+    the run's losses are the contiguous run's within float32 rounding."""
+    formats = []
+
+    def spy(args, *modules):
+        real(args, *modules)
+        formats.extend((type(m).__name__, p.is_contiguous(memory_format=torch.channels_last)) for m in modules
+                       for p in m.parameters() if p.dim() == 4 and p.shape[-1] > 1)  # 1x1: both formats  # fmt: skip
+
+    real = train_sr.apply_channels_last
+    monkeypatch.setattr(train_sr, "apply_channels_last", spy)
+    common = ["--loss", "rec+per+adv", "--max_train_steps", "3"]
+    _, contiguous = run(tmp_path, *common, name="contiguous")
+    assert not any(last for name, last in formats if name == "SRModel")  # (asym's backbones are channels-last anyway)
+    formats.clear()
+    _, channels_last = run(tmp_path, *common, "--channels_last", name="channels_last")
+    assert {name for name, _ in formats} == {"SRModel", "DISTS", "Discriminator"} and all(last for _, last in formats)
+    for a, b in zip(_losses(contiguous), _losses(channels_last), strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_compiled_run_equals_eager_and_resumes_exactly(tmp_path, kill_after_checkpoint):
+    """--compile (the generator and discriminator through Accelerate's dynamo plugin, the loss networks by
+    GeneratorLoss.compile): the eager run's losses within float32 rounding; killed after its checkpoint and resumed, it
+    ends with the uninterrupted compiled run's weights exactly. Slow: inductor compiles for about a minute on CPU."""
+    common = ["--loss", "rec+per+adv", "--max_train_steps", "4", "--checkpointing_steps", "2"]
+    _, eager = run(tmp_path, *common, name="eager")
+    _, compiled = run(tmp_path, *common, "--compile", name="compiled")
+    for a, b in zip(_losses(eager), _losses(compiled), strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6) for k in a)
+    args = train_sr.parse_args([*FAST, *common, "--compile", "--output_dir", str(tmp_path / "split")])
+    kill_after_checkpoint(train_sr, 2, lambda: train_sr.main(args))
+    _, resumed = run(tmp_path, *common, "--compile", "--resume_from_checkpoint", "latest", name="split")
+    assert _losses(resumed) == _losses(compiled)[2:]
+    for sub in ("", "discriminator"):
+        a, b = _weights(tmp_path / "compiled" / sub), _weights(tmp_path / "split" / sub)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), sub
+    card = SRModel.from_pretrained(tmp_path / "compiled").card  # the plain module was saved, with its card
+    assert card["--loss"] == "rec+per+adv"

@@ -13,12 +13,16 @@ import os
 import re
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .atomic import honour_umask
 from .errors import UserError, reading
 from .errors import run_cli as run_entry_point
 from .flags import non_negative_float, non_negative_int, positive_float, positive_int, seed_int, unit_interval
 from .progress import LogHandler
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger("asym")
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -29,6 +33,9 @@ CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # the asym class each training script saves at the root of its --output_dir (read back by ``hub.saved_class``)
 RUN_SCRIPTS = {"SRModel": "train_sr.py", "DISTS": "train_metric.py", "LPIPS": "train_metric.py --objective 2afc",
                "IQAModel": "train_iqa.py", "Classifier": "train_robust.py"}  # fmt: skip
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's
 
 
 def add_common_args(parser: argparse.ArgumentParser, default_output_dir: str) -> None:
@@ -68,6 +75,20 @@ def add_common_args(parser: argparse.ArgumentParser, default_output_dir: str) ->
     g.add_argument("--license", default="unknown",
                    help="a Hub license id for the saved weights, e.g. mit, apache-2.0, cc-by-nc-4.0 (written in the "
                         "model card; the weights inherit the terms of the training data)")  # fmt: skip
+    s = parser.add_argument_group("speed (GPU options, off by default: the README's performance section says why)")
+    s.add_argument("--compile", action="store_true",
+                   help="torch.compile the trained networks (Accelerate's dynamo plugin, inductor) and the frozen "
+                        "loss networks; the first steps compile (minutes)")  # fmt: skip
+    s.add_argument("--compile_mode", choices=COMPILE_MODES, default="default",
+                   help="torch.compile's mode with --compile")  # fmt: skip
+    s.add_argument("--channels_last", action="store_true",
+                   help="networks and batches in channels-last memory format (faster convolutions on GPUs, mostly "
+                        "under bf16 / fp16)")  # fmt: skip
+    s.add_argument(
+        "--allow_tf32",
+        action="store_true",
+        help="TF32 matmuls and convolutions in float32 on Ampere and later GPUs (10-bit mantissa)",
+    )
 
 
 def check_output_dir(output_dir: str, saves: type | None = None) -> None:
@@ -121,7 +142,12 @@ def create_accelerator(args: argparse.Namespace, saves: type):
 
     check_output_dir(args.output_dir, saves)
     report_to = None if args.report_to == "none" else args.report_to
+    if args.allow_tf32:
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     accelerator = Accelerator(
+        dynamo_plugin=compile_plugin(args.compile_mode) if args.compile else None,
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=report_to,
@@ -140,6 +166,29 @@ def create_accelerator(args: argparse.Namespace, saves: type):
                         handlers=[LogHandler()])  # where the bars are, never inside one  # fmt: skip
     logger.setLevel(logging.INFO if accelerator.is_main_process else logging.WARNING)
     return accelerator
+
+
+def compile_plugin(mode: str = "default"):
+    """Accelerate's dynamo plugin for ``--compile``: ``prepare`` compiles each trained network with inductor."""
+    from accelerate.utils import TorchDynamoPlugin
+
+    return TorchDynamoPlugin(backend="inductor", mode=mode)
+
+
+def apply_channels_last(args, *modules: torch.nn.Module) -> None:
+    """With ``--channels_last``, every parameter and buffer of ``modules`` in channels-last memory format (in place;
+    convolutions then run channels-last on their inputs too); without it, nothing."""
+    if args.channels_last:
+        import torch
+
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
+
+
+def plain_model(accelerator, model: torch.nn.Module) -> torch.nn.Module:
+    """The network itself, out of every wrapper ``prepare`` put around it (DDP, autocast, torch.compile): what is
+    saved, carries its card and runs validation at any image size without recompiling."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
 
 
 def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
@@ -243,10 +292,14 @@ def evenly_spaced(indices: list[int], n: int) -> list[int]:
 __all__ = [
     "add_common_args",
     "check_output_dir",
+    "COMPILE_MODES",
     "create_accelerator",
     "evenly_spaced",
     "interrupted_line",
+    "compile_plugin",
     "list_checkpoints",
+    "apply_channels_last",
+    "plain_model",
     "RUN_SCRIPTS",
     "resume",
     "run_cli",

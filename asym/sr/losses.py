@@ -82,17 +82,17 @@ LOSS_NETWORKS = {"per": _perceptual, "feat": _feature_network, "disc": _discrimi
 
 def _adversarial(loss: GeneratorLoss, x: LossInputs) -> torch.Tensor:
     """ESRGAN's relativistic generator loss; the discriminator is only read (frozen for this pass, so no DDP sync)."""
-    discriminator = loss.networks["disc"]
-    discriminator.requires_grad_(False)
+    discriminator = loss.run["disc"]
+    loss.networks["disc"].requires_grad_(False)
     real_logits = discriminator(x.hr).detach()
     value = relativistic_generator_loss(real_logits, discriminator(x.sr))
-    discriminator.requires_grad_(True)
+    loss.networks["disc"].requires_grad_(True)
     return value
 
 
 def _feature_term(name: str) -> Callable[[GeneratorLoss, LossInputs], torch.Tensor]:
     """The feat or texture term, from the one forward of the feature network both read."""
-    return lambda loss, x: loss.once("feat", lambda: loss.networks["feat"](x.sr.float(), x.hr))[name].mean()
+    return lambda loss, x: loss.once("feat", lambda: loss.run["feat"](x.sr.float(), x.hr))[name].mean()
 
 
 # The terms in the order they are computed and summed.
@@ -102,7 +102,7 @@ LOSS_TERMS: dict[str, LossTerm] = {
         "DISTS-style",
         1.0,
         "weight of the perceptual term (0: off)",
-        lambda loss, x: loss.networks["per"](x.sr.float(), x.hr).mean(),
+        lambda loss, x: loss.run["per"](x.sr.float(), x.hr).mean(),
         network="per",
     ),  # fmt: skip
     "mse": LossTerm(
@@ -176,7 +176,8 @@ def check_loss_args(parser: argparse.ArgumentParser, args, model_has_kl: bool) -
 class GeneratorLoss:
     """The chosen terms of a run (``--loss``, and the model's own with a weight above 0) with their weights and loss
     networks, built once from the run's flags. ``loss(sr, hr, generator)`` returns each term's unweighted value,
-    ``loss.total(values)`` their weighted sum (``--lambda_<name>``)."""
+    ``loss.total(values)`` their weighted sum (``--lambda_<name>``). ``networks``: the loss networks by name (``per``,
+    ``feat``, ``disc``); ``run``: what the terms call, the same or compiled (``compile``)."""
 
     def __init__(self, args, train_images):
         weights = {name: getattr(args, f"lambda_{name}") for name in LOSS_TERMS}
@@ -184,6 +185,7 @@ class GeneratorLoss:
                         if (weights[name] > 0 if term.model_term else name in args.terms)}  # fmt: skip
         needed = {LOSS_TERMS[name].network for name in self.weights}
         self.networks = {name: build(args, train_images) for name, build in LOSS_NETWORKS.items() if name in needed}
+        self.run = dict(self.networks)  # what the terms call: the networks, or their compiled forms (compile)
         self._shared = {}
 
     @property
@@ -203,6 +205,12 @@ class GeneratorLoss:
         for name, network in self.networks.items():
             if name != "disc":
                 network.to(device)
+        return self
+
+    def compile(self, mode: str = "default") -> GeneratorLoss:
+        """``torch.compile`` each loss network's forward as the terms call it (``--compile``); ``networks`` stay the
+        modules themselves (the discriminator is trained and saved as such)."""
+        self.run = {name: torch.compile(network, mode=mode) for name, network in self.networks.items()}
         return self
 
     def once(self, key: str, compute: Callable):

@@ -204,3 +204,35 @@ def robust_commands(data: str, out: str) -> list[tuple[str, list[str]]]:
 
 
 STUDIES = {"paper": paper_commands, "robust": robust_commands}  # --study: the real-data chains; --smoke: the paper's
+
+
+TRAINING_SCRIPTS = ("train_sr.py", "train_metric.py", "train_iqa.py", "train_robust.py")
+SPEED_FLAGS = {"--compile": 0, "--compile_mode": 1, "--channels_last": 0, "--allow_tf32": 0, "--attention": 1}
+
+
+def with_speed_flags(commands: list[tuple[str, list[str]]], flags: list[str]) -> list[tuple[str, list[str]]]:
+    """The commands with the GPU speed options ``flags`` added to every training run (``--compile``,
+    ``--compile_mode M``, ``--channels_last``, ``--allow_tf32``; ``--attention sdpa`` to train_sr.py's SwinIR runs
+    only), so that the runs and the preflight that measures them use the same options. A flag that is not a speed
+    option is a UserError."""
+    from ..core.errors import UserError
+    from ..sr.models import GENERATORS
+
+    pairs, i = [], 0
+    while i < len(flags):
+        flag = flags[i]
+        if flag not in SPEED_FLAGS:
+            raise UserError(f"--speed_flags: {flag!r} is not a speed option ({', '.join(SPEED_FLAGS)})")
+        width = SPEED_FLAGS[flag]
+        if width and i + 1 >= len(flags):
+            raise UserError(f"--speed_flags: {flag} needs a value")
+        pairs.append(flags[i : i + 1 + width])
+        i += 1 + width
+    added = []
+    for script, argv in commands:
+        if script in TRAINING_SCRIPTS:
+            model = dict(zip(argv, argv[1:])).get("--model", "swinir")
+            windows = script == "train_sr.py" and GENERATORS.get(model, {}).get("arch") == "swinir"
+            argv = [*argv, *(a for pair in pairs if pair[0] != "--attention" or windows for a in pair)]
+        added.append((script, argv))
+    return added

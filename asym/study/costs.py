@@ -364,8 +364,13 @@ def add_run(row: dict, counts: dict) -> dict:
 
 def stage_key(script: str, argv: list[str]) -> tuple:
     """What decides a training command's cost: its flags but the output, the schedule length, the loss weights and
-    where its weights come from (a sweep point costs what its rec+per+adv run costs)."""
-    given = dict(zip(argv[::2], argv[1::2]))
+    where its weights come from (a sweep point costs what its rec+per+adv run costs); the speed options count
+    (``--compile``, ``--channels_last``, ...: a switch is True)."""
+    given, i = {}, 0
+    while i < len(argv):  # "--flag value", or a switch on its own ("--compile"): True
+        valued = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        given[argv[i]] = argv[i + 1] if valued else True
+        i += 2 if valued else 1
     ignore = {"--output_dir", "--max_train_steps", "--init_generator", "--weights", "--lr_milestones"}
     return (script, tuple(sorted((k, v) for k, v in given.items() if k not in ignore and not k.startswith("--lambda"))))
 
