@@ -164,6 +164,8 @@ CASES = [
     ("train_sr", [*SR, "--train_batch_size", "0"], "argument --train_batch_size: must be at least 1, got 0"),
     ("train_iqa", [*IQA, "--train_batch_size", "0"], "argument --train_batch_size: must be at least 1, got 0"),
     ("train_sr", [*SR, "--lambda_rec", "0"], "every term has weight 0 (--lambda_rec): the generator would not train"),
+    ("train_sr", [*SR, "--attention", "sdpa"], "--attention sdpa is for window-attention generators (swinir, "),
+    ("train_sr", [*SR, "--compile_mode", "fastest"], "argument --compile_mode: invalid choice: 'fastest'"),
     ("train_sr", [*SR, "--resume_from_checkpoint", "latest"], "is at step 3, past --max_train_steps 1"),
     ("train_sr", SR, "holds an earlier run's checkpoints (up to checkpoint-3): pass --resume_from_checkpoint latest"),
     ("evaluate", ["grid", "--models", "bicubic", "--size", "0"], "argument --size: must be at least 1, got 0"),

@@ -507,3 +507,24 @@ def test_compiled_run_equals_eager_and_resumes_exactly(tmp_path, kill_after_chec
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), sub
     card = SRModel.from_pretrained(tmp_path / "compiled").card  # the plain module was saved, with its card
     assert card["--loss"] == "rec+per+adv"
+
+
+def test_attention_sdpa_trains_swinir_as_eager_and_saves_the_plain_layout(tmp_path, monkeypatch):
+    """train_sr.py --attention sdpa on a SwinIR: the fused attention runs, the eager run's losses within float32
+    rounding, and the saved model is spandrel's SwinIR with its own attention class (how, not what, is computed)."""
+    from asym.sr import window_attention
+
+    calls = []
+    fused = window_attention.F.scaled_dot_product_attention
+    monkeypatch.setattr(
+        window_attention.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or fused(*a, **k)
+    )
+    common = ["--model", "swinir-light", "--loss", "rec+per", "--max_train_steps", "2", "--validation_tile", "0"]
+    _, eager = run(tmp_path, *common, name="eager")
+    assert not calls
+    args, sdpa = run(tmp_path, *common, "--attention", "sdpa", name="sdpa")
+    assert len(calls) >= 2 * 24  # every block of both steps (swinir-light: 4 groups of 6)
+    for a, b in zip(_losses(eager), _losses(sdpa), strict=True):
+        assert a.keys() == b.keys() and all(b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-6) for k in a)
+    saved = SRModel.from_pretrained(args.output_dir)
+    assert {type(m).__name__ for m in saved.modules() if "Attention" in type(m).__name__} == {"WindowAttention"}

@@ -7,6 +7,7 @@ import importlib
 import pytest
 import torch
 
+from asym import SRModel
 from asym.core.errors import UserError
 from asym.sr.models import quiet_swinir_meshgrid
 from asym.sr.window_attention import SDPAWindowAttention, set_attention
@@ -59,17 +60,17 @@ def test_official_layout_loads_into_both_and_dropout_is_honoured(tmp_path):
     path = tmp_path / "swinir.pth"
     torch.save({"params": eager.state_dict()}, path)  # the release files' layout
     sdpa.load_state_dict(torch.load(path, weights_only=True)["params"])
+    released = SRModel.from_checkpoint(str(path))  # spandrel detects it, as for evaluate.py sr and --init_generator
+    assert set_attention(released, "sdpa") == 4
     x = torch.rand(1, 3, 16, 16)
-    eager.eval(), sdpa.eval()
-    assert torch.allclose(eager(x), sdpa(x), atol=1e-6)
+    eager.eval(), sdpa.eval(), released.eval()
+    assert torch.allclose(eager(x), sdpa(x), atol=1e-6) and torch.allclose(eager(x), released(x), atol=1e-6)
     sdpa.train()
     assert not torch.allclose(sdpa(x), sdpa(x))  # dropout draws anew each forward
     assert isinstance(next(m for m in sdpa.modules() if "Attention" in type(m).__name__), SDPAWindowAttention)
 
 
 def test_sdpa_needs_window_attention():
-    from asym import SRModel
-
     with pytest.raises(UserError, match="--attention sdpa is for window-attention generators"):
         set_attention(SRModel("tiny", 4), "sdpa")
     with pytest.raises(UserError, match="choose one of eager, sdpa"):
