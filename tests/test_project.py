@@ -72,3 +72,8 @@ def test_benchmarks_run_and_compare_like_for_like(capsys):
     backbones.main(backbones.parse_args(["--device", "cpu", "--backbones", "resnet50", "--dtypes", "fp32", "bf16",
                                          "--batch_size", "1", "--resolution", "32", "--steps", "1"]))  # fmt: skip
     assert "resnet50   bf16" in capsys.readouterr().out
+    step = _load_script(ROOT / "benchmarks" / "train_sr_step.py")
+    rows = step.main(step.parse_args(["--device", "cpu", "--model", "swinir-light", "--batch_size", "1", "--crop_size",
+                                      "32", "--loss", "rec+adv", "--steps", "1", "--warmup", "1",
+                                      "--options", "eager,sdpa"]))  # fmt: skip
+    assert list(rows) == ["eager", "sdpa"] and "x1.00 vs eager" in capsys.readouterr().out
