@@ -17,6 +17,9 @@ Autoencoders (the paper's App. F): --model autoencoder-kl (diffusers Autoencoder
 with --scale 1 reconstruct the HR crop with the same losses, plus the VAE's KL term (--lambda_kl):
 
     accelerate launch train_sr.py --model autoencoder-kl --scale 1 --loss rec+per+adv --init_generator <SD VAE id>
+
+The terms are one table (asym/sr/losses.LOSS_TERMS): a new term is one entry there, its flag, step and card follow.
+GPU speed options (opt-in): --compile, --channels_last, --allow_tf32 and, for SwinIR, --attention sdpa.
 """
 
 from __future__ import annotations
@@ -48,11 +51,8 @@ from asym.sr.cards import describe_validation, discriminator_card, sr_card, sr_e
 from asym.sr.data import SRImageDataset, SRPairDataset, load_sr_images, split_train_validation
 from asym.sr.losses import GeneratorLoss, add_loss_args, check_loss_args
 from asym.sr.models import GENERATORS, SRModel, load_generator
-from asym.sr.validation import evaluate
-from asym.sr.window_attention import (  # evaluate: the name the preflight times (study/costs.py)
-    ATTENTIONS,
-    set_attention,
-)
+from asym.sr.validation import evaluate  # evaluate: the name the preflight times (study/costs.py)
+from asym.sr.window_attention import ATTENTIONS, set_attention
 
 
 def parse_args(input_args=None):
@@ -140,8 +140,8 @@ def main(args):
     train_set = SRPairDataset(train_images, args.scale, args.crop_size, train=True)
     val_set = SRImageDataset(val_images, args.scale)
 
-    # Models: generator, optional perceptual loss and discriminator. The main process builds (and downloads) first,
-    # so that every process then reads the same cached weights.
+    # Models: the generator and the loss's networks (asym/sr/losses.py: perceptual, feature, discriminator), as the
+    # terms need them. The main process builds (and downloads) first, so every process reads the same cached weights.
     with accelerator.main_process_first():
         if args.init_generator:
             generator = load_generator(args.init_generator, args.model, args.scale)
@@ -155,6 +155,7 @@ def main(args):
     apply_channels_last(args, generator, *loss.networks.values())  # --channels_last
     if args.compile:  # the generator and the discriminator are compiled by prepare (Accelerate's dynamo plugin)
         loss.compile(args.compile_mode)
+
     # Optimisers and the paper's step schedule (lr halved at each milestone).
     betas = (args.adam_beta1, args.adam_beta2)
     opt_g = torch.optim.Adam(generator.parameters(), lr=args.learning_rate, betas=betas)

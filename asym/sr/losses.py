@@ -96,51 +96,29 @@ def _feature_term(name: str) -> Callable[[GeneratorLoss, LossInputs], torch.Tens
 
 
 # The terms in the order they are computed and summed.
+# fmt: off
 LOSS_TERMS: dict[str, LossTerm] = {
-    "rec": LossTerm("L1", 1e-2, "weight of the L1 term (0: off)", lambda loss, x: F.l1_loss(x.sr.float(), x.hr)),
-    "per": LossTerm(
-        "DISTS-style",
-        1.0,
-        "weight of the perceptual term (0: off)",
-        lambda loss, x: loss.run["per"](x.sr.float(), x.hr).mean(),
-        network="per",
-    ),  # fmt: skip
-    "mse": LossTerm(
-        "E: mean squared error",
-        1.0,
-        "weight of the mse (E) term (0: off)",
-        lambda loss, x: F.mse_loss(x.sr.float(), x.hr),
-    ),  # fmt: skip
-    "feat": LossTerm(
-        "P: VGG-19 features",
-        1.0,
-        "weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside; 0: off)",
-        _feature_term("feat"),
-        network="feat",
-    ),  # fmt: skip
-    "texture": LossTerm(
-        "T: patch Gram matrices",
-        1.0,
-        "weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside; 0: off)",
-        _feature_term("texture"),
-        network="feat",
-    ),  # fmt: skip
-    "kl": LossTerm(
-        "the VAE's KL term",
-        None,
-        "autoencoders: weight of the VAE's KL term (default 1e-6, latent diffusion's kl_weight: keeps the "
-        "latents a usable distribution without blurring; 0: off)",
-        lambda loss, x: x.generator.net.last_kl.float().mean(),
-        model_term=True,
-    ),  # fmt: skip
-    "adv": LossTerm(
-        "relativistic adversarial",
-        5e-3,
-        "weight of the adversarial term (0: off; the discriminator still trains)",
-        _adversarial,
-        network="disc",
-    ),  # fmt: skip
+    "rec": LossTerm("L1", 1e-2, "weight of the L1 term (0: off)",
+                    lambda loss, x: F.l1_loss(x.sr.float(), x.hr)),
+    "per": LossTerm("DISTS-style", 1.0, "weight of the perceptual term (0: off)",
+                    lambda loss, x: loss.run["per"](x.sr.float(), x.hr).mean(), network="per"),
+    "mse": LossTerm("E: mean squared error", 1.0, "weight of the mse (E) term (0: off)",
+                    lambda loss, x: F.mse_loss(x.sr.float(), x.hr)),
+    "feat": LossTerm("P: VGG-19 features", 1.0,
+                     "weight of the feat (P) term (its layer weights 0.2 / 0.02 are inside; 0: off)",
+                     _feature_term("feat"), network="feat"),
+    "texture": LossTerm("T: patch Gram matrices", 1.0,
+                        "weight of the texture (T) term (its layer weights 3e-7 / 1e-6 / 1e-6 are inside; 0: off)",
+                        _feature_term("texture"), network="feat"),
+    "kl": LossTerm("the VAE's KL term", None,
+                   "autoencoders: weight of the VAE's KL term (default 1e-6, latent diffusion's kl_weight: keeps the "
+                   "latents a usable distribution without blurring; 0: off)",
+                   lambda loss, x: x.generator.net.last_kl.float().mean(), model_term=True),
+    "adv": LossTerm("relativistic adversarial", 5e-3,
+                    "weight of the adversarial term (0: off; the discriminator still trains)",
+                    _adversarial, network="disc"),
 }
+# fmt: on
 KL_DEFAULT = 1e-6  # latent diffusion's kl_weight
 
 
