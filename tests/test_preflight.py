@@ -62,6 +62,11 @@ def test_speed_flags_reach_every_training_run_and_count_in_its_stage():
             assert stage_key(script, sped) != stage_key(script, argv)
             assert dict(stage_key(script, sped)[1])["--compile"] is True
     assert dict(stage_key("train_sr.py", ["--use_ema", "--loss", "rec"])[1]) == {"--use_ema": True, "--loss": "rec"}
+    stage1 = next(a for s, a in fast if s == "train_sr.py" and "--init_generator" not in a)
+    measured = measurement_argv("train_sr.py", stage1, {}, "tmp/x")  # the command the preflight times
+    assert measured[measured.index("--attention") + 1] == "sdpa" and {"--compile", "--channels_last"} <= set(measured)
+    switch = ["--use_ema", "--loss", "rec"]
+    assert measurement_argv("train_sr.py", switch, {}, "t")[:3] == switch
     with pytest.raises(UserError, match="'--lr' is not a speed option"):
         with_speed_flags(commands, ["--lr", "1"])
 

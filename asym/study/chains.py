@@ -20,6 +20,8 @@ in docs/reproduce_paper.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 LOSSES = ("per", "rec+per", "per+adv", "rec+per+adv")
 METRIC_BACKBONES = ("vgg16-r", "vgg16", "resnet50", "convnext", "clip-vit", "swin-t")  # Table 4
 GAN_BACKBONES = ("vgg16", "resnet50", "dinov2")  # Tables 2 and 3, Figs. 5, 7, 8
@@ -206,6 +208,22 @@ def robust_commands(data: str, out: str) -> list[tuple[str, list[str]]]:
 STUDIES = {"paper": paper_commands, "robust": robust_commands}  # --study: the real-data chains; --smoke: the paper's
 
 
+def command_flags(argv: Sequence[str]) -> dict[str, str | bool]:
+    """A command's flags in order: ``--name value`` pairs, and switches on their own (``--compile``: True). The one
+    reader of the study's command lines (stages, measured commands, what a run reads)."""
+    flags, i = {}, 0
+    while i < len(argv):
+        valued = i + 1 < len(argv) and not argv[i + 1].startswith("--")
+        flags[argv[i]] = argv[i + 1] if valued else True
+        i += 2 if valued else 1
+    return flags
+
+
+def command_argv(flags: dict[str, str | bool]) -> list[str]:
+    """``command_flags`` written back as arguments."""
+    return [token for name, value in flags.items() for token in ((name,) if value is True else (name, value))]
+
+
 TRAINING_SCRIPTS = ("train_sr.py", "train_metric.py", "train_iqa.py", "train_robust.py")
 SPEED_FLAGS = {"--compile": 0, "--compile_mode": 1, "--channels_last": 0, "--allow_tf32": 0, "--attention": 1}
 
@@ -231,7 +249,7 @@ def with_speed_flags(commands: list[tuple[str, list[str]]], flags: list[str]) ->
     added = []
     for script, argv in commands:
         if script in TRAINING_SCRIPTS:
-            model = dict(zip(argv, argv[1:])).get("--model", "swinir")
+            model = command_flags(argv).get("--model", "swinir")
             windows = script == "train_sr.py" and GENERATORS.get(model, {}).get("arch") == "swinir"
             argv = [*argv, *(a for pair in pairs if pair[0] != "--attention" or windows for a in pair)]
         added.append((script, argv))

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from ..core.errors import UserError
+from .chains import command_argv, command_flags
 from .preflight import OK
 
 MEASURED_STEPS = 4  # optimisation steps a preflight runs per stage; the first (warm-up) is not timed
@@ -255,16 +256,16 @@ def measurement_argv(script: str, argv: list[str], producers: dict[str, list[str
     a network does not depend on its values: no download, no earlier run needed), what earlier links write replaced
     by the architecture they would hold, the run's files in ``out``, validation and evaluation cut to a minimum (the
     runs validate at their end all the same), one checkpoint saved after the last step (timed, not in a step)."""
-    given = dict(zip(argv[::2], argv[1::2]))  # the chain writes every flag as --name value
+    given = command_flags(argv)
     drop = {"--output_dir", "--max_train_steps", "--init_generator", "--validation_data_dir", "--per_metric",
             "--weights", "--report_to", "--validation_steps", "--checkpointing_steps"}  # fmt: skip
-    kept = [x for k, v in given.items() if k not in drop for x in (k, v)]
+    kept = command_argv({k: v for k, v in given.items() if k not in drop})
     extra = ["--output_dir", out, "--max_train_steps", str(MEASURED_STEPS), "--weights", "random", "--report_to",
              "none", "--validation_steps", "1000000", "--checkpointing_steps", str(MEASURED_STEPS)]  # fmt: skip
     if script == "train_sr.py":
         extra += ["--disc_weights", "random", "--num_validation_images", "1"]
         if "--per_metric" in given:  # the metric an earlier link trains: its backbone, at the same cost
-            producer = dict(zip(producers[given["--per_metric"]][::2], producers[given["--per_metric"]][1::2]))
+            producer = command_flags(producers[given["--per_metric"]])
             extra += ["--per_backbone", producer["--backbone"]]
     else:
         extra += ["--max_eval_samples", "3"]
@@ -366,11 +367,7 @@ def stage_key(script: str, argv: list[str]) -> tuple:
     """What decides a training command's cost: its flags but the output, the schedule length, the loss weights and
     where its weights come from (a sweep point costs what its rec+per+adv run costs); the speed options count
     (``--compile``, ``--channels_last``, ...: a switch is True)."""
-    given, i = {}, 0
-    while i < len(argv):  # "--flag value", or a switch on its own ("--compile"): True
-        valued = i + 1 < len(argv) and not argv[i + 1].startswith("--")
-        given[argv[i]] = argv[i + 1] if valued else True
-        i += 2 if valued else 1
+    given = command_flags(argv)
     ignore = {"--output_dir", "--max_train_steps", "--init_generator", "--weights", "--lr_milestones"}
     return (script, tuple(sorted((k, v) for k, v in given.items() if k not in ignore and not k.startswith("--lambda"))))
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.errors import UserError
+from .chains import command_flags
 
 EVALUATE = "evaluate.py"
 
@@ -45,9 +46,9 @@ class Run:
         return shlex.join([self.script, *self.args])
 
     def flag(self, name: str, default: str | None = None) -> str | None:
-        """The value of ``--name`` in the arguments (the chains write every flag as ``--name value``)."""
-        args = list(self.args)
-        return args[args.index(name) + 1] if name in args[:-1] else default
+        """The value of ``--name`` in the arguments (``command_flags``; a switch has none: ``default``)."""
+        value = command_flags(self.args).get(name)
+        return value if isinstance(value, str) else default
 
 
 def _output_dir(script: str, args: Sequence[str]) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..core.atomic import write_json
 from ..core.errors import UserError
+from .chains import command_flags
 from .costs import (
     STAGE_KEYS,
     TrainingRun,
@@ -45,7 +46,7 @@ def run_preflight(requirements: list, commands: list[tuple[str, list[str]]], out
                         f"{sum(r['status'].startswith(MISSING) for r in blocking)} missing, the rest unusable); put "
                         "them where it says, then run --preflight again")  # fmt: skip
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    producers = {dict(zip(a[::2], a[1::2])).get("--output_dir"): a for _, a in commands}
+    producers = {command_flags(a).get("--output_dir"): a for _, a in commands}
     stages: dict[tuple, dict] = {}
     sizes: dict[tuple, tuple[int, int] | None] = {}  # per stage: images of a validation pass and of a test pass
     for script, argv in commands:
